@@ -1,0 +1,31 @@
+//! Owns [`Error`], the crate-level error: a transparent wrapper of each module's error.
+
+/// Any gitmq error. Each variant wraps the error of the module that failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A topic or consumer name was refused.
+    #[error(transparent)]
+    Name(#[from] crate::name::Error),
+    /// An identity was refused or a commit did not decode.
+    #[error(transparent)]
+    Message(#[from] crate::message::Error),
+    /// Opening or creating the repository failed.
+    #[error(transparent)]
+    Repo(#[from] crate::repo::Error),
+    /// Reading or writing an object failed.
+    #[error(transparent)]
+    Odb(#[from] crate::odb::Error),
+    /// Reading or moving a ref failed.
+    #[error(transparent)]
+    Refs(#[from] crate::refs::Error),
+    /// Walking a topic failed.
+    #[error(transparent)]
+    Walk(#[from] crate::walk::Error),
+}
+
+impl From<crate::odb::loose::Error> for Error {
+    fn from(err: crate::odb::loose::Error) -> Self {
+        Error::Odb(err.into())
+    }
+}

@@ -1,0 +1,84 @@
+//! # gitmq: a message queue in a git repository
+//!
+//! ## Overview
+//!
+//! A **message** is a git commit whose tree is the empty tree: the payload is the commit
+//! message (byte for byte), the producer is the author, the time is the author date, and the
+//! address is the commit id. A **topic** is a branch, `refs/heads/<topic>`; its first-parent
+//! history, oldest first, is the log. A **consumer**'s position on a topic is a ref,
+//! `refs/gitmq/consumers/<consumer>/<topic>`, naming the last message it processed, so many
+//! consumers fan out over one topic and each resumes where it stopped.
+//!
+//! Everything is written and read in pure Rust: no `git` process, no libgit2. Any git client
+//! can browse the queue (`git log orders`), and `git fsck --strict` finds it clean.
+//!
+//! ## Example
+//!
+//! ```
+//! # fn main() -> Result<(), gitmq::Error> {
+//! use gitmq::{ConsumerName, Repository, TopicName};
+//!
+//! let dir = tempfile::tempdir().expect("temp dir");
+//! let repo = Repository::init(dir.path().join("queue.git"))?;
+//! let orders = TopicName::new("orders")?;
+//!
+//! let ids = repo.producer(&orders).publish_batch([&b"{\"id\":1}"[..], b"{\"id\":2}"])?;
+//!
+//! let mut billing = repo.consumer(&ConsumerName::new("billing")?, &orders)?;
+//! let batch = billing.poll(100)?;
+//! assert_eq!(batch[0].payload, b"{\"id\":1}");
+//! assert_eq!(batch[1].id, ids[1]);
+//! billing.commit()?; // the next `billing` consumer starts after message 2
+//! # Ok(()) }
+//! ```
+//!
+//! ## Guarantees
+//!
+//! - An id handed back by a producer names a message that is on the topic, durable per its
+//!   [`Durability`].
+//! - Two producers on one topic (threads or processes) serialize on the topic's ref lock; no
+//!   message is lost.
+//! - Consumers get at-least-once delivery: messages delivered but not committed come again.
+//! - Names are validated like git's ref names and can never reach outside the repository.
+//! - Corrupt objects and refs give errors, never panics or unbounded allocations.
+//!
+//! ## Limitations
+//!
+//! - This slice stores every message as a loose object (one file each). Pack files, the
+//!   batched hot path and reading packs written by `git gc` come in later slices.
+//! - SHA-1 repositories with the files ref backend only; SHA-256 and reftable are refused.
+//! - No network transport yet.
+//!
+//! ## It is not:
+//!
+//! - a broker: there is no server process; the git repository (and, later, a git host) is the
+//!   shared state;
+//! - a way to delete single messages: history is append-only.
+//!
+//! ## Features
+//!
+//! - `cli` (default): the `gitmq` command-line tool. Library users can turn it off.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod consume;
+pub mod durability;
+mod error;
+pub mod hash;
+pub mod message;
+pub mod name;
+pub mod odb;
+pub mod produce;
+pub mod refs;
+pub mod repo;
+pub mod walk;
+
+pub use consume::Consumer;
+pub use durability::Durability;
+pub use error::Error;
+pub use gix_hash::ObjectId;
+pub use message::{Identity, Message, MessageRef};
+pub use name::{ConsumerName, TopicName};
+pub use produce::Producer;
+pub use repo::Repository;

@@ -1,0 +1,374 @@
+//! Owns the message format: a message is a git commit whose tree is the empty tree.
+//!
+//! Byte layout of the commit body gitmq writes (git's own commit format):
+//!
+//! ```text
+//! tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n
+//! parent <40 hex>\n                       (absent on a topic's first message)
+//! author <name> <<email>> <seconds> <+hhmm>\n
+//! committer <name> <<email>> <seconds> <+hhmm>\n
+//! \n
+//! <payload, byte for byte: no newline added or stripped>
+//! ```
+//!
+//! Invariants: the payload after the blank line is exactly the producer's bytes, so
+//! `decode(encode(m)) == m`; identities never contain `<`, `>`, NUL or a newline (checked in
+//! [`Identity::new()`]), so the headers always parse. Decoding goes through `gix-object`, and
+//! accepts any commit (a message written by `git commit` with a non-empty tree reads fine).
+
+use gix_date::Time;
+use gix_hash::ObjectId;
+
+use crate::hash::{decimal, OBJECT_HASH};
+
+/// The hex id of the empty tree every message points to.
+pub const EMPTY_TREE_HEX: &[u8; 40] = b"4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+
+/// Returned by [`Identity::new()`] and [`MessageRef::from_bytes()`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A name or email that cannot be written into a commit header.
+    #[error("invalid producer identity {value:?}: {reason}")]
+    InvalidIdentity {
+        /// The refused name or email.
+        value: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// An object that should be a commit does not parse as one.
+    #[error("object {id} is not a valid commit: {reason}")]
+    Corrupt {
+        /// The object's id.
+        id: ObjectId,
+        /// What the parser said.
+        reason: String,
+    },
+}
+
+/// Who produced a message: the commit's author and committer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    name: String,
+    email: String,
+}
+
+/// Lifecycle
+impl Identity {
+    /// An identity with `name` and `email`; both must be free of `<`, `>`, NUL and newlines,
+    /// without surrounding spaces, and the name must not be empty.
+    ///
+    /// ```
+    /// use gitmq::Identity;
+    /// assert!(Identity::new("orders-service", "orders@example.com").is_ok());
+    /// assert!(Identity::new("evil\nauthor x", "e").is_err());
+    /// ```
+    pub fn new(name: &str, email: &str) -> Result<Self, Error> {
+        check_identity_part(name, false)?;
+        check_identity_part(email, true)?;
+        Ok(Self {
+            name: name.to_owned(),
+            email: email.to_owned(),
+        })
+    }
+
+    /// `gitmq@<hostname>`-style default: `$GITMQ_AUTHOR_NAME`/`$GITMQ_AUTHOR_EMAIL` when set
+    /// and valid, else name `gitmq` and email `gitmq@localhost`.
+    pub fn from_env() -> Self {
+        let name = std::env::var("GITMQ_AUTHOR_NAME").unwrap_or_else(|_| "gitmq".into());
+        let email =
+            std::env::var("GITMQ_AUTHOR_EMAIL").unwrap_or_else(|_| "gitmq@localhost".into());
+        Self::new(&name, &email).unwrap_or_else(|_| Self::default())
+    }
+}
+
+impl Default for Identity {
+    fn default() -> Self {
+        Self {
+            name: "gitmq".into(),
+            email: "gitmq@localhost".into(),
+        }
+    }
+}
+
+/// Access
+impl Identity {
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The email.
+    pub fn email(&self) -> &str {
+        &self.email
+    }
+}
+
+fn check_identity_part(value: &str, empty_ok: bool) -> Result<(), Error> {
+    let reason = if value.is_empty() && !empty_ok {
+        Some("it is empty")
+    } else if value
+        .bytes()
+        .any(|b| matches!(b, b'<' | b'>' | b'\n' | b'\r' | b'\0'))
+    {
+        Some("it contains '<', '>', NUL or a line break")
+    } else if value.trim() != value {
+        Some("it starts or ends with whitespace")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidIdentity {
+            value: value.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Append the commit body of a message to `out` (which is not cleared).
+///
+/// `parent` is the topic's previous head, `None` for its first message.
+pub fn encode(
+    out: &mut Vec<u8>,
+    parent: Option<&gix_hash::oid>,
+    author: &Identity,
+    time: Time,
+    payload: &[u8],
+) {
+    let mut signature = Vec::with_capacity(author.name.len() + author.email.len() + 32);
+    signature.extend_from_slice(author.name.as_bytes());
+    signature.extend_from_slice(b" <");
+    signature.extend_from_slice(author.email.as_bytes());
+    signature.extend_from_slice(b"> ");
+    write_time(&mut signature, time);
+
+    out.reserve(encoded_len(
+        parent.is_some(),
+        signature.len(),
+        payload.len(),
+    ));
+    out.extend_from_slice(b"tree ");
+    out.extend_from_slice(EMPTY_TREE_HEX);
+    out.push(b'\n');
+    if let Some(parent) = parent {
+        let mut hex = [0u8; 40];
+        out.extend_from_slice(b"parent ");
+        out.extend_from_slice(parent.hex_to_buf(&mut hex).as_bytes());
+        out.push(b'\n');
+    }
+    out.extend_from_slice(b"author ");
+    out.extend_from_slice(&signature);
+    out.extend_from_slice(b"\ncommitter ");
+    out.extend_from_slice(&signature);
+    out.extend_from_slice(b"\n\n");
+    out.extend_from_slice(payload);
+}
+
+fn encoded_len(has_parent: bool, signature_len: usize, payload_len: usize) -> usize {
+    let tree = 5 + 40 + 1;
+    let parent = if has_parent { 7 + 40 + 1 } else { 0 };
+    tree + parent + (7 + signature_len + 1) + (10 + signature_len + 1) + 1 + payload_len
+}
+
+/// Append git's raw time, `<seconds> <+hhmm>`.
+fn write_time(out: &mut Vec<u8>, time: Time) {
+    let mut digits = [0u8; 20];
+    if time.seconds < 0 {
+        out.push(b'-');
+    }
+    out.extend_from_slice(decimal(time.seconds.unsigned_abs(), &mut digits));
+    out.push(b' ');
+    out.push(if time.offset < 0 { b'-' } else { b'+' });
+    let offset = time.offset.unsigned_abs();
+    let (hours, minutes) = ((offset / 3600) % 100, (offset / 60) % 60);
+    for digit in [hours / 10, hours % 10, minutes / 10, minutes % 10] {
+        out.push(b'0' + u8::try_from(digit).expect("a single decimal digit"));
+    }
+}
+
+/// A message borrowed from a decoded commit object, checked once in [`MessageRef::from_bytes()`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRef<'a> {
+    /// The message's address: the commit id.
+    pub id: ObjectId,
+    /// The previous message on the first-parent chain, if any.
+    pub parent: Option<ObjectId>,
+    /// Further parents (a merge commit from a joined topic).
+    pub other_parents: Vec<ObjectId>,
+    /// The author's name.
+    pub author: &'a [u8],
+    /// The author's email.
+    pub email: &'a [u8],
+    /// The author date.
+    pub time: Time,
+    /// The payload, byte for byte.
+    pub payload: &'a [u8],
+}
+
+/// Lifecycle
+impl<'a> MessageRef<'a> {
+    /// Decode the commit body `data` whose id is `id`.
+    pub fn from_bytes(id: ObjectId, data: &'a [u8]) -> Result<Self, Error> {
+        let corrupt = |reason: String| Error::Corrupt { id, reason };
+        let commit = gix_object::CommitRef::from_bytes(data, OBJECT_HASH)
+            .map_err(|err| corrupt(err.to_string()))?;
+        let author = commit.author().map_err(|err| corrupt(err.to_string()))?;
+        let time = author
+            .time()
+            .map_err(|err| corrupt(format!("bad author date: {err}")))?;
+        let mut parents = commit.parents();
+        let parent = parents.next();
+        let other_parents = parents.collect();
+        Ok(Self {
+            id,
+            parent,
+            other_parents,
+            author: author.name,
+            email: author.email,
+            time,
+            payload: commit.message,
+        })
+    }
+
+    /// Copy into an owned [`Message`].
+    pub fn into_owned(self) -> Message {
+        Message {
+            id: self.id,
+            parent: self.parent,
+            author: String::from_utf8_lossy(self.author).into_owned(),
+            email: String::from_utf8_lossy(self.email).into_owned(),
+            time: self.time,
+            payload: self.payload.to_vec(),
+        }
+    }
+}
+
+/// An owned message, as a consumer receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The message's address: the commit id.
+    pub id: ObjectId,
+    /// The previous message on the topic, if any.
+    pub parent: Option<ObjectId>,
+    /// The producer's name (the commit author).
+    pub author: String,
+    /// The producer's email.
+    pub email: String,
+    /// When it was produced (the author date, with the producer's UTC offset).
+    pub time: Time,
+    /// The payload, byte for byte.
+    pub payload: Vec<u8>,
+}
+
+/// Access
+impl Message {
+    /// The time in RFC 3339, e.g. `2026-11-27T15:23:39+01:00`.
+    pub fn time_rfc3339(&self) -> String {
+        self.time
+            .format_or_unix(gix_date::time::format::ISO8601_STRICT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hash::object_id;
+
+    fn roundtrip(parent: Option<ObjectId>, payload: &[u8], time: Time) {
+        let author = Identity::new("producer one", "p1@example.com").unwrap();
+        let mut body = Vec::new();
+        encode(&mut body, parent.as_deref(), &author, time, payload);
+        let id = object_id(gix_object::Kind::Commit, &body);
+        let decoded = MessageRef::from_bytes(id, &body).expect("what we encode decodes");
+        assert_eq!(decoded.payload, payload, "payload is byte-exact");
+        assert_eq!(decoded.parent, parent);
+        assert_eq!(decoded.author, b"producer one");
+        assert_eq!(decoded.email, b"p1@example.com");
+        assert_eq!(decoded.time, time, "time and offset survive");
+    }
+
+    #[test]
+    fn payloads_round_trip_byte_for_byte() {
+        let parent = Some(ObjectId::empty_blob(OBJECT_HASH));
+        let payloads: [&[u8]; 8] = [
+            b"",
+            b"{\"a\":1}",
+            b"no newline",
+            b"trailing newline\n",
+            b"\n\nleading blank lines\n\n",
+            b"a: 1\nb:\n  - x\n",
+            b"\xff\xfe not utf-8 \x80",
+            b"tree 0000\nparent looks like a header\n",
+        ];
+        for payload in payloads {
+            roundtrip(None, payload, Time::new(1_700_000_000, 3600));
+            roundtrip(
+                parent,
+                payload,
+                Time::new(1_700_000_000, -(5 * 3600 + 30 * 60)),
+            );
+        }
+    }
+
+    #[test]
+    fn random_payloads_and_times_round_trip() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..500 {
+            let len = usize::try_from(next() % 300).unwrap();
+            let payload: Vec<u8> = (0..len).map(|_| (next() % 256) as u8).collect();
+            let seconds = i64::try_from(next() % 4_000_000_000).unwrap();
+            let offset = i32::try_from(next() % (14 * 60)).unwrap() * 60 - 7 * 3600;
+            roundtrip(None, &payload, Time::new(seconds, offset));
+        }
+    }
+
+    #[test]
+    fn encoded_commits_hash_like_git() {
+        // printf '' | GIT_AUTHOR_DATE='1700000000 +0000' GIT_COMMITTER_DATE='1700000000 +0000' \
+        //   GIT_AUTHOR_NAME=a GIT_AUTHOR_EMAIL=a@b GIT_COMMITTER_NAME=a GIT_COMMITTER_EMAIL=a@b \
+        //   git commit-tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904 -m hi   (message "hi\n")
+        let mut body = Vec::new();
+        encode(
+            &mut body,
+            None,
+            &Identity::new("a", "a@b").unwrap(),
+            Time::new(1_700_000_000, 0),
+            b"hi\n",
+        );
+        assert_eq!(
+            body,
+            b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor a <a@b> 1700000000 +0000\ncommitter a <a@b> 1700000000 +0000\n\nhi\n"
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_clear_error_not_a_panic() {
+        let id = ObjectId::null(OBJECT_HASH);
+        for data in [
+            &b""[..],
+            b"tree x\n",
+            b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n",
+        ] {
+            assert!(MessageRef::from_bytes(id, data).is_err());
+        }
+    }
+
+    #[test]
+    fn identities_with_header_breaking_bytes_are_refused() {
+        for (name, email) in [
+            ("", "e"),
+            ("a<b", "e"),
+            ("a", "e>"),
+            ("a\nb", "e"),
+            (" a", "e"),
+        ] {
+            assert!(Identity::new(name, email).is_err(), "{name:?} {email:?}");
+        }
+    }
+}
