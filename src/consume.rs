@@ -73,8 +73,9 @@ impl Consumer {
 /// Consuming
 impl Consumer {
     /// Up to `max` messages after the last one delivered, oldest first; empty when caught up.
+    /// Reads the topic's head once per call when fewer than `max` messages are known.
     pub fn poll(&mut self, max: usize) -> Result<Vec<Message>, crate::Error> {
-        if self.pending.is_empty() {
+        if self.pending.len() < max {
             self.refill()?;
         }
         let mut messages = Vec::with_capacity(max.min(self.pending.len()));
@@ -114,10 +115,11 @@ impl Consumer {
         let Some(head) = self.repo.head(&self.topic)? else {
             return Ok(());
         };
-        if Some(head) == self.delivered {
+        let known_tip = self.pending.back().copied().or(self.delivered);
+        if Some(head) == known_tip {
             return Ok(());
         }
-        let ids = walk::ids_after(self.repo.odb(), head, self.delivered, &mut self.buf)?;
+        let ids = walk::ids_after(self.repo.odb(), head, known_tip, &mut self.buf)?;
         self.pending.extend(ids);
         Ok(())
     }

@@ -11,7 +11,8 @@
 //! <payload, byte for byte: no newline added or stripped>
 //! ```
 //!
-//! Invariants: the payload after the blank line is exactly the producer's bytes, so
+//! Invariants: the payload after the blank line is exactly the producer's bytes (any bytes but
+//! NUL, which git's fsck refuses in a commit; see [`check_payload()`]), so
 //! `decode(encode(m)) == m`; identities never contain `<`, `>`, NUL or a newline (checked in
 //! [`Identity::new()`]), so the headers always parse. Decoding goes through `gix-object`, and
 //! accepts any commit (a message written by `git commit` with a non-empty tree reads fine).
@@ -34,6 +35,13 @@ pub enum Error {
         value: String,
         /// Why.
         reason: &'static str,
+    },
+    /// A payload holding a NUL byte: git's fsck refuses such commits (`nulInCommit`), and so
+    /// do hosts that check pushes. Encode binary payloads (e.g. base64) first.
+    #[error("payload holds a NUL byte at offset {offset}; git refuses NUL in commit messages, so encode binary payloads (e.g. base64)")]
+    NulInPayload {
+        /// Where the first NUL is.
+        offset: usize,
     },
     /// An object that should be a commit does not parse as one.
     #[error("object {id} is not a valid commit: {reason}")]
@@ -125,7 +133,16 @@ fn check_identity_part(value: &str, empty_ok: bool) -> Result<(), Error> {
     }
 }
 
-/// Append the commit body of a message to `out` (which is not cleared).
+/// Check that `payload` can be a commit message: any bytes but NUL.
+pub fn check_payload(payload: &[u8]) -> Result<(), Error> {
+    match payload.iter().position(|b| *b == 0) {
+        Some(offset) => Err(Error::NulInPayload { offset }),
+        None => Ok(()),
+    }
+}
+
+/// Append the commit body of a message to `out` (which is not cleared). The payload must have
+/// passed [`check_payload()`].
 ///
 /// `parent` is the topic's previous head, `None` for its first message.
 pub fn encode(
@@ -321,7 +338,9 @@ mod tests {
         };
         for _ in 0..500 {
             let len = usize::try_from(next() % 300).unwrap();
-            let payload: Vec<u8> = (0..len).map(|_| (next() % 256) as u8).collect();
+            let payload: Vec<u8> = (0..len)
+                .map(|_| u8::try_from(next() % 256).unwrap())
+                .collect();
             let seconds = i64::try_from(next() % 4_000_000_000).unwrap();
             let offset = i32::try_from(next() % (14 * 60)).unwrap() * 60 - 7 * 3600;
             roundtrip(None, &payload, Time::new(seconds, offset));
@@ -345,6 +364,15 @@ mod tests {
             body,
             b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor a <a@b> 1700000000 +0000\ncommitter a <a@b> 1700000000 +0000\n\nhi\n"
         );
+    }
+
+    #[test]
+    fn payloads_with_nul_are_refused_and_others_accepted() {
+        assert!(matches!(
+            check_payload(b"ab\0c"),
+            Err(Error::NulInPayload { offset: 2 })
+        ));
+        assert!(check_payload(b"\x01\xff any other byte").is_ok());
     }
 
     #[test]

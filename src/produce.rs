@@ -128,6 +128,7 @@ impl Producer {
         let mut ids = Vec::new();
         let mut parent = head;
         for payload in payloads {
+            message::check_payload(payload.as_ref())?;
             self.body.clear();
             message::encode(
                 &mut self.body,

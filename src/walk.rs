@@ -46,13 +46,11 @@ pub fn ids_after(
         next = MessageRef::from_bytes(id, buf)?.parent;
         ids.push(id);
     }
-    match stop {
-        Some(stop) => Err(Error::NotOnTopic { stop, head }),
-        None => {
-            ids.reverse();
-            Ok(ids)
-        }
+    if let Some(stop) = stop {
+        return Err(Error::NotOnTopic { stop, head });
     }
+    ids.reverse();
+    Ok(ids)
 }
 
 /// Read and decode the message `id`.

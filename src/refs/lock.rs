@@ -94,7 +94,7 @@ impl RefLock {
                         });
                     }
                     attempt += 1;
-                    std::thread::sleep(backoff(attempt).min(timeout - waited));
+                    std::thread::sleep(backoff(attempt).min(timeout.saturating_sub(waited)));
                 }
                 Err(err) => return Err(io_err(&lock_path)(err)),
             }

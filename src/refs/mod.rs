@@ -136,7 +136,7 @@ impl RefStore {
             .map(|r| (r.name, r.target))
             .collect();
         let mut loose = Vec::new();
-        self.walk_loose(&self.git_dir.join(prefix), prefix, &mut loose)?;
+        Self::walk_loose(&self.git_dir.join(prefix), prefix, &mut loose)?;
         for name in loose {
             if let Some(Loose::Direct(id)) = self.read_loose(&name)? {
                 found.insert(name, id);
@@ -190,7 +190,7 @@ impl RefStore {
             .map_err(|_| malformed())
     }
 
-    fn walk_loose(&self, dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), Error> {
+    fn walk_loose(dir: &Path, prefix: &str, out: &mut Vec<String>) -> Result<(), Error> {
         let entries = match fs::read_dir(dir) {
             Ok(entries) => entries,
             Err(err)
@@ -211,7 +211,7 @@ impl RefStore {
             let name = format!("{prefix}{file_name}");
             let file_type = entry.file_type().map_err(io_err(dir))?;
             if file_type.is_dir() {
-                self.walk_loose(&entry.path(), &format!("{name}/"), out)?;
+                Self::walk_loose(&entry.path(), &format!("{name}/"), out)?;
             } else if gix_validate::reference::name(name.as_bytes().into()).is_ok() {
                 out.push(name);
             }

@@ -1,0 +1,123 @@
+//! The command line's shape (clap derive): every subcommand and flag, nothing else.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// A durable, auditable message queue in a git repository.
+#[derive(Debug, Parser)]
+#[command(name = "gitmq", version, about)]
+pub struct Cli {
+    /// The queue repository [default: $GITMQ_REPO, else the repository around the current directory]
+    #[arg(long, global = true, env = "GITMQ_REPO", value_name = "PATH")]
+    pub repo: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a bare queue repository at PATH (or reopen the one there).
+    Init {
+        /// Where to create it.
+        path: PathBuf,
+    },
+    /// Append messages to a topic and print each new message's id, one per line, in order.
+    Publish(PublishArgs),
+    /// Print the messages after a consumer's position, oldest first, then commit the position.
+    Consume(ConsumeArgs),
+    /// Print every message of a topic, oldest first; touches no position.
+    Log {
+        /// The topic.
+        topic: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// List topics with their head message.
+    Topics,
+    /// List consumers: topic, position and lag in messages.
+    Consumers,
+    /// Show what gitmq does, in a temporary repository (nothing else is touched).
+    Demo {
+        /// Keep the demo repository at this path instead of a temporary directory.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+}
+
+/// How messages are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The payload, then a newline unless it already ends with one.
+    Text,
+    /// One JSON object per line: id, author, email, time (RFC 3339), payload.
+    Json,
+}
+
+/// `--durability` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DurabilityArg {
+    /// Acknowledged once in the page cache: survives a process crash, not a power loss.
+    None,
+    /// Acknowledged once the batch and its ref are fsynced.
+    Batch,
+    /// Acknowledged once each message is fsynced on its own.
+    Each,
+}
+
+impl From<DurabilityArg> for gitmq::Durability {
+    fn from(arg: DurabilityArg) -> Self {
+        match arg {
+            DurabilityArg::None => gitmq::Durability::None,
+            DurabilityArg::Batch => gitmq::Durability::Batch,
+            DurabilityArg::Each => gitmq::Durability::Each,
+        }
+    }
+}
+
+/// `gitmq publish` arguments.
+#[derive(Debug, clap::Args)]
+pub struct PublishArgs {
+    /// The topic (a branch name).
+    pub topic: String,
+    /// Messages, one per argument; without any, each line of stdin is one message.
+    pub messages: Vec<std::ffi::OsString>,
+    /// Read NUL-separated records from stdin instead of lines.
+    #[arg(short = '0', long = "null")]
+    pub null: bool,
+    /// When a message counts as acknowledged (and its id is printed).
+    #[arg(long, value_enum, default_value_t = DurabilityArg::Batch)]
+    pub durability: DurabilityArg,
+    /// Most messages per batch (one ref update each).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub batch: u32,
+    /// Author name [default: $GITMQ_AUTHOR_NAME, else "gitmq"]
+    #[arg(long)]
+    pub author: Option<String>,
+    /// Author email [default: $GITMQ_AUTHOR_EMAIL, else "gitmq@localhost"]
+    #[arg(long)]
+    pub email: Option<String>,
+}
+
+/// `gitmq consume` arguments.
+#[derive(Debug, clap::Args)]
+pub struct ConsumeArgs {
+    /// The topic.
+    pub topic: String,
+    /// The consumer's name (one path component).
+    #[arg(long)]
+    pub consumer: String,
+    /// Print at most N messages.
+    #[arg(long, value_name = "N")]
+    pub max: Option<usize>,
+    /// Do not move the consumer's position.
+    #[arg(long)]
+    pub no_commit: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}

@@ -1,0 +1,8 @@
+//! gitmq's integration tests, one binary (gitoxide/ripgrep style): the real `git` reads what
+//! gitmq wrote and gitmq reads what git wrote; the `gitmq` binary is driven as a user would.
+
+mod cli;
+mod concurrency;
+mod interop;
+mod model;
+mod util;
