@@ -82,3 +82,8 @@ pub use message::{Identity, Message, MessageRef};
 pub use name::{ConsumerName, TopicName};
 pub use produce::Producer;
 pub use repo::Repository;
+
+/// The README's examples are compiled and run as doctests, so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
