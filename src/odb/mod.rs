@@ -4,6 +4,7 @@
 //! (Packs are read in a later slice.) Writes of single objects go to the loose store.
 
 pub mod loose;
+pub mod pack;
 
 use std::path::PathBuf;
 

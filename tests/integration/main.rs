@@ -5,4 +5,5 @@ mod cli;
 mod concurrency;
 mod interop;
 mod model;
+mod pack_read;
 mod util;

@@ -1,0 +1,10 @@
+//! Owns pack files: their format, writing them (the producer's hot path) and reading them.
+//!
+//! Invariant: a pack and its index appear in `objects/pack/` complete and in git's order
+//! (pack renamed first, then its index); readers only consider packs whose index exists.
+
+pub mod delta;
+pub mod format;
+pub mod index;
+pub mod read;
+pub mod set;

@@ -1,0 +1,1 @@
+//! Reading packs that git wrote (gc, repack, deltas) and that gitmq wrote.
