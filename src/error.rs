@@ -19,6 +19,9 @@ pub enum Error {
     /// Reading or moving a ref failed.
     #[error(transparent)]
     Refs(#[from] crate::refs::Error),
+    /// Appending failed.
+    #[error(transparent)]
+    Produce(#[from] crate::produce::Error),
     /// Walking a topic failed.
     #[error(transparent)]
     Walk(#[from] crate::walk::Error),

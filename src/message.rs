@@ -152,55 +152,86 @@ pub fn encode(
     time: Time,
     payload: &[u8],
 ) {
-    let mut signature = Vec::with_capacity(author.name.len() + author.email.len() + 32);
-    signature.extend_from_slice(author.name.as_bytes());
-    signature.extend_from_slice(b" <");
-    signature.extend_from_slice(author.email.as_bytes());
-    signature.extend_from_slice(b"> ");
-    write_time(&mut signature, time);
+    CommitEncoder::new(author, time.offset).encode(out, parent, time.seconds, payload);
+}
 
-    out.reserve(encoded_len(
-        parent.is_some(),
-        signature.len(),
-        payload.len(),
-    ));
-    out.extend_from_slice(b"tree ");
-    out.extend_from_slice(EMPTY_TREE_HEX);
-    out.push(b'\n');
-    if let Some(parent) = parent {
-        let mut hex = [0u8; 40];
-        out.extend_from_slice(b"parent ");
-        out.extend_from_slice(parent.hex_to_buf(&mut hex).as_bytes());
-        out.push(b'\n');
+/// Encodes many messages of one producer: the identity and UTC offset are formatted once.
+#[derive(Debug, Clone)]
+pub struct CommitEncoder {
+    /// `"<name> <<email>> "`.
+    signature_prefix: Vec<u8>,
+    /// `" +hhmm"`.
+    offset: [u8; 6],
+}
+
+impl CommitEncoder {
+    /// An encoder for messages by `author` in the UTC offset `offset_seconds`.
+    pub fn new(author: &Identity, offset_seconds: i32) -> Self {
+        let mut signature_prefix = Vec::with_capacity(author.name.len() + author.email.len() + 4);
+        signature_prefix.extend_from_slice(author.name.as_bytes());
+        signature_prefix.extend_from_slice(b" <");
+        signature_prefix.extend_from_slice(author.email.as_bytes());
+        signature_prefix.extend_from_slice(b"> ");
+        let sign = if offset_seconds < 0 { b'-' } else { b'+' };
+        let offset = offset_seconds.unsigned_abs();
+        let (hours, minutes) = ((offset / 3600) % 100, (offset / 60) % 60);
+        let digit = |d: u32| b'0' + u8::try_from(d).expect("a single decimal digit");
+        Self {
+            signature_prefix,
+            offset: [
+                b' ',
+                sign,
+                digit(hours / 10),
+                digit(hours % 10),
+                digit(minutes / 10),
+                digit(minutes % 10),
+            ],
+        }
     }
-    out.extend_from_slice(b"author ");
-    out.extend_from_slice(&signature);
-    out.extend_from_slice(b"\ncommitter ");
-    out.extend_from_slice(&signature);
-    out.extend_from_slice(b"\n\n");
-    out.extend_from_slice(payload);
+
+    /// Append the body of the message with `parent`, author date `seconds` and `payload`.
+    pub fn encode(
+        &self,
+        out: &mut Vec<u8>,
+        parent: Option<&gix_hash::oid>,
+        seconds: i64,
+        payload: &[u8],
+    ) {
+        let mut digits = [0u8; 20];
+        let seconds_digits = decimal(seconds.unsigned_abs(), &mut digits);
+        let signature_len = self.signature_prefix.len()
+            + usize::from(seconds < 0)
+            + seconds_digits.len()
+            + self.offset.len();
+        out.reserve(encoded_len(parent.is_some(), signature_len, payload.len()));
+        out.extend_from_slice(b"tree ");
+        out.extend_from_slice(EMPTY_TREE_HEX);
+        out.push(b'\n');
+        if let Some(parent) = parent {
+            let mut hex = [0u8; 40];
+            out.extend_from_slice(b"parent ");
+            out.extend_from_slice(parent.hex_to_buf(&mut hex).as_bytes());
+            out.push(b'\n');
+        }
+        for header in [&b"author "[..], b"committer "] {
+            out.extend_from_slice(header);
+            out.extend_from_slice(&self.signature_prefix);
+            if seconds < 0 {
+                out.push(b'-');
+            }
+            out.extend_from_slice(seconds_digits);
+            out.extend_from_slice(&self.offset);
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+        out.extend_from_slice(payload);
+    }
 }
 
 fn encoded_len(has_parent: bool, signature_len: usize, payload_len: usize) -> usize {
     let tree = 5 + 40 + 1;
     let parent = if has_parent { 7 + 40 + 1 } else { 0 };
     tree + parent + (7 + signature_len + 1) + (10 + signature_len + 1) + 1 + payload_len
-}
-
-/// Append git's raw time, `<seconds> <+hhmm>`.
-fn write_time(out: &mut Vec<u8>, time: Time) {
-    let mut digits = [0u8; 20];
-    if time.seconds < 0 {
-        out.push(b'-');
-    }
-    out.extend_from_slice(decimal(time.seconds.unsigned_abs(), &mut digits));
-    out.push(b' ');
-    out.push(if time.offset < 0 { b'-' } else { b'+' });
-    let offset = time.offset.unsigned_abs();
-    let (hours, minutes) = ((offset / 3600) % 100, (offset / 60) % 60);
-    for digit in [hours / 10, hours % 10, minutes / 10, minutes % 10] {
-        out.push(b'0' + u8::try_from(digit).expect("a single decimal digit"));
-    }
 }
 
 /// A message borrowed from a decoded commit object, checked once in [`MessageRef::from_bytes()`].

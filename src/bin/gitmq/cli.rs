@@ -41,6 +41,9 @@ pub enum Command {
     Topics,
     /// List consumers: topic, position and lag in messages.
     Consumers,
+    /// Measure gitmq against git on the same messages, in the same run.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Show what gitmq does, in a temporary repository (nothing else is touched).
     Demo {
         /// Keep the demo repository at this path instead of a temporary directory.
@@ -92,9 +95,15 @@ pub struct PublishArgs {
     /// When a message counts as acknowledged (and its id is printed).
     #[arg(long, value_enum, default_value_t = DurabilityArg::Batch)]
     pub durability: DurabilityArg,
-    /// Most messages per batch (one ref update each).
+    /// Most messages per batch (one pack and one ref update each).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,
+    /// Flush a batch once its first message waited this many milliseconds for more input.
+    #[arg(long, default_value_t = 5, value_name = "MS")]
+    pub linger_ms: u64,
+    /// Deflate level 1-9 for pack entries; 0 stores them uncompressed (fastest).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub compression: u8,
     /// Author name [default: $GITMQ_AUTHOR_NAME, else "gitmq"]
     #[arg(long)]
     pub author: Option<String>,
@@ -120,4 +129,34 @@ pub struct ConsumeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+/// `gitmq bench` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Append N messages with gitmq (each durability and compression), `git fast-import` and
+    /// a `git commit` loop; print rates, ratios and per-phase costs.
+    Append {
+        /// How many messages.
+        #[arg(long, default_value_t = 100_000)]
+        messages: usize,
+        /// Messages per batch (pack) for gitmq with durability none.
+        #[arg(long, default_value_t = 10_000)]
+        batch: usize,
+        /// Messages per batch for gitmq with durability batch (each batch is fsynced).
+        #[arg(long, default_value_t = 1000)]
+        durable_batch: usize,
+        /// How many messages the `git commit` loop writes (it is slow).
+        #[arg(long, default_value_t = 200)]
+        cli_messages: usize,
+        /// How many messages the `durability each` latency run writes.
+        #[arg(long, default_value_t = 300)]
+        each_messages: usize,
+        /// Keep the scratch repositories (their path is printed).
+        #[arg(long)]
+        keep: bool,
+        /// Flush on the appending thread instead of a background thread.
+        #[arg(long)]
+        inline_flush: bool,
+    },
 }

@@ -2,19 +2,18 @@
 
 use std::{
     error::Error,
-    io::{self, BufRead, BufWriter, Write},
-    os::unix::ffi::OsStrExt,
+    io::{self, BufWriter, Write},
     path::Path,
 };
 
-use gitmq::{ConsumerName, Identity, Repository, TopicName};
+use gitmq::{ConsumerName, Repository, TopicName};
 
 use crate::{
-    cli::{Cli, Command, ConsumeArgs, Format, PublishArgs},
+    cli::{BenchCommand, Cli, Command, ConsumeArgs, Format},
     output::write_message,
 };
 
-type Result<T> = std::result::Result<T, Box<dyn Error + Send + Sync>>;
+pub type Result<T> = std::result::Result<T, Box<dyn Error + Send + Sync>>;
 
 /// How many messages a consume or log reads between flushes (and position commits).
 const CHUNK: usize = 1000;
@@ -28,7 +27,24 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { keep } => crate::demo::run(keep.as_deref()),
-        Command::Publish(args) => publish(&open(repo.as_deref())?, &args),
+        Command::Bench(BenchCommand::Append {
+            messages,
+            batch,
+            durable_batch,
+            cli_messages,
+            each_messages,
+            keep,
+            inline_flush,
+        }) => crate::bench::append(&crate::bench::AppendOptions {
+            messages,
+            batch,
+            durable_batch,
+            cli_messages,
+            each_messages,
+            keep,
+            inline_flush,
+        }),
+        Command::Publish(args) => crate::publish::run(&open(repo.as_deref())?, &args),
         Command::Consume(args) => consume(&open(repo.as_deref())?, &args),
         Command::Log { topic, format } => {
             print_log(&open(repo.as_deref())?, &TopicName::new(&topic)?, format)
@@ -43,38 +59,6 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Consumers => consumers(&open(repo.as_deref())?),
-    }
-}
-
-fn publish(repo: &Repository, args: &PublishArgs) -> Result<()> {
-    let topic = TopicName::new(&args.topic)?;
-    let default = Identity::from_env();
-    let identity = Identity::new(
-        args.author.as_deref().unwrap_or(default.name()),
-        args.email.as_deref().unwrap_or(default.email()),
-    )?;
-    let mut producer = repo
-        .producer(&topic)
-        .with_identity(identity)
-        .with_durability(args.durability.into());
-    let mut out = io::stdout().lock();
-    let mut print = |ids: &[gitmq::ObjectId]| -> Result<()> {
-        for id in ids {
-            writeln!(out, "{id}")?;
-        }
-        out.flush()?;
-        Ok(())
-    };
-    if args.messages.is_empty() {
-        let separator = if args.null { b'\0' } else { b'\n' };
-        let batch = usize::try_from(args.batch)?;
-        publish_stdin(separator, batch, |records| {
-            let ids = producer.publish_batch(records)?;
-            print(&ids)
-        })
-    } else {
-        let ids = producer.publish_batch(args.messages.iter().map(|m| m.as_bytes()))?;
-        print(&ids)
     }
 }
 
@@ -121,38 +105,6 @@ fn open(repo: Option<&Path>) -> Result<Repository> {
         Some(path) => Repository::open(path)?,
         None => Repository::discover(".")?,
     })
-}
-
-/// Split stdin into records at `separator` and hand them to `publish` in batches of at most
-/// `batch`; a batch also ends whenever stdin has nothing more buffered, so interactive input
-/// is published as it arrives rather than when a batch fills.
-fn publish_stdin(
-    separator: u8,
-    batch: usize,
-    mut publish: impl FnMut(&[Vec<u8>]) -> Result<()>,
-) -> Result<()> {
-    let stdin = io::stdin();
-    let mut reader = io::BufReader::with_capacity(1 << 16, stdin.lock());
-    let mut records: Vec<Vec<u8>> = Vec::with_capacity(batch.min(CHUNK));
-    loop {
-        let mut record = Vec::new();
-        let n = reader.read_until(separator, &mut record)?;
-        if n == 0 {
-            break;
-        }
-        if record.last() == Some(&separator) {
-            record.pop();
-        }
-        records.push(record);
-        if records.len() >= batch || reader.buffer().is_empty() {
-            publish(&records)?;
-            records.clear();
-        }
-    }
-    if !records.is_empty() {
-        publish(&records)?;
-    }
-    Ok(())
 }
 
 pub fn print_log(repo: &Repository, topic: &TopicName, format: Format) -> Result<()> {

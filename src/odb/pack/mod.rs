@@ -3,8 +3,10 @@
 //! Invariant: a pack and its index appear in `objects/pack/` complete and in git's order
 //! (pack renamed first, then its index); readers only consider packs whose index exists.
 
+pub mod deflate;
 pub mod delta;
 pub mod format;
 pub mod index;
 pub mod read;
 pub mod set;
+pub mod write;

@@ -1,0 +1,309 @@
+//! `gitmq bench append`: gitmq against `git fast-import` and the git CLI on the same messages,
+//! in the same run, printing each rate and the ratios (machines here are shared and noisy, so
+//! ratios measured together are what to compare).
+
+mod git;
+mod phases;
+mod workload;
+
+use std::{
+    fs,
+    io::Write,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use gitmq::{
+    odb::pack::write::Compression,
+    produce::{Producer, ProducerConfig},
+    Durability, Repository, TopicName,
+};
+use workload::{fmt_rate, rate};
+
+use crate::commands::Result;
+
+/// Options of `gitmq bench append`.
+pub struct AppendOptions {
+    pub messages: usize,
+    pub batch: usize,
+    pub durable_batch: usize,
+    pub cli_messages: usize,
+    pub each_messages: usize,
+    pub keep: bool,
+    pub inline_flush: bool,
+}
+
+/// A scratch directory removed on drop (unless kept).
+struct Scratch {
+    path: PathBuf,
+    keep: bool,
+}
+
+impl Scratch {
+    fn new(keep: bool) -> Result<Self> {
+        let path = std::env::temp_dir().join(format!(
+            "gitmq-bench-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        ));
+        fs::create_dir_all(&path)?;
+        Ok(Self { path, keep })
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !self.keep {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+pub fn append(opts: &AppendOptions) -> Result<()> {
+    let scratch = Scratch::new(opts.keep)?;
+    let n = opts.messages;
+    eprintln!("generating {n} messages (~150-byte JSON)...");
+    let messages = workload::messages(n);
+    let avg = messages.iter().map(Vec::len).sum::<usize>() / n.max(1);
+    println!(
+        "gitmq bench append: {n} messages of ~{avg} bytes, batches of {} (durability batch: {})",
+        opts.batch, opts.durable_batch
+    );
+    println!();
+    println!("per-message phase costs (ns), in-process:");
+    for (phase, ns) in phases::measure(&messages) {
+        println!("  {phase:<40} {ns:>8.0}");
+    }
+    println!();
+
+    let mut rows: Vec<(String, f64)> = Vec::new();
+    let mut run_gitmq =
+        |label: &str, durability, compression, batch: usize| -> Result<(f64, Stats)> {
+            let repo_path = scratch.path.join(format!("gitmq-{}", rows.len()));
+            let (seconds, stats) =
+                gitmq_append(&repo_path, &messages, opts, batch, durability, compression)?;
+            let count = messages.len();
+            let r = rate(count, seconds);
+            eprintln!("  {label}: {} msg/s", fmt_rate(r));
+            rows.push((label.to_owned(), r));
+            Ok((r, stats))
+        };
+    eprintln!("running gitmq...");
+    let (stored, _) = run_gitmq(
+        "gitmq, durability none, stored",
+        Durability::None,
+        Compression::Stored,
+        opts.batch,
+    )?;
+    let (deflate, _) = run_gitmq(
+        "gitmq, durability none, deflate 1",
+        Durability::None,
+        Compression::Deflate(1),
+        opts.batch,
+    )?;
+    let durable_label = format!(
+        "gitmq, durability batch ({} per batch), stored",
+        opts.durable_batch
+    );
+    let (batch, stats) = run_gitmq(
+        &durable_label,
+        Durability::Batch,
+        Compression::Stored,
+        opts.durable_batch,
+    )?;
+
+    let floor = disk_floor(&scratch.path.join("floor"), &stats)?;
+    let floor_rate = rate(n, floor);
+    rows.push((
+        "plain write+fsync loop of the same files (disk floor)".into(),
+        floor_rate,
+    ));
+
+    let each_n = opts.each_messages.min(n);
+    let each_latencies = each_latencies(&scratch.path.join("each"), &messages[..each_n])?;
+    let fsync_latencies = fsync_floor(&scratch.path.join("fsync"), each_n)?;
+
+    let mut fast_import_rate = None;
+    let mut fast_import_stored_rate = None;
+    if git::available() {
+        eprintln!("running git...");
+        let stream = git::fast_import_stream(&messages);
+        let s = git::fast_import(&scratch.path.join("fi.git"), &stream, &[])?;
+        fast_import_rate = Some(rate(n, s));
+        rows.push(("git fast-import (defaults)".into(), rate(n, s)));
+        let s = git::fast_import(
+            &scratch.path.join("fi0.git"),
+            &stream,
+            &["-c", "pack.compression=0"],
+        )?;
+        fast_import_stored_rate = Some(rate(n, s));
+        rows.push(("git fast-import, pack.compression=0".into(), rate(n, s)));
+        let cli_n = opts.cli_messages.min(n);
+        if cli_n > 0 {
+            let s = git::commit_loop(&scratch.path.join("cli"), &messages[..cli_n])?;
+            rows.push((
+                format!("git commit --allow-empty loop ({cli_n} messages)"),
+                rate(cli_n, s),
+            ));
+        }
+    } else {
+        println!("(git not on PATH: no comparison)");
+    }
+
+    println!("append rates (messages/s):");
+    for (label, r) in &rows {
+        println!("  {label:<58} {:>12}", fmt_rate(*r));
+    }
+    println!();
+    println!("ratios:");
+    if let Some(fi) = fast_import_rate {
+        println!(
+            "  gitmq stored / git fast-import (defaults)        {:>8.1}x",
+            stored / fi
+        );
+        println!(
+            "  gitmq deflate 1 / git fast-import (defaults)     {:>8.1}x",
+            deflate / fi
+        );
+    }
+    if let Some(fi0) = fast_import_stored_rate {
+        println!(
+            "  gitmq stored / git fast-import compression=0     {:>8.1}x",
+            stored / fi0
+        );
+    }
+    println!(
+        "  gitmq batch mode / disk floor                    {:>8.0}%",
+        100.0 * batch / floor_rate
+    );
+    println!();
+    println!(
+        "durability each, {each_n} messages: {} msg/s, latency p50 {:.2} ms, p99 {:.2} ms \
+         (plain small-file write+fsync+rename+dir fsync: p50 {:.2} ms, p99 {:.2} ms)",
+        fmt_rate(rate(
+            each_latencies.len(),
+            each_latencies.iter().sum::<f64>()
+        )),
+        percentile(&each_latencies, 50.0) * 1e3,
+        percentile(&each_latencies, 99.0) * 1e3,
+        percentile(&fsync_latencies, 50.0) * 1e3,
+        percentile(&fsync_latencies, 99.0) * 1e3,
+    );
+    Ok(())
+}
+
+/// Sizes of what a gitmq run wrote, to replay as the disk floor.
+#[derive(Debug, Default, Clone)]
+pub struct Stats {
+    pack_bytes: Vec<u64>,
+    index_bytes: Vec<u64>,
+}
+
+fn gitmq_append(
+    path: &Path,
+    messages: &[Vec<u8>],
+    opts: &AppendOptions,
+    batch: usize,
+    durability: Durability,
+    compression: Compression,
+) -> Result<(f64, Stats)> {
+    let repo = Repository::init(path)?;
+    let config = ProducerConfig {
+        durability,
+        compression,
+        max_batch_messages: batch,
+        max_batch_bytes: usize::MAX,
+        linger: Duration::from_secs(3600),
+        background_flush: !opts.inline_flush,
+        ..ProducerConfig::default()
+    };
+    let mut producer = Producer::with_config(repo, TopicName::new("t")?, config);
+    let start = Instant::now();
+    let mut acknowledged = 0;
+    for message in messages {
+        if let Some(flushed) = producer.append(message)?.flushed {
+            acknowledged += flushed.ids.len();
+        }
+    }
+    acknowledged += producer.flush()?.ids.len();
+    let seconds = start.elapsed().as_secs_f64();
+    assert_eq!(acknowledged, messages.len(), "every message acknowledged");
+    let mut stats = Stats::default();
+    for entry in fs::read_dir(path.join("objects/pack"))? {
+        let entry = entry?;
+        let len = entry.metadata()?.len();
+        match entry.path().extension().and_then(|e| e.to_str()) {
+            Some("pack") => stats.pack_bytes.push(len),
+            Some("idx") => stats.index_bytes.push(len),
+            _ => {}
+        }
+    }
+    Ok((seconds, stats))
+}
+
+/// The same files as a `batch`-mode run, written and fsynced by a plain loop: per batch, a
+/// pack and an index (each fsynced), two renames, a directory fsync, then a ref lock file
+/// (fsynced), its rename and a directory fsync.
+fn disk_floor(dir: &Path, stats: &Stats) -> Result<f64> {
+    fs::create_dir_all(dir.join("refs"))?;
+    let start = Instant::now();
+    for (i, (pack, index)) in stats.pack_bytes.iter().zip(&stats.index_bytes).enumerate() {
+        for (name, len) in [("p", *pack), ("i", *index)] {
+            let tmp = dir.join(format!("tmp.{name}"));
+            let mut file = fs::File::create(&tmp)?;
+            file.write_all(&vec![b'x'; usize::try_from(len)?])?;
+            file.sync_data()?;
+            fs::rename(&tmp, dir.join(format!("{i}.{name}")))?;
+        }
+        fs::File::open(dir)?.sync_all()?;
+        let lock = dir.join("refs/t.lock");
+        let mut file = fs::File::create(&lock)?;
+        file.write_all(&[b'0'; 41])?;
+        file.sync_data()?;
+        fs::rename(&lock, dir.join("refs/t"))?;
+        fs::File::open(dir.join("refs"))?.sync_all()?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// Seconds per `publish` with `Durability::Each`.
+fn each_latencies(path: &Path, messages: &[Vec<u8>]) -> Result<Vec<f64>> {
+    let repo = Repository::init(path)?;
+    let mut producer = repo
+        .producer(&TopicName::new("t")?)
+        .with_durability(Durability::Each);
+    let mut latencies = Vec::with_capacity(messages.len());
+    for message in messages {
+        let start = Instant::now();
+        producer.publish(message)?;
+        latencies.push(start.elapsed().as_secs_f64());
+    }
+    Ok(latencies)
+}
+
+/// Seconds per plain small-file durable write: write, fsync, rename, directory fsync.
+fn fsync_floor(dir: &Path, n: usize) -> Result<Vec<f64>> {
+    fs::create_dir_all(dir)?;
+    let mut latencies = Vec::with_capacity(n);
+    for i in 0..n {
+        let start = Instant::now();
+        let tmp = dir.join("tmp");
+        let mut file = fs::File::create(&tmp)?;
+        file.write_all(&[b'x'; 400])?;
+        file.sync_data()?;
+        fs::rename(&tmp, dir.join(i.to_string()))?;
+        fs::File::open(dir)?.sync_all()?;
+        latencies.push(start.elapsed().as_secs_f64());
+    }
+    Ok(latencies)
+}
+
+fn percentile(samples: &[f64], p: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}

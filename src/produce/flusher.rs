@@ -1,0 +1,189 @@
+//! Owns moving a sealed batch to disk and onto the topic: trailer and index, pack files, ref.
+//!
+//! Runs on the producer's background thread (or inline): while it hashes, writes and syncs
+//! one batch, the producer's thread encodes and hashes the next, so the two cores overlap.
+//!
+//! Invariants (the order of `flush_sealed`): pack and index are written, synced when the mode
+//! asks, renamed (pack first) and their directory synced, *then* the ref is locked; if the
+//! topic moved since the batch was built, the batch is rebuilt on the new head under the lock
+//! and that pack written instead (the stale one is removed: nothing names it); only then does
+//! the ref move, synced when the mode asks. Batches are flushed strictly in order; after the
+//! first failure every later batch is refused, never written past a gap.
+
+use std::{
+    path::PathBuf,
+    sync::mpsc::{self, Receiver, SyncSender},
+    thread::JoinHandle,
+    time::Duration,
+};
+
+use super::{batch::SealedBatch, Error, Flushed};
+use crate::{
+    message::CommitEncoder,
+    odb::pack::write::{self, Compression},
+    refs::{Expected, RefStore},
+    Durability, TopicName,
+};
+
+/// Everything a flush needs, cloned into the background thread.
+#[derive(Debug, Clone)]
+pub(crate) struct FlushContext {
+    pub refs: RefStore,
+    pub pack_dir: PathBuf,
+    pub topic: TopicName,
+    pub encoder: CommitEncoder,
+    pub compression: Compression,
+    pub durability: Durability,
+    pub lock_timeout: Duration,
+}
+
+/// Write `batch` and move the topic to its tip; the final ids, and the batch's pack buffer
+/// for reuse.
+pub(crate) fn flush_sealed(
+    ctx: &FlushContext,
+    batch: SealedBatch,
+) -> (Result<Flushed, crate::Error>, Vec<u8>) {
+    let mut spare = Vec::new();
+    let result = flush_sealed_into(ctx, batch, &mut spare);
+    (result, spare)
+}
+
+fn flush_sealed_into(
+    ctx: &FlushContext,
+    batch: SealedBatch,
+    spare: &mut Vec<u8>,
+) -> Result<Flushed, crate::Error> {
+    let sync = ctx.durability.syncs();
+    let files = batch.pack.finish();
+    let written =
+        write::write_pack_files(&ctx.pack_dir, &batch.pack, &files, sync).map_err(Error::Pack)?;
+    let lock = match ctx.refs.lock(&ctx.topic.ref_name(), ctx.lock_timeout) {
+        Ok(lock) => lock,
+        Err(err) => {
+            write::remove_pack_files(&written);
+            return Err(err.into());
+        }
+    };
+    let current = lock.current()?;
+    let (batch, rebuilt) = if current == batch.base {
+        (batch, false)
+    } else {
+        write::remove_pack_files(&written);
+        let rebuilt = batch
+            .rebuilt_on(current, &ctx.encoder, ctx.compression)
+            .map_err(|reason| Error::Rebuild {
+                topic: ctx.topic.to_string(),
+                reason,
+            })?;
+        let files = rebuilt.pack.finish();
+        write::write_pack_files(&ctx.pack_dir, &rebuilt.pack, &files, sync).map_err(Error::Pack)?;
+        (rebuilt, true)
+    };
+    let tip = batch.tip().expect("BUG: a sealed batch holds a message");
+    // On failure the pack stays: whether the ref moved is unknown, and an unnamed pack is
+    // harmless. The producer is poisoned by its caller.
+    lock.commit(Expected::from_current(current), &tip, sync)?;
+    *spare = batch.pack.bytes;
+    Ok(Flushed {
+        ids: batch.ids,
+        rebuilt,
+    })
+}
+
+/// A background thread flushing sealed batches in order.
+#[derive(Debug)]
+pub(crate) struct Pipeline {
+    jobs: Option<SyncSender<SealedBatch>>,
+    done: Receiver<(Result<Flushed, crate::Error>, Vec<u8>)>,
+    in_flight: usize,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Sealed batches queued beyond the one being flushed (bounds the producer's memory).
+const QUEUE: usize = 1;
+
+impl Pipeline {
+    pub fn start(ctx: FlushContext) -> Self {
+        let (jobs, job_rx) = mpsc::sync_channel::<SealedBatch>(QUEUE);
+        let (done_tx, done) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("gitmq-flush-{}", ctx.topic))
+            .spawn(move || {
+                let mut failed: Option<String> = None;
+                for batch in job_rx {
+                    let (result, spare) = match &failed {
+                        Some(cause) => (
+                            Err(Error::Poisoned {
+                                topic: ctx.topic.to_string(),
+                                cause: cause.clone(),
+                            }
+                            .into()),
+                            Vec::new(),
+                        ),
+                        None => flush_sealed(&ctx, batch),
+                    };
+                    if let Err(err) = &result {
+                        failed.get_or_insert_with(|| err.to_string());
+                    }
+                    if done_tx.send((result, spare)).is_err() {
+                        break;
+                    }
+                }
+            })
+            .expect("spawning the flush thread");
+        Self {
+            jobs: Some(jobs),
+            done,
+            in_flight: 0,
+            thread: Some(thread),
+        }
+    }
+
+    /// Queue `batch`; blocks while the queue is full.
+    pub fn submit(&mut self, batch: SealedBatch) {
+        self.jobs
+            .as_ref()
+            .expect("BUG: submit after shutdown")
+            .send(batch)
+            .expect("BUG: the flush thread outlives its sender");
+        self.in_flight += 1;
+    }
+
+    /// Results that are ready (with their spare buffers), without waiting.
+    pub fn ready(&mut self) -> Vec<(Result<Flushed, crate::Error>, Vec<u8>)> {
+        let mut out = Vec::new();
+        while let Ok(result) = self.done.try_recv() {
+            self.in_flight -= 1;
+            out.push(result);
+        }
+        out
+    }
+
+    /// Wait for every queued batch.
+    pub fn drain(&mut self) -> Vec<(Result<Flushed, crate::Error>, Vec<u8>)> {
+        let mut out = Vec::with_capacity(self.in_flight);
+        while self.in_flight > 0 {
+            let result = self
+                .done
+                .recv()
+                .expect("BUG: the flush thread answers every job");
+            self.in_flight -= 1;
+            out.push(result);
+        }
+        out
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+}
+
+impl Drop for Pipeline {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has flushed what was queued.
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
