@@ -1,3 +1,540 @@
-//! Owns parsing v2 pack indexes (.idx): id lookup, offsets, CRCs.
+//! Owns parsing v2 pack indexes (`.idx`): id lookup, entry offsets and CRCs.
 //!
-//! (Being written in the pack-reader slice.)
+//! Invariants: a [`PackIndex`] exists only for bytes that passed [`PackIndex::from_bytes()`]:
+//! magic and version, a monotonic fan-out consistent with the file length, ids sorted strictly
+//! and in the fan-out bucket of their first byte, every large-offset reference inside the
+//! 64-bit table, and a trailing SHA-1 that matches. After that the accessors cannot fail, so
+//! they only `expect` what was validated. Read-only: gitmq's pack writer owns writing indexes.
+//!
+//! The byte layout is in [`super::format`]; git's reader is
+//! [`packfile.c`](https://github.com/git/git/blob/v2.47.0/packfile.c) (`check_packed_git_idx`).
+
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
+
+use gix_hash::{oid, ObjectId};
+
+use super::format::{
+    read_u32, read_u64, FAN_LEN, HASH_LEN, IDX_HEADER_LEN, IDX_V2_MAGIC, IDX_VERSION,
+    LARGE_OFFSET_FLAG,
+};
+use crate::hash::Hasher;
+
+/// Per object: its id, its CRC-32 and its 32-bit offset.
+const ENTRY_LEN: u64 = (HASH_LEN + 4 + 4) as u64;
+/// One entry of the 64-bit offset table.
+const LARGE_OFFSET_LEN: u64 = 8;
+/// The pack checksum and the index checksum at the end.
+const TRAILER_LEN: u64 = 2 * HASH_LEN as u64;
+
+/// Returned by [`PackIndex::from_bytes()`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// Too short to hold a header and a trailer.
+    #[error("pack index is {len} bytes, too short for a v2 index")]
+    TooShort {
+        /// The length of the index.
+        len: u64,
+    },
+    /// The first four bytes are not `"\xfftOc"` (a v1 index, or not an index).
+    #[error("pack index does not start with the v2 magic")]
+    BadMagic,
+    /// A version other than 2.
+    #[error("pack index version {version} is not supported")]
+    UnsupportedVersion {
+        /// The version found.
+        version: u32,
+    },
+    /// A fan-out entry is smaller than the one before it.
+    #[error("pack index fan-out decreases at entry {entry}")]
+    FanOutNotMonotonic {
+        /// The fan-out entry (first id byte).
+        entry: usize,
+    },
+    /// The length does not match the object count in the fan-out.
+    #[error(
+        "pack index of {count} objects must be {expected} bytes plus 8 per large offset (at most {count}), is {len}"
+    )]
+    LengthMismatch {
+        /// The object count from the fan-out.
+        count: u32,
+        /// The length without large offsets.
+        expected: u64,
+        /// The actual length.
+        len: u64,
+    },
+    /// The trailing SHA-1 is not the hash of the index before it.
+    #[error("pack index checksum is {stored}, its content hashes to {actual}")]
+    ChecksumMismatch {
+        /// The checksum in the file.
+        stored: ObjectId,
+        /// The checksum of the content.
+        actual: ObjectId,
+    },
+    /// Ids are not strictly increasing, or one sits in the wrong fan-out bucket.
+    #[error("pack index id {position} is out of order")]
+    Unsorted {
+        /// The position of the id in the sorted table.
+        position: u32,
+    },
+    /// An offset flagged as large names a slot past the 64-bit table.
+    #[error(
+        "pack index entry {position} names large offset {slot}, the table holds {large_count}"
+    )]
+    BadLargeOffset {
+        /// The position of the entry.
+        position: u32,
+        /// The slot it names.
+        slot: u32,
+        /// Slots in the 64-bit table.
+        large_count: u32,
+    },
+}
+
+/// A validated v2 pack index, held in memory.
+#[derive(Clone)]
+pub struct PackIndex {
+    data: Vec<u8>,
+    fan: [u32; FAN_LEN],
+    count: u32,
+    large_count: u32,
+}
+
+impl std::fmt::Debug for PackIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PackIndex")
+            .field("count", &self.count)
+            .field("large_count", &self.large_count)
+            .field("pack_checksum", &self.pack_checksum())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Lifecycle
+impl PackIndex {
+    /// Validate `data`, the whole content of a `.idx` file, as a v2 pack index.
+    pub fn from_bytes(data: Vec<u8>) -> Result<Self, Error> {
+        let len = data.len() as u64;
+        if len < IDX_HEADER_LEN as u64 + TRAILER_LEN {
+            return Err(Error::TooShort { len });
+        }
+        if data.get(..4) != Some(&IDX_V2_MAGIC[..]) {
+            return Err(Error::BadMagic);
+        }
+        let version = read_u32(&data, 4).expect("length checked above");
+        if version != IDX_VERSION {
+            return Err(Error::UnsupportedVersion { version });
+        }
+        let mut fan = [0u32; FAN_LEN];
+        let mut previous = 0;
+        for (entry, slot) in fan.iter_mut().enumerate() {
+            *slot = read_u32(&data, 8 + 4 * entry).expect("length checked above");
+            if *slot < previous {
+                return Err(Error::FanOutNotMonotonic { entry });
+            }
+            previous = *slot;
+        }
+        let count = previous;
+        let expected = IDX_HEADER_LEN as u64 + u64::from(count) * ENTRY_LEN + TRAILER_LEN;
+        let extra = len.checked_sub(expected);
+        let large_count = extra
+            .filter(|extra| extra % LARGE_OFFSET_LEN == 0)
+            .map(|extra| extra / LARGE_OFFSET_LEN)
+            .filter(|large| *large <= u64::from(count))
+            .and_then(|large| u32::try_from(large).ok())
+            .ok_or(Error::LengthMismatch {
+                count,
+                expected,
+                len,
+            })?;
+        let index = Self {
+            data,
+            fan,
+            count,
+            large_count,
+        };
+        index.check_checksum()?;
+        index.check_order()?;
+        index.check_large_offsets()?;
+        Ok(index)
+    }
+
+    fn check_checksum(&self) -> Result<(), Error> {
+        let (content, stored) = self.data.split_at(self.data.len() - HASH_LEN);
+        let mut hasher = Hasher::new();
+        hasher.update(content);
+        let actual = hasher.finalize();
+        if actual.as_bytes() != stored {
+            return Err(Error::ChecksumMismatch {
+                stored: ObjectId::from_bytes_or_panic(stored),
+                actual,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_order(&self) -> Result<(), Error> {
+        let mut start = 0;
+        for (first_byte, &end) in self.fan.iter().enumerate() {
+            for position in start..end {
+                let id = self.id_bytes(position);
+                let in_bucket = id.first().map(|b| usize::from(*b)) == Some(first_byte);
+                let increasing = position == start || self.id_bytes(position - 1) < id;
+                if !in_bucket || !increasing {
+                    return Err(Error::Unsorted { position });
+                }
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    fn check_large_offsets(&self) -> Result<(), Error> {
+        for position in 0..self.count {
+            let small = self.small_offset(position);
+            if small & LARGE_OFFSET_FLAG != 0 {
+                let slot = small & !LARGE_OFFSET_FLAG;
+                if slot >= self.large_count {
+                    return Err(Error::BadLargeOffset {
+                        position,
+                        slot,
+                        large_count: self.large_count,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Access
+impl PackIndex {
+    /// The number of objects in the index (and its pack).
+    pub fn len(&self) -> u32 {
+        self.count
+    }
+
+    /// Whether the index lists no object.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The position of `id` in the sorted table, if the pack holds it.
+    pub fn lookup(&self, id: &oid) -> Option<u32> {
+        let bytes = id.as_bytes();
+        let first = usize::from(*bytes.first()?);
+        let mut low = match first.checked_sub(1) {
+            Some(before) => *self.fan.get(before)?,
+            None => 0,
+        };
+        let mut high = *self.fan.get(first)?;
+        while low < high {
+            let mid = low + (high - low) / 2;
+            match self.id_bytes(mid).cmp(bytes) {
+                std::cmp::Ordering::Less => low = mid + 1,
+                std::cmp::Ordering::Greater => high = mid,
+                std::cmp::Ordering::Equal => return Some(mid),
+            }
+        }
+        None
+    }
+
+    /// The id at `position` (below [`len()`](Self::len)) in the sorted table.
+    pub fn id_at(&self, position: u32) -> &oid {
+        oid::from_bytes_unchecked(self.id_bytes(position))
+    }
+
+    /// The pack offset of the entry at `position` (below [`len()`](Self::len)).
+    pub fn offset_at(&self, position: u32) -> u64 {
+        let small = self.small_offset(position);
+        if small & LARGE_OFFSET_FLAG == 0 {
+            return u64::from(small);
+        }
+        let slot = u64::from(small & !LARGE_OFFSET_FLAG);
+        let at = self.table_start(4) + slot * LARGE_OFFSET_LEN;
+        read_u64(&self.data, to_usize(at)).expect("validated in from_bytes")
+    }
+
+    /// The CRC-32 of the raw bytes of the entry at `position` (below [`len()`](Self::len)).
+    pub fn crc32_at(&self, position: u32) -> u32 {
+        let at = self.table_start(2) + u64::from(position) * 4;
+        read_u32(&self.data, to_usize(at)).expect("validated in from_bytes")
+    }
+
+    /// The checksum of the pack this index describes (its trailer, and its name).
+    pub fn pack_checksum(&self) -> ObjectId {
+        let at = self.data.len() - 2 * HASH_LEN;
+        ObjectId::from_bytes_or_panic(
+            self.data
+                .get(at..at + HASH_LEN)
+                .expect("validated in from_bytes"),
+        )
+    }
+
+    /// Every `(id, offset)` pair, in id order.
+    pub fn iter(&self) -> Iter<'_> {
+        Iter {
+            index: self,
+            next: 0,
+        }
+    }
+
+    /// Every position (for [`id_at()`](Self::id_at) and friends) sorted by pack offset: the
+    /// order in which the entries lie in the pack, and in which reading them is fastest.
+    pub fn pack_order(&self) -> Vec<u32> {
+        let mut order: Vec<(u64, u32)> = (0..self.count)
+            .map(|position| (self.offset_at(position), position))
+            .collect();
+        order.sort_unstable();
+        order.into_iter().map(|(_, position)| position).collect()
+    }
+
+    fn id_bytes(&self, position: u32) -> &[u8] {
+        let at = to_usize(IDX_HEADER_LEN as u64 + u64::from(position) * HASH_LEN as u64);
+        self.data
+            .get(at..at + HASH_LEN)
+            .expect("validated in from_bytes")
+    }
+
+    fn small_offset(&self, position: u32) -> u32 {
+        let at = self.table_start(3) + u64::from(position) * 4;
+        read_u32(&self.data, to_usize(at)).expect("validated in from_bytes")
+    }
+
+    /// Where the `n`-th table starts: 1 ids, 2 CRCs, 3 offsets, 4 large offsets.
+    fn table_start(&self, n: u64) -> u64 {
+        let count = u64::from(self.count);
+        let mut at = IDX_HEADER_LEN as u64;
+        for (table, width) in [(1, HASH_LEN as u64), (2, 4), (3, 4)] {
+            if table == n {
+                return at;
+            }
+            at += count * width;
+        }
+        at
+    }
+}
+
+/// The whole index is in memory, so every offset inside it fits a usize.
+fn to_usize(at: u64) -> usize {
+    usize::try_from(at).expect("an in-memory index is addressable")
+}
+
+/// Every `(id, offset)` pair of a [`PackIndex`], in id order. Returned by [`PackIndex::iter()`].
+#[derive(Debug, Clone)]
+pub struct Iter<'a> {
+    index: &'a PackIndex,
+    next: u32,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a oid, u64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.next >= self.index.count {
+            return None;
+        }
+        let position = self.next;
+        self.next += 1;
+        Some((self.index.id_at(position), self.index.offset_at(position)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = usize::try_from(self.index.count - self.next).unwrap_or(usize::MAX);
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl<'a> IntoIterator for &'a PackIndex {
+    type Item = (&'a oid, u64);
+    type IntoIter = Iter<'a>;
+
+    fn into_iter(self) -> Iter<'a> {
+        self.iter()
+    }
+}
+
+#[cfg(test)]
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "fixtures build small values on purpose"
+)]
+mod tests {
+    use super::*;
+
+    /// Build a v2 index for `entries` (id, offset) with CRCs of 0; offsets at or above
+    /// `large_from` go to the 64-bit table.
+    fn build(entries: &[([u8; 20], u64)], large_from: u64) -> Vec<u8> {
+        let mut sorted = entries.to_vec();
+        sorted.sort_unstable();
+        let mut out = Vec::new();
+        out.extend_from_slice(&IDX_V2_MAGIC);
+        out.extend_from_slice(&IDX_VERSION.to_be_bytes());
+        for byte in 0..=255u8 {
+            let n = sorted.iter().filter(|(id, _)| id[0] <= byte).count() as u32;
+            out.extend_from_slice(&n.to_be_bytes());
+        }
+        for (id, _) in &sorted {
+            out.extend_from_slice(id);
+        }
+        for _ in &sorted {
+            out.extend_from_slice(&0u32.to_be_bytes());
+        }
+        let mut large = Vec::new();
+        for (_, offset) in &sorted {
+            if *offset >= large_from {
+                let slot = (large.len() / 8) as u32;
+                out.extend_from_slice(&(slot | LARGE_OFFSET_FLAG).to_be_bytes());
+                large.extend_from_slice(&offset.to_be_bytes());
+            } else {
+                out.extend_from_slice(&(*offset as u32).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&large);
+        out.extend_from_slice(&[0xaa; 20]);
+        out.extend_from_slice(&[0; 20]);
+        seal(&mut out);
+        out
+    }
+
+    /// Recompute the trailing checksum after editing.
+    fn seal(idx: &mut [u8]) {
+        let end = idx.len();
+        let mut hasher = Hasher::new();
+        hasher.update(&idx[..end - 20]);
+        idx[end - 20..].copy_from_slice(&hasher.finalize_bytes());
+    }
+
+    fn id(first: u8, rest: u8) -> [u8; 20] {
+        let mut id = [rest; 20];
+        id[0] = first;
+        id
+    }
+
+    fn sample() -> Vec<([u8; 20], u64)> {
+        vec![
+            (id(0x00, 1), 12),
+            (id(0x00, 2), 100),
+            (id(0x7f, 0), 200),
+            (id(0xff, 9), 0x1_0000_0000),
+            (id(0xff, 3), 300),
+        ]
+    }
+
+    #[test]
+    fn lookups_find_every_id_and_only_those() {
+        let index = PackIndex::from_bytes(build(&sample(), 1 << 31)).unwrap();
+        assert_eq!(index.len(), 5);
+        for (raw, offset) in sample() {
+            let position = index
+                .lookup(oid::from_bytes_unchecked(&raw))
+                .expect("present");
+            assert_eq!(index.id_at(position).as_bytes(), raw);
+            assert_eq!(index.offset_at(position), offset);
+            assert_eq!(index.crc32_at(position), 0);
+        }
+        for raw in [id(0x00, 0), id(0x00, 3), id(0x80, 0), id(0xff, 0xff)] {
+            assert_eq!(index.lookup(oid::from_bytes_unchecked(&raw)), None);
+        }
+        assert_eq!(index.pack_checksum().as_bytes(), &[0xaa; 20]);
+        let pairs: Vec<u64> = index.iter().map(|(_, offset)| offset).collect();
+        assert_eq!(pairs, [12, 100, 200, 300, 0x1_0000_0000], "id order");
+        let order: Vec<u64> = index
+            .pack_order()
+            .into_iter()
+            .map(|p| index.offset_at(p))
+            .collect();
+        assert_eq!(order, [12, 100, 200, 300, 0x1_0000_0000], "pack order");
+    }
+
+    #[test]
+    fn every_offset_may_live_in_the_large_table() {
+        let index = PackIndex::from_bytes(build(&sample(), 0)).unwrap();
+        assert_eq!(index.large_count, 5);
+        let mut offsets: Vec<u64> = index.iter().map(|(_, o)| o).collect();
+        offsets.sort_unstable();
+        assert_eq!(offsets, [12, 100, 200, 300, 0x1_0000_0000]);
+    }
+
+    #[test]
+    fn an_empty_index_is_valid() {
+        let index = PackIndex::from_bytes(build(&[], 0)).unwrap();
+        assert!(index.is_empty());
+        assert_eq!(index.lookup(oid::from_bytes_unchecked(&[0; 20])), None);
+    }
+
+    #[test]
+    fn every_truncation_is_an_error() {
+        let full = build(&sample(), 1 << 31);
+        for len in 0..full.len() {
+            assert!(
+                PackIndex::from_bytes(full[..len].to_vec()).is_err(),
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_flipped_byte_is_an_error() {
+        let full = build(&sample(), 200);
+        for at in 0..full.len() {
+            let mut bad = full.clone();
+            bad[at] ^= 0x40;
+            assert!(PackIndex::from_bytes(bad).is_err(), "flip at {at}");
+        }
+    }
+
+    #[test]
+    fn structural_errors_are_named_even_with_a_valid_checksum() {
+        let good = build(&sample(), 1 << 31);
+        let edit = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut idx = good.clone();
+            f(&mut idx);
+            seal(&mut idx);
+            PackIndex::from_bytes(idx).unwrap_err()
+        };
+        assert_eq!(edit(&|i| i[0] = b'X'), Error::BadMagic);
+        assert_eq!(
+            edit(&|i| i[7] = 1),
+            Error::UnsupportedVersion { version: 1 }
+        );
+        // Fan-out entry 0x10 larger than entry 0x11.
+        assert!(matches!(
+            edit(&|i| i[8 + 4 * 0x10 + 3] = 9),
+            Error::FanOutNotMonotonic { entry: 0x11 }
+        ));
+        // Claim one more object in the last bucket.
+        assert!(matches!(
+            edit(&|i| i[8 + 4 * 255 + 3] = 6),
+            Error::LengthMismatch { count: 6, .. }
+        ));
+        // Swap the order of the two ids in bucket 0x00.
+        assert!(matches!(
+            edit(&|i| i[IDX_HEADER_LEN + 1] = 3),
+            Error::Unsorted { position: 1 }
+        ));
+        // An id in the wrong bucket.
+        assert!(matches!(
+            edit(&|i| i[IDX_HEADER_LEN + 40] = 0x80),
+            Error::Unsorted { position: 2 }
+        ));
+        // A large offset naming slot 1 of a 1-slot table.
+        let offsets_at = IDX_HEADER_LEN + 5 * 24;
+        let large_entry = (0..5)
+            .find(|p| good[offsets_at + 4 * p] & 0x80 != 0)
+            .unwrap();
+        assert!(matches!(
+            edit(&|i| i[offsets_at + 4 * large_entry + 3] = 1),
+            Error::BadLargeOffset { slot: 1, .. }
+        ));
+        // An index with more large offsets than objects.
+        let mut long = good.clone();
+        let at = long.len() - 40;
+        long.splice(at..at, [0u8; 48]);
+        assert!(matches!(
+            edit(&|i| *i = long.clone()),
+            Error::LengthMismatch { .. }
+        ));
+    }
+}

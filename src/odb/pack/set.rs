@@ -1,3 +1,326 @@
-//! Owns the set of packs in objects/pack: discovery, lookup across packs, rescan on a miss.
+//! Owns the set of packs in an `objects/pack` directory: discovery, lookup across packs, and
+//! the rescan that finds packs written (or notices packs deleted) by other processes.
 //!
-//! (Being written in the pack-reader slice.)
+//! Invariants:
+//! - Only `pack-<40 hex>.pack` files whose `pack-<40 hex>.idx` also exists are considered:
+//!   git renames the index into place last, so an index means a complete pack. Temporary
+//!   files, `.keep`, `.promisor`, `.rev`, `.bitmap` and multi-pack indexes are ignored.
+//! - Packs are opened lazily, on the first read that needs them, and tried most recently hit
+//!   first.
+//! - A miss in every known pack rescans the directory once before answering `None`: new packs
+//!   are added (and tried first), packs whose files are gone are dropped. A pack that vanishes
+//!   between being listed and being opened (a concurrent `git gc`) is dropped, not an error.
+//! - Read-only: gitmq's pack writer and git own the directory's content.
+
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
+
+use std::{
+    collections::HashSet,
+    fs, io,
+    path::{Path, PathBuf},
+};
+
+use gix_hash::oid;
+
+use super::read::{self, DeltaBaseCache, Options, PackFile};
+
+/// Returned by [`PackSet::open()`] and [`PackSet::read()`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Listing the pack directory failed.
+    #[error("listing packs in {path} failed")]
+    List {
+        /// The pack directory.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// Opening or reading one pack failed.
+    #[error(transparent)]
+    Pack(#[from] read::Error),
+}
+
+/// A listed pack, opened on first use.
+#[derive(Debug)]
+struct Slot {
+    path: PathBuf,
+    pack: Option<PackFile>,
+}
+
+/// The packs of one `objects/pack` directory.
+#[derive(Debug)]
+pub struct PackSet {
+    dir: PathBuf,
+    options: Options,
+    /// Most recently hit first.
+    slots: Vec<Slot>,
+}
+
+/// Lifecycle
+impl PackSet {
+    /// The packs in `dir` (usually `objects/pack`), read with default [`Options`]. A missing
+    /// directory is an empty set.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, Error> {
+        Self::open_with(dir, Options::default())
+    }
+
+    /// The packs in `dir`, each read with `options`.
+    pub fn open_with(dir: impl Into<PathBuf>, options: Options) -> Result<Self, Error> {
+        let dir = dir.into();
+        let slots = list(&dir)?
+            .into_iter()
+            .map(|path| Slot { path, pack: None })
+            .collect();
+        Ok(Self {
+            dir,
+            options,
+            slots,
+        })
+    }
+}
+
+/// Access
+impl PackSet {
+    /// The pack directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The paths of the packs currently known, most recently hit first.
+    pub fn pack_paths(&self) -> impl Iterator<Item = &Path> {
+        self.slots.iter().map(|slot| slot.path.as_path())
+    }
+
+    /// Read the object `id` into `out` (cleared first) and return its kind; `None` if no pack
+    /// holds it, even after a rescan.
+    pub fn read(
+        &mut self,
+        id: &oid,
+        out: &mut Vec<u8>,
+        cache: &mut DeltaBaseCache,
+    ) -> Result<Option<gix_object::Kind>, Error> {
+        let first = self.find(id, 0);
+        if let Ok(Some(slot)) = first {
+            return self.read_in(slot, id, out, cache);
+        }
+        let added = self.rescan()?;
+        match self.find_in(id, 0, added)? {
+            Some(slot) => self.read_in(slot, id, out, cache),
+            None => first.map(|_| None),
+        }
+    }
+
+    /// Whether some pack holds `id` (rescanning once on a miss). Packs that fail to open are
+    /// taken not to hold it.
+    pub fn contains(&mut self, id: &oid) -> bool {
+        if matches!(self.find(id, 0), Ok(Some(_))) {
+            return true;
+        }
+        match self.rescan() {
+            Ok(added) => matches!(self.find_in(id, 0, added), Ok(Some(_))),
+            Err(_) => false,
+        }
+    }
+
+    /// Every known pack, opened: for reading whole packs in pack order
+    /// ([`PackFile::read_nth()`]). Packs that vanished are dropped.
+    pub fn packs(&mut self) -> Result<Vec<&mut PackFile>, Error> {
+        let mut slot = 0;
+        while slot < self.slots.len() {
+            if self.load(slot)? {
+                slot += 1;
+            }
+        }
+        Ok(self
+            .slots
+            .iter_mut()
+            .filter_map(|slot| slot.pack.as_mut())
+            .collect())
+    }
+
+    fn read_in(
+        &mut self,
+        slot: usize,
+        id: &oid,
+        out: &mut Vec<u8>,
+        cache: &mut DeltaBaseCache,
+    ) -> Result<Option<gix_object::Kind>, Error> {
+        if let Some(hit) = self.slots.get_mut(..=slot) {
+            hit.rotate_right(1);
+        }
+        let pack = self
+            .slots
+            .first_mut()
+            .and_then(|slot| slot.pack.as_mut())
+            .expect("BUG: find() returns loaded slots");
+        Ok(pack.read(id, out, cache)?)
+    }
+
+    /// The first slot from `from` on whose pack holds `id`.
+    fn find(&mut self, id: &oid, from: usize) -> Result<Option<usize>, Error> {
+        let end = self.slots.len();
+        self.find_in(id, from, end)
+    }
+
+    /// The first slot in `from..end` whose pack holds `id`, loading packs as needed; slots
+    /// of vanished packs are removed on the way. A pack that fails to open is skipped, and
+    /// its error returned only if no other pack holds `id` (it might have).
+    fn find_in(&mut self, id: &oid, from: usize, mut end: usize) -> Result<Option<usize>, Error> {
+        let mut failure = None;
+        let mut slot = from;
+        while slot < end.min(self.slots.len()) {
+            match self.load(slot) {
+                Ok(true) => {}
+                Ok(false) => {
+                    end -= 1;
+                    continue;
+                }
+                Err(err) => {
+                    failure.get_or_insert(err);
+                    slot += 1;
+                    continue;
+                }
+            }
+            let holds = self
+                .slots
+                .get(slot)
+                .and_then(|slot| slot.pack.as_ref())
+                .is_some_and(|pack| pack.contains(id));
+            if holds {
+                return Ok(Some(slot));
+            }
+            slot += 1;
+        }
+        match failure {
+            Some(err) => Err(err),
+            None => Ok(None),
+        }
+    }
+
+    /// Open the pack of `slot` if needed. `false` if its files are gone: the slot is removed.
+    fn load(&mut self, slot: usize) -> Result<bool, Error> {
+        let Some(entry) = self.slots.get_mut(slot) else {
+            return Ok(false);
+        };
+        if entry.pack.is_some() {
+            return Ok(true);
+        }
+        match PackFile::open_with(&entry.path, self.options) {
+            Ok(pack) => {
+                entry.pack = Some(pack);
+                Ok(true)
+            }
+            Err(err) if err.is_not_found() => {
+                self.slots.remove(slot);
+                Ok(false)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// List the directory again: drop packs whose files are gone, put new ones first.
+    /// Returns how many were added.
+    fn rescan(&mut self) -> Result<usize, Error> {
+        let listed = list(&self.dir)?;
+        let listed_set: HashSet<&PathBuf> = listed.iter().collect();
+        self.slots.retain(|slot| listed_set.contains(&slot.path));
+        let known: HashSet<PathBuf> = self.slots.iter().map(|slot| slot.path.clone()).collect();
+        let new: Vec<Slot> = listed
+            .into_iter()
+            .filter(|path| !known.contains(path))
+            .map(|path| Slot { path, pack: None })
+            .collect();
+        let added = new.len();
+        self.slots.splice(0..0, new);
+        Ok(added)
+    }
+}
+
+/// The `pack-<hex>.pack` paths in `dir` whose `.idx` exists, newest first (by modification
+/// time, then name, so the order is stable).
+fn list(dir: &Path) -> Result<Vec<PathBuf>, Error> {
+    let list_err = |source| Error::List {
+        path: dir.to_owned(),
+        source,
+    };
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(list_err(err)),
+    };
+    let mut names = HashSet::new();
+    for entry in entries {
+        let entry = entry.map_err(list_err)?;
+        if let Ok(name) = entry.file_name().into_string() {
+            names.insert(name);
+        }
+    }
+    let mut packs: Vec<(std::time::SystemTime, PathBuf)> = names
+        .iter()
+        .filter_map(|name| {
+            let stem = name.strip_suffix(".idx")?;
+            let hex = stem.strip_prefix("pack-")?;
+            let pack = format!("{stem}.pack");
+            (is_hex_id(hex) && names.contains(&pack)).then(|| dir.join(pack))
+        })
+        .map(|path| {
+            let mtime = fs::metadata(&path)
+                .and_then(|meta| meta.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (mtime, path)
+        })
+        .collect();
+    packs.sort_unstable_by(|a, b| b.cmp(a));
+    Ok(packs.into_iter().map(|(_, path)| path).collect())
+}
+
+fn is_hex_id(hex: &str) -> bool {
+    hex.len() == 2 * crate::hash::ID_LEN
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_complete_well_named_packs_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let hex = "0123456789abcdef0123456789abcdef01234567";
+        let other = "1123456789abcdef0123456789abcdef01234567";
+        for name in [
+            format!("pack-{hex}.pack"),
+            format!("pack-{hex}.idx"),
+            format!("pack-{hex}.keep"),
+            format!("pack-{other}.pack"), // no idx yet
+            "tmp_pack_abc".into(),
+            "tmp_idx_abc".into(),
+            format!("pack-{}.idx", hex.to_uppercase()),
+            format!("pack-{}.pack", hex.to_uppercase()),
+            "pack-123.idx".into(),
+            "pack-123.pack".into(),
+            "multi-pack-index".into(),
+        ] {
+            fs::write(dir.path().join(name), b"").unwrap();
+        }
+        let listed = list(dir.path()).unwrap();
+        assert_eq!(listed, [dir.path().join(format!("pack-{hex}.pack"))]);
+        assert!(list(&dir.path().join("missing")).unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_empty_set_reads_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut set = PackSet::open(dir.path().join("pack")).unwrap();
+        let mut out = Vec::new();
+        let id = gix_hash::ObjectId::null(crate::hash::OBJECT_HASH);
+        assert_eq!(
+            set.read(&id, &mut out, &mut DeltaBaseCache::default())
+                .unwrap(),
+            None
+        );
+        assert!(!set.contains(&id));
+    }
+}
