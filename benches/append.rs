@@ -78,7 +78,7 @@ fn seal(c: &mut Criterion) {
     }
     let sealed = builder.seal(Vec::new());
     group.bench_function("trailer + index, 10,000 messages", |b| {
-        b.iter(|| black_box(sealed.finish()))
+        b.iter(|| black_box(sealed.finish()));
     });
     group.finish();
 }

@@ -3,6 +3,8 @@
 //!
 //! Usage: `cargo run --release --example append_rate -- [N] [none|batch] [stored|deflate] [inline]`
 
+#![allow(clippy::cast_precision_loss)] // a rate is a statistic
+
 use std::time::{Duration, Instant};
 
 use gitmq::{

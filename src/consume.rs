@@ -44,6 +44,7 @@ pub struct Consumer {
     delivered: Option<ObjectId>,
     /// Messages known to follow `delivered`, oldest first.
     pending: VecDeque<ObjectId>,
+    odb: crate::odb::Odb,
     buf: Vec<u8>,
 }
 
@@ -58,6 +59,7 @@ impl Consumer {
         let position_ref = name.position_ref(&topic);
         let committed = repo.refs().find(&position_ref)?;
         Ok(Self {
+            odb: repo.odb(),
             repo,
             name,
             topic,
@@ -83,7 +85,7 @@ impl Consumer {
             let Some(id) = self.pending.pop_front() else {
                 break;
             };
-            messages.push(walk::read_message(self.repo.odb(), id, &mut self.buf)?);
+            messages.push(walk::read_message(&mut self.odb, id, &mut self.buf)?);
             self.delivered = Some(id);
         }
         Ok(messages)
@@ -108,7 +110,13 @@ impl Consumer {
 
     /// How many messages follow the committed position (walks them: O(lag)).
     pub fn lag(&mut self) -> Result<usize, crate::Error> {
-        lag(&self.repo, &self.topic, self.committed, &mut self.buf)
+        match self.repo.head(&self.topic)? {
+            None => Ok(0),
+            Some(head) if Some(head) == self.committed => Ok(0),
+            Some(head) => {
+                Ok(walk::ids_after(&mut self.odb, head, self.committed, &mut self.buf)?.len())
+            }
+        }
     }
 
     fn refill(&mut self) -> Result<(), crate::Error> {
@@ -119,7 +127,7 @@ impl Consumer {
         if Some(head) == known_tip {
             return Ok(());
         }
-        let ids = walk::ids_after(self.repo.odb(), head, known_tip, &mut self.buf)?;
+        let ids = walk::ids_after(&mut self.odb, head, known_tip, &mut self.buf)?;
         self.pending.extend(ids);
         Ok(())
     }
@@ -153,6 +161,6 @@ pub fn lag(
     match repo.head(topic)? {
         None => Ok(0),
         Some(head) if Some(head) == position => Ok(0),
-        Some(head) => Ok(walk::ids_after(repo.odb(), head, position, buf)?.len()),
+        Some(head) => Ok(walk::ids_after(&mut repo.odb(), head, position, buf)?.len()),
     }
 }

@@ -76,7 +76,6 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 #[derive(Debug, Clone)]
 pub struct Repository {
     git_dir: PathBuf,
-    odb: Odb,
     refs: RefStore,
 }
 
@@ -132,7 +131,6 @@ impl Repository {
         })?;
         check_format(&git_dir)?;
         Ok(Self {
-            odb: Odb::at(git_dir.join("objects")),
             refs: RefStore::at(&git_dir),
             git_dir,
         })
@@ -169,10 +167,10 @@ impl Repository {
 
     fn ensure_empty_tree(&self) -> Result<(), Error> {
         let empty_tree = ObjectId::empty_tree(crate::hash::OBJECT_HASH);
-        if !self.odb.contains(&empty_tree) {
+        let mut odb = self.odb();
+        if !odb.contains(&empty_tree) {
             let mut dirs = Vec::new();
-            self.odb
-                .loose()
+            odb.loose()
                 .write(gix_object::Kind::Tree, b"", true, &mut dirs)?;
             LooseStore::sync_dirs(&mut dirs)?;
         }
@@ -187,9 +185,9 @@ impl Repository {
         &self.git_dir
     }
 
-    /// The object database.
-    pub fn odb(&self) -> &Odb {
-        &self.odb
+    /// A new handle on the object database (packs are listed on its first read).
+    pub fn odb(&self) -> Odb {
+        Odb::at(self.git_dir.join("objects"))
     }
 
     /// The refs.

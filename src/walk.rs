@@ -30,7 +30,7 @@ pub enum Error {
 /// The ids of the messages after `stop` (exclusive) up to `head` (inclusive), oldest first.
 /// With `stop == None`, the whole chain.
 pub fn ids_after(
-    odb: &Odb,
+    odb: &mut Odb,
     head: ObjectId,
     stop: Option<ObjectId>,
     buf: &mut Vec<u8>,
@@ -54,7 +54,7 @@ pub fn ids_after(
 }
 
 /// Read and decode the message `id`.
-pub fn read_message(odb: &Odb, id: ObjectId, buf: &mut Vec<u8>) -> Result<Message, Error> {
+pub fn read_message(odb: &mut Odb, id: ObjectId, buf: &mut Vec<u8>) -> Result<Message, Error> {
     odb.read_commit(&id, buf)?;
     Ok(MessageRef::from_bytes(id, buf)?.into_owned())
 }

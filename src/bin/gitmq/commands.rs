@@ -112,10 +112,11 @@ pub fn print_log(repo: &Repository, topic: &TopicName, format: Format) -> Result
         return Ok(());
     };
     let mut buf = Vec::new();
-    let ids = gitmq::walk::ids_after(repo.odb(), head, None, &mut buf)?;
+    let mut odb = repo.odb();
+    let ids = gitmq::walk::ids_after(&mut odb, head, None, &mut buf)?;
     let mut out = BufWriter::new(io::stdout().lock());
     for id in ids {
-        let message = gitmq::walk::read_message(repo.odb(), id, &mut buf)?;
+        let message = gitmq::walk::read_message(&mut odb, id, &mut buf)?;
         write_message(&mut out, &message, format)?;
     }
     out.flush()?;

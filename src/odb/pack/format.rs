@@ -94,14 +94,18 @@ pub fn encode_entry_header(
     let mut rest = size >> 4;
     let mut byte = (kind.bits() << 4) | low_bits(size, 0x0f);
     let mut len = 0;
-    while rest != 0 {
-        out[len] = byte | 0x80;
+    // A u64 needs 1 + 9 groups of 7 bits at most: MAX_ENTRY_HEADER_LEN always suffices.
+    for slot in out.iter_mut() {
         len += 1;
+        if rest == 0 {
+            *slot = byte;
+            break;
+        }
+        *slot = byte | 0x80;
         byte = low_bits(rest, 0x7f);
         rest >>= 7;
     }
-    out[len] = byte;
-    len + 1
+    len
 }
 
 /// Parse an entry header at the start of `data`: its kind, inflated size and header length.

@@ -110,6 +110,20 @@ impl PackSet {
         }
     }
 
+    /// Like [`read()`](Self::read), but only in the packs already known: no rescan on a miss
+    /// (for callers that try loose objects before paying for a directory listing).
+    pub fn read_known(
+        &mut self,
+        id: &oid,
+        out: &mut Vec<u8>,
+        cache: &mut DeltaBaseCache,
+    ) -> Result<Option<gix_object::Kind>, Error> {
+        match self.find(id, 0)? {
+            Some(slot) => self.read_in(slot, id, out, cache),
+            None => Ok(None),
+        }
+    }
+
     /// Whether some pack holds `id` (rescanning once on a miss). Packs that fail to open are
     /// taken not to hold it.
     pub fn contains(&mut self, id: &oid) -> bool {

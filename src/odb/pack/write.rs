@@ -260,7 +260,7 @@ pub fn append_zlib_deflated(out: &mut Vec<u8>, deflate: &mut flate2::Compress, d
 
 /// Build a v2 index for `entries` (sorted here by id) of the pack with `pack_checksum`.
 pub fn build_index(entries: &mut [IndexEntry], pack_checksum: &ObjectId) -> Vec<u8> {
-    entries.sort_unstable_by(|a, b| a.id.cmp(&b.id));
+    entries.sort_unstable_by_key(|e| e.id);
     let n = entries.len();
     let mut out = Vec::with_capacity(8 + FAN_LEN * 4 + n * (HASH_LEN + 8) + 2 * HASH_LEN);
     out.extend_from_slice(&IDX_V2_MAGIC);
@@ -408,7 +408,8 @@ mod tests {
     #[test]
     fn deflated_entries_inflate_back() {
         let mut deflate = flate2::Compress::new(flate2::Compression::fast(), true);
-        for data in [&b""[..], b"hello hello hello hello", &[7u8; 100_000]] {
+        let big = vec![7u8; 100_000];
+        for data in [&b""[..], b"hello hello hello hello", &big] {
             let mut out = Vec::new();
             append_zlib_deflated(&mut out, &mut deflate, data);
             assert_eq!(inflate(&out), data);

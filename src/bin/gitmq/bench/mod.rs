@@ -2,6 +2,14 @@
 //! in the same run, printing each rate and the ratios (machines here are shared and noisy, so
 //! ratios measured together are what to compare).
 
+// Rates, percentiles and counts of messages are statistics: converting between f64 and
+// integers here loses nothing that matters.
+#![allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+
 mod git;
 mod phases;
 mod workload;
@@ -123,40 +131,38 @@ pub fn append(opts: &AppendOptions) -> Result<()> {
     let each_latencies = each_latencies(&scratch.path.join("each"), &messages[..each_n])?;
     let fsync_latencies = fsync_floor(&scratch.path.join("fsync"), each_n)?;
 
-    let mut fast_import_rate = None;
-    let mut fast_import_stored_rate = None;
-    if git::available() {
-        eprintln!("running git...");
-        let stream = git::fast_import_stream(&messages);
-        let s = git::fast_import(&scratch.path.join("fi.git"), &stream, &[])?;
-        fast_import_rate = Some(rate(n, s));
-        rows.push(("git fast-import (defaults)".into(), rate(n, s)));
-        let s = git::fast_import(
-            &scratch.path.join("fi0.git"),
-            &stream,
-            &["-c", "pack.compression=0"],
-        )?;
-        fast_import_stored_rate = Some(rate(n, s));
-        rows.push(("git fast-import, pack.compression=0".into(), rate(n, s)));
-        let cli_n = opts.cli_messages.min(n);
-        if cli_n > 0 {
-            let s = git::commit_loop(&scratch.path.join("cli"), &messages[..cli_n])?;
-            rows.push((
-                format!("git commit --allow-empty loop ({cli_n} messages)"),
-                rate(cli_n, s),
-            ));
-        }
-    } else {
-        println!("(git not on PATH: no comparison)");
-    }
+    let (fast_import_rate, fast_import_stored_rate) =
+        run_git(&scratch, &messages, opts, &mut rows)?;
 
+    print_report(
+        &rows,
+        fast_import_rate,
+        fast_import_stored_rate,
+        stored,
+        deflate,
+        batch,
+        floor_rate,
+    );
+    print_each(each_n, &each_latencies, &fsync_latencies);
+    Ok(())
+}
+
+fn print_report(
+    rows: &[(String, f64)],
+    fast_import: Option<f64>,
+    fast_import_stored: Option<f64>,
+    stored: f64,
+    deflate: f64,
+    batch: f64,
+    floor_rate: f64,
+) {
     println!("append rates (messages/s):");
-    for (label, r) in &rows {
+    for (label, r) in rows {
         println!("  {label:<58} {:>12}", fmt_rate(*r));
     }
     println!();
     println!("ratios:");
-    if let Some(fi) = fast_import_rate {
+    if let Some(fi) = fast_import {
         println!(
             "  gitmq stored / git fast-import (defaults)        {:>8.1}x",
             stored / fi
@@ -166,7 +172,7 @@ pub fn append(opts: &AppendOptions) -> Result<()> {
             deflate / fi
         );
     }
-    if let Some(fi0) = fast_import_stored_rate {
+    if let Some(fi0) = fast_import_stored {
         println!(
             "  gitmq stored / git fast-import compression=0     {:>8.1}x",
             stored / fi0
@@ -176,6 +182,9 @@ pub fn append(opts: &AppendOptions) -> Result<()> {
         "  gitmq batch mode / disk floor                    {:>8.0}%",
         100.0 * batch / floor_rate
     );
+}
+
+fn print_each(each_n: usize, each_latencies: &[f64], fsync_latencies: &[f64]) {
     println!();
     println!(
         "durability each, {each_n} messages: {} msg/s, latency p50 {:.2} ms, p99 {:.2} ms \
@@ -184,12 +193,47 @@ pub fn append(opts: &AppendOptions) -> Result<()> {
             each_latencies.len(),
             each_latencies.iter().sum::<f64>()
         )),
-        percentile(&each_latencies, 50.0) * 1e3,
-        percentile(&each_latencies, 99.0) * 1e3,
-        percentile(&fsync_latencies, 50.0) * 1e3,
-        percentile(&fsync_latencies, 99.0) * 1e3,
+        percentile(each_latencies, 50.0) * 1e3,
+        percentile(each_latencies, 99.0) * 1e3,
+        percentile(fsync_latencies, 50.0) * 1e3,
+        percentile(fsync_latencies, 99.0) * 1e3,
     );
-    Ok(())
+}
+
+/// `git fast-import` (defaults and uncompressed) and a `git commit` loop on the same messages;
+/// their rows are added to `rows`, and the two fast-import rates returned.
+fn run_git(
+    scratch: &Scratch,
+    messages: &[Vec<u8>],
+    opts: &AppendOptions,
+    rows: &mut Vec<(String, f64)>,
+) -> Result<(Option<f64>, Option<f64>)> {
+    if !git::available() {
+        println!("(git not on PATH: no comparison)");
+        return Ok((None, None));
+    }
+    let n = messages.len();
+    eprintln!("running git...");
+    let stream = git::fast_import_stream(messages);
+    let s = git::fast_import(&scratch.path.join("fi.git"), &stream, &[])?;
+    rows.push(("git fast-import (defaults)".into(), rate(n, s)));
+    let default_rate = rate(n, s);
+    let s = git::fast_import(
+        &scratch.path.join("fi0.git"),
+        &stream,
+        &["-c", "pack.compression=0"],
+    )?;
+    rows.push(("git fast-import, pack.compression=0".into(), rate(n, s)));
+    let stored_rate = rate(n, s);
+    let cli_n = opts.cli_messages.min(n);
+    if cli_n > 0 {
+        let s = git::commit_loop(&scratch.path.join("cli"), &messages[..cli_n])?;
+        rows.push((
+            format!("git commit --allow-empty loop ({cli_n} messages)"),
+            rate(cli_n, s),
+        ));
+    }
+    Ok((Some(default_rate), Some(stored_rate)))
 }
 
 /// Sizes of what a gitmq run wrote, to replay as the disk floor.

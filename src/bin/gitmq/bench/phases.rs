@@ -1,6 +1,8 @@
 //! Per-phase costs of one message on the append path, measured in-process over the workload:
 //! serialize, SHA-1, stored zlib, deflate level 1, CRC-32, and pack trailer + index per message.
 
+#![allow(clippy::cast_precision_loss)] // nanoseconds per message are statistics
+
 use std::{hint::black_box, time::Instant};
 
 use gitmq::{
