@@ -4,11 +4,11 @@
 //! Data flow: `append` -> encode the commit on the batch's tip -> SHA-1 (its id) -> append it
 //! to the batch's in-memory pack -> (when the batch is full, lingered long enough, or on
 //! `flush`) seal the pack: header count (and deflate on every core, if asked) -> hand it to
-//! the flush thread, and start the next batch at once -> [flush thread] trailer SHA-1, v2
-//! index -> write pack and index to temporary files -> [sync] -> rename pack, then index ->
-//! [sync `objects/pack/`] -> lock the topic ref -> compare with the batch's base: if another
+//! the flush thread, and start the next batch at once -> (flush thread) trailer SHA-1, v2
+//! index -> write pack and index to temporary files -> (sync) -> rename pack, then index ->
+//! (sync `objects/pack/`) -> lock the topic ref -> compare with the batch's base: if another
 //! writer moved the topic, rebuild the batch on the new head (new ids) and write that pack
-//! instead -> move the ref -> [sync] -> acknowledge the ids.
+//! instead -> move the ref -> (sync) -> acknowledge the ids.
 //!
 //! Invariants: ids are acknowledged only after the ref names them; a ref never names an object
 //! outside a complete, indexed pack; after a failed write, sync or ref update the producer is

@@ -67,7 +67,7 @@ pub struct IndexEntry {
     pub crc32: u32,
 }
 
-/// A pack being built in memory: entries are appended, then [`finish()`](Self::finish) seals it.
+/// A pack being built in memory: entries are appended, then [`seal()`](Self::seal) seals it.
 #[derive(Debug)]
 pub struct PackBuilder {
     /// The pack's bytes so far, starting with a header whose count is filled in at the end.
