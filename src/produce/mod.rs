@@ -30,7 +30,10 @@ use self::{
 };
 use crate::{
     message::{self, CommitEncoder, Identity},
-    odb::pack::write::{self, Compression},
+    odb::pack::{
+        consolidate,
+        write::{self, Compression},
+    },
     Durability, Repository, TopicName,
 };
 
@@ -82,6 +85,9 @@ pub struct ProducerConfig {
     /// Flush on a background thread, overlapping the next batch's encoding with this batch's
     /// hashing, writing and syncing (default). Off: flushes run on the caller's thread.
     pub background_flush: bool,
+    /// Merge small packs in a background thread so the pack count stays logarithmic
+    /// (checked every few batches); `None` leaves packs as written.
+    pub consolidate: Option<consolidate::Policy>,
 }
 
 impl Default for ProducerConfig {
@@ -95,6 +101,7 @@ impl Default for ProducerConfig {
             linger: Duration::from_millis(5),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             background_flush: true,
+            consolidate: Some(consolidate::Policy::default()),
         }
     }
 }
@@ -158,6 +165,10 @@ pub struct Producer {
     acknowledged: Flushed,
     /// Pack buffers of written batches, for the next ones.
     spares: Vec<Vec<u8>>,
+    /// Batches acknowledged since consolidation was last considered.
+    batches_since_consolidation: usize,
+    consolidation: Option<std::thread::JoinHandle<Result<consolidate::Report, consolidate::Error>>>,
+    last_consolidation: Option<Result<consolidate::Report, String>>,
 }
 
 /// Lifecycle
@@ -181,6 +192,9 @@ impl Producer {
             pipeline: None,
             acknowledged: Flushed::default(),
             spares: Vec::new(),
+            batches_since_consolidation: 0,
+            consolidation: None,
+            last_consolidation: None,
         }
     }
 
@@ -385,12 +399,46 @@ impl Producer {
             Ok(flushed) => {
                 self.acknowledged.ids.extend(flushed.ids);
                 self.acknowledged.rebuilt |= flushed.rebuilt;
+                self.batches_since_consolidation += 1;
+                self.maybe_consolidate();
                 Ok(())
             }
             Err(err) => {
                 self.poisoned.get_or_insert_with(|| err.to_string());
                 Err(err)
             }
+        }
+    }
+
+    /// Every few batches, start a background consolidation unless one is running.
+    fn maybe_consolidate(&mut self) {
+        const EVERY: usize = 4;
+        let Some(policy) = self.config.consolidate else {
+            return;
+        };
+        if self.consolidation.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        self.finish_consolidation();
+        if self.batches_since_consolidation < EVERY {
+            return;
+        }
+        self.batches_since_consolidation = 0;
+        let pack_dir = self.repo.git_dir().join("objects/pack");
+        let sync = self.config.durability.syncs();
+        self.consolidation = std::thread::Builder::new()
+            .name("gitmq-consolidate".into())
+            .spawn(move || consolidate::consolidate(&pack_dir, policy, sync))
+            .ok();
+    }
+
+    /// Wait for a running consolidation and keep its outcome.
+    fn finish_consolidation(&mut self) {
+        if let Some(thread) = self.consolidation.take() {
+            self.last_consolidation = Some(match thread.join() {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => Err("the consolidation thread panicked".into()),
+            });
         }
     }
 
@@ -438,6 +486,13 @@ impl Producer {
     pub fn is_poisoned(&self) -> bool {
         self.poisoned.is_some()
     }
+
+    /// The outcome of the last background consolidation that finished, if any. Consolidation
+    /// is best effort: a failure loses nothing (old packs are removed only after the new one
+    /// is complete) and appending goes on.
+    pub fn last_consolidation(&self) -> Option<&Result<consolidate::Report, String>> {
+        self.last_consolidation.as_ref()
+    }
 }
 
 impl Drop for Producer {
@@ -445,6 +500,7 @@ impl Drop for Producer {
         if self.poisoned.is_none() && self.batch.len() > 0 {
             let _ = self.flush();
         }
+        self.finish_consolidation();
     }
 }
 

@@ -3,6 +3,7 @@
 //! Invariant: a pack and its index appear in `objects/pack/` complete and in git's order
 //! (pack renamed first, then its index); readers only consider packs whose index exists.
 
+pub mod consolidate;
 pub mod deflate;
 pub mod delta;
 pub mod format;

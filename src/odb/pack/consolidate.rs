@@ -1,0 +1,451 @@
+//! Owns consolidation: merging small packs into larger ones so the pack count stays
+//! logarithmic in the number of objects (like `git repack --geometric`).
+//!
+//! Data flow: take `objects/pack/gitmq-consolidate.lock` (skip if another process holds it) ->
+//! list packs with an index and no `.keep` -> keep those below `max_objects` -> sorted by
+//! object count, find the smallest prefix whose merge restores a geometric progression (each
+//! pack at least `factor` times all smaller ones together) -> copy their entries, raw and in
+//! pack order, into one new pack (each entry's type checked: deltas are not copied, and its
+//! CRC-32 checked against its index), dropping duplicate ids -> trailer SHA-1, v2 index ->
+//! write, sync, rename pack then index, sync the directory -> remove the old packs, index
+//! first.
+//!
+//! Invariants: every object of a removed pack is in the new pack, which is complete and
+//! indexed before anything is removed; a reader that has an old pack open keeps reading it
+//! (Unix keeps unlinked files alive), and a reader that lists it later finds it gone and
+//! rescans into the new pack. Nothing is removed when anything fails.
+
+use std::{
+    collections::HashMap,
+    fs,
+    io::{self, Read, Seek, SeekFrom, Write},
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime},
+};
+
+use gix_hash::ObjectId;
+
+use super::{
+    format::{decode_entry_header, EntryKind, HASH_LEN, PACK_HEADER_LEN, PACK_SIGNATURE, PACK_VERSION},
+    index::PackIndex,
+    write::{build_index, IndexEntry},
+};
+use crate::{durability, hash::Hasher};
+
+/// A consolidation lock older than this is taken to be left by a killed process.
+const STALE_LOCK: Duration = Duration::from_secs(600);
+
+/// Returned by [`consolidate()`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file system refused.
+    #[error("consolidating packs failed at {path}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// An index could not be read.
+    #[error("reading the index {path} failed")]
+    Index {
+        /// The index file.
+        path: PathBuf,
+        /// The cause.
+        source: super::index::Error,
+    },
+    /// A pack entry does not match its index (corruption): nothing was changed.
+    #[error("pack {path} is corrupt at offset {offset}: {reason}")]
+    Corrupt {
+        /// The pack file.
+        path: PathBuf,
+        /// The entry's offset.
+        offset: u64,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// When and how far packs are merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// Do nothing while there are fewer eligible packs than this.
+    pub min_packs: usize,
+    /// The progression to restore: each pack holds at least `factor` times the objects of all
+    /// smaller packs together.
+    pub factor: u64,
+    /// Packs with at least this many objects are final: never merged again (bounds the work
+    /// and memory of one consolidation).
+    pub max_objects: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            min_packs: 8,
+            factor: 4,
+            max_objects: 2_000_000,
+        }
+    }
+}
+
+/// What [`consolidate()`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Report {
+    /// How many packs were merged (0: nothing to do, or another process was at it).
+    pub merged_packs: usize,
+    /// Objects in the new pack.
+    pub objects: u64,
+    /// Size of the new pack in bytes.
+    pub bytes: u64,
+    /// The new pack, if one was written.
+    pub new_pack: Option<PathBuf>,
+    /// Packs left out because they hold deltas (written by git, not gitmq).
+    pub skipped_with_deltas: usize,
+}
+
+/// One listed pack.
+#[derive(Debug)]
+struct Candidate {
+    pack: PathBuf,
+    index: PathBuf,
+    objects: u64,
+}
+
+/// Merge packs of `pack_dir` per `policy`; with `sync`, the new files are fsynced before the
+/// old ones are removed.
+pub fn consolidate(pack_dir: &Path, policy: Policy, sync: bool) -> Result<Report, Error> {
+    let Some(_lock) = DirLock::try_take(&pack_dir.join("gitmq-consolidate.lock"))? else {
+        return Ok(Report::default());
+    };
+    let mut candidates = list(pack_dir, policy.max_objects)?;
+    let mut report = Report::default();
+    loop {
+        if candidates.len() < policy.min_packs.max(2) {
+            return Ok(report);
+        }
+        candidates.sort_by_key(|c| c.objects);
+        let Some(last) = geometric_split(&candidates, policy.factor) else {
+            return Ok(report);
+        };
+        let chosen: Vec<Candidate> = candidates.drain(..=last).collect();
+        match merge(pack_dir, &chosen, sync)? {
+            Merged::Done(new_pack, objects, bytes) => {
+                for old in &chosen {
+                    let _ = fs::remove_file(&old.index);
+                    let _ = fs::remove_file(&old.pack);
+                }
+                report.merged_packs += chosen.len();
+                report.objects = objects;
+                report.bytes = bytes;
+                report.new_pack = Some(new_pack);
+                return Ok(report);
+            }
+            Merged::HasDeltas(position) => {
+                // Leave that pack alone and try again without it.
+                report.skipped_with_deltas += 1;
+                let mut chosen = chosen;
+                chosen.remove(position);
+                candidates.extend(chosen);
+            }
+        }
+    }
+}
+
+/// The last index (in ascending object count) of the prefix to merge, if the sizes are not
+/// already a geometric progression.
+fn geometric_split(sorted: &[Candidate], factor: u64) -> Option<usize> {
+    let mut prefix = 0u64;
+    let mut split = None;
+    for (i, candidate) in sorted.iter().enumerate() {
+        if i > 0 && candidate.objects < prefix.saturating_mul(factor) {
+            split = Some(i);
+        }
+        prefix += candidate.objects;
+    }
+    split
+}
+
+fn list(pack_dir: &Path, max_objects: u64) -> Result<Vec<Candidate>, Error> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(pack_dir).map_err(io_err(pack_dir))? {
+        let entry = entry.map_err(io_err(pack_dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(stem) = name.strip_prefix("pack-").and_then(|n| n.strip_suffix(".pack")) else {
+            continue;
+        };
+        if stem.len() != 40 || !stem.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let pack = entry.path();
+        let index = pack.with_extension("idx");
+        if !index.is_file() || pack.with_extension("keep").exists() {
+            continue;
+        }
+        let Some(objects) = index_object_count(&index)? else {
+            continue;
+        };
+        if objects < max_objects {
+            out.push(Candidate { pack, index, objects });
+        }
+    }
+    Ok(out)
+}
+
+/// The object count of a v2 index (fan-out entry 255), without reading the whole index.
+fn index_object_count(path: &Path) -> Result<Option<u64>, Error> {
+    let mut file = match fs::File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(io_err(path)(err)),
+    };
+    let mut head = [0u8; 8 + 256 * 4];
+    if file.read_exact(&mut head).is_err() || head[..4] != super::format::IDX_V2_MAGIC {
+        return Ok(None);
+    }
+    let last = super::format::read_u32(&head, 8 + 255 * 4).unwrap_or(0);
+    Ok(Some(u64::from(last)))
+}
+
+enum Merged {
+    Done(PathBuf, u64, u64),
+    /// The chosen pack at this position holds a delta.
+    HasDeltas(usize),
+}
+
+/// One entry to copy.
+struct Entry {
+    id: ObjectId,
+    pack: usize,
+    offset: u64,
+    len: u64,
+    crc32: u32,
+}
+
+fn merge(pack_dir: &Path, chosen: &[Candidate], sync: bool) -> Result<Merged, Error> {
+    let mut entries = Vec::new();
+    for (pack_no, candidate) in chosen.iter().enumerate() {
+        let data = fs::read(&candidate.index).map_err(io_err(&candidate.index))?;
+        let index = PackIndex::from_bytes(data).map_err(|source| Error::Index {
+            path: candidate.index.clone(),
+            source,
+        })?;
+        let pack_len = fs::metadata(&candidate.pack)
+            .map_err(io_err(&candidate.pack))?
+            .len();
+        let order = index.pack_order();
+        for (i, &position) in order.iter().enumerate() {
+            let offset = index.offset_at(position);
+            let end = order
+                .get(i + 1)
+                .map_or(pack_len.saturating_sub(HASH_LEN as u64), |&next| index.offset_at(next));
+            entries.push(Entry {
+                id: index.id_at(position).to_owned(),
+                pack: pack_no,
+                offset,
+                len: end.saturating_sub(offset),
+                crc32: index.crc32_at(position),
+            });
+        }
+    }
+    // Keep the first copy of each id (the empty tree is in every gitmq pack).
+    let mut first_seen: HashMap<ObjectId, (usize, u64)> = HashMap::with_capacity(entries.len());
+    for e in &entries {
+        first_seen.entry(e.id).or_insert((e.pack, e.offset));
+    }
+    entries.retain(|e| first_seen.get(&e.id) == Some(&(e.pack, e.offset)));
+    drop(first_seen);
+
+    let tmp_pack = pack_dir.join(format!("tmp_gitmq_consolidate_{}.pack", std::process::id()));
+    let result = copy_entries(&tmp_pack, chosen, &entries, sync);
+    let (checksum, index_entries, bytes) = match result {
+        Ok(Copied::Done(checksum, index_entries, bytes)) => (checksum, index_entries, bytes),
+        Ok(Copied::Delta(pack_no)) => {
+            let _ = fs::remove_file(&tmp_pack);
+            return Ok(Merged::HasDeltas(pack_no));
+        }
+        Err(err) => {
+            let _ = fs::remove_file(&tmp_pack);
+            return Err(err);
+        }
+    };
+    let mut index_entries = index_entries;
+    let index = build_index(&mut index_entries, &checksum);
+    let name = format!("pack-{checksum}");
+    let pack_path = pack_dir.join(format!("{name}.pack"));
+    let index_path = pack_dir.join(format!("{name}.idx"));
+    let tmp_index = pack_dir.join(format!("tmp_gitmq_consolidate_{}.idx", std::process::id()));
+    let finish = (|| {
+        let mut file = fs::File::create(&tmp_index).map_err(io_err(&tmp_index))?;
+        file.write_all(&index).map_err(io_err(&tmp_index))?;
+        if sync {
+            durability::sync_file(&file).map_err(io_err(&tmp_index))?;
+        }
+        fs::rename(&tmp_pack, &pack_path).map_err(io_err(&pack_path))?;
+        fs::rename(&tmp_index, &index_path).map_err(io_err(&index_path))?;
+        if sync {
+            durability::sync_dir(pack_dir).map_err(io_err(pack_dir))?;
+        }
+        Ok(())
+    })();
+    if let Err(err) = finish {
+        let _ = fs::remove_file(&tmp_pack);
+        let _ = fs::remove_file(&tmp_index);
+        return Err(err);
+    }
+    Ok(Merged::Done(pack_path, index_entries.len() as u64, bytes))
+}
+
+enum Copied {
+    Done(ObjectId, Vec<IndexEntry>, u64),
+    /// This chosen pack holds a delta.
+    Delta(usize),
+}
+
+/// Stream `entries` from their packs into a new pack at `tmp`, hashing as it goes.
+fn copy_entries(
+    tmp: &Path,
+    chosen: &[Candidate],
+    entries: &[Entry],
+    sync: bool,
+) -> Result<Copied, Error> {
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(tmp)
+        .map_err(io_err(tmp))?;
+    let mut out = io::BufWriter::with_capacity(1 << 20, file);
+    let mut hasher = Hasher::new();
+    let count = u32::try_from(entries.len()).map_err(|_| Error::Corrupt {
+        path: tmp.to_owned(),
+        offset: 0,
+        reason: "more than 2^32 objects",
+    })?;
+    let mut header = [0u8; PACK_HEADER_LEN];
+    header[..4].copy_from_slice(&PACK_SIGNATURE);
+    header[4..8].copy_from_slice(&PACK_VERSION.to_be_bytes());
+    header[8..].copy_from_slice(&count.to_be_bytes());
+    hasher.update(&header);
+    out.write_all(&header).map_err(io_err(tmp))?;
+    let mut written = PACK_HEADER_LEN as u64;
+    let mut index_entries = Vec::with_capacity(entries.len());
+    let mut reader: Option<(usize, io::BufReader<fs::File>, u64)> = None;
+    let mut raw = Vec::new();
+    for entry in entries {
+        let candidate = &chosen[entry.pack];
+        if reader.as_ref().is_none_or(|(pack, _, _)| *pack != entry.pack) {
+            let file = fs::File::open(&candidate.pack).map_err(io_err(&candidate.pack))?;
+            reader = Some((entry.pack, io::BufReader::with_capacity(1 << 20, file), 0));
+        }
+        let (_, input, position) = reader.as_mut().expect("BUG: opened above");
+        if *position != entry.offset {
+            input
+                .seek(SeekFrom::Start(entry.offset))
+                .map_err(io_err(&candidate.pack))?;
+        }
+        let corrupt = |reason| Error::Corrupt {
+            path: candidate.pack.clone(),
+            offset: entry.offset,
+            reason,
+        };
+        let len = usize::try_from(entry.len).map_err(|_| corrupt("entry too large"))?;
+        raw.resize(len, 0);
+        input.read_exact(&mut raw).map_err(io_err(&candidate.pack))?;
+        *position = entry.offset + entry.len;
+        match decode_entry_header(&raw) {
+            Some((EntryKind::Base(_), _, _)) => {}
+            Some(_) => return Ok(Copied::Delta(entry.pack)),
+            None => return Err(corrupt("bad entry header")),
+        }
+        let mut crc = flate2::Crc::new();
+        crc.update(&raw);
+        if crc.sum() != entry.crc32 {
+            return Err(corrupt("CRC-32 does not match the index"));
+        }
+        hasher.update(&raw);
+        out.write_all(&raw).map_err(io_err(tmp))?;
+        index_entries.push(IndexEntry {
+            id: entry.id,
+            offset: written,
+            crc32: entry.crc32,
+        });
+        written += entry.len;
+    }
+    let checksum = hasher.finalize();
+    out.write_all(checksum.as_bytes()).map_err(io_err(tmp))?;
+    let file = out.into_inner().map_err(|e| io_err(tmp)(e.into_error()))?;
+    if sync {
+        durability::sync_file(&file).map_err(io_err(tmp))?;
+    }
+    Ok(Copied::Done(checksum, index_entries, written + HASH_LEN as u64))
+}
+
+/// An exclusive lock file, removed on drop.
+struct DirLock {
+    path: PathBuf,
+}
+
+impl DirLock {
+    /// Take the lock, or `None` if another live process holds it.
+    fn try_take(path: &Path) -> Result<Option<Self>, Error> {
+        for _ in 0..2 {
+            match fs::OpenOptions::new().write(true).create_new(true).open(path) {
+                Ok(_) => return Ok(Some(Self { path: path.to_owned() })),
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                    let stale = fs::metadata(path)
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| SystemTime::now().duration_since(t).ok())
+                        .is_some_and(|age| age > STALE_LOCK);
+                    if !stale {
+                        return Ok(None);
+                    }
+                    let _ = fs::remove_file(path);
+                }
+                Err(err) => return Err(io_err(path)(err)),
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for DirLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn candidates(counts: &[u64]) -> Vec<Candidate> {
+        counts
+            .iter()
+            .map(|&objects| Candidate {
+                pack: PathBuf::new(),
+                index: PathBuf::new(),
+                objects,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_geometric_progression_is_left_alone() {
+        assert_eq!(geometric_split(&candidates(&[1, 4, 20, 100]), 4), None);
+    }
+
+    #[test]
+    fn equal_small_packs_are_merged_up_to_the_last_violation() {
+        assert_eq!(geometric_split(&candidates(&[10, 10, 10, 10, 1000]), 4), Some(3));
+        assert_eq!(geometric_split(&candidates(&[10, 10, 10, 10, 100]), 4), Some(4));
+    }
+}
