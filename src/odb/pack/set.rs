@@ -99,25 +99,27 @@ impl PackSet {
         out: &mut Vec<u8>,
         cache: &mut DeltaBaseCache,
     ) -> Result<Option<gix_object::Kind>, Error> {
-        let first = self.find(id, 0);
-        if let Ok(Some(slot)) = first {
-            return self.read_in(slot, id, out, cache);
+        let mut read = |pack: &mut PackFile| pack.read(id, out, cache);
+        let first = self.first_hit(usize::MAX, &mut read);
+        if let Ok(Some(kind)) = first {
+            return Ok(Some(kind));
         }
         let added = self.rescan()?;
-        match self.find_in(id, 0, added)? {
-            Some(slot) => self.read_in(slot, id, out, cache),
-            None => first.map(|_| None),
+        match self.first_hit(added, &mut read)? {
+            Some(kind) => Ok(Some(kind)),
+            None => first,
         }
     }
 
     /// Whether some pack holds `id` (rescanning once on a miss). Packs that fail to open are
     /// taken not to hold it.
     pub fn contains(&mut self, id: &oid) -> bool {
-        if matches!(self.find(id, 0), Ok(Some(_))) {
+        let mut holds = |pack: &mut PackFile| Ok(pack.contains(id).then_some(()));
+        if matches!(self.first_hit(usize::MAX, &mut holds), Ok(Some(()))) {
             return true;
         }
         match self.rescan() {
-            Ok(added) => matches!(self.find_in(id, 0, added), Ok(Some(_))),
+            Ok(added) => matches!(self.first_hit(added, &mut holds), Ok(Some(()))),
             Err(_) => false,
         }
     }
@@ -138,41 +140,22 @@ impl PackSet {
             .collect())
     }
 
-    fn read_in(
+    /// Ask the packs of the first `end` slots in turn, opening them as needed, until `ask`
+    /// answers `Some`; that slot becomes the first. Slots of vanished packs are removed on
+    /// the way. A pack that fails to open is skipped, and its error returned only if no
+    /// other pack answers (the object might be in it).
+    fn first_hit<T>(
         &mut self,
-        slot: usize,
-        id: &oid,
-        out: &mut Vec<u8>,
-        cache: &mut DeltaBaseCache,
-    ) -> Result<Option<gix_object::Kind>, Error> {
-        if let Some(hit) = self.slots.get_mut(..=slot) {
-            hit.rotate_right(1);
-        }
-        let pack = self
-            .slots
-            .first_mut()
-            .and_then(|slot| slot.pack.as_mut())
-            .expect("BUG: find() returns loaded slots");
-        Ok(pack.read(id, out, cache)?)
-    }
-
-    /// The first slot from `from` on whose pack holds `id`.
-    fn find(&mut self, id: &oid, from: usize) -> Result<Option<usize>, Error> {
-        let end = self.slots.len();
-        self.find_in(id, from, end)
-    }
-
-    /// The first slot in `from..end` whose pack holds `id`, loading packs as needed; slots
-    /// of vanished packs are removed on the way. A pack that fails to open is skipped, and
-    /// its error returned only if no other pack holds `id` (it might have).
-    fn find_in(&mut self, id: &oid, from: usize, mut end: usize) -> Result<Option<usize>, Error> {
+        mut end: usize,
+        ask: &mut impl FnMut(&mut PackFile) -> Result<Option<T>, read::Error>,
+    ) -> Result<Option<T>, Error> {
         let mut failure = None;
-        let mut slot = from;
+        let mut slot = 0;
         while slot < end.min(self.slots.len()) {
             match self.load(slot) {
                 Ok(true) => {}
                 Ok(false) => {
-                    end -= 1;
+                    end = end.saturating_sub(1);
                     continue;
                 }
                 Err(err) => {
@@ -181,13 +164,16 @@ impl PackSet {
                     continue;
                 }
             }
-            let holds = self
+            let pack = self
                 .slots
-                .get(slot)
-                .and_then(|slot| slot.pack.as_ref())
-                .is_some_and(|pack| pack.contains(id));
-            if holds {
-                return Ok(Some(slot));
+                .get_mut(slot)
+                .and_then(|slot| slot.pack.as_mut())
+                .expect("BUG: load() opened the slot");
+            if let Some(answer) = ask(pack)? {
+                if let Some(hit) = self.slots.get_mut(..=slot) {
+                    hit.rotate_right(1);
+                }
+                return Ok(Some(answer));
             }
             slot += 1;
         }
