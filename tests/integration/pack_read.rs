@@ -466,6 +466,19 @@ fn corrupt_zlib_truncated_files_and_a_wrong_trailer_are_clear_errors() {
             "idx cut to {len}: {err}"
         );
     }
+    let mut huge = scratch.idx_bytes.clone();
+    huge.resize(scratch.pack_bytes.len() * 40, 0);
+    let err = scratch.with_idx(&huge).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            read::Error::Index {
+                source: gitmq::odb::pack::index::Error::TooLong { .. },
+                ..
+            }
+        ),
+        "an index longer than its pack could need is not read: {err}"
+    );
     let mut garbled = scratch.idx_bytes.clone();
     garbled[scratch.idx_bytes.len() / 2] ^= 0xff;
     let err = scratch.with_idx(&garbled).unwrap_err();

@@ -26,7 +26,8 @@ const LARGE_OFFSET_LEN: u64 = 8;
 /// The pack checksum and the index checksum at the end.
 const TRAILER_LEN: u64 = 2 * HASH_LEN as u64;
 
-/// Returned by [`PackIndex::from_bytes()`].
+/// Returned by [`PackIndex::from_bytes()`], and by
+/// [`PackFile::open()`](super::read::PackFile::open) for an index too long for its pack.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// Too short to hold a header and a trailer.
@@ -34,6 +35,14 @@ pub enum Error {
     TooShort {
         /// The length of the index.
         len: u64,
+    },
+    /// The file is longer than any index its pack could need (checked before reading it).
+    #[error("pack index is {len} bytes, more than its pack could need ({limit})")]
+    TooLong {
+        /// The length of the index file.
+        len: u64,
+        /// The most its pack could need.
+        limit: u64,
     },
     /// The first four bytes are not `"\xfftOc"` (a v1 index, or not an index).
     #[error("pack index does not start with the v2 magic")]

@@ -30,8 +30,8 @@ pub mod cache;
 mod window;
 
 use std::{
-    fs::{self, File},
-    io,
+    fs::File,
+    io::{self, Read},
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
 };
@@ -46,7 +46,7 @@ use super::{
     delta,
     format::{
         decode_entry_header, decode_ofs_delta_distance, read_u32, EntryKind, HASH_LEN,
-        MAX_ENTRY_HEADER_LEN, PACK_HEADER_LEN, PACK_SIGNATURE, PACK_VERSION,
+        IDX_HEADER_LEN, MAX_ENTRY_HEADER_LEN, PACK_HEADER_LEN, PACK_SIGNATURE, PACK_VERSION,
     },
     index::{self, PackIndex},
 };
@@ -71,6 +71,10 @@ const DIRECT_CHUNK_LEN: u64 = 1 << 20;
 /// every small object would be decoded by the slow loop (measured: 1.4x slower on commits).
 /// A valid stream never writes into it; a stream that does is refused as too long.
 const INFLATE_SLACK: usize = 512;
+/// Index bytes per object at most: id, CRC, offset and a large offset.
+const IDX_MAX_BYTES_PER_OBJECT: u64 = (HASH_LEN + 4 + 4 + 8) as u64;
+/// Index bytes besides the per-object tables: header, fan-out and the two checksums.
+const IDX_FIXED_LEN: u64 = (IDX_HEADER_LEN + 2 * HASH_LEN) as u64;
 /// Scratch buffers larger than this are shrunk after each read.
 const SCRATCH_KEEP_LEN: usize = 8 << 20;
 
@@ -85,7 +89,7 @@ pub struct Options {
     pub max_object_size: u64,
     /// The most deltas followed to reach a base.
     pub max_chain_len: usize,
-    /// Hash each object read by id and compare with the id (costs about as much as the read).
+    /// Hash each object read and compare with its id (costs about as much as the read).
     pub verify_ids: bool,
 }
 
@@ -319,17 +323,13 @@ impl PackFile {
     /// Open the pack at `pack_path` and the `.idx` beside it.
     pub fn open_with(pack_path: impl Into<PathBuf>, options: Options) -> Result<Self, Error> {
         let path = pack_path.into();
-        let idx_path = path.with_extension("idx");
-        let idx = fs::read(&idx_path).map_err(io_err(&idx_path))?;
-        let index = PackIndex::from_bytes(idx).map_err(|source| Error::Index {
-            path: idx_path.clone(),
-            source,
-        })?;
         let file = File::open(&path).map_err(io_err(&path))?;
         let len = file.metadata().map_err(io_err(&path))?.len();
         if len < (PACK_HEADER_LEN + HASH_LEN) as u64 {
             return Err(Error::TooShort { path, len });
         }
+        let idx_path = path.with_extension("idx");
+        let index = read_index(&idx_path, len)?;
         let mut header = [0u8; PACK_HEADER_LEN];
         file.read_exact_at(&mut header, 0).map_err(io_err(&path))?;
         let bad_header = |reason: String| Error::BadHeader {
@@ -378,6 +378,27 @@ impl PackFile {
     }
 }
 
+/// Read and validate the index of a pack of `pack_len` bytes. Every object takes at least
+/// one pack byte, so a longer index than that many objects need is refused unread.
+fn read_index(idx_path: &Path, pack_len: u64) -> Result<PackIndex, Error> {
+    let invalid = |source| Error::Index {
+        path: idx_path.to_owned(),
+        source,
+    };
+    let mut idx = File::open(idx_path).map_err(io_err(idx_path))?;
+    let len = idx.metadata().map_err(io_err(idx_path))?.len();
+    let max_objects = pack_len - (PACK_HEADER_LEN + HASH_LEN) as u64;
+    let limit = max_objects
+        .saturating_mul(IDX_MAX_BYTES_PER_OBJECT)
+        .saturating_add(IDX_FIXED_LEN);
+    if len > limit {
+        return Err(invalid(index::Error::TooLong { len, limit }));
+    }
+    let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    idx.read_to_end(&mut data).map_err(io_err(idx_path))?;
+    PackIndex::from_bytes(data).map_err(invalid)
+}
+
 /// Access
 impl PackFile {
     /// The pack file's path.
@@ -414,15 +435,7 @@ impl PackFile {
         let offset = self.index.offset_at(position);
         let kind = self.read_at(offset, out, cache)?;
         if self.options.verify_ids {
-            let actual = hash::object_id(kind, out);
-            if actual != id {
-                return Err(Error::IdMismatch {
-                    path: self.path.clone(),
-                    offset,
-                    id: id.to_owned(),
-                    actual,
-                });
-            }
+            self.verify_id(id, offset, kind, out)?;
         }
         Ok(Some(kind))
     }
@@ -443,7 +456,12 @@ impl PackFile {
                 len: self.index.len(),
             });
         }
-        self.read_at(self.index.offset_at(position), out, cache)
+        let offset = self.index.offset_at(position);
+        let kind = self.read_at(offset, out, cache)?;
+        if self.options.verify_ids {
+            self.verify_id(self.index.id_at(position), offset, kind, out)?;
+        }
+        Ok(kind)
     }
 
     /// Hash the whole pack and compare with its trailer and index: a full integrity check,
@@ -476,6 +494,25 @@ impl PackFile {
 
 /// Entries and chains
 impl PackFile {
+    fn verify_id(
+        &self,
+        id: &oid,
+        offset: u64,
+        kind: gix_object::Kind,
+        body: &[u8],
+    ) -> Result<(), Error> {
+        let actual = hash::object_id(kind, body);
+        if actual != id {
+            return Err(Error::IdMismatch {
+                path: self.path.clone(),
+                offset,
+                id: id.to_owned(),
+                actual,
+            });
+        }
+        Ok(())
+    }
+
     /// Where entries end and the trailer begins.
     fn data_end(&self) -> u64 {
         self.len - HASH_LEN as u64

@@ -48,6 +48,19 @@ struct Slot {
 }
 
 /// The packs of one `objects/pack` directory.
+///
+/// ```
+/// # fn main() -> Result<(), gitmq::odb::pack::set::Error> {
+/// use gitmq::odb::pack::{read::DeltaBaseCache, set::PackSet};
+///
+/// let dir = tempfile::tempdir().expect("temp dir");
+/// let mut packs = PackSet::open(dir.path().join("objects/pack"))?;
+/// let mut cache = DeltaBaseCache::default(); // shared by every read, bounded in bytes
+/// let mut body = Vec::new();
+/// let id = gitmq::ObjectId::empty_tree(gix_hash::Kind::Sha1);
+/// assert_eq!(packs.read(&id, &mut body, &mut cache)?, None, "no pack holds it");
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct PackSet {
     dir: PathBuf,
