@@ -124,6 +124,20 @@ impl PackSet {
         }
     }
 
+    /// Like [`read()`](Self::read), but only from the packs already listed: never lists the
+    /// directory. For a caller that looks in other stores (loose objects) before paying for a
+    /// rescan, as git does: packs, then loose, then [`rescan()`](Self::rescan) and packs again.
+    pub fn read_listed(
+        &mut self,
+        id: &oid,
+        out: &mut Vec<u8>,
+        cache: &mut DeltaBaseCache,
+    ) -> Result<Option<gix_object::Kind>, Error> {
+        self.first_hit(usize::MAX, &mut |pack: &mut PackFile| {
+            pack.read(id, out, cache)
+        })
+    }
+
     /// Whether some pack holds `id` (rescanning once on a miss). Packs that fail to open are
     /// taken not to hold it.
     pub fn contains(&mut self, id: &oid) -> bool {
@@ -217,9 +231,9 @@ impl PackSet {
         }
     }
 
-    /// List the directory again: drop packs whose files are gone, put new ones first.
-    /// Returns how many were added.
-    fn rescan(&mut self) -> Result<usize, Error> {
+    /// List the directory again: drop packs whose files are gone, put new ones first (they
+    /// are the likeliest to hold what was just missed). Returns how many were added.
+    pub fn rescan(&mut self) -> Result<usize, Error> {
         let listed = list(&self.dir)?;
         let listed_set: HashSet<&PathBuf> = listed.iter().collect();
         self.slots.retain(|slot| listed_set.contains(&slot.path));
