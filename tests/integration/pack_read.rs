@@ -184,11 +184,16 @@ fn corrupt_zlib_truncated_files_and_a_wrong_trailer_are_clear_errors() {
             "pack cut to {len}: {err}"
         );
     }
-    // A pack with another object count than its index.
-    let mut bytes = scratch.pack_bytes.clone();
-    bytes[11] ^= 1;
-    let err = scratch.with_pack(&bytes).unwrap_err();
-    assert!(matches!(err, read::Error::BadHeader { .. }), "{err}");
+    // No signature, another version, another object count than the index.
+    for at in [0, 7, 11] {
+        let mut bytes = scratch.pack_bytes.clone();
+        bytes[at] ^= 1;
+        let err = scratch.with_pack(&bytes).unwrap_err();
+        assert!(
+            matches!(err, read::Error::BadHeader { .. }),
+            "header byte {at}: {err}"
+        );
+    }
 
     // Truncated and garbled indexes.
     for len in [
