@@ -92,7 +92,7 @@ impl Odb {
             self.packs.as_mut().expect("BUG: listed above"),
             &mut self.cache,
         );
-        if let Some(kind) = packs.read_known(id, body, cache)? {
+        if let Some(kind) = packs.read_listed(id, body, cache)? {
             return Ok(kind);
         }
         if let Some(kind) = self.loose.read(id, body)? {

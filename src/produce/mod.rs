@@ -416,7 +416,11 @@ impl Producer {
         let Some(policy) = self.config.consolidate else {
             return;
         };
-        if self.consolidation.as_ref().is_some_and(|t| !t.is_finished()) {
+        if self
+            .consolidation
+            .as_ref()
+            .is_some_and(|t| !t.is_finished())
+        {
             return;
         }
         self.finish_consolidation();

@@ -26,7 +26,9 @@ use std::{
 use gix_hash::ObjectId;
 
 use super::{
-    format::{decode_entry_header, EntryKind, HASH_LEN, PACK_HEADER_LEN, PACK_SIGNATURE, PACK_VERSION},
+    format::{
+        decode_entry_header, EntryKind, HASH_LEN, PACK_HEADER_LEN, PACK_SIGNATURE, PACK_VERSION,
+    },
     index::PackIndex,
     write::{build_index, IndexEntry},
 };
@@ -179,7 +181,10 @@ fn list(pack_dir: &Path, max_objects: u64) -> Result<Vec<Candidate>, Error> {
         let entry = entry.map_err(io_err(pack_dir))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(stem) = name.strip_prefix("pack-").and_then(|n| n.strip_suffix(".pack")) else {
+        let Some(stem) = name
+            .strip_prefix("pack-")
+            .and_then(|n| n.strip_suffix(".pack"))
+        else {
             continue;
         };
         if stem.len() != 40 || !stem.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -194,7 +199,11 @@ fn list(pack_dir: &Path, max_objects: u64) -> Result<Vec<Candidate>, Error> {
             continue;
         };
         if objects < max_objects {
-            out.push(Candidate { pack, index, objects });
+            out.push(Candidate {
+                pack,
+                index,
+                objects,
+            });
         }
     }
     Ok(out)
@@ -246,7 +255,9 @@ fn merge(pack_dir: &Path, chosen: &[Candidate], sync: bool) -> Result<Merged, Er
             let offset = index.offset_at(position);
             let end = order
                 .get(i + 1)
-                .map_or(pack_len.saturating_sub(HASH_LEN as u64), |&next| index.offset_at(next));
+                .map_or(pack_len.saturating_sub(HASH_LEN as u64), |&next| {
+                    index.offset_at(next)
+                });
             entries.push(Entry {
                 id: index.id_at(position).to_owned(),
                 pack: pack_no,
@@ -341,7 +352,10 @@ fn copy_entries(
     let mut raw = Vec::new();
     for entry in entries {
         let candidate = &chosen[entry.pack];
-        if reader.as_ref().is_none_or(|(pack, _, _)| *pack != entry.pack) {
+        if reader
+            .as_ref()
+            .is_none_or(|(pack, _, _)| *pack != entry.pack)
+        {
             let file = fs::File::open(&candidate.pack).map_err(io_err(&candidate.pack))?;
             reader = Some((entry.pack, io::BufReader::with_capacity(1 << 20, file), 0));
         }
@@ -358,7 +372,9 @@ fn copy_entries(
         };
         let len = usize::try_from(entry.len).map_err(|_| corrupt("entry too large"))?;
         raw.resize(len, 0);
-        input.read_exact(&mut raw).map_err(io_err(&candidate.pack))?;
+        input
+            .read_exact(&mut raw)
+            .map_err(io_err(&candidate.pack))?;
         *position = entry.offset + entry.len;
         match decode_entry_header(&raw) {
             Some((EntryKind::Base(_), _, _)) => {}
@@ -385,7 +401,11 @@ fn copy_entries(
     if sync {
         durability::sync_file(&file).map_err(io_err(tmp))?;
     }
-    Ok(Copied::Done(checksum, index_entries, written + HASH_LEN as u64))
+    Ok(Copied::Done(
+        checksum,
+        index_entries,
+        written + HASH_LEN as u64,
+    ))
 }
 
 /// An exclusive lock file, removed on drop.
@@ -397,8 +417,16 @@ impl DirLock {
     /// Take the lock, or `None` if another live process holds it.
     fn try_take(path: &Path) -> Result<Option<Self>, Error> {
         for _ in 0..2 {
-            match fs::OpenOptions::new().write(true).create_new(true).open(path) {
-                Ok(_) => return Ok(Some(Self { path: path.to_owned() })),
+            match fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(path)
+            {
+                Ok(_) => {
+                    return Ok(Some(Self {
+                        path: path.to_owned(),
+                    }))
+                }
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
                     let stale = fs::metadata(path)
                         .and_then(|m| m.modified())
@@ -445,7 +473,13 @@ mod tests {
 
     #[test]
     fn equal_small_packs_are_merged_up_to_the_last_violation() {
-        assert_eq!(geometric_split(&candidates(&[10, 10, 10, 10, 1000]), 4), Some(3));
-        assert_eq!(geometric_split(&candidates(&[10, 10, 10, 10, 100]), 4), Some(4));
+        assert_eq!(
+            geometric_split(&candidates(&[10, 10, 10, 10, 1000]), 4),
+            Some(3)
+        );
+        assert_eq!(
+            geometric_split(&candidates(&[10, 10, 10, 10, 100]), 4),
+            Some(4)
+        );
     }
 }

@@ -172,9 +172,9 @@ pub fn apply(base: &[u8], delta: &[u8], limit: u64, out: &mut Vec<u8>) -> Result
     if header.result_size > limit {
         return Err(too_large);
     }
-    let declared = usize::try_from(header.result_size).map_err(|_| too_large)?;
+    let declared = usize::try_from(header.result_size).map_err(|_| too_large.clone())?;
     out.clear();
-    out.reserve_exact(declared);
+    out.try_reserve_exact(declared).map_err(|_| too_large)?;
 
     let mut at = header.len;
     while let Some(&cmd) = delta.get(at) {

@@ -1,5 +1,7 @@
-//! Owns reading entries of one pack file: base objects and delta chains, through a few
-//! large read windows, with a caller-owned delta-base cache.
+//! Owns reading objects from one pack file ([`PackFile`]): opening and checking it against
+//! its index, and reads by id or by index position, through a few large read windows
+//! (`window.rs`), with a caller-owned [`DeltaBaseCache`] (`cache.rs`) that keeps delta bases
+//! and recently read objects. Entry parsing, inflating and delta chains are in `entry.rs`.
 //!
 //! Invariants:
 //! - A [`PackFile`] exists only once its index validated and the pack agrees with it: the
@@ -27,27 +29,26 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
 pub mod cache;
+mod entry;
 mod window;
 
 use std::{
-    fs::{self, File},
-    io,
+    fs::File,
+    io::{self, Read},
     os::unix::fs::FileExt,
     path::{Path, PathBuf},
 };
 
-use flate2::{Decompress, FlushDecompress, Status};
+use flate2::Decompress;
 use gix_hash::{oid, ObjectId};
 
 pub use cache::{DeltaBaseCache, DEFAULT_CACHE_BYTES};
+use entry::Scratch;
 use window::Windows;
 
 use super::{
     delta,
-    format::{
-        decode_entry_header, decode_ofs_delta_distance, read_u32, EntryKind, HASH_LEN,
-        MAX_ENTRY_HEADER_LEN, PACK_HEADER_LEN, PACK_SIGNATURE, PACK_VERSION,
-    },
+    format::{read_u32, HASH_LEN, IDX_HEADER_LEN, PACK_HEADER_LEN, PACK_SIGNATURE, PACK_VERSION},
     index::{self, PackIndex},
 };
 use crate::{hash, odb::loose::DEFAULT_MAX_OBJECT_SIZE};
@@ -61,13 +62,12 @@ pub const DEFAULT_MAX_CHAIN_LEN: usize = 10_000;
 
 /// The smallest window size used, whatever [`Options::window_size`] says.
 const MIN_WINDOW_SIZE: usize = 4096;
-/// Bytes of an entry read before its zlib stream: the header and a base id (longer than
-/// any base distance).
-const ENTRY_PREFIX_LEN: usize = MAX_ENTRY_HEADER_LEN + HASH_LEN;
 /// The read size when streaming an entry too large for the windows.
 const DIRECT_CHUNK_LEN: u64 = 1 << 20;
-/// Scratch buffers larger than this are shrunk after each read.
-const SCRATCH_KEEP_LEN: usize = 8 << 20;
+/// Index bytes per object at most: id, CRC, offset and a large offset.
+const IDX_MAX_BYTES_PER_OBJECT: u64 = (HASH_LEN + 4 + 4 + 8) as u64;
+/// Index bytes besides the per-object tables: header, fan-out and the two checksums.
+const IDX_FIXED_LEN: u64 = (IDX_HEADER_LEN + 2 * HASH_LEN) as u64;
 
 /// How a [`PackFile`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +80,7 @@ pub struct Options {
     pub max_object_size: u64,
     /// The most deltas followed to reach a base.
     pub max_chain_len: usize,
-    /// Hash each object read by id and compare with the id (costs about as much as the read).
+    /// Hash each object read and compare with its id (costs about as much as the read).
     pub verify_ids: bool,
 }
 
@@ -243,53 +243,6 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
     }
 }
 
-/// Where an entry's object comes from.
-#[derive(Debug, Clone, Copy)]
-enum Source {
-    /// The zlib stream holds the object.
-    Whole(gix_object::Kind),
-    /// The zlib stream holds a delta against the entry at this offset.
-    DeltaAt(u64),
-    /// The zlib stream holds a delta against the object with this id.
-    DeltaOf(ObjectId),
-}
-
-/// A parsed entry header.
-#[derive(Debug, Clone, Copy)]
-struct Entry {
-    source: Source,
-    /// The inflated size of the zlib stream (object or delta).
-    size: u64,
-    /// Where the zlib stream starts.
-    data_at: u64,
-}
-
-/// One delta of a chain being resolved.
-#[derive(Debug, Clone, Copy)]
-struct Link {
-    offset: u64,
-    entry: Entry,
-}
-
-/// Buffers reused across reads.
-#[derive(Debug, Default)]
-struct Scratch {
-    chain: Vec<Link>,
-    base: Vec<u8>,
-    result: Vec<u8>,
-    delta: Vec<u8>,
-}
-
-impl Scratch {
-    fn trim(&mut self) {
-        for buf in [&mut self.base, &mut self.result, &mut self.delta] {
-            if buf.capacity() > SCRATCH_KEEP_LEN {
-                *buf = Vec::new();
-            }
-        }
-    }
-}
-
 /// One open pack (`pack-<hash>.pack`) and its validated index.
 #[derive(Debug)]
 pub struct PackFile {
@@ -314,17 +267,13 @@ impl PackFile {
     /// Open the pack at `pack_path` and the `.idx` beside it.
     pub fn open_with(pack_path: impl Into<PathBuf>, options: Options) -> Result<Self, Error> {
         let path = pack_path.into();
-        let idx_path = path.with_extension("idx");
-        let idx = fs::read(&idx_path).map_err(io_err(&idx_path))?;
-        let index = PackIndex::from_bytes(idx).map_err(|source| Error::Index {
-            path: idx_path.clone(),
-            source,
-        })?;
         let file = File::open(&path).map_err(io_err(&path))?;
         let len = file.metadata().map_err(io_err(&path))?.len();
         if len < (PACK_HEADER_LEN + HASH_LEN) as u64 {
             return Err(Error::TooShort { path, len });
         }
+        let idx_path = path.with_extension("idx");
+        let index = read_index(&idx_path, len)?;
         let mut header = [0u8; PACK_HEADER_LEN];
         file.read_exact_at(&mut header, 0).map_err(io_err(&path))?;
         let bad_header = |reason: String| Error::BadHeader {
@@ -373,6 +322,27 @@ impl PackFile {
     }
 }
 
+/// Read and validate the index of a pack of `pack_len` bytes. Every object takes at least
+/// one pack byte, so a longer index than that many objects need is refused unread.
+fn read_index(idx_path: &Path, pack_len: u64) -> Result<PackIndex, Error> {
+    let invalid = |source| Error::Index {
+        path: idx_path.to_owned(),
+        source,
+    };
+    let mut idx = File::open(idx_path).map_err(io_err(idx_path))?;
+    let len = idx.metadata().map_err(io_err(idx_path))?.len();
+    let max_objects = pack_len - (PACK_HEADER_LEN + HASH_LEN) as u64;
+    let limit = max_objects
+        .saturating_mul(IDX_MAX_BYTES_PER_OBJECT)
+        .saturating_add(IDX_FIXED_LEN);
+    if len > limit {
+        return Err(invalid(index::Error::TooLong { len, limit }));
+    }
+    let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    idx.read_to_end(&mut data).map_err(io_err(idx_path))?;
+    PackIndex::from_bytes(data).map_err(invalid)
+}
+
 /// Access
 impl PackFile {
     /// The pack file's path.
@@ -409,15 +379,7 @@ impl PackFile {
         let offset = self.index.offset_at(position);
         let kind = self.read_at(offset, out, cache)?;
         if self.options.verify_ids {
-            let actual = hash::object_id(kind, out);
-            if actual != id {
-                return Err(Error::IdMismatch {
-                    path: self.path.clone(),
-                    offset,
-                    id: id.to_owned(),
-                    actual,
-                });
-            }
+            self.verify_id(id, offset, kind, out)?;
         }
         Ok(Some(kind))
     }
@@ -438,7 +400,12 @@ impl PackFile {
                 len: self.index.len(),
             });
         }
-        self.read_at(self.index.offset_at(position), out, cache)
+        let offset = self.index.offset_at(position);
+        let kind = self.read_at(offset, out, cache)?;
+        if self.options.verify_ids {
+            self.verify_id(self.index.id_at(position), offset, kind, out)?;
+        }
+        Ok(kind)
     }
 
     /// Hash the whole pack and compare with its trailer and index: a full integrity check,
@@ -464,242 +431,6 @@ impl PackFile {
                 index: self.checksum,
                 pack: actual,
             });
-        }
-        Ok(())
-    }
-}
-
-/// Entries and chains
-impl PackFile {
-    /// Where entries end and the trailer begins.
-    fn data_end(&self) -> u64 {
-        self.len - HASH_LEN as u64
-    }
-
-    fn corrupt(&self, offset: u64, reason: &'static str) -> Error {
-        Error::Corrupt {
-            path: self.path.clone(),
-            offset,
-            reason,
-        }
-    }
-
-    fn read_at(
-        &mut self,
-        offset: u64,
-        out: &mut Vec<u8>,
-        cache: &mut DeltaBaseCache,
-    ) -> Result<gix_object::Kind, Error> {
-        let entry = self.entry_at(offset)?;
-        if let Source::Whole(kind) = entry.source {
-            self.inflate(offset, entry, self.options.max_object_size, out)?;
-            return Ok(kind);
-        }
-        if let Some((kind, data)) = cache.get(&self.checksum, offset) {
-            out.clear();
-            out.extend_from_slice(data);
-            return Ok(kind);
-        }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let result = self.resolve(offset, entry, out, cache, &mut scratch);
-        scratch.trim();
-        self.scratch = scratch;
-        result
-    }
-
-    /// Parse the header of the entry at `offset`.
-    fn entry_at(&mut self, offset: u64) -> Result<Entry, Error> {
-        let data_end = self.data_end();
-        if offset < PACK_HEADER_LEN as u64 || offset >= data_end {
-            return Err(self.corrupt(offset, "entry offset is outside the pack data"));
-        }
-        let bytes = self
-            .windows
-            .slice(&self.file, data_end, offset, ENTRY_PREFIX_LEN)
-            .map_err(io_err(&self.path))?;
-        let parsed = decode_entry_header(bytes).and_then(|(kind, size, header_len)| {
-            let rest = bytes.get(header_len..).unwrap_or_default();
-            let (source, extra) = match kind {
-                EntryKind::Base(kind) => (Ok(Source::Whole(kind)), 0),
-                EntryKind::OfsDelta => {
-                    let (distance, len) = decode_ofs_delta_distance(rest)?;
-                    let base = offset
-                        .checked_sub(distance)
-                        .filter(|base| distance != 0 && *base >= PACK_HEADER_LEN as u64)
-                        .map(Source::DeltaAt)
-                        .ok_or("delta base offset is outside the pack data");
-                    (base, len)
-                }
-                EntryKind::RefDelta => {
-                    let id = ObjectId::from_bytes_or_panic(rest.get(..HASH_LEN)?);
-                    (Ok(Source::DeltaOf(id)), HASH_LEN)
-                }
-            };
-            Some((source, size, (header_len + extra) as u64))
-        });
-        let (source, size, prefix_len) =
-            parsed.ok_or_else(|| self.corrupt(offset, "entry header is truncated or invalid"))?;
-        let source = source.map_err(|reason| self.corrupt(offset, reason))?;
-        Ok(Entry {
-            source,
-            size,
-            data_at: offset + prefix_len,
-        })
-    }
-
-    /// Resolve the delta chain starting with `entry` at `offset` into `out`.
-    fn resolve(
-        &mut self,
-        offset: u64,
-        entry: Entry,
-        out: &mut Vec<u8>,
-        cache: &mut DeltaBaseCache,
-        scratch: &mut Scratch,
-    ) -> Result<gix_object::Kind, Error> {
-        let limit = self.options.max_object_size;
-        scratch.chain.clear();
-        let mut link = Link { offset, entry };
-        let kind = loop {
-            if scratch.chain.len() >= self.options.max_chain_len {
-                return Err(Error::ChainTooLong {
-                    path: self.path.clone(),
-                    offset,
-                    limit: self.options.max_chain_len,
-                });
-            }
-            scratch.chain.push(link);
-            let base_offset = match link.entry.source {
-                Source::DeltaAt(base_offset) => base_offset,
-                Source::DeltaOf(base) => match self.index.lookup(&base) {
-                    Some(position) => self.index.offset_at(position),
-                    None => {
-                        return Err(Error::BaseOutsidePack {
-                            path: self.path.clone(),
-                            offset: link.offset,
-                            base,
-                        })
-                    }
-                },
-                Source::Whole(_) => unreachable!("BUG: only deltas are pushed on the chain"),
-            };
-            if let Some((kind, data)) = cache.get(&self.checksum, base_offset) {
-                scratch.base.clear();
-                scratch.base.extend_from_slice(data);
-                break kind;
-            }
-            let base = self.entry_at(base_offset)?;
-            if let Source::Whole(kind) = base.source {
-                self.inflate(base_offset, base, limit, &mut scratch.base)?;
-                cache.insert(&self.checksum, base_offset, kind, &scratch.base);
-                break kind;
-            }
-            link = Link {
-                offset: base_offset,
-                entry: base,
-            };
-        };
-        // A delta's instructions are a little longer than its result at worst.
-        let delta_limit = limit.saturating_mul(2).saturating_add(1024);
-        while let Some(link) = scratch.chain.pop() {
-            self.inflate(link.offset, link.entry, delta_limit, &mut scratch.delta)?;
-            let last = scratch.chain.is_empty();
-            let target = if last { &mut *out } else { &mut scratch.result };
-            delta::apply(&scratch.base, &scratch.delta, limit, target).map_err(|source| {
-                Error::Delta {
-                    path: self.path.clone(),
-                    offset: link.offset,
-                    source,
-                }
-            })?;
-            cache.insert(&self.checksum, link.offset, kind, target);
-            if !last {
-                std::mem::swap(&mut scratch.base, &mut scratch.result);
-            }
-        }
-        Ok(kind)
-    }
-
-    /// Inflate the zlib stream of `entry` (at `offset`) into `out` (cleared first): exactly
-    /// its declared size, which must not exceed `limit`.
-    fn inflate(
-        &mut self,
-        offset: u64,
-        entry: Entry,
-        limit: u64,
-        out: &mut Vec<u8>,
-    ) -> Result<(), Error> {
-        let too_large = || Error::TooLarge {
-            path: self.path.clone(),
-            offset,
-            size: entry.size,
-            limit,
-        };
-        if entry.size > limit {
-            return Err(too_large());
-        }
-        let size = usize::try_from(entry.size).map_err(|_| too_large())?;
-        out.clear();
-        out.reserve_exact(size);
-        let data_end = self.data_end();
-        let Self {
-            file,
-            windows,
-            inflater,
-            path,
-            ..
-        } = self;
-        let corrupt = |reason| Error::Corrupt {
-            path: path.clone(),
-            offset,
-            reason,
-        };
-        // An entry too big for the windows is streamed through its own buffer.
-        let mut direct = (size > windows.max_want()).then(Vec::new);
-        inflater.reset(true);
-        let mut at = entry.data_at;
-        loop {
-            let input: &[u8] = match direct.as_mut() {
-                Some(chunk) => {
-                    let len = usize::try_from(data_end.saturating_sub(at).min(DIRECT_CHUNK_LEN))
-                        .expect("at most 1 MiB");
-                    chunk.resize(len, 0);
-                    file.read_exact_at(chunk, at).map_err(io_err(path))?;
-                    chunk
-                }
-                None => windows.slice(file, data_end, at, 1).map_err(io_err(path))?,
-            };
-            if input.is_empty() {
-                return Err(corrupt("zlib stream runs past the end of the pack data"));
-            }
-            let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
-            let status = if out.len() < size {
-                inflater.decompress_vec(input, out, FlushDecompress::None)
-            } else {
-                // Full: any further byte is one too many, but the stream must still end.
-                let mut tail = [0u8; 1];
-                inflater.decompress(input, &mut tail, FlushDecompress::None)
-            }
-            .map_err(|source| Error::Inflate {
-                path: path.clone(),
-                offset,
-                source,
-            })?;
-            let consumed = inflater.total_in() - in_before;
-            at += consumed;
-            if inflater.total_out() > size as u64 {
-                return Err(corrupt("zlib stream is longer than the declared size"));
-            }
-            match status {
-                Status::StreamEnd => break,
-                Status::Ok | Status::BufError => {
-                    if consumed == 0 && inflater.total_out() == out_before {
-                        return Err(corrupt("zlib stream makes no progress"));
-                    }
-                }
-            }
-        }
-        if out.len() != size {
-            return Err(corrupt("zlib stream is shorter than the declared size"));
         }
         Ok(())
     }

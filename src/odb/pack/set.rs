@@ -48,6 +48,19 @@ struct Slot {
 }
 
 /// The packs of one `objects/pack` directory.
+///
+/// ```
+/// # fn main() -> Result<(), gitmq::odb::pack::set::Error> {
+/// use gitmq::odb::pack::{read::DeltaBaseCache, set::PackSet};
+///
+/// let dir = tempfile::tempdir().expect("temp dir");
+/// let mut packs = PackSet::open(dir.path().join("objects/pack"))?;
+/// let mut cache = DeltaBaseCache::default(); // shared by every read, bounded in bytes
+/// let mut body = Vec::new();
+/// let id = gitmq::ObjectId::empty_tree(gix_hash::Kind::Sha1);
+/// assert_eq!(packs.read(&id, &mut body, &mut cache)?, None, "no pack holds it");
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
 pub struct PackSet {
     dir: PathBuf,
@@ -99,39 +112,41 @@ impl PackSet {
         out: &mut Vec<u8>,
         cache: &mut DeltaBaseCache,
     ) -> Result<Option<gix_object::Kind>, Error> {
-        let first = self.find(id, 0);
-        if let Ok(Some(slot)) = first {
-            return self.read_in(slot, id, out, cache);
+        let mut read = |pack: &mut PackFile| pack.read(id, out, cache);
+        let first = self.first_hit(usize::MAX, &mut read);
+        if let Ok(Some(kind)) = first {
+            return Ok(Some(kind));
         }
         let added = self.rescan()?;
-        match self.find_in(id, 0, added)? {
-            Some(slot) => self.read_in(slot, id, out, cache),
-            None => first.map(|_| None),
+        match self.first_hit(added, &mut read)? {
+            Some(kind) => Ok(Some(kind)),
+            None => first,
         }
     }
 
-    /// Like [`read()`](Self::read), but only in the packs already known: no rescan on a miss
-    /// (for callers that try loose objects before paying for a directory listing).
-    pub fn read_known(
+    /// Like [`read()`](Self::read), but only from the packs already listed: never lists the
+    /// directory. For a caller that looks in other stores (loose objects) before paying for a
+    /// rescan, as git does: packs, then loose, then [`rescan()`](Self::rescan) and packs again.
+    pub fn read_listed(
         &mut self,
         id: &oid,
         out: &mut Vec<u8>,
         cache: &mut DeltaBaseCache,
     ) -> Result<Option<gix_object::Kind>, Error> {
-        match self.find(id, 0)? {
-            Some(slot) => self.read_in(slot, id, out, cache),
-            None => Ok(None),
-        }
+        self.first_hit(usize::MAX, &mut |pack: &mut PackFile| {
+            pack.read(id, out, cache)
+        })
     }
 
     /// Whether some pack holds `id` (rescanning once on a miss). Packs that fail to open are
     /// taken not to hold it.
     pub fn contains(&mut self, id: &oid) -> bool {
-        if matches!(self.find(id, 0), Ok(Some(_))) {
+        let mut holds = |pack: &mut PackFile| Ok(pack.contains(id).then_some(()));
+        if matches!(self.first_hit(usize::MAX, &mut holds), Ok(Some(()))) {
             return true;
         }
         match self.rescan() {
-            Ok(added) => matches!(self.find_in(id, 0, added), Ok(Some(_))),
+            Ok(added) => matches!(self.first_hit(added, &mut holds), Ok(Some(()))),
             Err(_) => false,
         }
     }
@@ -152,41 +167,22 @@ impl PackSet {
             .collect())
     }
 
-    fn read_in(
+    /// Ask the packs of the first `end` slots in turn, opening them as needed, until `ask`
+    /// answers `Some`; that slot becomes the first. Slots of vanished packs are removed on
+    /// the way. A pack that fails to open is skipped, and its error returned only if no
+    /// other pack answers (the object might be in it).
+    fn first_hit<T>(
         &mut self,
-        slot: usize,
-        id: &oid,
-        out: &mut Vec<u8>,
-        cache: &mut DeltaBaseCache,
-    ) -> Result<Option<gix_object::Kind>, Error> {
-        if let Some(hit) = self.slots.get_mut(..=slot) {
-            hit.rotate_right(1);
-        }
-        let pack = self
-            .slots
-            .first_mut()
-            .and_then(|slot| slot.pack.as_mut())
-            .expect("BUG: find() returns loaded slots");
-        Ok(pack.read(id, out, cache)?)
-    }
-
-    /// The first slot from `from` on whose pack holds `id`.
-    fn find(&mut self, id: &oid, from: usize) -> Result<Option<usize>, Error> {
-        let end = self.slots.len();
-        self.find_in(id, from, end)
-    }
-
-    /// The first slot in `from..end` whose pack holds `id`, loading packs as needed; slots
-    /// of vanished packs are removed on the way. A pack that fails to open is skipped, and
-    /// its error returned only if no other pack holds `id` (it might have).
-    fn find_in(&mut self, id: &oid, from: usize, mut end: usize) -> Result<Option<usize>, Error> {
+        mut end: usize,
+        ask: &mut impl FnMut(&mut PackFile) -> Result<Option<T>, read::Error>,
+    ) -> Result<Option<T>, Error> {
         let mut failure = None;
-        let mut slot = from;
+        let mut slot = 0;
         while slot < end.min(self.slots.len()) {
             match self.load(slot) {
                 Ok(true) => {}
                 Ok(false) => {
-                    end -= 1;
+                    end = end.saturating_sub(1);
                     continue;
                 }
                 Err(err) => {
@@ -195,13 +191,16 @@ impl PackSet {
                     continue;
                 }
             }
-            let holds = self
+            let pack = self
                 .slots
-                .get(slot)
-                .and_then(|slot| slot.pack.as_ref())
-                .is_some_and(|pack| pack.contains(id));
-            if holds {
-                return Ok(Some(slot));
+                .get_mut(slot)
+                .and_then(|slot| slot.pack.as_mut())
+                .expect("BUG: load() opened the slot");
+            if let Some(answer) = ask(pack)? {
+                if let Some(hit) = self.slots.get_mut(..=slot) {
+                    hit.rotate_right(1);
+                }
+                return Ok(Some(answer));
             }
             slot += 1;
         }
@@ -232,9 +231,9 @@ impl PackSet {
         }
     }
 
-    /// List the directory again: drop packs whose files are gone, put new ones first.
-    /// Returns how many were added.
-    fn rescan(&mut self) -> Result<usize, Error> {
+    /// List the directory again: drop packs whose files are gone, put new ones first (they
+    /// are the likeliest to hold what was just missed). Returns how many were added.
+    pub fn rescan(&mut self) -> Result<usize, Error> {
         let listed = list(&self.dir)?;
         let listed_set: HashSet<&PathBuf> = listed.iter().collect();
         self.slots.retain(|slot| listed_set.contains(&slot.path));

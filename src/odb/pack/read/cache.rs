@@ -1,15 +1,20 @@
-//! Owns [`DeltaBaseCache`]: objects rebuilt while resolving delta chains, kept so that the
-//! next object of a chain starts from its base instead of from the bottom of the chain.
+//! Owns [`DeltaBaseCache`]: objects recently read or rebuilt from packs, kept so that a delta
+//! whose base was just read starts from that base instead of inflating it again or walking
+//! its chain from the bottom.
 //!
-//! Invariants: the bytes held (plus a fixed per-entry overhead) never exceed the limit after
-//! an insert returns; entries larger than a quarter of the limit are not kept, so one big
-//! object cannot flush everything. Entries are keyed by pack checksum and offset, so one cache
-//! serves every pack of a [`PackSet`](crate::odb::pack::set::PackSet), and a pack reopened
-//! after a rescan finds its entries again. Eviction is least recently used, in batches down to
-//! three quarters of the limit, so its cost is amortized. The caller owns the cache and passes
-//! it as `&mut`: there is no interior mutability and no locking.
+//! Invariants: the bytes charged (each entry's data plus a fixed overhead) never exceed the
+//! limit after an insert returns; entries larger than a quarter of the limit are not kept, so
+//! one big object cannot flush everything. Entries are keyed by pack checksum and offset, so
+//! one cache serves every pack of a [`PackSet`](crate::odb::pack::set::PackSet), and a pack
+//! reopened after a rescan finds its entries again. Eviction is CLOCK (second chance): a FIFO
+//! of keys in which an entry read since it was last passed gets one more round, so the cost
+//! per insert is O(1) amortized, close to LRU. The caller owns the cache and passes it as
+//! `&mut`: no interior mutability, no locking.
 
-use std::collections::HashMap;
+use std::{
+    collections::{HashMap, VecDeque},
+    hash::{BuildHasherDefault, Hash, Hasher},
+};
 
 use gix_hash::{oid, ObjectId};
 
@@ -17,29 +22,77 @@ use gix_hash::{oid, ObjectId};
 /// 96 MiB).
 pub const DEFAULT_CACHE_BYTES: usize = 32 << 20;
 
-/// Bytes charged per entry on top of its data (map slot, key, bookkeeping).
-const ENTRY_OVERHEAD: usize = 64;
+/// Bytes charged per entry on top of its data (map slot, queue slot, key, allocation).
+const ENTRY_OVERHEAD: usize = 96;
+/// Evicted buffers kept for reuse, so a cache in steady state does not allocate per insert.
+const SPARE_BUFFERS: usize = 64;
+/// Only buffers up to this capacity are kept for reuse.
+const SPARE_BUFFER_LEN: usize = 4096;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// Fields in comparison order: the offset rejects almost every non-match, the pack
+/// checksum makes a match exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
-    pack: ObjectId,
     offset: u64,
+    pack: ObjectId,
+}
+
+impl Key {
+    fn new(pack: &oid, offset: u64) -> Self {
+        Self {
+            offset,
+            pack: pack.to_owned(),
+        }
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        let mut prefix = [0u8; 8];
+        prefix.copy_from_slice(self.pack.as_bytes().get(..8).unwrap_or(&[0; 8]));
+        state.write_u64(self.offset);
+        state.write_u64(u64::from_be_bytes(prefix));
+    }
+}
+
+/// A multiply-rotate hash for [`Key`]s (the FxHash idea): the keys come from the
+/// repository's own packs, so SipHash's flooding resistance buys nothing on this hot path.
+#[derive(Debug, Default, Clone, Copy)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = (self.0.rotate_left(5) ^ value).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 #[derive(Debug)]
 struct Entry {
     kind: gix_object::Kind,
     data: Vec<u8>,
-    last_used: u64,
+    referenced: bool,
 }
 
-/// A bounded cache of delta bases, shared by the packs it is passed to.
+/// A bounded cache of pack objects, shared by the packs it is passed to.
 #[derive(Debug)]
 pub struct DeltaBaseCache {
-    map: HashMap<Key, Entry>,
+    map: HashMap<Key, Entry, BuildHasherDefault<KeyHasher>>,
+    /// Every key of `map` exactly once, oldest first.
+    queue: VecDeque<Key>,
+    /// Small buffers of evicted entries, for the next inserts.
+    spare: Vec<Vec<u8>>,
     bytes: usize,
     limit: usize,
-    clock: u64,
 }
 
 impl Default for DeltaBaseCache {
@@ -53,16 +106,19 @@ impl DeltaBaseCache {
     /// A cache holding at most `limit` bytes; 0 disables caching.
     pub fn new(limit: usize) -> Self {
         Self {
-            map: HashMap::new(),
+            map: HashMap::default(),
+            queue: VecDeque::new(),
+            spare: Vec::new(),
             bytes: 0,
             limit,
-            clock: 0,
         }
     }
 
     /// Drop every entry.
     pub fn clear(&mut self) {
         self.map.clear();
+        self.queue.clear();
+        self.spare.clear();
         self.bytes = 0;
     }
 }
@@ -89,13 +145,8 @@ impl DeltaBaseCache {
         if self.map.is_empty() {
             return None;
         }
-        self.clock += 1;
-        let key = Key {
-            pack: pack.to_owned(),
-            offset,
-        };
-        let entry = self.map.get_mut(&key)?;
-        entry.last_used = self.clock;
+        let entry = self.map.get_mut(&Key::new(pack, offset))?;
+        entry.referenced = true;
         Some((entry.kind, &entry.data))
     }
 
@@ -105,39 +156,44 @@ impl DeltaBaseCache {
         if cost > self.limit / 4 {
             return;
         }
-        self.clock += 1;
-        let key = Key {
-            pack: pack.to_owned(),
-            offset,
-        };
+        let key = Key::new(pack, offset);
+        let mut buf = self.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.extend_from_slice(data);
         let entry = Entry {
             kind,
-            data: data.to_vec(),
-            last_used: self.clock,
+            data: buf,
+            referenced: false,
         };
-        if let Some(old) = self.map.insert(key, entry) {
-            self.bytes -= old.data.len() + ENTRY_OVERHEAD;
+        match self.map.insert(key, entry) {
+            Some(old) => {
+                self.bytes -= old.data.len() + ENTRY_OVERHEAD;
+                self.recycle(old.data);
+            }
+            None => self.queue.push_back(key),
         }
         self.bytes += cost;
-        if self.bytes > self.limit {
-            self.evict_to(self.limit / 4 * 3);
+        while self.bytes > self.limit {
+            let Some(oldest) = self.queue.pop_front() else {
+                break;
+            };
+            let entry = self
+                .map
+                .get_mut(&oldest)
+                .expect("BUG: the queue holds exactly the keys of the map");
+            if entry.referenced {
+                entry.referenced = false;
+                self.queue.push_back(oldest);
+            } else if let Some(evicted) = self.map.remove(&oldest) {
+                self.bytes -= evicted.data.len() + ENTRY_OVERHEAD;
+                self.recycle(evicted.data);
+            }
         }
     }
 
-    /// Drop least recently used entries until at most `target` bytes are charged.
-    fn evict_to(&mut self, target: usize) {
-        let mut by_age: Vec<(u64, usize, Key)> = self
-            .map
-            .iter()
-            .map(|(key, entry)| (entry.last_used, entry.data.len(), key.clone()))
-            .collect();
-        by_age.sort_unstable_by_key(|(last_used, _, _)| *last_used);
-        for (_, len, key) in by_age {
-            if self.bytes <= target {
-                break;
-            }
-            self.map.remove(&key);
-            self.bytes -= len + ENTRY_OVERHEAD;
+    fn recycle(&mut self, buf: Vec<u8>) {
+        if self.spare.len() < SPARE_BUFFERS && buf.capacity() <= SPARE_BUFFER_LEN {
+            self.spare.push(buf);
         }
     }
 }
@@ -166,19 +222,22 @@ mod tests {
         assert_eq!(cache.get(&pack(1), 13), None);
         cache.insert(&pack(1), 12, gix_object::Kind::Blob, b"uno!");
         assert_eq!(cache.len(), 2);
+        assert_eq!(cache.queue.len(), 2, "a replaced key is queued once");
         assert_eq!(cache.bytes(), 7 + 2 * ENTRY_OVERHEAD, "replacing recharges");
     }
 
     #[test]
-    fn the_limit_holds_and_recent_entries_survive() {
+    fn the_limit_holds_and_referenced_entries_survive() {
         let limit = 64 * (100 + ENTRY_OVERHEAD);
         let mut cache = DeltaBaseCache::new(limit);
         for offset in 0..1000u64 {
             cache.insert(&pack(1), offset, gix_object::Kind::Blob, &[7; 100]);
-            // Keep touching entry 0, so it is never the least recently used.
+            // Keep reading entry 0, so it always earns a second chance.
             assert!(cache.get(&pack(1), 0).is_some(), "at {offset}");
             assert!(cache.bytes() <= limit);
+            assert_eq!(cache.queue.len(), cache.map.len());
         }
+        assert_eq!(cache.len(), 64, "full");
         assert!(cache.get(&pack(1), 999).is_some());
         assert!(cache.get(&pack(1), 500).is_none());
     }
