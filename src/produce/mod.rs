@@ -275,6 +275,7 @@ impl Producer {
         if !self.base_read {
             self.batch.base = self.repo.head(&self.topic)?;
             self.base_read = true;
+            write::remove_stale_temp_files(&self.repo.git_dir().join("objects/pack"));
         }
         Ok(self.batch.push(&self.encoder, unix_seconds(), payload))
     }
@@ -428,11 +429,11 @@ impl Producer {
             return;
         }
         self.batches_since_consolidation = 0;
-        let pack_dir = self.repo.git_dir().join("objects/pack");
+        let git_dir = self.repo.git_dir().to_owned();
         let sync = self.config.durability.syncs();
         self.consolidation = std::thread::Builder::new()
             .name("gitmq-consolidate".into())
-            .spawn(move || consolidate::consolidate(&pack_dir, policy, sync))
+            .spawn(move || consolidate::consolidate(&git_dir, policy, sync))
             .ok();
     }
 

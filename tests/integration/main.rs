@@ -3,7 +3,9 @@
 
 mod cli;
 mod concurrency;
+mod crash;
 mod interop;
 mod model;
 mod pack_read;
+mod produce;
 mod util;

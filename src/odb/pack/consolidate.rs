@@ -1,7 +1,7 @@
 //! Owns consolidation: merging small packs into larger ones so the pack count stays
 //! logarithmic in the number of objects (like `git repack --geometric`).
 //!
-//! Data flow: take `objects/pack/gitmq-consolidate.lock` (skip if another process holds it) ->
+//! Data flow: take `<git dir>/gitmq-consolidate.lock` (skip if another process holds it) ->
 //! list packs with an index and no `.keep` -> keep those below `max_objects` -> sorted by
 //! object count, find the smallest prefix whose merge restores a geometric progression (each
 //! pack at least `factor` times all smaller ones together) -> copy their entries, raw and in
@@ -30,7 +30,7 @@ use super::{
         decode_entry_header, EntryKind, HASH_LEN, PACK_HEADER_LEN, PACK_SIGNATURE, PACK_VERSION,
     },
     index::PackIndex,
-    write::{build_index, IndexEntry},
+    write::{build_index, temp_path, IndexEntry},
 };
 use crate::{durability, hash::Hasher};
 
@@ -121,12 +121,13 @@ struct Candidate {
     objects: u64,
 }
 
-/// Merge packs of `pack_dir` per `policy`; with `sync`, the new files are fsynced before the
-/// old ones are removed.
-pub fn consolidate(pack_dir: &Path, policy: Policy, sync: bool) -> Result<Report, Error> {
-    let Some(_lock) = DirLock::try_take(&pack_dir.join("gitmq-consolidate.lock"))? else {
+/// Merge packs of the repository at `git_dir` per `policy`; with `sync`, the new files are
+/// fsynced before the old ones are removed.
+pub fn consolidate(git_dir: &Path, policy: Policy, sync: bool) -> Result<Report, Error> {
+    let Some(_lock) = DirLock::try_take(&git_dir.join("gitmq-consolidate.lock"))? else {
         return Ok(Report::default());
     };
+    let pack_dir = &git_dir.join("objects").join("pack");
     let mut candidates = list(pack_dir, policy.max_objects)?;
     let mut report = Report::default();
     loop {
@@ -275,7 +276,7 @@ fn merge(pack_dir: &Path, chosen: &[Candidate], sync: bool) -> Result<Merged, Er
     entries.retain(|e| first_seen.get(&e.id) == Some(&(e.pack, e.offset)));
     drop(first_seen);
 
-    let tmp_pack = pack_dir.join(format!("tmp_gitmq_consolidate_{}.pack", std::process::id()));
+    let tmp_pack = temp_path(pack_dir, "pack");
     let result = copy_entries(&tmp_pack, chosen, &entries, sync);
     let (checksum, index_entries, bytes) = match result {
         Ok(Copied::Done(checksum, index_entries, bytes)) => (checksum, index_entries, bytes),
@@ -293,7 +294,7 @@ fn merge(pack_dir: &Path, chosen: &[Candidate], sync: bool) -> Result<Merged, Er
     let name = format!("pack-{checksum}");
     let pack_path = pack_dir.join(format!("{name}.pack"));
     let index_path = pack_dir.join(format!("{name}.idx"));
-    let tmp_index = pack_dir.join(format!("tmp_gitmq_consolidate_{}.idx", std::process::id()));
+    let tmp_index = temp_path(pack_dir, "idx");
     let finish = (|| {
         let mut file = fs::File::create(&tmp_index).map_err(io_err(&tmp_index))?;
         file.write_all(&index).map_err(io_err(&tmp_index))?;

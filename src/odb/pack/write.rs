@@ -367,10 +367,57 @@ fn write_file(path: &Path, parts: &[&[u8]], sync: bool) -> Result<(), Error> {
     Ok(())
 }
 
-fn temp_path(dir: &Path, ext: &str) -> PathBuf {
+/// A temporary file name in `dir` for a `kind` ("pack" or "idx") being written: git's
+/// `tmp_pack_`/`tmp_idx_` prefixes and no `.pack`/`.idx` suffix, so neither git nor gitmq ever
+/// takes it for a pack; the pid lets [`remove_stale_temp_files()`] tell whose it is.
+pub fn temp_path(dir: &Path, kind: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!("tmp_gitmq_{}_{n}.{ext}", std::process::id()))
+    dir.join(format!(
+        "{TEMP_PREFIX}{kind}_gitmq_{}_{n}",
+        std::process::id()
+    ))
+}
+
+/// Every temporary file gitmq writes in `objects/pack/` starts with this.
+const TEMP_PREFIX: &str = "tmp_";
+
+/// Remove temporary pack files that gitmq processes left behind when they were killed: those
+/// whose writer's pid is no longer running (where `/proc` tells), or older than a day.
+/// Returns how many were removed. Best effort: errors are ignored.
+pub fn remove_stale_temp_files(pack_dir: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(pack_dir) else {
+        return 0;
+    };
+    let proc_available = Path::new("/proc/self").exists();
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name.strip_prefix(TEMP_PREFIX) else {
+            continue;
+        };
+        let Some((_, after)) = rest.split_once("_gitmq_") else {
+            continue;
+        };
+        let pid = after.split('_').next().and_then(|p| p.parse::<u32>().ok());
+        let dead = match pid {
+            Some(pid) if proc_available => {
+                pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+            }
+            _ => false,
+        };
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > std::time::Duration::from_secs(86_400));
+        if (dead || old) && fs::remove_file(entry.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
