@@ -1,11 +1,16 @@
-//! Append N ~150-byte messages to a fresh repository and print the rate: the smallest
-//! program to profile the append hot path (`perf record cargo run --release --example ...`).
+//! Append N ~150-byte messages to a fresh repository and print the rate of each million (or
+//! each tenth, for smaller N): the smallest program to profile the append hot path and to see
+//! whether the rate stays flat as a topic grows.
 //!
 //! Usage: `cargo run --release --example append_rate -- [N] [none|batch] [stored|deflate] [inline]`
+//! Env: `BATCH` messages per batch (default 10,000), `KEEP=1` keeps the repository.
 
-#![allow(clippy::cast_precision_loss)] // a rate is a statistic
+#![allow(clippy::cast_precision_loss)] // rates are statistics
 
-use std::time::{Duration, Instant};
+use std::{
+    io::Write,
+    time::{Duration, Instant},
+};
 
 use gitmq::{
     odb::pack::write::Compression,
@@ -23,26 +28,52 @@ fn main() -> Result<(), gitmq::Error> {
         _ => Compression::Stored,
     };
     let inline = args.get(3).is_some_and(|a| a == "inline");
-    let messages: Vec<Vec<u8>> = (0..n)
-        .map(|i| format!(r#"{{"id":{i},"type":"order.created","customer":"c-{:06}","items":[{{"sku":"SKU-{}","qty":{}}}],"total":{}.{:02},"ts":"2026-11-27T12:00:00Z"}}"#, i, i % 9973, i % 7 + 1, i % 1000, i % 100).into_bytes())
-        .collect();
+    let batch = std::env::var("BATCH")
+        .ok()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or(10_000);
     let dir = std::env::temp_dir().join(format!("gitmq-append-rate-{}", std::process::id()));
     let repo = Repository::init(&dir)?;
     let config = ProducerConfig {
         durability,
         compression,
-        max_batch_messages: std::env::var("BATCH")
-            .ok()
-            .and_then(|b| b.parse().ok())
-            .unwrap_or(1000),
+        max_batch_messages: batch,
         linger: Duration::from_secs(3600),
         background_flush: !inline,
         ..ProducerConfig::default()
     };
     let mut producer = Producer::with_config(repo, TopicName::new("t")?, config);
+    let step = if n >= 2_000_000 {
+        1_000_000
+    } else {
+        (n / 10).max(1)
+    };
+    let mut payload = Vec::with_capacity(256);
     let start = Instant::now();
-    for m in &messages {
-        producer.append(m)?;
+    let mut lap = Instant::now();
+    for i in 0..n {
+        payload.clear();
+        write!(
+            payload,
+            r#"{{"id":{i},"type":"order.created","customer":"c-{:06}","items":[{{"sku":"SKU-{}","qty":{}}}],"total":{}.{:02},"ts":"2026-11-27T12:00:00Z"}}"#,
+            i % 1_000_000,
+            i % 9973,
+            i % 7 + 1,
+            i % 1000,
+            i % 100
+        )
+        .expect("writing to a Vec");
+        producer.append(&payload)?;
+        if (i + 1) % step == 0 {
+            let seconds = lap.elapsed().as_secs_f64();
+            println!(
+                "messages {:>10}..{:>10}: {:>9.0} msg/s",
+                i + 1 - step,
+                i + 1,
+                step as f64 / seconds
+            );
+            lap = Instant::now();
+        }
     }
     producer.flush()?;
     let seconds = start.elapsed().as_secs_f64();
@@ -50,7 +81,16 @@ fn main() -> Result<(), gitmq::Error> {
         "{n} messages in {seconds:.3} s: {:.0} msg/s",
         n as f64 / seconds
     );
+    if let Some(outcome) = producer.last_consolidation() {
+        println!("last consolidation: {outcome:?}");
+    }
     drop(producer);
-    let _ = std::fs::remove_dir_all(&dir);
+    let packs = std::fs::read_dir(dir.join("objects/pack")).map_or(0, Iterator::count) / 2;
+    println!("packs at the end: {packs}");
+    if std::env::var_os("KEEP").is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    } else {
+        println!("kept {}", dir.display());
+    }
     Ok(())
 }

@@ -16,7 +16,6 @@
 //! rescans into the new pack. Nothing is removed when anything fails.
 
 use std::{
-    collections::HashMap,
     fs,
     io::{self, Read, Seek, SeekFrom, Write},
     path::{Path, PathBuf},
@@ -91,9 +90,9 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Self {
-            min_packs: 8,
-            factor: 4,
-            max_objects: 2_000_000,
+            min_packs: 16,
+            factor: 8,
+            max_objects: 1_000_000,
         }
     }
 }
@@ -103,11 +102,11 @@ impl Default for Policy {
 pub struct Report {
     /// How many packs were merged (0: nothing to do, or another process was at it).
     pub merged_packs: usize,
-    /// Objects in the new pack.
+    /// Objects written into new packs (counted once per merge).
     pub objects: u64,
-    /// Size of the new pack in bytes.
+    /// Bytes written into new packs.
     pub bytes: u64,
-    /// The new pack, if one was written.
+    /// The last new pack, if one was written.
     pub new_pack: Option<PathBuf>,
     /// Packs left out because they hold deltas (written by git, not gitmq).
     pub skipped_with_deltas: usize,
@@ -138,6 +137,16 @@ pub fn consolidate(git_dir: &Path, policy: Policy, sync: bool) -> Result<Report,
         let Some(last) = geometric_split(&candidates, policy.factor) else {
             return Ok(report);
         };
+        // Bound one merge's work and memory: stop before the merged pack would pass the
+        // ceiling (but merge at least two packs).
+        let mut sum = 0u64;
+        let last = candidates[..=last]
+            .iter()
+            .position(|c| {
+                sum += c.objects;
+                sum > policy.max_objects
+            })
+            .map_or(last, |over| over.saturating_sub(1).max(1).min(last));
         let chosen: Vec<Candidate> = candidates.drain(..=last).collect();
         match merge(pack_dir, &chosen, sync)? {
             Merged::Done(new_pack, objects, bytes) => {
@@ -146,10 +155,16 @@ pub fn consolidate(git_dir: &Path, policy: Policy, sync: bool) -> Result<Report,
                     let _ = fs::remove_file(&old.pack);
                 }
                 report.merged_packs += chosen.len();
-                report.objects = objects;
-                report.bytes = bytes;
+                report.objects += objects;
+                report.bytes += bytes;
+                if objects < policy.max_objects {
+                    candidates.push(Candidate {
+                        index: new_pack.with_extension("idx"),
+                        pack: new_pack.clone(),
+                        objects,
+                    });
+                }
                 report.new_pack = Some(new_pack);
-                return Ok(report);
             }
             Merged::HasDeltas(position) => {
                 // Leave that pack alone and try again without it.
@@ -231,13 +246,13 @@ enum Merged {
     HasDeltas(usize),
 }
 
-/// One entry to copy.
+/// One entry to copy (40 bytes: consolidation holds one per object of the merged packs).
 struct Entry {
     id: ObjectId,
-    pack: usize,
     offset: u64,
-    len: u64,
+    len: u32,
     crc32: u32,
+    pack: u32,
 }
 
 fn merge(pack_dir: &Path, chosen: &[Candidate], sync: bool) -> Result<Merged, Error> {
@@ -259,22 +274,22 @@ fn merge(pack_dir: &Path, chosen: &[Candidate], sync: bool) -> Result<Merged, Er
                 .map_or(pack_len.saturating_sub(HASH_LEN as u64), |&next| {
                     index.offset_at(next)
                 });
+            let corrupt = |reason| Error::Corrupt {
+                path: candidate.pack.clone(),
+                offset,
+                reason,
+            };
             entries.push(Entry {
                 id: index.id_at(position).to_owned(),
-                pack: pack_no,
                 offset,
-                len: end.saturating_sub(offset),
+                len: u32::try_from(end.saturating_sub(offset))
+                    .map_err(|_| corrupt("entry larger than 4 GiB"))?,
                 crc32: index.crc32_at(position),
+                pack: u32::try_from(pack_no).map_err(|_| corrupt("too many packs"))?,
             });
         }
     }
-    // Keep the first copy of each id (the empty tree is in every gitmq pack).
-    let mut first_seen: HashMap<ObjectId, (usize, u64)> = HashMap::with_capacity(entries.len());
-    for e in &entries {
-        first_seen.entry(e.id).or_insert((e.pack, e.offset));
-    }
-    entries.retain(|e| first_seen.get(&e.id) == Some(&(e.pack, e.offset)));
-    drop(first_seen);
+    drop_duplicates(&mut entries);
 
     let tmp_pack = temp_path(pack_dir, "pack");
     let result = copy_entries(&tmp_pack, chosen, &entries, sync);
@@ -316,6 +331,24 @@ fn merge(pack_dir: &Path, chosen: &[Candidate], sync: bool) -> Result<Merged, Er
     Ok(Merged::Done(pack_path, index_entries.len() as u64, bytes))
 }
 
+/// Keep the first copy (in pack order) of each id: the empty tree is in every gitmq pack.
+fn drop_duplicates(entries: &mut Vec<Entry>) {
+    let mut by_id: Vec<u32> = (0..u32::try_from(entries.len()).unwrap_or(u32::MAX)).collect();
+    by_id.sort_unstable_by_key(|&i| (entries[i as usize].id, i));
+    let mut duplicate = vec![false; entries.len()];
+    for pair in by_id.windows(2) {
+        if entries[pair[0] as usize].id == entries[pair[1] as usize].id {
+            duplicate[pair[1] as usize] = true;
+        }
+    }
+    drop(by_id);
+    let mut i = 0;
+    entries.retain(|_| {
+        i += 1;
+        !duplicate[i - 1]
+    });
+}
+
 enum Copied {
     Done(ObjectId, Vec<IndexEntry>, u64),
     /// This chosen pack holds a delta.
@@ -352,13 +385,11 @@ fn copy_entries(
     let mut reader: Option<(usize, io::BufReader<fs::File>, u64)> = None;
     let mut raw = Vec::new();
     for entry in entries {
-        let candidate = &chosen[entry.pack];
-        if reader
-            .as_ref()
-            .is_none_or(|(pack, _, _)| *pack != entry.pack)
-        {
+        let pack_no = entry.pack as usize;
+        let candidate = &chosen[pack_no];
+        if reader.as_ref().is_none_or(|(pack, _, _)| *pack != pack_no) {
             let file = fs::File::open(&candidate.pack).map_err(io_err(&candidate.pack))?;
-            reader = Some((entry.pack, io::BufReader::with_capacity(1 << 20, file), 0));
+            reader = Some((pack_no, io::BufReader::with_capacity(1 << 20, file), 0));
         }
         let (_, input, position) = reader.as_mut().expect("BUG: opened above");
         if *position != entry.offset {
@@ -376,10 +407,10 @@ fn copy_entries(
         input
             .read_exact(&mut raw)
             .map_err(io_err(&candidate.pack))?;
-        *position = entry.offset + entry.len;
+        *position = entry.offset + u64::from(entry.len);
         match decode_entry_header(&raw) {
             Some((EntryKind::Base(_), _, _)) => {}
-            Some(_) => return Ok(Copied::Delta(entry.pack)),
+            Some(_) => return Ok(Copied::Delta(pack_no)),
             None => return Err(corrupt("bad entry header")),
         }
         let mut crc = flate2::Crc::new();
@@ -394,7 +425,7 @@ fn copy_entries(
             offset: written,
             crc32: entry.crc32,
         });
-        written += entry.len;
+        written += u64::from(entry.len);
     }
     let checksum = hasher.finalize();
     out.write_all(checksum.as_bytes()).map_err(io_err(tmp))?;
