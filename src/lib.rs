@@ -34,8 +34,8 @@
 //!
 //! ## Guarantees
 //!
-//! - An id handed back by a producer names a message that is on the topic, durable per its
-//!   [`Durability`].
+//! - An id acknowledged by a producer names a message that is on the topic, durable per its
+//!   [`Durability`]; messages are written in batches, one pack and one ref update each.
 //! - Two producers on one topic (threads or processes) serialize on the topic's ref lock; no
 //!   message is lost.
 //! - Consumers get at-least-once delivery: messages delivered but not committed come again.
@@ -44,10 +44,10 @@
 //!
 //! ## Limitations
 //!
-//! - This slice stores every message as a loose object (one file each). Pack files, the
-//!   batched hot path and reading packs written by `git gc` come in later slices.
 //! - SHA-1 repositories with the files ref backend only; SHA-256 and reftable are refused.
 //! - No network transport yet.
+//! - A ref lock left by a killed process must be removed by hand (as with git).
+//! - Payloads cannot contain NUL (git refuses NUL in commit messages).
 //!
 //! ## It is not:
 //!

@@ -59,6 +59,27 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Consumers => consumers(&open(repo.as_deref())?),
+        Command::Consolidate {
+            min_packs,
+            factor,
+            max_objects,
+        } => {
+            let repo = open(repo.as_deref())?;
+            let policy = gitmq::odb::pack::consolidate::Policy {
+                min_packs,
+                factor,
+                max_objects,
+            };
+            let report = gitmq::odb::pack::consolidate::consolidate(repo.git_dir(), policy, true)?;
+            println!(
+                "merged {} packs into new packs holding {} objects ({} bytes)",
+                report.merged_packs, report.objects, report.bytes
+            );
+            if report.skipped_with_deltas > 0 {
+                println!("left {} packs with deltas (written by git) alone", report.skipped_with_deltas);
+            }
+            Ok(())
+        }
     }
 }
 
