@@ -25,6 +25,15 @@ pub enum Error {
     /// Walking a topic failed.
     #[error(transparent)]
     Walk(#[from] crate::walk::Error),
+    /// Talking to a remote failed (boxed: transport errors are large and rare).
+    #[error(transparent)]
+    Transport(Box<crate::transport::Error>),
+}
+
+impl From<crate::transport::Error> for Error {
+    fn from(err: crate::transport::Error) -> Self {
+        Error::Transport(Box::new(err))
+    }
 }
 
 impl From<crate::odb::loose::Error> for Error {

@@ -45,7 +45,8 @@
 //! ## Limitations
 //!
 //! - SHA-1 repositories with the files ref backend only; SHA-256 and reftable are refused.
-//! - No network transport yet.
+//! - Network transport: fetch over smart HTTP(S) only ([`transport`]); push is not written yet.
+//!   SSH and `git://` are not supported.
 //! - A ref lock left by a killed process must be removed by hand (as with git).
 //! - Payloads cannot contain NUL (git refuses NUL in commit messages).
 //!
@@ -58,6 +59,8 @@
 //! ## Features
 //!
 //! - `cli` (default): the `gitmq` command-line tool. Library users can turn it off.
+//! - `http` (default): [`transport::fetch()`] over reqwest with rustls (`ring`). Without it,
+//!   the protocol code still builds and callers supply a [`transport::HttpClient`].
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -72,6 +75,7 @@ pub mod odb;
 pub mod produce;
 pub mod refs;
 pub mod repo;
+pub mod transport;
 pub mod walk;
 
 pub use consume::Consumer;

@@ -8,4 +8,6 @@ mod interop;
 mod model;
 mod pack_read;
 mod produce;
+mod server;
+mod transport;
 mod util;

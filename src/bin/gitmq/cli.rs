@@ -41,6 +41,13 @@ pub enum Command {
     Topics,
     /// List consumers: topic, position and lag in messages.
     Consumers,
+    /// Fetch topics and consumer positions from a remote over smart HTTP; fast-forward local
+    /// topics and print every ref that moved.
+    Fetch {
+        /// A remote name from the repository's git config, or an http(s) URL.
+        #[arg(default_value = "origin")]
+        remote: String,
+    },
     /// Merge small packs into larger ones (producers also do this in the background).
     Consolidate {
         /// Act once there are at least this many packs below the ceiling.

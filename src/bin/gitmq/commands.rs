@@ -59,6 +59,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Consumers => consumers(&open(repo.as_deref())?),
+        Command::Fetch { remote } => fetch(&open(repo.as_deref())?, &remote),
         Command::Consolidate {
             min_packs,
             factor,
@@ -76,7 +77,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 report.merged_packs, report.objects, report.bytes
             );
             if report.skipped_with_deltas > 0 {
-                println!("left {} packs with deltas (written by git) alone", report.skipped_with_deltas);
+                println!(
+                    "left {} packs with deltas (written by git) alone",
+                    report.skipped_with_deltas
+                );
             }
             Ok(())
         }
@@ -116,6 +120,38 @@ fn consumers(repo: &Repository) -> Result<()> {
             Err(err) => format!("? ({err})"),
         };
         writeln!(out, "{consumer}\t{topic}\t{position}\t{lag}")?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn fetch(repo: &Repository, remote: &str) -> Result<()> {
+    use gitmq::transport::UpdateKind;
+    let report = gitmq::transport::fetch(repo, remote, &gitmq::transport::fetch::DEFAULT_PREFIXES)?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    if let Some(pack) = &report.pack {
+        writeln!(
+            out,
+            "received\t{} objects\t{} bytes",
+            pack.objects, pack.bytes
+        )?;
+    }
+    for update in &report.updates {
+        let old = update.old.map(|id| id.to_string()).unwrap_or_default();
+        match update.kind {
+            UpdateKind::Created => writeln!(out, "created\t{}\t{}", update.name, update.new)?,
+            UpdateKind::Updated => {
+                writeln!(out, "updated\t{}\t{old}..{}", update.name, update.new)?;
+            }
+            UpdateKind::FastForward => {
+                writeln!(out, "fast-forward\t{}\t{old}..{}", update.name, update.new)?;
+            }
+            UpdateKind::Diverged => writeln!(
+                out,
+                "diverged\t{}\tlocal {old}, remote {} (left alone)",
+                update.name, update.new
+            )?,
+        }
     }
     out.flush()?;
     Ok(())

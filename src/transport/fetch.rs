@@ -1,0 +1,344 @@
+//! Owns what a fetch means for a queue: which remote refs are wanted, what we tell the server
+//! we have, and how local refs move once the pack is in place.
+//!
+//! Ref mapping for a named remote `<r>` (a URL given directly has no tracking refs):
+//!
+//! | remote ref | local tracking ref (forced, like git's `+` refspec) | local ref |
+//! |---|---|---|
+//! | `refs/heads/<topic>` | `refs/remotes/<r>/<topic>` | `refs/heads/<topic>`, fast-forward only |
+//! | `refs/gitmq/consumers/<c>/<topic>` | `refs/gitmq/remotes/<r>/consumers/<c>/<topic>` | — (local positions belong to local consumers) |
+//!
+//! Positions are tracked under `refs/gitmq/remotes/` rather than `refs/remotes/<r>/gitmq/...`,
+//! where they could collide with a topic named `gitmq/consumers/...`.
+//!
+//! Invariants: wants are remote tips missing from the local object database; haves are the
+//! local tips of topics, positions and tracking refs (gitmq knows its chains: no date-ordered
+//! walk, no multi-round negotiation; `done` goes in the first request); refs move only after
+//! the pack is indexed and in place and every want is readable; each ref moves under its lock
+//! with a compare-and-swap against the value read; a local topic moves only if its current
+//! head is on the first-parent chain of the remote head (or it does not exist): otherwise it
+//! is left alone and reported as [`UpdateKind::Diverged`]. Remote refs that were deleted are
+//! not pruned locally.
+
+use std::time::Duration;
+
+use gix_hash::ObjectId;
+
+use super::{config, v2::RemoteRef, Error, HttpClient, Remote, RemoteUrl};
+use crate::{
+    name::{ConsumerName, TopicName},
+    odb::pack::index_pack::{IndexedPack, Limits},
+    refs::Expected,
+    Repository,
+};
+
+/// The refs a fetch lists by default: topics and consumer positions.
+pub const DEFAULT_PREFIXES: [&str; 2] = ["refs/heads/", "refs/gitmq/"];
+/// The remote fetched when none is named.
+pub const DEFAULT_REMOTE: &str = "origin";
+/// Where the consumer positions of remote `<r>` are tracked: `refs/gitmq/remotes/<r>/consumers/...`.
+pub const REMOTE_POSITIONS_PREFIX: &str = "refs/gitmq/remotes/";
+/// How long a ref lock is waited for.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most `have` lines sent.
+const MAX_HAVES: usize = 10_000;
+
+/// How to fetch.
+pub struct FetchOptions<'a> {
+    /// Ref prefixes to list (each ending in `/`).
+    pub prefixes: &'a [&'a str],
+    /// Bounds on the received pack.
+    pub limits: Limits,
+    /// Fsync the pack, index and refs before returning.
+    pub sync: bool,
+    /// Where the server's progress text goes; `None` asks the server for none.
+    pub progress: Option<super::Progress<'a>>,
+}
+
+impl Default for FetchOptions<'_> {
+    fn default() -> Self {
+        Self {
+            prefixes: &DEFAULT_PREFIXES,
+            limits: Limits::default(),
+            sync: true,
+            progress: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for FetchOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchOptions")
+            .field("prefixes", &self.prefixes)
+            .field("limits", &self.limits)
+            .field("sync", &self.sync)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one local ref moved (or why it did not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateKind {
+    /// The ref did not exist.
+    Created,
+    /// A tracking ref moved to the remote's value.
+    Updated,
+    /// A local topic moved forward along its first-parent chain.
+    FastForward,
+    /// A local topic is not an ancestor of the remote one; it was left alone.
+    Diverged,
+}
+
+/// One local ref the fetch created or moved, or a topic it left alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdate {
+    /// The full local ref name.
+    pub name: String,
+    /// Its value before (for [`UpdateKind::Diverged`]: its value, unchanged).
+    pub old: Option<ObjectId>,
+    /// Its value after (for [`UpdateKind::Diverged`]: the remote's value, not applied).
+    pub new: ObjectId,
+    /// What happened.
+    pub kind: UpdateKind,
+}
+
+/// What a fetch did.
+#[derive(Debug, Clone)]
+pub struct FetchReport {
+    /// The remote's URL, without credentials.
+    pub url: String,
+    /// The remote's name, when fetched by name.
+    pub remote: Option<String>,
+    /// 2, or 0 when the server did not speak protocol v2.
+    pub protocol_version: u8,
+    /// The pack received, if anything was missing.
+    pub pack: Option<IndexedPack>,
+    /// Local refs created or moved, and topics left alone.
+    pub updates: Vec<RefUpdate>,
+    /// Remote refs that are neither topics nor positions gitmq accepts.
+    pub skipped: Vec<String>,
+}
+
+/// What a remote ref becomes locally.
+enum Target {
+    Topic(TopicName),
+    Position(ConsumerName, TopicName),
+}
+
+/// Fetch from `remote` (a remote name from the repository's config, or a URL) with reqwest,
+/// listing `prefixes` (use [`DEFAULT_PREFIXES`]).
+#[cfg(feature = "http")]
+pub fn fetch(repo: &Repository, remote: &str, prefixes: &[&str]) -> Result<FetchReport, Error> {
+    let client = super::http::ReqwestClient::new(super::http::Options::default())?;
+    let options = FetchOptions {
+        prefixes,
+        ..FetchOptions::default()
+    };
+    fetch_with(repo, remote, &client, options)
+}
+
+/// The remote's name (`None` for a URL) and URL.
+pub fn resolve_remote(
+    repo: &Repository,
+    remote: &str,
+) -> Result<(Option<String>, RemoteUrl), Error> {
+    if remote.contains("://") {
+        return Ok((None, RemoteUrl::parse(remote)?));
+    }
+    let valid = !remote.contains('/') && TopicName::new(remote).is_ok();
+    let url = if valid {
+        config::remote_url(repo.git_dir(), remote)?
+    } else {
+        None
+    };
+    match url {
+        Some(url) => Ok((Some(remote.to_owned()), RemoteUrl::parse(&url)?)),
+        None => Err(Error::NoSuchRemote {
+            name: remote.to_owned(),
+        }),
+    }
+}
+
+/// Fetch from `remote` (a configured remote's name, or a URL) through `client`.
+pub fn fetch_with<C: HttpClient>(
+    repo: &Repository,
+    remote: &str,
+    client: C,
+    options: FetchOptions<'_>,
+) -> Result<FetchReport, Error> {
+    let (name, url) = resolve_remote(repo, remote)?;
+    let server = Remote::connect(client, url)?;
+    let remote_refs = server.list_refs(options.prefixes)?;
+
+    let mut planned = Vec::new();
+    let mut skipped = Vec::new();
+    for remote_ref in remote_refs {
+        match target_of(&remote_ref.name) {
+            Some(Target::Position(..)) if name.is_none() => skipped.push(remote_ref.name),
+            Some(target) => planned.push((remote_ref, target)),
+            None => skipped.push(remote_ref.name),
+        }
+    }
+
+    let mut odb = repo.odb();
+    let mut wants: Vec<ObjectId> = planned
+        .iter()
+        .map(|(r, _)| r.id)
+        .filter(|id| !odb.contains(id))
+        .collect();
+    wants.sort_unstable();
+    wants.dedup();
+
+    let mut pack = None;
+    if !wants.is_empty() {
+        let haves = local_tips(repo, name.as_deref())?;
+        let pack_dir = repo.git_dir().join("objects/pack");
+        pack = server.fetch_pack(
+            &wants,
+            &haves,
+            &pack_dir,
+            &options.limits,
+            options.sync,
+            options.progress,
+        )?;
+        let mut odb = repo.odb();
+        if let Some(&id) = wants.iter().find(|id| !odb.contains(id)) {
+            return Err(Error::Incomplete { id });
+        }
+    }
+
+    let mut updates = Vec::new();
+    let mut odb = repo.odb();
+    let mut buf = Vec::new();
+    for (remote_ref, target) in &planned {
+        if let Some(name) = &name {
+            let tracking = match target {
+                Target::Topic(topic) => format!("refs/remotes/{name}/{}", topic.as_str()),
+                Target::Position(consumer, topic) => format!(
+                    "{REMOTE_POSITIONS_PREFIX}{name}/consumers/{}/{}",
+                    consumer.as_str(),
+                    topic.as_str()
+                ),
+            };
+            updates.extend(move_tracking_ref(
+                repo,
+                &tracking,
+                remote_ref.id,
+                options.sync,
+            )?);
+        }
+        if let Target::Topic(topic) = target {
+            updates.extend(fast_forward(
+                repo,
+                &mut odb,
+                &mut buf,
+                topic,
+                remote_ref,
+                options.sync,
+            )?);
+        }
+    }
+
+    Ok(FetchReport {
+        url: server.url().redacted().to_owned(),
+        remote: name,
+        protocol_version: server.protocol_version(),
+        pack,
+        updates,
+        skipped,
+    })
+}
+
+fn target_of(full_ref: &str) -> Option<Target> {
+    if let Some((consumer, topic)) = ConsumerName::parse_position_ref(full_ref) {
+        return Some(Target::Position(consumer, topic));
+    }
+    TopicName::from_ref(full_ref).map(Target::Topic)
+}
+
+/// The ids of local topics, positions and tracking refs of `remote`: what we tell the
+/// server we have.
+fn local_tips(repo: &Repository, remote: Option<&str>) -> Result<Vec<ObjectId>, Error> {
+    let mut prefixes = vec!["refs/heads/".to_owned(), "refs/gitmq/".to_owned()];
+    if let Some(remote) = remote {
+        prefixes.push(format!("refs/remotes/{remote}/"));
+    }
+    let mut ids = Vec::new();
+    for prefix in &prefixes {
+        ids.extend(repo.refs().list(prefix)?.into_iter().map(|(_, id)| id));
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    ids.truncate(MAX_HAVES);
+    Ok(ids)
+}
+
+/// Point the tracking ref `name` at `new`, whatever it held.
+fn move_tracking_ref(
+    repo: &Repository,
+    name: &str,
+    new: ObjectId,
+    sync: bool,
+) -> Result<Option<RefUpdate>, Error> {
+    let lock = repo.refs().lock(name, LOCK_TIMEOUT)?;
+    let old = lock.current()?;
+    if old == Some(new) {
+        return Ok(None);
+    }
+    lock.commit(Expected::from_current(old), &new, sync)?;
+    Ok(Some(RefUpdate {
+        name: name.to_owned(),
+        old,
+        new,
+        kind: if old.is_some() {
+            UpdateKind::Updated
+        } else {
+            UpdateKind::Created
+        },
+    }))
+}
+
+/// Move the local topic to the remote's head if that is a fast-forward along first parents.
+fn fast_forward(
+    repo: &Repository,
+    odb: &mut crate::odb::Odb,
+    buf: &mut Vec<u8>,
+    topic: &TopicName,
+    remote_ref: &RemoteRef,
+    sync: bool,
+) -> Result<Option<RefUpdate>, Error> {
+    let name = topic.ref_name();
+    let new = remote_ref.id;
+    let old = repo.refs().find(&name)?;
+    let diverged = |old| RefUpdate {
+        name: name.clone(),
+        old,
+        new,
+        kind: UpdateKind::Diverged,
+    };
+    match old {
+        Some(old) if old == new => return Ok(None),
+        Some(old) => match crate::walk::ids_after(odb, new, Some(old), buf) {
+            Ok(_) => {}
+            Err(crate::walk::Error::NotOnTopic { .. }) => return Ok(Some(diverged(Some(old)))),
+            Err(err) => return Err(err.into()),
+        },
+        None => {}
+    }
+    let lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
+    match lock.commit(Expected::from_current(old), &new, sync) {
+        Ok(()) => Ok(Some(RefUpdate {
+            name: name.clone(),
+            old,
+            new,
+            kind: if old.is_some() {
+                UpdateKind::FastForward
+            } else {
+                UpdateKind::Created
+            },
+        })),
+        // A local producer appended meanwhile: the topic now has messages the remote lacks.
+        Err(crate::refs::Error::Changed { actual, .. }) => Ok(Some(diverged(actual))),
+        Err(err) => Err(err.into()),
+    }
+}

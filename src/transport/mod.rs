@@ -1,0 +1,234 @@
+//! Owns talking to a git server over smart HTTP: gitmq's own implementation of git's
+//! protocol (no `git` process, no libgit2). This slice fetches; push will sit beside it
+//! (`receive_pack.rs`, reusing [`pktline`], [`sideband`], [`url`] and [`HttpClient`]).
+//!
+//! ```text
+//!  fetch::fetch(repo, "origin")                      config: remote.origin.url -> RemoteUrl
+//!    |
+//!    | Remote::connect      GET  <url>/info/refs?service=git-upload-pack  (Git-Protocol: version=2)
+//!    |                      v2::parse_advertisement -> capabilities (or a v0 ref list)
+//!    | Remote::list_refs    POST <url>/git-upload-pack  command=ls-refs, ref-prefix refs/heads/ ...
+//!    | wants = remote tips not in the odb; haves = local tips of the same refs
+//!    | Remote::fetch_pack   POST <url>/git-upload-pack  command=fetch, want.., have.., done
+//!    |                        v2::read_fetch_response -> "packfile" section
+//!    |                        sideband::Reader (band 1 -> pack bytes, 2 -> progress, 3 -> error)
+//!    |                        odb::pack::index_pack: tmp file, ids, deltas, idx, rename, fsync
+//!    | every want now in the odb?
+//!    v
+//!  refs (lock + CAS each): refs/remotes/<remote>/<topic>, refs/gitmq/remotes/<remote>/...,
+//!  fast-forward refs/heads/<topic>; a diverged local topic is left and reported
+//! ```
+//!
+//! Invariants: protocol code ([`pktline`], [`sideband`], [`v2`], [`v0`], [`url`], [`config`])
+//! is sans-IO or generic over [`std::io::Read`], and never panics on what a server sends;
+//! only `http.rs` knows reqwest, behind [`HttpClient`]; credentials from a URL's userinfo
+//! reach only the HTTP client's `Authorization` header, never an error or a log line; refs
+//! move only after the pack naming their objects is indexed, renamed and fsynced.
+
+pub mod config;
+pub mod fetch;
+#[cfg(feature = "http")]
+pub mod http;
+pub mod pktline;
+mod remote;
+pub mod sideband;
+pub mod url;
+pub mod v0;
+pub mod v2;
+
+use std::{io::Read, time::Duration};
+
+#[cfg(feature = "http")]
+pub use fetch::fetch;
+pub use fetch::{fetch_with, FetchOptions, FetchReport, RefUpdate, UpdateKind};
+pub use remote::Remote;
+pub use url::RemoteUrl;
+
+/// A callback receiving the server's progress text (git's "Counting objects..." lines).
+pub type Progress<'a> = &'a mut dyn FnMut(&[u8]);
+
+/// The agent gitmq announces.
+pub const AGENT: &str = concat!("gitmq/", env!("CARGO_PKG_VERSION"));
+
+/// Returned by [`fetch()`](fetch::fetch_with), [`Remote`] and [`HttpClient`]s.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL is not one gitmq can fetch from.
+    #[error(transparent)]
+    Url(#[from] url::Error),
+    /// The repository's config could not be read.
+    #[error(transparent)]
+    Config(#[from] config::Error),
+    /// Neither a URL nor a configured remote.
+    #[error(
+        "no remote named {name:?} (add one with `git remote add {name} <url>`, or pass a URL)"
+    )]
+    NoSuchRemote {
+        /// The name given.
+        name: String,
+    },
+    /// The server could not be reached.
+    #[error("cannot connect to {url}")]
+    Connect {
+        /// The URL, without credentials.
+        url: String,
+        /// The cause.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The server did not answer in time.
+    #[error("{url} did not answer within {timeout:?}")]
+    Timeout {
+        /// The URL, without credentials.
+        url: String,
+        /// The timeout in force.
+        timeout: Duration,
+    },
+    /// The server answered with an HTTP error status.
+    #[error("{url} answered HTTP {status}: {}", status_meaning(*status))]
+    Status {
+        /// The URL, without credentials.
+        url: String,
+        /// The status code.
+        status: u16,
+    },
+    /// Another HTTP failure.
+    #[error("HTTP request to {url} failed")]
+    Http {
+        /// The URL, without credentials.
+        url: String,
+        /// The cause.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// Reading a response body failed (the connection broke or the body was cut short).
+    #[error("reading the response from {url} failed")]
+    Body {
+        /// The URL, without credentials.
+        url: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A response is larger than gitmq reads for its kind.
+    #[error("the response from {url} exceeds {limit} bytes")]
+    ResponseTooLarge {
+        /// The URL, without credentials.
+        url: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// The server is not a smart-HTTP git server.
+    #[error(
+        "{url} is not a smart-HTTP git server (content type {content_type:?}); dumb HTTP is not supported"
+    )]
+    NotSmartHttp {
+        /// The URL, without credentials.
+        url: String,
+        /// What it answered.
+        content_type: Option<String>,
+    },
+    /// A protocol message (v2 or v0) was malformed, or the server reported an error.
+    #[error(transparent)]
+    Protocol(#[from] v2::Error),
+    /// Framing failed.
+    #[error(transparent)]
+    PktLine(#[from] pktline::Error),
+    /// The pack stream failed, or the server reported an error inside it.
+    #[error(transparent)]
+    Sideband(#[from] sideband::Error),
+    /// The received pack was refused.
+    #[error(transparent)]
+    Pack(#[from] crate::odb::pack::index_pack::Error),
+    /// The server sent a pack without an object gitmq asked for.
+    #[error("the server's pack lacks {id}, which was wanted")]
+    Incomplete {
+        /// The missing object.
+        id: gix_hash::ObjectId,
+    },
+    /// Moving a ref failed.
+    #[error(transparent)]
+    Refs(#[from] crate::refs::Error),
+    /// Reading local objects failed.
+    #[error(transparent)]
+    Walk(#[from] crate::walk::Error),
+}
+
+impl Error {
+    /// Whether trying again later may succeed: the network or server failed, the request or
+    /// data was not wrong.
+    pub fn is_spurious(&self) -> bool {
+        match self {
+            Error::Connect { .. } | Error::Timeout { .. } | Error::Body { .. } => true,
+            Error::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            Error::Protocol(err) => err.is_spurious(),
+            Error::PktLine(err) => err.is_spurious(),
+            Error::Sideband(err) => err.is_spurious(),
+            Error::Pack(err) => err.is_spurious(),
+            _ => false,
+        }
+    }
+}
+
+fn status_meaning(status: u16) -> &'static str {
+    match status {
+        401 => "authentication required (put credentials in the URL: https://user:token@host/...)",
+        403 => "access denied",
+        404 => "repository not found",
+        408 | 429 => "try again later",
+        500..=599 => "server error",
+        _ => "unexpected status",
+    }
+}
+
+/// The HTTP method of a [`Request`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`.
+    Get,
+    /// `POST`.
+    Post,
+}
+
+/// One HTTP request the protocol code needs made.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// `GET` or `POST`.
+    pub method: Method,
+    /// The remote (its credentials, if any, go into an `Authorization` header).
+    pub url: &'a RemoteUrl,
+    /// The path after the remote's URL, e.g. `info/refs?service=git-upload-pack`.
+    pub path: &'a str,
+    /// Extra headers.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The body of a `POST`.
+    pub body: Vec<u8>,
+}
+
+/// A successful (2xx) HTTP response.
+pub struct Response {
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// The body, streamed.
+    pub body: Box<dyn Read + Send>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("content_type", &self.content_type)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the protocol code needs from an HTTP client: send one request, stream the body of a
+/// 2xx response, and map everything else to an [`Error`] (a non-2xx status is
+/// [`Error::Status`]). `http::ReqwestClient` is the real one; tests plug in their own.
+pub trait HttpClient {
+    /// Send `request`.
+    fn send(&self, request: Request<'_>) -> Result<Response, Error>;
+}
+
+impl<C: HttpClient + ?Sized> HttpClient for &C {
+    fn send(&self, request: Request<'_>) -> Result<Response, Error> {
+        (**self).send(request)
+    }
+}

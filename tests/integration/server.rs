@@ -1,0 +1,145 @@
+//! A real smart-HTTP git server for the transport tests: lighttpd in front of git's own
+//! `git-http-backend` (see shared/recipes/smart-http-server.md), bound to 127.0.0.1 on a free
+//! port, in the foreground as a child process, killed by its pid when the [`HttpServer`]
+//! drops. Each test starts its own and gets bare repositories under its document root.
+
+use std::{
+    net::{TcpListener, TcpStream},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use crate::util::git;
+
+/// A running lighttpd + git-http-backend; stopped on drop.
+pub struct HttpServer {
+    root: tempfile::TempDir,
+    _state: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl HttpServer {
+    /// Start a server, retrying on another port if the chosen one is taken meanwhile.
+    pub fn start() -> Self {
+        let root = tempfile::tempdir().expect("document root");
+        let state = tempfile::tempdir().expect("state dir");
+        let backend = String::from_utf8(git(&["--exec-path"], None))
+            .expect("utf-8 exec path")
+            .trim()
+            .to_owned()
+            + "/git-http-backend";
+        for _attempt in 0..10 {
+            let port = free_port();
+            let config = state.path().join("lighttpd.conf");
+            std::fs::write(
+                &config,
+                config_text(root.path(), state.path(), port, &backend),
+            )
+            .expect("write lighttpd.conf");
+            let mut child = Command::new("lighttpd")
+                .arg("-D")
+                .arg("-f")
+                .arg(&config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("lighttpd runs (apt-get install -y lighttpd)");
+            if wait_until_listening(&mut child, port) {
+                return Self {
+                    root,
+                    _state: state,
+                    port,
+                    child: Some(child),
+                };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("lighttpd did not start; see its error log");
+    }
+
+    /// A new bare repository `<name>.git` served by this server (pushes allowed); its path.
+    pub fn bare_repo(&self, name: &str) -> PathBuf {
+        let path = self.root.path().join(format!("{name}.git"));
+        git(&["init", "-q", "--bare", path.to_str().unwrap()], None);
+        git(
+            &[
+                "--git-dir",
+                path.to_str().unwrap(),
+                "config",
+                "http.receivepack",
+                "true",
+            ],
+            None,
+        );
+        path
+    }
+
+    /// The URL of repository `<name>.git`.
+    pub fn url(&self, name: &str) -> String {
+        format!("http://127.0.0.1:{}/git/{name}.git", self.port)
+    }
+
+    /// Stop the server now (as a crash or an outage would).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for HttpServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Wait (bounded) until the port accepts connections; `false` if lighttpd exited (the port
+/// was taken) or never listened.
+fn wait_until_listening(child: &mut Child, port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return false;
+        }
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+fn config_text(root: &Path, state: &Path, port: u16, backend: &str) -> String {
+    let (root, state) = (root.display(), state.display());
+    // Request bodies stay buffered (lighttpd's default): CGI needs CONTENT_LENGTH.
+    format!(
+        r#"server.modules = ( "mod_alias", "mod_setenv", "mod_cgi" )
+server.bind          = "127.0.0.1"
+server.port          = {port}
+server.document-root = "{root}"
+server.errorlog      = "{state}/error.log"
+server.upload-dirs   = ( "{state}" )
+server.stream-response-body = 2
+server.max-request-size = 0
+alias.url = ( "/git/" => "{backend}/" )
+$HTTP["url"] =~ "^/git/" {{
+  cgi.assign = ( "" => "" )
+  setenv.set-environment = (
+    "GIT_PROJECT_ROOT"    => "{root}",
+    "GIT_HTTP_EXPORT_ALL" => "1",
+    "GIT_CONFIG_NOSYSTEM" => "1",
+    "PATH"                => "/usr/local/bin:/usr/bin:/bin" )
+}}
+"#
+    )
+}

@@ -1,0 +1,518 @@
+//! Fetch over smart HTTP against a real server (lighttpd + git-http-backend, see
+//! `server.rs`), and against a tiny canned HTTP server for broken responses.
+
+use std::{
+    fmt::Write as _,
+    io::{Read, Write},
+    net::TcpListener,
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use gitmq::{
+    transport::{self, http::ReqwestClient, FetchOptions, HttpClient, Request, UpdateKind},
+    ConsumerName, Repository, TopicName,
+};
+
+use crate::{
+    server::HttpServer,
+    util::{lines, TempRepo},
+};
+
+fn publish(repo: &TempRepo, topic: &str, messages: std::ops::Range<u32>) {
+    let payloads: Vec<Vec<u8>> = messages
+        .map(|i| format!("{{\"n\":{i}}}").into_bytes())
+        .collect();
+    repo.open()
+        .producer(&TopicName::new(topic).unwrap())
+        .publish_batch(payloads.iter().map(Vec::as_slice))
+        .unwrap();
+}
+
+fn push_all(repo: &TempRepo, url: &str) {
+    repo.git(&[
+        "push",
+        "-q",
+        url,
+        "refs/heads/*:refs/heads/*",
+        "refs/gitmq/*:refs/gitmq/*",
+    ]);
+}
+
+fn log(repo: &TempRepo, topic: &str) -> Vec<String> {
+    let out = repo.gitmq(&["log", topic], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lines(&out.stdout)
+}
+
+fn pack_files(repo: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo.join("objects/pack"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_queue_pushed_by_git_is_fetched_by_name_into_an_empty_repository_and_read_by_gitmq() {
+    let server = HttpServer::start();
+    server.bare_repo("q");
+    let url = server.url("q");
+    let producer = TempRepo::new();
+    publish(&producer, "orders", 0..50);
+    publish(&producer, "eu/refunds", 0..3);
+    {
+        let repo = producer.open();
+        let orders = TopicName::new("orders").unwrap();
+        let mut billing = repo
+            .consumer(&ConsumerName::new("billing").unwrap(), &orders)
+            .unwrap();
+        assert_eq!(billing.poll(20).unwrap().len(), 20);
+        billing.commit().unwrap();
+    }
+    push_all(&producer, &url);
+
+    let local = TempRepo::new();
+    local.git(&["remote", "add", "origin", &url]);
+    let out = local.gitmq(&["fetch"], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed = lines(&out.stdout);
+    assert!(printed[0].starts_with("received\t"), "{printed:?}");
+    for expected in [
+        "created\trefs/remotes/origin/orders\t",
+        "created\trefs/heads/orders\t",
+        "created\trefs/heads/eu/refunds\t",
+        "created\trefs/gitmq/remotes/origin/consumers/billing/orders\t",
+    ] {
+        assert!(
+            printed.iter().any(|l| l.starts_with(expected)),
+            "{expected} in {printed:?}"
+        );
+    }
+    let expected: Vec<String> = (0..50).map(|i| format!("{{\"n\":{i}}}")).collect();
+    assert_eq!(
+        log(&local, "orders"),
+        expected,
+        "every message arrives, in order"
+    );
+    assert_eq!(log(&local, "eu/refunds").len(), 3);
+    let out = local.gitmq(&["consume", "orders", "--consumer", "audit"], b"");
+    assert_eq!(
+        lines(&out.stdout).len(),
+        50,
+        "a local consumer reads every message"
+    );
+    local.assert_fsck_clean();
+
+    let again = local.gitmq(&["fetch", "origin"], b"");
+    assert!(again.status.success());
+    assert!(
+        again.stdout.is_empty(),
+        "nothing moved: {:?}",
+        lines(&again.stdout)
+    );
+}
+
+#[test]
+fn fetching_again_brings_only_the_new_messages_and_fast_forwards_the_topic() {
+    let server = HttpServer::start();
+    server.bare_repo("q");
+    let url = server.url("q");
+    let producer = TempRepo::new();
+    publish(&producer, "orders", 0..100);
+    push_all(&producer, &url);
+
+    let local = TempRepo::new();
+    let repo = local.open();
+    let first = transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    assert_eq!(first.protocol_version, 2);
+    assert_eq!(
+        first.pack.as_ref().unwrap().objects,
+        101,
+        "100 commits and the empty tree"
+    );
+    assert!(
+        first
+            .updates
+            .iter()
+            .all(|u| !u.name.starts_with("refs/remotes/")),
+        "a URL has no tracking refs"
+    );
+
+    publish(&producer, "orders", 100..110);
+    push_all(&producer, &url);
+    let second = transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    assert_eq!(
+        second.pack.as_ref().unwrap().objects,
+        10,
+        "the haves spare everything already here"
+    );
+    let update = &second.updates[0];
+    assert_eq!(
+        (update.name.as_str(), update.kind),
+        ("refs/heads/orders", UpdateKind::FastForward)
+    );
+    assert_eq!(log(&local, "orders").len(), 110);
+    local.assert_fsck_clean();
+}
+
+#[test]
+fn a_diverged_local_topic_is_left_alone_and_reported() {
+    let server = HttpServer::start();
+    server.bare_repo("q");
+    let url = server.url("q");
+    let producer = TempRepo::new();
+    publish(&producer, "orders", 0..5);
+    push_all(&producer, &url);
+    let local = TempRepo::new();
+    let repo = local.open();
+    transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    publish(&local, "orders", 100..101);
+    let mine = repo.head(&TopicName::new("orders").unwrap()).unwrap();
+    publish(&producer, "orders", 5..6);
+    push_all(&producer, &url);
+
+    let report = transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    assert_eq!(report.updates.len(), 1);
+    assert_eq!(report.updates[0].kind, UpdateKind::Diverged);
+    assert_eq!(report.updates[0].old, mine);
+    assert_eq!(
+        repo.head(&TopicName::new("orders").unwrap()).unwrap(),
+        mine,
+        "the local topic did not move"
+    );
+}
+
+/// Write `count` empty-tree commits with one and the same timestamp onto `refs/heads/orders`
+/// of the bare repository `git_dir`, continuing its history if it has one.
+fn equal_timestamp_commits(git_dir: &Path, count: usize, first: usize, continue_from_head: bool) {
+    let mut stream = String::new();
+    for i in 0..count {
+        let n = first + i;
+        let message = format!("{{\"n\":{n}}}");
+        write!(
+            stream,
+            "commit refs/heads/orders\nmark :{}\nauthor P <p@example.com> 1700000000 +0000\n\
+             committer P <p@example.com> 1700000000 +0000\ndata {}\n{message}\n",
+            i + 1,
+            message.len()
+        )
+        .unwrap();
+        if i > 0 {
+            writeln!(stream, "from :{i}").unwrap();
+        } else if continue_from_head {
+            stream.push_str("from refs/heads/orders^0\n");
+        }
+        stream.push('\n');
+    }
+    let mut child = std::process::Command::new("git")
+        .args([
+            "--git-dir",
+            git_dir.to_str().unwrap(),
+            "fast-import",
+            "--quiet",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stream.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn a_thousand_messages_with_equal_timestamps_fetch_completely_then_one_more_alone() {
+    let server = HttpServer::start();
+    let bare = server.bare_repo("q");
+    equal_timestamp_commits(&bare, 1000, 0, false);
+    let url = server.url("q");
+
+    let local = TempRepo::new();
+    let repo = local.open();
+    let first = transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    assert_eq!(first.pack.as_ref().unwrap().objects, 1001);
+    let log_lines = log(&local, "orders");
+    assert_eq!(log_lines.len(), 1000);
+    assert_eq!(log_lines[999], "{\"n\":999}");
+
+    equal_timestamp_commits(&bare, 1, 1000, true);
+    let start = Instant::now();
+    let second = transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    let took = start.elapsed();
+    assert_eq!(
+        second.pack.as_ref().unwrap().objects,
+        1,
+        "only the new message"
+    );
+    assert!(took < Duration::from_secs(10), "one message took {took:?}");
+    assert_eq!(log(&local, "orders").len(), 1001);
+    local.assert_fsck_clean();
+}
+
+#[test]
+fn an_unknown_repository_is_a_clear_404_and_credentials_never_show() {
+    let server = HttpServer::start();
+    let local = TempRepo::new();
+    let url = server
+        .url("missing")
+        .replace("http://", "http://alice:hunter2@");
+    let err =
+        transport::fetch(&local.open(), &url, &transport::fetch::DEFAULT_PREFIXES).unwrap_err();
+    assert!(
+        matches!(err, transport::Error::Status { status: 404, .. }),
+        "{err:?}"
+    );
+    assert!(!err.is_spurious());
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("repository not found"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
+
+    let out = local.gitmq(&["fetch", &url], b"");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("404") && !stderr.contains("hunter2"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_stopped_server_is_a_spurious_connection_error() {
+    let mut server = HttpServer::start();
+    server.bare_repo("q");
+    let url = server.url("q");
+    server.stop();
+    let local = TempRepo::new();
+    let err =
+        transport::fetch(&local.open(), &url, &transport::fetch::DEFAULT_PREFIXES).unwrap_err();
+    assert!(matches!(err, transport::Error::Connect { .. }), "{err:?}");
+    assert!(err.is_spurious());
+    let out = local.gitmq(&["fetch", "nowhere"], b"");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no remote named \"nowhere\""),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Passes requests on without the `Git-Protocol` header, so the server speaks v0.
+struct WithoutV2(ReqwestClient);
+
+impl HttpClient for WithoutV2 {
+    fn send(&self, request: Request<'_>) -> Result<transport::Response, transport::Error> {
+        let headers: Vec<(&str, &str)> = request
+            .headers
+            .iter()
+            .filter(|(name, _)| *name != "Git-Protocol")
+            .copied()
+            .collect();
+        self.0.send(Request {
+            headers: &headers,
+            ..request
+        })
+    }
+}
+
+#[test]
+fn a_server_without_protocol_v2_is_fetched_with_v0() {
+    let server = HttpServer::start();
+    server.bare_repo("q");
+    let url = server.url("q");
+    let producer = TempRepo::new();
+    publish(&producer, "orders", 0..30);
+    push_all(&producer, &url);
+    let local = TempRepo::new();
+    let client = WithoutV2(ReqwestClient::new(transport::http::Options::default()).unwrap());
+    let report =
+        transport::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap();
+    assert_eq!(report.protocol_version, 0);
+    assert_eq!(log(&local, "orders").len(), 30);
+    publish(&producer, "orders", 30..32);
+    push_all(&producer, &url);
+    let report =
+        transport::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap();
+    assert_eq!(report.pack.unwrap().objects, 2);
+    local.assert_fsck_clean();
+}
+
+/// How the canned server answers the fetch request.
+#[derive(Clone, Copy)]
+enum Fault {
+    /// Declare the full length, send half, close.
+    Truncated,
+    /// Flip one byte of the pack's trailer (flips inside entries: the indexer's unit tests).
+    Garbled,
+    /// A band-3 error in place of the pack.
+    RemoteError,
+}
+
+/// Serve a v2 advertisement, one ref and a broken pack on 127.0.0.1, for at most a few
+/// connections and a few seconds; the URL.
+fn canned_server(tip: String, pack: Vec<u8>, fault: Fault) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        listener.set_nonblocking(false).unwrap();
+        for _ in 0..3 {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let request = read_request(&mut stream);
+            let mut body = Vec::new();
+            let content_type;
+            if request.starts_with(b"GET") {
+                content_type = "application/x-git-upload-pack-advertisement";
+                for line in [
+                    "version 2",
+                    "ls-refs",
+                    "fetch=shallow",
+                    "object-format=sha1",
+                ] {
+                    pkt(&mut body, format!("{line}\n").as_bytes());
+                }
+                body.extend_from_slice(b"0000");
+            } else if contains(&request, b"command=ls-refs") {
+                content_type = "application/x-git-upload-pack-result";
+                pkt(&mut body, format!("{tip} refs/heads/orders\n").as_bytes());
+                body.extend_from_slice(b"0000");
+            } else {
+                content_type = "application/x-git-upload-pack-result";
+                pkt(&mut body, b"packfile\n");
+                let mut pack = pack.clone();
+                match fault {
+                    Fault::Garbled => {
+                        let last = pack.len() - 1;
+                        pack[last] ^= 0x40;
+                    }
+                    Fault::RemoteError => pack.clear(),
+                    Fault::Truncated => {}
+                }
+                for chunk in pack.chunks(1000) {
+                    let mut data = vec![1u8];
+                    data.extend_from_slice(chunk);
+                    pkt(&mut body, &data);
+                }
+                if let Fault::RemoteError = fault {
+                    pkt(&mut body, b"\x03upload-pack: out of disk space\n");
+                }
+                body.extend_from_slice(b"0000");
+            }
+            let declared = body.len();
+            if let (Fault::Truncated, false) = (fault, request.starts_with(b"GET")) {
+                if !contains(&request, b"command=ls-refs") {
+                    body.truncate(body.len() / 2);
+                }
+            }
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {declared}\r\n\
+                 Connection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    format!("http://127.0.0.1:{port}/q.git")
+}
+
+fn pkt(out: &mut Vec<u8>, data: &[u8]) {
+    out.extend_from_slice(format!("{:04x}", data.len() + 4).as_bytes());
+    out.extend_from_slice(data);
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Read one HTTP request (headers and a Content-Length body), bounded.
+fn read_request(stream: &mut std::net::TcpStream) -> Vec<u8> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    while data.len() < 1 << 20 {
+        let Ok(n) = stream.read(&mut buf) else { break };
+        if n == 0 {
+            break;
+        }
+        data.extend_from_slice(&buf[..n]);
+        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map_or(0, |v| v.trim().parse().unwrap_or(0));
+            if data.len() >= end + 4 + length {
+                break;
+            }
+        }
+    }
+    data
+}
+
+#[test]
+fn a_truncated_garbled_or_refused_pack_is_an_error_and_leaves_no_pack_or_ref() {
+    let producer = TempRepo::new();
+    publish(&producer, "orders", 0..200);
+    let tip = String::from_utf8(producer.git(&["rev-parse", "orders"])).unwrap();
+    let tip = tip.trim().to_owned();
+    let objects = producer.git(&["rev-list", "--objects", "orders"]);
+    let out = {
+        let mut child = std::process::Command::new("git")
+            .args([
+                "--git-dir",
+                producer.path.to_str().unwrap(),
+                "pack-objects",
+                "--stdout",
+                "-q",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(&objects).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    assert!(out.status.success());
+    let pack = out.stdout;
+
+    for fault in [Fault::Truncated, Fault::Garbled, Fault::RemoteError] {
+        let url = canned_server(tip.clone(), pack.clone(), fault);
+        let local = TempRepo::new();
+        let repo: Repository = local.open();
+        let err = transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap_err();
+        let text = err.to_string();
+        match fault {
+            Fault::Truncated => assert!(err.is_spurious(), "truncation is spurious: {err:?}"),
+            Fault::Garbled => assert!(
+                matches!(err, transport::Error::Pack(_)) && !err.is_spurious(),
+                "{err:?}"
+            ),
+            Fault::RemoteError => assert!(
+                text.contains("upload-pack: out of disk space"),
+                "verbatim: {text}"
+            ),
+        }
+        assert!(
+            pack_files(&local.path).is_empty(),
+            "no pack left: {:?}",
+            pack_files(&local.path)
+        );
+        assert!(repo.topics().unwrap().is_empty(), "no ref moved");
+    }
+}
