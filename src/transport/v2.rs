@@ -547,6 +547,38 @@ mod tests {
     }
 
     #[test]
+    fn random_and_mutated_input_never_panics() {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut seeds = vec![git_2_47_caps()];
+        seeds.push(lines(&[&format!("{A} refs/heads/main"), "0000"]));
+        seeds.push(lines(&["acknowledgments", "NAK", "0001", "packfile"]));
+        for round in 0..3000 {
+            let mut data = seeds[round % seeds.len()].clone();
+            for _ in 0..=(next() % 4) {
+                if data.is_empty() {
+                    break;
+                }
+                let at = usize::try_from(next() % data.len() as u64).unwrap();
+                match next() % 3 {
+                    0 => data[at] = u8::try_from(next() % 256).unwrap(),
+                    1 => data.truncate(at),
+                    _ => data.insert(at, b'0'),
+                }
+            }
+            let _ = parse_advertisement(&data);
+            let _ = parse_ls_refs(&data);
+            let _ = super::super::v0::parse_advertisement(&data);
+            let _ = read_fetch_response(&mut pktline::Reader::new(&data[..]));
+        }
+    }
+
+    #[test]
     fn fetch_response_sections_are_skipped_up_to_the_packfile() {
         let mut body = lines(&[
             "acknowledgments",
