@@ -20,12 +20,14 @@ pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(120);
 const MAX_REDIRECTS: usize = 5;
 
 /// How a [`ReqwestClient`] connects.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// Time allowed to open a connection.
     pub connect_timeout: Duration,
     /// Time allowed without progress.
     pub io_timeout: Duration,
+    /// PEM certificates trusted as roots in addition to the platform's (a private CA).
+    pub extra_root_certificates: Vec<Vec<u8>>,
 }
 
 impl Default for Options {
@@ -33,6 +35,7 @@ impl Default for Options {
         Self {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             io_timeout: DEFAULT_IO_TIMEOUT,
+            extra_root_certificates: Vec::new(),
         }
     }
 }
@@ -51,16 +54,24 @@ impl ReqwestClient {
     pub fn new(options: Options) -> Result<Self, Error> {
         // Fails only if a provider is already installed, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        let builder_error = |err: reqwest::Error| Error::Http {
+            url: String::new(),
+            source: Box::new(err.without_url()),
+        };
+        let roots = options
+            .extra_root_certificates
+            .iter()
+            .map(|pem| reqwest::Certificate::from_pem(pem))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(builder_error)?;
         let client = reqwest::blocking::Client::builder()
             .user_agent(AGENT)
             .connect_timeout(options.connect_timeout)
             .timeout(options.io_timeout)
             .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
+            .tls_certs_merge(roots)
             .build()
-            .map_err(|err| Error::Http {
-                url: String::new(),
-                source: Box::new(err.without_url()),
-            })?;
+            .map_err(builder_error)?;
         Ok(Self { client, options })
     }
 }

@@ -2,6 +2,9 @@
 //! `git-http-backend` (see shared/recipes/smart-http-server.md), bound to 127.0.0.1 on a free
 //! port, in the foreground as a child process, killed by its pid when the [`HttpServer`]
 //! drops. Each test starts its own and gets bare repositories under its document root.
+//! Repositories whose name starts with `private` need basic authentication as
+//! [`USER`]:[`PASSWORD`]; [`HttpServer::start_tls()`] serves HTTPS with a certificate from a
+//! throwaway CA made by the `openssl` command.
 
 use std::{
     net::{TcpListener, TcpStream},
@@ -12,17 +15,34 @@ use std::{
 
 use crate::util::git;
 
+/// The user allowed into `private*` repositories.
+pub const USER: &str = "alice";
+/// Her password (with an `@`, which a URL must escape as `%40`).
+pub const PASSWORD: &str = "s3cret@pass";
+
 /// A running lighttpd + git-http-backend; stopped on drop.
 pub struct HttpServer {
     root: tempfile::TempDir,
     _state: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
+    /// For HTTPS: the CA certificate (PEM) that signed the server's certificate.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl HttpServer {
-    /// Start a server, retrying on another port if the chosen one is taken meanwhile.
+    /// Start a plain-HTTP server.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Start an HTTPS server.
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    /// Start a server, retrying on another port if the chosen one is taken meanwhile.
+    fn start_with(tls: bool) -> Self {
         let root = tempfile::tempdir().expect("document root");
         let state = tempfile::tempdir().expect("state dir");
         let backend = String::from_utf8(git(&["--exec-path"], None))
@@ -30,12 +50,15 @@ impl HttpServer {
             .trim()
             .to_owned()
             + "/git-http-backend";
+        std::fs::write(state.path().join("users"), format!("{USER}:{PASSWORD}\n"))
+            .expect("write the user file");
+        let ca_pem = tls.then(|| make_certificates(state.path()));
         for _attempt in 0..10 {
             let port = free_port();
             let config = state.path().join("lighttpd.conf");
             std::fs::write(
                 &config,
-                config_text(root.path(), state.path(), port, &backend),
+                config_text(root.path(), state.path(), port, &backend, tls),
             )
             .expect("write lighttpd.conf");
             let mut child = Command::new("lighttpd")
@@ -53,6 +76,7 @@ impl HttpServer {
                     _state: state,
                     port,
                     child: Some(child),
+                    ca_pem,
                 };
             }
             let _ = child.kill();
@@ -80,7 +104,12 @@ impl HttpServer {
 
     /// The URL of repository `<name>.git`.
     pub fn url(&self, name: &str) -> String {
-        format!("http://127.0.0.1:{}/git/{name}.git", self.port)
+        let scheme = if self.ca_pem.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://127.0.0.1:{}/git/{name}.git", self.port)
     }
 
     /// Stop the server now (as a crash or an outage would).
@@ -119,11 +148,78 @@ fn wait_until_listening(child: &mut Child, port: u16) -> bool {
     false
 }
 
-fn config_text(root: &Path, state: &Path, port: u16, backend: &str) -> String {
+/// A throwaway CA and a certificate it signs for 127.0.0.1 (cert + key in `server.pem`, as
+/// lighttpd wants); the CA certificate's PEM.
+fn make_certificates(state: &Path) -> Vec<u8> {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(state)
+            .output()
+            .expect("the openssl command runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509", "-days", "2", "-subj", "/CN=gitmq test CA"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
+    openssl(&ca);
+    let mut leaf = vec!["req", "-subj", "/CN=127.0.0.1"];
+    leaf.extend(ec);
+    leaf.extend(["-keyout", "leaf.key", "-out", "leaf.csr"]);
+    openssl(&leaf);
+    std::fs::write(
+        state.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write leaf.ext");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "leaf.pem",
+    ]);
+    let mut pem = std::fs::read(state.join("leaf.pem")).expect("leaf.pem");
+    pem.extend(std::fs::read(state.join("leaf.key")).expect("leaf.key"));
+    std::fs::write(state.join("server.pem"), pem).expect("write server.pem");
+    std::fs::read(state.join("ca.pem")).expect("ca.pem")
+}
+
+fn config_text(root: &Path, state: &Path, port: u16, backend: &str, tls: bool) -> String {
     let (root, state) = (root.display(), state.display());
+    let tls = if tls {
+        format!("ssl.engine = \"enable\"\nssl.pemfile = \"{state}/server.pem\"\n")
+    } else {
+        String::new()
+    };
     // Request bodies stay buffered (lighttpd's default): CGI needs CONTENT_LENGTH.
     format!(
-        r#"server.modules = ( "mod_alias", "mod_setenv", "mod_cgi" )
+        r#"server.modules = ( "mod_auth", "mod_authn_file", "mod_openssl", "mod_alias", "mod_setenv", "mod_cgi" )
+{tls}auth.backend = "plain"
+auth.backend.plain.userfile = "{state}/users"
+auth.require = ( "/git/private" => ( "method" => "basic", "realm" => "git", "require" => "valid-user" ) )
 server.bind          = "127.0.0.1"
 server.port          = {port}
 server.document-root = "{root}"

@@ -516,3 +516,104 @@ fn a_truncated_garbled_or_refused_pack_is_an_error_and_leaves_no_pack_or_ref() {
         assert!(repo.topics().unwrap().is_empty(), "no ref moved");
     }
 }
+
+#[test]
+fn credentials_in_the_url_open_a_private_repository_and_never_show_in_errors() {
+    use crate::server::{PASSWORD, USER};
+    let server = HttpServer::start();
+    let bare = server.bare_repo("private");
+    let producer = TempRepo::new();
+    publish(&producer, "orders", 0..7);
+    producer.git(&[
+        "push",
+        "-q",
+        bare.to_str().unwrap(),
+        "refs/heads/*:refs/heads/*",
+    ]);
+    let url = server.url("private");
+    let local = TempRepo::new();
+    let repo = local.open();
+
+    let err = transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap_err();
+    assert!(
+        matches!(err, transport::Error::Status { status: 401, .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("authentication required"), "{err}");
+
+    let wrong = url.replace("http://", &format!("http://{USER}:wrong-{}@", "pw%40x"));
+    let err = transport::fetch(&repo, &wrong, &transport::fetch::DEFAULT_PREFIXES).unwrap_err();
+    assert!(!format!("{err} {err:?}").contains("wrong-pw"), "{err:?}");
+
+    let escaped = PASSWORD.replace('@', "%40");
+    let good = url.replace("http://", &format!("http://{USER}:{escaped}@"));
+    let report = transport::fetch(&repo, &good, &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    assert_eq!(report.pack.unwrap().objects, 8);
+    assert!(
+        !report.url.contains("s3cret"),
+        "the report's URL is redacted"
+    );
+    assert_eq!(log(&local, "orders").len(), 7);
+}
+
+#[test]
+fn https_with_a_private_ca_fetches_and_an_unknown_ca_is_refused() {
+    let server = HttpServer::start_tls();
+    let bare = server.bare_repo("q");
+    let producer = TempRepo::new();
+    publish(&producer, "orders", 0..12);
+    producer.git(&[
+        "push",
+        "-q",
+        bare.to_str().unwrap(),
+        "refs/heads/*:refs/heads/*",
+    ]);
+    let url = server.url("q");
+    assert!(url.starts_with("https://"));
+    let local = TempRepo::new();
+
+    let err =
+        transport::fetch(&local.open(), &url, &transport::fetch::DEFAULT_PREFIXES).unwrap_err();
+    assert!(
+        matches!(err, transport::Error::Connect { .. }),
+        "an unknown CA fails the TLS handshake: {err:?}"
+    );
+
+    let client = ReqwestClient::new(transport::http::Options {
+        extra_root_certificates: vec![server.ca_pem.clone().unwrap()],
+        ..transport::http::Options::default()
+    })
+    .unwrap();
+    let report =
+        transport::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap();
+    assert_eq!(report.pack.unwrap().objects, 13);
+    assert_eq!(log(&local, "orders").len(), 12);
+}
+
+#[test]
+fn a_server_that_never_answers_times_out_spuriously() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!(
+        "http://127.0.0.1:{}/q.git",
+        listener.local_addr().unwrap().port()
+    );
+    let holder = std::thread::spawn(move || {
+        // Accept one connection and keep it silent until the client gives up.
+        let (stream, _) = listener.accept().unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        drop(stream);
+    });
+    let client = ReqwestClient::new(transport::http::Options {
+        io_timeout: Duration::from_millis(500),
+        ..transport::http::Options::default()
+    })
+    .unwrap();
+    let local = TempRepo::new();
+    let start = Instant::now();
+    let err =
+        transport::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap_err();
+    assert!(start.elapsed() < Duration::from_secs(3), "bounded wait");
+    assert!(matches!(err, transport::Error::Timeout { .. }), "{err:?}");
+    assert!(err.is_spurious());
+    holder.join().unwrap();
+}
