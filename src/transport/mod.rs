@@ -19,6 +19,18 @@
 //!  fast-forward refs/heads/<topic>; a diverged local topic is left and reported
 //! ```
 //!
+//! ```no_run
+//! # fn main() -> Result<(), gitmq::Error> {
+//! let repo = gitmq::Repository::open("/srv/replica.git")?;
+//! // A remote added with `git remote add origin https://user:token@host/queue.git`, or a URL.
+//! let prefixes = gitmq::transport::fetch::DEFAULT_PREFIXES;
+//! let report = gitmq::transport::fetch(&repo, "origin", &prefixes)?;
+//! for update in &report.updates {
+//!     println!("{:?} {} {}", update.kind, update.name, update.new);
+//! }
+//! # Ok(()) }
+//! ```
+//!
 //! Invariants: protocol code ([`pktline`], [`sideband`], [`v2`], [`v0`], [`url`], [`config`])
 //! is sans-IO or generic over [`std::io::Read`], and never panics on what a server sends;
 //! only `http.rs` knows reqwest, behind [`HttpClient`]; credentials from a URL's userinfo
