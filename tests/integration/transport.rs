@@ -1,17 +1,18 @@
 //! Fetch over smart HTTP against a real server (lighttpd + git-http-backend, see
-//! `server.rs`), and against a tiny canned HTTP server for broken responses.
+//! `server.rs`); broken servers are in `transport/faults.rs`.
+
+mod faults;
 
 use std::{
     fmt::Write as _,
-    io::{Read, Write},
-    net::TcpListener,
+    io::Write,
     path::Path,
     time::{Duration, Instant},
 };
 
 use gitmq::{
     transport::{self, http::ReqwestClient, FetchOptions, HttpClient, Request, UpdateKind},
-    ConsumerName, Repository, TopicName,
+    ConsumerName, TopicName,
 };
 
 use crate::{
@@ -348,175 +349,6 @@ fn a_server_without_protocol_v2_is_fetched_with_v0() {
     local.assert_fsck_clean();
 }
 
-/// How the canned server answers the fetch request.
-#[derive(Clone, Copy)]
-enum Fault {
-    /// Declare the full length, send half, close.
-    Truncated,
-    /// Flip one byte of the pack's trailer (flips inside entries: the indexer's unit tests).
-    Garbled,
-    /// A band-3 error in place of the pack.
-    RemoteError,
-}
-
-/// Serve a v2 advertisement, one ref and a broken pack on 127.0.0.1, for at most a few
-/// connections and a few seconds; the URL.
-fn canned_server(tip: String, pack: Vec<u8>, fault: Fault) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        listener.set_nonblocking(false).unwrap();
-        for _ in 0..3 {
-            let Ok((mut stream, _)) = listener.accept() else {
-                return;
-            };
-            stream
-                .set_read_timeout(Some(Duration::from_secs(5)))
-                .unwrap();
-            let request = read_request(&mut stream);
-            let mut body = Vec::new();
-            let content_type;
-            if request.starts_with(b"GET") {
-                content_type = "application/x-git-upload-pack-advertisement";
-                for line in [
-                    "version 2",
-                    "ls-refs",
-                    "fetch=shallow",
-                    "object-format=sha1",
-                ] {
-                    pkt(&mut body, format!("{line}\n").as_bytes());
-                }
-                body.extend_from_slice(b"0000");
-            } else if contains(&request, b"command=ls-refs") {
-                content_type = "application/x-git-upload-pack-result";
-                pkt(&mut body, format!("{tip} refs/heads/orders\n").as_bytes());
-                body.extend_from_slice(b"0000");
-            } else {
-                content_type = "application/x-git-upload-pack-result";
-                pkt(&mut body, b"packfile\n");
-                let mut pack = pack.clone();
-                match fault {
-                    Fault::Garbled => {
-                        let last = pack.len() - 1;
-                        pack[last] ^= 0x40;
-                    }
-                    Fault::RemoteError => pack.clear(),
-                    Fault::Truncated => {}
-                }
-                for chunk in pack.chunks(1000) {
-                    let mut data = vec![1u8];
-                    data.extend_from_slice(chunk);
-                    pkt(&mut body, &data);
-                }
-                if let Fault::RemoteError = fault {
-                    pkt(&mut body, b"\x03upload-pack: out of disk space\n");
-                }
-                body.extend_from_slice(b"0000");
-            }
-            let declared = body.len();
-            if let (Fault::Truncated, false) = (fault, request.starts_with(b"GET")) {
-                if !contains(&request, b"command=ls-refs") {
-                    body.truncate(body.len() / 2);
-                }
-            }
-            let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {declared}\r\n\
-                 Connection: close\r\n\r\n"
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(&body);
-        }
-    });
-    format!("http://127.0.0.1:{port}/q.git")
-}
-
-fn pkt(out: &mut Vec<u8>, data: &[u8]) {
-    out.extend_from_slice(format!("{:04x}", data.len() + 4).as_bytes());
-    out.extend_from_slice(data);
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
-}
-
-/// Read one HTTP request (headers and a Content-Length body), bounded.
-fn read_request(stream: &mut std::net::TcpStream) -> Vec<u8> {
-    let mut data = Vec::new();
-    let mut buf = [0u8; 4096];
-    while data.len() < 1 << 20 {
-        let Ok(n) = stream.read(&mut buf) else { break };
-        if n == 0 {
-            break;
-        }
-        data.extend_from_slice(&buf[..n]);
-        if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&data[..end]).to_ascii_lowercase();
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.strip_prefix("content-length:"))
-                .map_or(0, |v| v.trim().parse().unwrap_or(0));
-            if data.len() >= end + 4 + length {
-                break;
-            }
-        }
-    }
-    data
-}
-
-#[test]
-fn a_truncated_garbled_or_refused_pack_is_an_error_and_leaves_no_pack_or_ref() {
-    let producer = TempRepo::new();
-    publish(&producer, "orders", 0..200);
-    let tip = String::from_utf8(producer.git(&["rev-parse", "orders"])).unwrap();
-    let tip = tip.trim().to_owned();
-    let objects = producer.git(&["rev-list", "--objects", "orders"]);
-    let out = {
-        let mut child = std::process::Command::new("git")
-            .args([
-                "--git-dir",
-                producer.path.to_str().unwrap(),
-                "pack-objects",
-                "--stdout",
-                "-q",
-            ])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        stdin.write_all(&objects).unwrap();
-        drop(stdin);
-        child.wait_with_output().unwrap()
-    };
-    assert!(out.status.success());
-    let pack = out.stdout;
-
-    for fault in [Fault::Truncated, Fault::Garbled, Fault::RemoteError] {
-        let url = canned_server(tip.clone(), pack.clone(), fault);
-        let local = TempRepo::new();
-        let repo: Repository = local.open();
-        let err = transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap_err();
-        let text = err.to_string();
-        match fault {
-            Fault::Truncated => assert!(err.is_spurious(), "truncation is spurious: {err:?}"),
-            Fault::Garbled => assert!(
-                matches!(err, transport::Error::Pack(_)) && !err.is_spurious(),
-                "{err:?}"
-            ),
-            Fault::RemoteError => assert!(
-                text.contains("upload-pack: out of disk space"),
-                "verbatim: {text}"
-            ),
-        }
-        assert!(
-            pack_files(&local.path).is_empty(),
-            "no pack left: {:?}",
-            pack_files(&local.path)
-        );
-        assert!(repo.topics().unwrap().is_empty(), "no ref moved");
-    }
-}
-
 #[test]
 fn credentials_in_the_url_open_a_private_repository_and_never_show_in_errors() {
     use crate::server::{PASSWORD, USER};
@@ -588,32 +420,4 @@ fn https_with_a_private_ca_fetches_and_an_unknown_ca_is_refused() {
         transport::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap();
     assert_eq!(report.pack.unwrap().objects, 13);
     assert_eq!(log(&local, "orders").len(), 12);
-}
-
-#[test]
-fn a_server_that_never_answers_times_out_spuriously() {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "http://127.0.0.1:{}/q.git",
-        listener.local_addr().unwrap().port()
-    );
-    let holder = std::thread::spawn(move || {
-        // Accept one connection and keep it silent until the client gives up.
-        let (stream, _) = listener.accept().unwrap();
-        std::thread::sleep(Duration::from_secs(3));
-        drop(stream);
-    });
-    let client = ReqwestClient::new(transport::http::Options {
-        io_timeout: Duration::from_millis(500),
-        ..transport::http::Options::default()
-    })
-    .unwrap();
-    let local = TempRepo::new();
-    let start = Instant::now();
-    let err =
-        transport::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap_err();
-    assert!(start.elapsed() < Duration::from_secs(3), "bounded wait");
-    assert!(matches!(err, transport::Error::Timeout { .. }), "{err:?}");
-    assert!(err.is_spurious());
-    holder.join().unwrap();
 }
