@@ -76,7 +76,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 report.merged_packs, report.objects, report.bytes
             );
             if report.skipped_with_deltas > 0 {
-                println!("left {} packs with deltas (written by git) alone", report.skipped_with_deltas);
+                println!(
+                    "left {} packs with deltas (written by git) alone",
+                    report.skipped_with_deltas
+                );
             }
             Ok(())
         }
