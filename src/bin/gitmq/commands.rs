@@ -27,23 +27,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { keep } => crate::demo::run(keep.as_deref()),
-        Command::Bench(BenchCommand::Append {
-            messages,
-            batch,
-            durable_batch,
-            cli_messages,
-            each_messages,
-            keep,
-            inline_flush,
-        }) => crate::bench::append(&crate::bench::AppendOptions {
-            messages,
-            batch,
-            durable_batch,
-            cli_messages,
-            each_messages,
-            keep,
-            inline_flush,
-        }),
+        Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&args),
         Command::Publish(args) => crate::publish::run(&open(repo.as_deref())?, &args),
         Command::Consume(args) => consume(&open(repo.as_deref())?, &args),
         Command::Log { topic, format } => {
