@@ -46,9 +46,6 @@ pub enum Command {
         /// Act once there are at least this many packs below the ceiling.
         #[arg(long, default_value_t = 2)]
         min_packs: usize,
-        /// Restore a geometric progression with this factor.
-        #[arg(long, default_value_t = 8)]
-        factor: u64,
         /// Packs with at least this many objects are left alone.
         #[arg(long, default_value_t = 1_000_000)]
         max_objects: u64,

@@ -45,13 +45,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Consumers => consumers(&open(repo.as_deref())?),
         Command::Consolidate {
             min_packs,
-            factor,
             max_objects,
         } => {
             let repo = open(repo.as_deref())?;
             let policy = gitmq::odb::pack::consolidate::Policy {
                 min_packs,
-                factor,
                 max_objects,
             };
             let report = gitmq::odb::pack::consolidate::consolidate(repo.git_dir(), policy, true)?;
