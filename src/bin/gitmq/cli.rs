@@ -41,6 +41,13 @@ pub enum Command {
     Topics,
     /// List consumers: topic, position and lag in messages.
     Consumers,
+    /// Remove ref locks left by killed writers (git's `<ref>.lock` files) under refs/heads/ and
+    /// refs/gitmq/, if older than --older-than seconds. Make sure no writer is stuck first.
+    Unlock {
+        /// Only locks at least this old.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        older_than: u64,
+    },
     /// Merge small packs into larger ones (producers also do this in the background).
     Consolidate {
         /// Act once there are at least this many packs below the ceiling.

@@ -43,6 +43,14 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Consumers => consumers(&open(repo.as_deref())?),
+        Command::Unlock { older_than } => {
+            let repo = open(repo.as_deref())?;
+            let age = std::time::Duration::from_secs(older_than);
+            for removed in gitmq::refs::remove_stale_locks(repo.refs(), age)? {
+                println!("removed {}", removed.display());
+            }
+            Ok(())
+        }
         Command::Consolidate {
             min_packs,
             max_objects,
