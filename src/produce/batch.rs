@@ -1,12 +1,13 @@
-//! Owns one in-progress batch (messages encoded, hashed and appended to an in-memory pack) and
-//! a sealed one on its way to disk.
+//! Owns one in-progress batch (messages encoded and hashed, their bodies back to back) and a
+//! sealed one on its way to disk, which is framed into a pack on the flush thread.
 //!
-//! Invariants: `ids[i]` is message `i`, whose parent is message `i - 1`, and the first one's is
-//! `base` (the topic head the batch builds on); the pack's first entry is the empty tree, so
-//! every pack gitmq writes is complete on its own (git fsck checks that trees exist), and
-//! entries `1..` are the messages in order.
+//! Invariants: `ids[i]` is message `i`, whose body is `raw[ends[i-1]..ends[i]]` and whose
+//! parent is message `i - 1` (the first one's is `base`, the topic head the batch builds on);
+//! the pack built from a sealed batch has the empty tree as its first entry, so every pack
+//! gitmq writes is complete on its own (git fsck checks that trees exist), and the messages
+//! after it in order.
 
-use std::{io::Read, time::Instant};
+use std::time::Instant;
 
 use gix_hash::ObjectId;
 
@@ -15,7 +16,6 @@ use crate::{
     message::{CommitEncoder, MessageRef},
     odb::pack::{
         deflate::{deflate_entries, RawObjects},
-        format::decode_entry_header,
         write::{Compression, PackBuilder, SealedPack},
     },
 };
@@ -27,38 +27,33 @@ pub(crate) struct Batch {
     pub base: Option<ObjectId>,
     /// Message ids, oldest first.
     pub ids: Vec<ObjectId>,
-    pack: PackBuilder,
-    /// With deflate: message bodies, compressed on every core at seal time.
+    /// Every message's commit body, back to back.
     raw: Vec<u8>,
-    raw_ends: Vec<usize>,
-    compression: Compression,
+    /// Where each body ends in `raw`.
+    ends: Vec<usize>,
     /// When the first message arrived.
     pub started: Option<Instant>,
-    body: Vec<u8>,
 }
 
-/// A batch whose pack is sealed: ready for the trailer, the index, the disk and the ref.
+/// A batch that takes no more messages: ready to be framed into a pack, written and named.
 #[derive(Debug)]
 pub(crate) struct SealedBatch {
     /// The topic head the batch was built on.
     pub base: Option<ObjectId>,
     /// Message ids, oldest first.
     pub ids: Vec<ObjectId>,
-    /// The pack: entry 0 is the empty tree, entries `1..` the messages.
-    pub pack: SealedPack,
+    raw: Vec<u8>,
+    ends: Vec<usize>,
 }
 
 impl Batch {
-    pub fn new(compression: Compression, base: Option<ObjectId>) -> Self {
+    pub fn new(base: Option<ObjectId>) -> Self {
         Self {
             base,
             ids: Vec::new(),
-            pack: PackBuilder::new(compression),
             raw: Vec::new(),
-            raw_ends: Vec::new(),
-            compression,
+            ends: Vec::new(),
             started: None,
-            body: Vec::with_capacity(1024),
         }
     }
 
@@ -72,57 +67,39 @@ impl Batch {
     }
 
     pub fn byte_len(&self) -> usize {
-        self.pack.byte_len() + self.raw.len()
+        self.raw.len()
     }
 
-    /// Encode, hash and append one message (the payload was checked); its id.
+    /// Encode and hash one message (the payload was checked); its id.
     pub fn push(&mut self, encoder: &CommitEncoder, seconds: i64, payload: &[u8]) -> ObjectId {
         if self.ids.is_empty() {
-            let empty_tree = ObjectId::empty_tree(OBJECT_HASH);
-            self.pack.add(empty_tree, gix_object::Kind::Tree, b"");
             self.started = Some(Instant::now());
         }
         let parent = self.tip();
-        let id = match self.compression {
-            Compression::Stored => {
-                self.body.clear();
-                encoder.encode(&mut self.body, parent.as_deref(), seconds, payload);
-                let id = hash_commit(&self.body);
-                self.pack.add(id, gix_object::Kind::Commit, &self.body);
-                id
-            }
-            Compression::Deflate(_) => {
-                let start = self.raw.len();
-                encoder.encode(&mut self.raw, parent.as_deref(), seconds, payload);
-                self.raw_ends.push(self.raw.len());
-                hash_commit(&self.raw[start..])
-            }
-        };
+        let start = self.raw.len();
+        encoder.encode(&mut self.raw, parent.as_deref(), seconds, payload);
+        self.ends.push(self.raw.len());
+        let body = &self.raw[start..];
+        let mut hasher = Hasher::for_object(gix_object::Kind::Commit, body.len());
+        hasher.update(body);
+        let id = hasher.finalize();
         self.ids.push(id);
         id
     }
 
-    /// Seal the pack (compressing on every core with deflate) and start over on its tip,
-    /// writing the next pack into `spare` (a buffer of a written pack) if given.
-    pub fn seal(&mut self, spare: Option<Vec<u8>>) -> SealedBatch {
-        if let Compression::Deflate(level) = self.compression {
-            let threads = std::thread::available_parallelism().map_or(1, usize::from);
-            let objects = RawObjects {
-                bodies: &self.raw,
-                ends: &self.raw_ends,
-                ids: &self.ids,
-                kind: gix_object::Kind::Commit,
-            };
-            let (bytes, entries) = deflate_entries(objects, u32::from(level.clamp(1, 9)), threads);
-            self.pack.extend_raw(&bytes, &entries);
-            self.raw.clear();
-            self.raw_ends.clear();
-        }
+    /// Take the messages as a sealed batch and start over on its tip, writing the next
+    /// bodies into `spare` (the buffer of a flushed batch: reusing it spares page faults).
+    pub fn seal(&mut self, spare: Option<SealedBatch>) -> SealedBatch {
+        let (mut raw, mut ends) = spare.map_or_else(Default::default, |s| (s.raw, s.ends));
+        raw.clear();
+        ends.clear();
+        raw.reserve(self.raw.capacity());
         let tip = self.tip();
         let sealed = SealedBatch {
             base: self.base,
             ids: std::mem::take(&mut self.ids),
-            pack: self.pack.seal(spare.unwrap_or_default()),
+            raw: std::mem::replace(&mut self.raw, raw),
+            ends: std::mem::replace(&mut self.ends, ends),
         };
         self.base = tip;
         self.started = None;
@@ -136,41 +113,53 @@ impl SealedBatch {
         self.ids.last().copied().or(self.base)
     }
 
+    fn body(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.raw[start..self.ends[i]]
+    }
+
+    /// Frame the batch into a pack with `builder` (emptied first): the empty tree, then every
+    /// message, stored or deflated (on every core) per `compression`.
+    pub fn pack(&self, builder: &mut PackBuilder, compression: Compression) -> SealedPack {
+        builder.clear();
+        builder.add(
+            ObjectId::empty_tree(OBJECT_HASH),
+            gix_object::Kind::Tree,
+            b"",
+        );
+        match compression {
+            Compression::Stored => {
+                for (i, id) in self.ids.iter().enumerate() {
+                    builder.add(*id, gix_object::Kind::Commit, self.body(i));
+                }
+            }
+            Compression::Deflate(level) => {
+                let threads = std::thread::available_parallelism().map_or(1, usize::from);
+                let objects = RawObjects {
+                    bodies: &self.raw,
+                    ends: &self.ends,
+                    ids: &self.ids,
+                    kind: gix_object::Kind::Commit,
+                };
+                let (bytes, entries) =
+                    deflate_entries(objects, u32::from(level.clamp(1, 9)), threads);
+                builder.extend_raw(&bytes, &entries);
+            }
+        }
+        builder.seal(Vec::new())
+    }
+
     /// The same messages (payloads and dates) appended on `base` instead: new parents, new ids.
     pub fn rebuilt_on(
         &self,
         base: Option<ObjectId>,
         encoder: &CommitEncoder,
-        compression: Compression,
     ) -> Result<SealedBatch, String> {
-        let mut batch = Batch::new(compression, base);
-        let mut body = Vec::new();
-        for (id, entry) in self.ids.iter().zip(self.pack.entries.iter().skip(1)) {
-            read_entry(&self.pack.bytes, entry.offset, &mut body)?;
-            let message = MessageRef::from_bytes(*id, &body).map_err(|e| e.to_string())?;
-            let (seconds, payload) = (message.time.seconds, message.payload.to_vec());
-            batch.push(encoder, seconds, &payload);
+        let mut batch = Batch::new(base);
+        for (i, id) in self.ids.iter().enumerate() {
+            let message = MessageRef::from_bytes(*id, self.body(i)).map_err(|e| e.to_string())?;
+            batch.push(encoder, message.time.seconds, message.payload);
         }
         Ok(batch.seal(None))
     }
-}
-
-fn hash_commit(body: &[u8]) -> ObjectId {
-    let mut hasher = Hasher::for_object(gix_object::Kind::Commit, body.len());
-    hasher.update(body);
-    hasher.finalize()
-}
-
-/// Inflate the entry at `offset` of a pack this process built.
-fn read_entry(pack: &[u8], offset: u64, out: &mut Vec<u8>) -> Result<(), String> {
-    let start = usize::try_from(offset).map_err(|e| e.to_string())?;
-    let entry = pack.get(start..).ok_or("offset past the pack")?;
-    let (_, size, header_len) = decode_entry_header(entry).ok_or("bad entry header")?;
-    out.clear();
-    let stream = entry.get(header_len..).ok_or("truncated entry")?;
-    flate2::read::ZlibDecoder::new(stream)
-        .take(size)
-        .read_to_end(out)
-        .map_err(|e| e.to_string())?;
-    Ok(())
 }

@@ -20,7 +20,7 @@ use std::{
 use super::{batch::SealedBatch, Error, Flushed};
 use crate::{
     message::CommitEncoder,
-    odb::pack::write::{self, Compression},
+    odb::pack::write::{self, Compression, PackBuilder},
     refs::{Expected, RefStore},
     Durability, TopicName,
 };
@@ -37,26 +37,30 @@ pub(crate) struct FlushContext {
     pub lock_timeout: Duration,
 }
 
-/// Write `batch` and move the topic to its tip; the final ids, and the batch's pack buffer
-/// for reuse.
+/// Frame `batch` into a pack (with `builder`), write it and move the topic to its tip; the
+/// final ids, and the batch back (its buffers serve the next one).
 pub(crate) fn flush_sealed(
     ctx: &FlushContext,
     batch: SealedBatch,
-) -> (Result<Flushed, crate::Error>, Vec<u8>) {
-    let mut spare = Vec::new();
-    let result = flush_sealed_into(ctx, batch, &mut spare);
-    (result, spare)
+    builder: &mut PackBuilder,
+) -> (Result<Flushed, crate::Error>, Option<SealedBatch>) {
+    match flush_sealed_inner(ctx, batch, builder) {
+        Ok((flushed, batch)) => (Ok(flushed), Some(batch)),
+        Err(err) => (Err(err), None),
+    }
 }
 
-fn flush_sealed_into(
+fn flush_sealed_inner(
     ctx: &FlushContext,
     batch: SealedBatch,
-    spare: &mut Vec<u8>,
-) -> Result<Flushed, crate::Error> {
+    builder: &mut PackBuilder,
+) -> Result<(Flushed, SealedBatch), crate::Error> {
     let sync = ctx.durability.syncs();
-    let files = batch.pack.finish();
+    let pack = batch.pack(builder, ctx.compression);
+    let files = pack.finish();
     let written =
-        write::write_pack_files(&ctx.pack_dir, &batch.pack, &files, sync).map_err(Error::Pack)?;
+        write::write_pack_files(&ctx.pack_dir, &pack, &files, sync).map_err(Error::Pack)?;
+    builder.reuse(pack.bytes);
     let lock = match ctx.refs.lock(&ctx.topic.ref_name(), ctx.lock_timeout) {
         Ok(lock) => lock,
         Err(err) => {
@@ -65,36 +69,35 @@ fn flush_sealed_into(
         }
     };
     let current = lock.current()?;
-    let (batch, rebuilt) = if current == batch.base {
+    let (mut batch, rebuilt) = if current == batch.base {
         (batch, false)
     } else {
         write::remove_pack_files(&written);
         let rebuilt = batch
-            .rebuilt_on(current, &ctx.encoder, ctx.compression)
+            .rebuilt_on(current, &ctx.encoder)
             .map_err(|reason| Error::Rebuild {
                 topic: ctx.topic.to_string(),
                 reason,
             })?;
-        let files = rebuilt.pack.finish();
-        write::write_pack_files(&ctx.pack_dir, &rebuilt.pack, &files, sync).map_err(Error::Pack)?;
+        let pack = rebuilt.pack(builder, ctx.compression);
+        let files = pack.finish();
+        write::write_pack_files(&ctx.pack_dir, &pack, &files, sync).map_err(Error::Pack)?;
+        builder.reuse(pack.bytes);
         (rebuilt, true)
     };
     let tip = batch.tip().expect("BUG: a sealed batch holds a message");
     // On failure the pack stays: whether the ref moved is unknown, and an unnamed pack is
     // harmless. The producer is poisoned by its caller.
     lock.commit(Expected::from_current(current), &tip, sync)?;
-    *spare = batch.pack.bytes;
-    Ok(Flushed {
-        ids: batch.ids,
-        rebuilt,
-    })
+    let ids = std::mem::take(&mut batch.ids);
+    Ok((Flushed { ids, rebuilt }, batch))
 }
 
 /// A background thread flushing sealed batches in order.
 #[derive(Debug)]
 pub(crate) struct Pipeline {
     jobs: Option<SyncSender<SealedBatch>>,
-    done: Receiver<(Result<Flushed, crate::Error>, Vec<u8>)>,
+    done: Receiver<(Result<Flushed, crate::Error>, Option<SealedBatch>)>,
     in_flight: usize,
     thread: Option<JoinHandle<()>>,
 }
@@ -109,6 +112,7 @@ impl Pipeline {
         let thread = std::thread::Builder::new()
             .name(format!("gitmq-flush-{}", ctx.topic))
             .spawn(move || {
+                let mut builder = PackBuilder::new(ctx.compression);
                 let mut failed: Option<String> = None;
                 for batch in job_rx {
                     let (result, spare) = match &failed {
@@ -118,9 +122,9 @@ impl Pipeline {
                                 cause: cause.clone(),
                             }
                             .into()),
-                            Vec::new(),
+                            None,
                         ),
-                        None => flush_sealed(&ctx, batch),
+                        None => flush_sealed(&ctx, batch, &mut builder),
                     };
                     if let Err(err) = &result {
                         failed.get_or_insert_with(|| err.to_string());
@@ -150,7 +154,7 @@ impl Pipeline {
     }
 
     /// Results that are ready (with their spare buffers), without waiting.
-    pub fn ready(&mut self) -> Vec<(Result<Flushed, crate::Error>, Vec<u8>)> {
+    pub fn ready(&mut self) -> Vec<(Result<Flushed, crate::Error>, Option<SealedBatch>)> {
         let mut out = Vec::new();
         while let Ok(result) = self.done.try_recv() {
             self.in_flight -= 1;
@@ -160,7 +164,7 @@ impl Pipeline {
     }
 
     /// Wait for every queued batch.
-    pub fn drain(&mut self) -> Vec<(Result<Flushed, crate::Error>, Vec<u8>)> {
+    pub fn drain(&mut self) -> Vec<(Result<Flushed, crate::Error>, Option<SealedBatch>)> {
         let mut out = Vec::with_capacity(self.in_flight);
         while self.in_flight > 0 {
             let result = self

@@ -163,8 +163,10 @@ pub struct Producer {
     pipeline: Option<Pipeline>,
     /// Acknowledged batches not reported yet.
     acknowledged: Flushed,
-    /// Pack buffers of written batches, for the next ones.
-    spares: Vec<Vec<u8>>,
+    /// Flushed batches, whose buffers serve the next ones.
+    spares: Vec<batch::SealedBatch>,
+    /// Frames packs when flushing on this thread.
+    inline_builder: Option<write::PackBuilder>,
     /// Batches acknowledged since consolidation was last considered.
     batches_since_consolidation: usize,
     consolidation: Option<std::thread::JoinHandle<Result<consolidate::Report, consolidate::Error>>>,
@@ -183,7 +185,7 @@ impl Producer {
         let offset = gix_date::Time::now_local_or_utc().offset;
         Self {
             encoder: CommitEncoder::new(&config.identity, offset),
-            batch: Batch::new(config.compression, None),
+            batch: Batch::new(None),
             repo,
             topic,
             config,
@@ -192,6 +194,7 @@ impl Producer {
             pipeline: None,
             acknowledged: Flushed::default(),
             spares: Vec::new(),
+            inline_builder: None,
             batches_since_consolidation: 0,
             consolidation: None,
             last_consolidation: None,
@@ -229,7 +232,7 @@ impl Producer {
     fn reconfigure(mut self) -> Self {
         let offset = gix_date::Time::now_local_or_utc().offset;
         self.encoder = CommitEncoder::new(&self.config.identity, offset);
-        self.batch = Batch::new(self.config.compression, self.batch.base);
+        self.batch = Batch::new(self.batch.base);
         self
     }
 
@@ -347,7 +350,12 @@ impl Producer {
     fn submit(&mut self) -> Result<(), crate::Error> {
         let sealed = self.batch.seal(self.spares.pop());
         if !self.config.background_flush || self.config.durability == Durability::Each {
-            let (result, spare) = flush_sealed(&self.context(), sealed);
+            let compression = self.config.compression;
+            let context = self.context();
+            let builder = self
+                .inline_builder
+                .get_or_insert_with(|| write::PackBuilder::new(compression));
+            let (result, spare) = flush_sealed(&context, sealed, builder);
             self.keep_spare(spare);
             return self.record(result);
         }
@@ -389,9 +397,11 @@ impl Producer {
         first_error
     }
 
-    fn keep_spare(&mut self, spare: Vec<u8>) {
-        if self.spares.len() < 2 && spare.capacity() > 0 {
-            self.spares.push(spare);
+    fn keep_spare(&mut self, spare: Option<batch::SealedBatch>) {
+        if let Some(spare) = spare {
+            if self.spares.len() < 2 {
+                self.spares.push(spare);
+            }
         }
     }
 

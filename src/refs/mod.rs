@@ -53,7 +53,7 @@ pub enum Error {
     /// Another process holds the ref's lock.
     #[error(
         "ref {name} is locked by another writer (waited {waited:?}); if no gitmq or git process \
-         is running, remove {lock_path}"
+         is running, remove {lock_path} (or run `gitmq unlock`)"
     )]
     Locked {
         /// The full ref name.
@@ -220,6 +220,50 @@ impl RefStore {
     }
 }
 
+/// Remove `<ref>.lock` files under `refs/heads/` and `refs/gitmq/` whose last change is at
+/// least `age` ago: locks left by writers killed while moving a ref. The caller must know that
+/// no live writer holds them (a lock is held for milliseconds; one that is a minute old is
+/// almost surely stale, but only the operator can be sure). Returns the removed paths.
+pub fn remove_stale_locks(store: &RefStore, age: Duration) -> Result<Vec<PathBuf>, Error> {
+    let mut removed = Vec::new();
+    for prefix in ["refs/heads", "refs/gitmq"] {
+        remove_stale_locks_in(&store.git_dir.join(prefix), age, &mut removed)?;
+    }
+    Ok(removed)
+}
+
+fn remove_stale_locks_in(
+    dir: &Path,
+    age: Duration,
+    removed: &mut Vec<PathBuf>,
+) -> Result<(), Error> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(err) => return Err(io_err(dir)(err)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        let path = entry.path();
+        let file_type = entry.file_type().map_err(io_err(&path))?;
+        if file_type.is_dir() {
+            remove_stale_locks_in(&path, age, removed)?;
+        } else if path.extension().is_some_and(|e| e == "lock") {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|elapsed| elapsed >= age);
+            if old {
+                fs::remove_file(&path).map_err(io_err(&path))?;
+                removed.push(path);
+            }
+        }
+    }
+    Ok(())
+}
+
 enum Loose {
     Direct(ObjectId),
     Symbolic(String),
@@ -318,6 +362,19 @@ mod tests {
             start.elapsed() < Duration::from_secs(2),
             "the wait is bounded"
         );
+    }
+
+    #[test]
+    fn only_locks_old_enough_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RefStore::at(dir.path());
+        let held = store.lock("refs/heads/a/t", Duration::ZERO).unwrap();
+        assert!(remove_stale_locks(&store, Duration::from_secs(60))
+            .unwrap()
+            .is_empty());
+        let removed = remove_stale_locks(&store, Duration::ZERO).unwrap();
+        assert_eq!(removed, [dir.path().join("refs/heads/a/t.lock")]);
+        drop(held);
     }
 
     #[test]

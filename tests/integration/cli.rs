@@ -239,3 +239,35 @@ fn demo_runs_and_shows_git_reading_the_queue() {
         "git log decorates: {text}"
     );
 }
+
+#[test]
+fn publish_acknowledges_live_input_after_the_linger_without_waiting_for_eof() {
+    use std::io::{BufRead, BufReader, Write};
+    let repo = TempRepo::new();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gitmq"))
+        .arg("--repo")
+        .arg(&repo.path)
+        .args(["publish", "live", "--linger-ms", "20"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut ids = Vec::new();
+    for message in ["first", "second"] {
+        writeln!(stdin, "{message}").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap(); // blocks until acknowledged, stdin still open
+        ids.push(line.trim().to_owned());
+        let head = repo.git(&["rev-parse", "live"]);
+        assert_eq!(
+            String::from_utf8(head).unwrap().trim(),
+            ids.last().unwrap(),
+            "printed = on the topic"
+        );
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+}

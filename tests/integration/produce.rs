@@ -151,6 +151,7 @@ fn threads_sharing_one_producer_group_commit_and_lose_nothing() {
     for id in &ids {
         assert!(log.contains(&id.to_string()), "returned id {id} is final");
     }
+    drop(shared); // the last handle: waits for a background consolidation
     let packs = std::fs::read_dir(repo.path.join("objects/pack"))
         .unwrap()
         .count()

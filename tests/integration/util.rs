@@ -32,8 +32,8 @@ impl TempRepo {
         git(&full, None)
     }
 
-    /// Assert `git fsck --strict` finds nothing wrong.
-    pub fn assert_fsck_clean(&self) {
+    /// Assert `git fsck --strict` succeeds; the lines it complained with (notices aside).
+    pub fn fsck_complaints(&self) -> Vec<String> {
         let out = git_output(
             &[
                 "--git-dir",
@@ -46,11 +46,17 @@ impl TempRepo {
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "git fsck --strict failed: {stderr}");
-        let complaints: Vec<&str> = stderr
+        stderr
             .lines()
-            .filter(|l| !l.starts_with("notice: HEAD points to an unborn branch"))
+            .filter(|l| !l.starts_with("notice:"))
             .filter(|l| !l.starts_with("Checking") && !l.trim().is_empty())
-            .collect();
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Assert `git fsck --strict` finds nothing wrong.
+    pub fn assert_fsck_clean(&self) {
+        let complaints = self.fsck_complaints();
         assert!(
             complaints.is_empty(),
             "git fsck --strict complained: {complaints:?}"

@@ -48,14 +48,18 @@ pub enum Command {
         #[arg(default_value = "origin")]
         remote: String,
     },
+    /// Remove ref locks left by killed writers (git's `<ref>.lock` files) under refs/heads/ and
+    /// refs/gitmq/, if older than --older-than seconds. Make sure no writer is stuck first.
+    Unlock {
+        /// Only locks at least this old.
+        #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+        older_than: u64,
+    },
     /// Merge small packs into larger ones (producers also do this in the background).
     Consolidate {
         /// Act once there are at least this many packs below the ceiling.
         #[arg(long, default_value_t = 2)]
         min_packs: usize,
-        /// Restore a geometric progression with this factor.
-        #[arg(long, default_value_t = 8)]
-        factor: u64,
         /// Packs with at least this many objects are left alone.
         #[arg(long, default_value_t = 1_000_000)]
         max_objects: u64,
@@ -155,27 +159,31 @@ pub struct ConsumeArgs {
 pub enum BenchCommand {
     /// Append N messages with gitmq (each durability and compression), `git fast-import` and
     /// a `git commit` loop; print rates, ratios and per-phase costs.
-    Append {
-        /// How many messages.
-        #[arg(long, default_value_t = 100_000)]
-        messages: usize,
-        /// Messages per batch (pack) for gitmq with durability none.
-        #[arg(long, default_value_t = 10_000)]
-        batch: usize,
-        /// Messages per batch for gitmq with durability batch (each batch is fsynced).
-        #[arg(long, default_value_t = 1000)]
-        durable_batch: usize,
-        /// How many messages the `git commit` loop writes (it is slow).
-        #[arg(long, default_value_t = 200)]
-        cli_messages: usize,
-        /// How many messages the `durability each` latency run writes.
-        #[arg(long, default_value_t = 300)]
-        each_messages: usize,
-        /// Keep the scratch repositories (their path is printed).
-        #[arg(long)]
-        keep: bool,
-        /// Flush on the appending thread instead of a background thread.
-        #[arg(long)]
-        inline_flush: bool,
-    },
+    Append(AppendArgs),
+}
+
+/// `gitmq bench append` arguments.
+#[derive(Debug, clap::Args)]
+pub struct AppendArgs {
+    /// How many messages.
+    #[arg(long, default_value_t = 100_000)]
+    pub messages: usize,
+    /// Messages per batch (pack) for gitmq with durability none.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+    /// Messages per batch for gitmq with durability batch (each batch is fsynced).
+    #[arg(long, default_value_t = 1000)]
+    pub durable_batch: usize,
+    /// How many messages the `git commit` loop writes (it is slow).
+    #[arg(long, default_value_t = 200)]
+    pub cli_messages: usize,
+    /// How many messages the `durability each` latency run writes.
+    #[arg(long, default_value_t = 300)]
+    pub each_messages: usize,
+    /// Keep the scratch repositories (their path is printed).
+    #[arg(long)]
+    pub keep: bool,
+    /// Flush on the appending thread instead of a background thread.
+    #[arg(long)]
+    pub inline_flush: bool,
 }

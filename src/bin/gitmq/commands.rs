@@ -27,23 +27,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { keep } => crate::demo::run(keep.as_deref()),
-        Command::Bench(BenchCommand::Append {
-            messages,
-            batch,
-            durable_batch,
-            cli_messages,
-            each_messages,
-            keep,
-            inline_flush,
-        }) => crate::bench::append(&crate::bench::AppendOptions {
-            messages,
-            batch,
-            durable_batch,
-            cli_messages,
-            each_messages,
-            keep,
-            inline_flush,
-        }),
+        Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&args),
         Command::Publish(args) => crate::publish::run(&open(repo.as_deref())?, &args),
         Command::Consume(args) => consume(&open(repo.as_deref())?, &args),
         Command::Log { topic, format } => {
@@ -60,15 +44,21 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Consumers => consumers(&open(repo.as_deref())?),
         Command::Fetch { remote } => fetch(&open(repo.as_deref())?, &remote),
+        Command::Unlock { older_than } => {
+            let repo = open(repo.as_deref())?;
+            let age = std::time::Duration::from_secs(older_than);
+            for removed in gitmq::refs::remove_stale_locks(repo.refs(), age)? {
+                println!("removed {}", removed.display());
+            }
+            Ok(())
+        }
         Command::Consolidate {
             min_packs,
-            factor,
             max_objects,
         } => {
             let repo = open(repo.as_deref())?;
             let policy = gitmq::odb::pack::consolidate::Policy {
                 min_packs,
-                factor,
                 max_objects,
             };
             let report = gitmq::odb::pack::consolidate::consolidate(repo.git_dir(), policy, true)?;

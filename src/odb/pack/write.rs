@@ -195,6 +195,16 @@ impl PackBuilder {
         SealedPack { bytes, entries }
     }
 
+    /// Give back the bytes of a sealed pack that was written, to build the next one in
+    /// (spares the page faults of fresh memory). Ignored unless the builder is empty.
+    pub fn reuse(&mut self, mut bytes: Vec<u8>) {
+        if self.entries.is_empty() && bytes.capacity() > self.pack.capacity() {
+            bytes.clear();
+            bytes.extend_from_slice(&[0; PACK_HEADER_LEN]);
+            self.pack = bytes;
+        }
+    }
+
     /// The compression of new entries.
     pub fn deflate_level(&self) -> Option<u32> {
         self.deflate.as_ref().map(|_| self.level)

@@ -31,15 +31,7 @@ use workload::{fmt_rate, rate};
 use crate::commands::Result;
 
 /// Options of `gitmq bench append`.
-pub struct AppendOptions {
-    pub messages: usize,
-    pub batch: usize,
-    pub durable_batch: usize,
-    pub cli_messages: usize,
-    pub each_messages: usize,
-    pub keep: bool,
-    pub inline_flush: bool,
-}
+pub use crate::cli::AppendArgs as AppendOptions;
 
 /// A scratch directory removed on drop (unless kept).
 struct Scratch {
