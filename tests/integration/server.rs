@@ -209,14 +209,17 @@ fn make_certificates(state: &Path) -> Vec<u8> {
 
 fn config_text(root: &Path, state: &Path, port: u16, backend: &str, tls: bool) -> String {
     let (root, state) = (root.display(), state.display());
-    let tls = if tls {
-        format!("ssl.engine = \"enable\"\nssl.pemfile = \"{state}/server.pem\"\n")
+    let (tls_module, tls) = if tls {
+        (
+            r#", "mod_openssl""#,
+            format!("ssl.engine = \"enable\"\nssl.pemfile = \"{state}/server.pem\"\n"),
+        )
     } else {
-        String::new()
+        ("", String::new())
     };
     // Request bodies stay buffered (lighttpd's default): CGI needs CONTENT_LENGTH.
     format!(
-        r#"server.modules = ( "mod_auth", "mod_authn_file", "mod_openssl", "mod_alias", "mod_setenv", "mod_cgi" )
+        r#"server.modules = ( "mod_auth", "mod_authn_file", "mod_alias", "mod_setenv", "mod_cgi"{tls_module} )
 {tls}auth.backend = "plain"
 auth.backend.plain.userfile = "{state}/users"
 auth.require = ( "/git/private" => ( "method" => "basic", "realm" => "git", "require" => "valid-user" ) )
