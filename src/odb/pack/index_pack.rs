@@ -49,8 +49,11 @@ use crate::{durability, odb::loose::DEFAULT_MAX_OBJECT_SIZE};
 pub const DEFAULT_MAX_PACK_SIZE: u64 = 8 << 30;
 /// The default most objects in one pack (about 800 MB of bookkeeping at the limit).
 pub const DEFAULT_MAX_OBJECTS: u32 = 10_000_000;
-/// The default deepest delta chain (git's `repack --depth` tops out at 4095).
+/// The default most bases held at once while resolving deltas (git's `repack --depth` tops
+/// out at 4095).
 pub const DEFAULT_MAX_CHAIN_LEN: usize = 10_000;
+/// The default most bytes of base bodies held at once while resolving deltas (1 GiB).
+pub const DEFAULT_MAX_RESOLVE_MEMORY: u64 = 1 << 30;
 
 /// Bounds on what a received pack may make gitmq allocate or store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,8 +64,10 @@ pub struct Limits {
     pub max_pack_size: u64,
     /// The most objects in the pack.
     pub max_objects: u32,
-    /// The longest delta chain.
+    /// The most bases (with deltas still to resolve) held at once.
     pub max_chain_len: usize,
+    /// The most bytes of those bases held at once.
+    pub max_resolve_memory: u64,
 }
 
 impl Default for Limits {
@@ -72,6 +77,7 @@ impl Default for Limits {
             max_pack_size: DEFAULT_MAX_PACK_SIZE,
             max_objects: DEFAULT_MAX_OBJECTS,
             max_chain_len: DEFAULT_MAX_CHAIN_LEN,
+            max_resolve_memory: DEFAULT_MAX_RESOLVE_MEMORY,
         }
     }
 }
@@ -195,13 +201,18 @@ pub enum Error {
         /// How many.
         count: usize,
     },
-    /// A delta chain is deeper than allowed.
-    #[error("the delta chain through byte {offset} is deeper than {limit}")]
+    /// Resolving a delta tree needs more bases held at once than allowed.
+    #[error(
+        "resolving the deltas through byte {offset} needs more than {limit} bases or {memory} \
+         bytes held at once"
+    )]
     ChainTooLong {
         /// An entry on the chain.
         offset: u64,
-        /// The limit.
+        /// The limit on bases held.
         limit: usize,
+        /// The limit on their bytes.
+        memory: u64,
     },
     /// The same object appears twice.
     #[error("object {id} appears twice in the pack")]

@@ -2,8 +2,10 @@
 //! applying it to its base, walking each base object's delta tree depth first.
 //!
 //! Invariants: a base body is read back from the temporary pack only if some delta needs it;
-//! the walk keeps one body per level of the current chain and refuses chains deeper than
-//! [`Limits::max_chain_len`]; every size was checked against [`Limits::max_object_size`] by
+//! the walk keeps the bodies of the bases on the current path that still have deltas to
+//! resolve (a base is dropped as its last delta is applied, so a linear chain holds one
+//! body), at most [`Limits::max_chain_len`] of them and [`Limits::max_resolve_memory`]
+//! bytes; every size was checked against [`Limits::max_object_size`] by
 //! the stream pass or is checked by [`delta::apply()`] before allocating.
 
 use std::{fs::File, os::unix::fs::FileExt, path::Path};
@@ -58,6 +60,7 @@ impl Walk<'_> {
             &mut self.scratch,
             &mut body,
         )?;
+        let mut held = body.len();
         let mut stack = vec![Frame {
             kind,
             body,
@@ -66,6 +69,7 @@ impl Walk<'_> {
         }];
         while let Some(frame) = stack.last_mut() {
             let Some(&child) = frame.children.get(frame.next) else {
+                held -= frame.body.len();
                 stack.pop();
                 continue;
             };
@@ -94,6 +98,11 @@ impl Walk<'_> {
                 source,
             })?;
             let kind = frame.kind;
+            if frame.next == frame.children.len() {
+                // The base's last delta: drop the base now, so a linear chain holds one body.
+                held -= frame.body.len();
+                stack.pop();
+            }
             let id = object_id(kind, &result);
             let entry = entries
                 .get_mut(child)
@@ -103,10 +112,14 @@ impl Walk<'_> {
             self.resolved += 1;
             let grandchildren = children_of(entry);
             if !grandchildren.is_empty() {
-                if stack.len() >= self.limits.max_chain_len {
+                held += result.len();
+                if stack.len() >= self.limits.max_chain_len
+                    || held as u64 > self.limits.max_resolve_memory
+                {
                     return Err(Error::ChainTooLong {
                         offset: entry.offset,
                         limit: self.limits.max_chain_len,
+                        memory: self.limits.max_resolve_memory,
                     });
                 }
                 stack.push(Frame {

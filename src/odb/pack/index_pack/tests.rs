@@ -267,3 +267,71 @@ fn bad_delta_bases_are_clear_errors() {
     ));
     assert!(files_in(out.path()).is_empty());
 }
+
+/// A delta that copies the whole `base_len`-byte base and appends `byte`.
+fn append_delta(base_len: u8, byte: u8) -> Vec<u8> {
+    vec![base_len, base_len + 1, 0x90, base_len, 0x01, byte]
+}
+
+#[test]
+fn a_long_linear_chain_holds_one_base_and_a_branching_tree_is_bounded() {
+    let blob = EntryKind::Base(gix_object::Kind::Blob);
+    // x, then 60 deltas each on the previous entry: one linear chain.
+    let mut entries = vec![entry(blob, 1, b"x", b"")];
+    let mut last_len = entries[0].len();
+    for i in 1..=60u8 {
+        let delta = append_delta(i, b'a' + i % 26);
+        let e = entry(
+            EntryKind::OfsDelta,
+            6,
+            &delta,
+            &[u8::try_from(last_len).unwrap()],
+        );
+        last_len = e.len();
+        entries.push(e);
+    }
+    let pack = hand_pack(61, &entries);
+    let out = tempfile::tempdir().unwrap();
+    let one_base = Limits {
+        max_chain_len: 1,
+        ..Limits::default()
+    };
+    let indexed = index_pack(&pack[..], out.path(), &one_base, false).unwrap();
+    assert_eq!((indexed.objects, indexed.deltas), (61, 60));
+
+    // x with two deltas, the first with a delta of its own: x must be held while the first
+    // delta's subtree is resolved.
+    let base = entry(blob, 1, b"x", b"");
+    let first = entry(
+        EntryKind::OfsDelta,
+        6,
+        &append_delta(1, b'a'),
+        &[u8::try_from(base.len()).unwrap()],
+    );
+    let second = entry(
+        EntryKind::OfsDelta,
+        6,
+        &append_delta(1, b'b'),
+        &[u8::try_from(base.len() + first.len()).unwrap()],
+    );
+    let third = entry(
+        EntryKind::OfsDelta,
+        6,
+        &append_delta(2, b'c'),
+        &[u8::try_from(first.len() + second.len()).unwrap()],
+    );
+    let pack = hand_pack(4, &[base, first, second, third]);
+    let out = tempfile::tempdir().unwrap();
+    let indexed = index_pack(&pack[..], out.path(), &Limits::default(), false).unwrap();
+    assert_eq!(indexed.deltas, 3);
+    let out = tempfile::tempdir().unwrap();
+    let tiny = Limits {
+        max_resolve_memory: 2,
+        ..Limits::default()
+    };
+    assert!(matches!(
+        index_pack(&pack[..], out.path(), &tiny, false),
+        Err(Error::ChainTooLong { .. })
+    ));
+    assert!(files_in(out.path()).is_empty());
+}
