@@ -17,7 +17,7 @@ use gitmq::{
 
 use crate::{
     server::HttpServer,
-    util::{lines, TempRepo},
+    util::{git, lines, TempRepo},
 };
 
 fn publish(repo: &TempRepo, topic: &str, messages: std::ops::Range<u32>) {
@@ -420,4 +420,32 @@ fn https_with_a_private_ca_fetches_and_an_unknown_ca_is_refused() {
         transport::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap();
     assert_eq!(report.pack.unwrap().objects, 13);
     assert_eq!(log(&local, "orders").len(), 12);
+}
+
+#[test]
+fn gitmq_bench_fetch_compares_with_git_on_the_same_server_and_cleans_up() {
+    let server = HttpServer::start();
+    let bare = server.bare_repo("bench");
+    for extra in [&[][..], &["--equal-timestamps"][..]] {
+        let mut args = vec!["bench", "fetch", "--messages", "40", "--rounds", "1"];
+        let url = server.url("bench");
+        args.extend(["--url", &url]);
+        args.extend(extra);
+        let out = crate::util::gitmq_in(None, &args, b"");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{stdout} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for row in [
+            "full fetch of 40",
+            "fetch of one new message",
+            "poll, nothing new",
+        ] {
+            assert!(stdout.contains(row), "{row} in {stdout}");
+        }
+        let refs = git(&["--git-dir", bare.to_str().unwrap(), "for-each-ref"], None);
+        assert!(refs.is_empty(), "the bench branch was deleted");
+    }
 }

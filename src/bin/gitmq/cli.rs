@@ -160,6 +160,31 @@ pub enum BenchCommand {
     /// Append N messages with gitmq (each durability and compression), `git fast-import` and
     /// a `git commit` loop; print rates, ratios and per-phase costs.
     Append(AppendArgs),
+    /// Fetch N messages with `gitmq fetch` and with `git fetch` from the same smart-HTTP
+    /// server (full, one new message, nothing new); print medians and ratios.
+    Fetch(FetchBenchArgs),
+}
+
+/// `gitmq bench fetch` arguments.
+#[derive(Debug, clap::Args)]
+pub struct FetchBenchArgs {
+    /// A smart-HTTP repository that accepts pushes; a `gitmq-bench-<pid>` branch is pushed
+    /// there and deleted at the end.
+    #[arg(long)]
+    pub url: String,
+    /// How many messages.
+    #[arg(long, default_value_t = 100_000)]
+    pub messages: usize,
+    /// Rounds of each measurement (medians are printed).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Write the history with `git fast-import`, every commit with one timestamp (git's
+    /// date-ordered walks then go through the whole history).
+    #[arg(long)]
+    pub equal_timestamps: bool,
+    /// Keep the scratch repositories.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// `gitmq bench append` arguments.

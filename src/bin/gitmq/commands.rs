@@ -28,6 +28,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo { keep } => crate::demo::run(keep.as_deref()),
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&args),
+        Command::Bench(BenchCommand::Fetch(args)) => crate::bench::fetch(&args),
         Command::Publish(args) => crate::publish::run(&open(repo.as_deref())?, &args),
         Command::Consume(args) => consume(&open(repo.as_deref())?, &args),
         Command::Log { topic, format } => {

@@ -10,6 +10,7 @@
     clippy::cast_sign_loss
 )]
 
+mod fetch;
 mod git;
 mod phases;
 mod workload;
@@ -32,6 +33,8 @@ use crate::commands::Result;
 
 /// Options of `gitmq bench append`.
 pub use crate::cli::AppendArgs as AppendOptions;
+
+pub use fetch::fetch;
 
 /// A scratch directory removed on drop (unless kept).
 struct Scratch {
