@@ -3,6 +3,7 @@
 
 mod cli;
 mod concurrency;
+mod fuzz_replay;
 mod interop;
 mod model;
 mod pack_read;
