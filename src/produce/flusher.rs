@@ -6,7 +6,8 @@
 //! Invariants (the order of `flush_sealed`): pack and index are written, synced when the mode
 //! asks, renamed (pack first) and their directory synced, *then* the ref is locked; if the
 //! topic moved since the batch was built, the batch is rebuilt on the new head under the lock
-//! and that pack written instead (the stale one is removed: nothing names it); only then does
+//! and that pack written too (the stale one is never removed: a byte-identical pack of another
+//! producer may have the same name); only then does
 //! the ref move, synced when the mode asks. Batches are flushed strictly in order; after the
 //! first failure every later batch is refused, never written past a gap.
 
@@ -58,21 +59,17 @@ fn flush_sealed_inner(
     let sync = ctx.durability.syncs();
     let pack = batch.pack(builder, ctx.compression);
     let files = pack.finish();
-    let written =
-        write::write_pack_files(&ctx.pack_dir, &pack, &files, sync).map_err(Error::Pack)?;
+    write::write_pack_files(&ctx.pack_dir, &pack, &files, sync).map_err(Error::Pack)?;
     builder.reuse(pack.bytes);
-    let lock = match ctx.refs.lock(&ctx.topic.ref_name(), ctx.lock_timeout) {
-        Ok(lock) => lock,
-        Err(err) => {
-            write::remove_pack_files(&written);
-            return Err(err.into());
-        }
-    };
+    let lock = ctx.refs.lock(&ctx.topic.ref_name(), ctx.lock_timeout)?;
     let current = lock.current()?;
     let (mut batch, rebuilt) = if current == batch.base {
         (batch, false)
     } else {
-        write::remove_pack_files(&written);
+        // The pack just written stays: another producer may have written a byte-identical
+        // pack (same messages, identity and second on the same head) under the same name, and
+        // its ref may name it. Its objects are unreachable from here on; consolidation keeps
+        // them, `git gc` prunes them.
         let rebuilt = batch
             .rebuilt_on(current, &ctx.encoder)
             .map_err(|reason| Error::Rebuild {

@@ -4,6 +4,7 @@
 mod cli;
 mod concurrency;
 mod crash;
+mod fuzz_replay;
 mod interop;
 mod model;
 mod pack_read;

@@ -355,13 +355,6 @@ pub fn write_pack_files(
     })
 }
 
-/// Remove a pack that no ref can name (a batch rebuilt on a new head): index first, so no
-/// reader ever sees an index without its pack.
-pub fn remove_pack_files(written: &WrittenPack) {
-    let _ = fs::remove_file(&written.index_path);
-    let _ = fs::remove_file(&written.pack_path);
-}
-
 fn write_file(path: &Path, parts: &[&[u8]], sync: bool) -> Result<(), Error> {
     let mut file = fs::OpenOptions::new()
         .write(true)

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Writes small seed inputs for every fuzz target into fuzz/corpus/<target>/seed-*, from the
+# output of the real git (commits, loose objects, packs, indexes, packed-refs) and a few
+# hand-made inputs for the layouts only gitmq's fuzz checks define. Re-running overwrites
+# the seeds and leaves other corpus files alone. Needs git and bash.
+set -euo pipefail
+
+fuzz_dir=$(cd "$(dirname "$0")" && pwd)
+corpus=$fuzz_dir/corpus
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+export GIT_AUTHOR_NAME=seed GIT_AUTHOR_EMAIL=seed@example.com
+export GIT_COMMITTER_NAME=seed GIT_COMMITTER_EMAIL=seed@example.com
+export GIT_AUTHOR_DATE='1700000000 +0100' GIT_COMMITTER_DATE='1700000000 +0100'
+
+# Binary from hex on stdin-free bash: "0a1b" -> bytes 0x0a 0x1b.
+hex() { printf "$(sed 's/../\\x&/g' <<<"$1")"; }
+u32() { hex "$(printf '%08x' "$1")"; }
+seed() { mkdir -p "$corpus/$1"; cat >"$corpus/$1/seed-$2"; }
+
+repo=$work/r
+git init -q -b main "$repo"
+g() { git -C "$repo" -c gc.auto=0 "$@"; }
+# A file big enough (and changed little enough) for git to store deltas.
+for i in $(seq 1 60); do echo "line $i of a file that changes a little in each commit"; done >"$repo/f"
+g add f && g commit -q -m 'first: a plain message'
+sed -i 's/line 7 /line seven /' "$repo/f"
+g commit -q -am $'second\n\nwith a body\nover lines\n'
+g -c i18n.commitEncoding=ISO-8859-1 commit -q --allow-empty -m 'third: encoding header'
+g checkout -q -b side HEAD~1
+g commit -q --allow-empty -m 'on a side branch'
+g checkout -q main
+g merge -q --no-ff -m 'a merge: two parents' side
+g tag -a -m 'an annotated tag' v1
+g tag light HEAD~2
+
+n=0
+for id in $(g rev-list --all); do
+    n=$((n + 1))
+    g cat-file commit "$id" | seed commit_decode "$n"
+done
+printf 'tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor gitmq <gitmq@localhost> 1700000000 +0000\ncommitter gitmq <gitmq@localhost> 1700000000 +0000\n\n{"id":1}' |
+    seed commit_decode gitmq
+
+# Loose objects, before gc packs them: a limit byte (20: 1 MiB), the id, the file.
+for kind in commit tree blob tag; do
+    id=$(g cat-file --batch-all-objects --batch-check='%(objectname) %(objecttype)' | awk -v k="$kind" '$2 == k { print $1; exit }')
+    { printf '\x14'; hex "$id"; cat "$repo/.git/objects/${id:0:2}/${id:2}"; } | seed loose_object "$kind"
+done
+
+g pack-refs --all
+seed packed_refs git <"$repo/.git/packed-refs"
+
+# One pack with OFS_DELTA entries, and the same objects with REF_DELTA.
+g repack -q -adf --window=10 --depth=10
+pack=$(ls "$repo"/.git/objects/pack/pack-*.pack)
+seed pack_index ofs <"${pack%.pack}.idx"
+git index-pack --index-version=2,0 -o "$work/large.idx" "$pack" >/dev/null
+seed pack_index large-offsets <"$work/large.idx"
+
+# pack_entry: n, then n x (id, u32 offset), then the pack between header and trailer.
+pack_seed() {
+    local pack=$1 name=$2 size rows
+    size=$(stat -c %s "$pack")
+    rows=$(git verify-pack -v "${pack%.pack}.idx" | awk '$2 ~ /^(commit|tree|blob|tag)$/ { print $1, $5 }' | sort -k2 -n | head -16)
+    {
+        printf "$(printf '\\x%02x' "$(wc -l <<<"$rows")")"
+        while read -r id offset; do hex "$id"; u32 "$offset"; done <<<"$rows"
+        tail -c +13 "$pack" | head -c $((size - 12 - 20))
+    } | seed pack_entry "$name"
+}
+pack_seed "$pack" ofs
+g -c repack.useDeltaBaseOffset=false repack -q -adf --window=10 --depth=10
+pack_seed "$(ls "$repo"/.git/objects/pack/pack-*.pack)" ref
+
+# pack_delta: u16 base length, base, delta (base size, result size, instructions).
+{ u32 11 | tail -c 2; printf 'hello world'; printf '\x0b\x0b\x90\x05\x06 there'; } | seed pack_delta copy-insert
+{ u32 4 | tail -c 2; printf 'abcd'; printf '\x04\x08\x91\x00\x04\x91\x00\x04'; } | seed pack_delta copies
+{ u32 0 | tail -c 2; printf '\x00\x03\x03new'; } | seed pack_delta insert-only
+
+# ref_name: consumer, newline, topic (or one name for both).
+for name in 'billing\neu/orders' 'orders' 'worker-1\nv1.2' 'refs/gitmq/consumers/billing/eu/orders' \
+    'a\na/x.lock' '\xc3\xbcmlaut\nteam/\xc3\xbcmlaut' 'x\na/.b' 'c\n..'; do
+    printf "$name" | seed ref_name "$(printf "$name" | tr -c 'a-z0-9' '_' | head -c 24)"
+done
+
+# queue_model: config byte, then ops (tag % 8 = op, tag / 8 = argument); see queue_model.rs.
+# append "ab" (tag 0 | 2<<3), append "c", open, poll 4, commit, flush, reopen, poll, lag.
+printf '\x01\x10ab\x08c\x02\x83\x04\x01\x05\x83\x07' | seed queue_model basic
+# deflate + consolidation: appends in batches of 4, another producer between, two consumers.
+printf '\x0f\x10ab\x10cd\x0eX\x10ef\x01\x02\x02\x83\x8b\x04\x0c\x01\x10gh\x01\x0d\x83\x8b\x07\x0f' |
+    seed queue_model rebuild
+# a payload with a NUL is refused without poisoning the producer.
+printf '\x00\x18a\x00b\x08z\x01\x02\x83' | seed queue_model nul
+
+du -sh "$corpus"
