@@ -71,8 +71,28 @@ pack_seed() {
     } | seed pack_entry "$name"
 }
 pack_seed "$pack" ofs
+# received_pack: flag 0 (the check appends the trailer), then the pack without its trailer.
+received_seed() { { printf '\x00'; head -c $(($(stat -c %s "$1") - 20)) "$1"; } | seed received_pack "$2"; }
+received_seed "$pack" ofs
 g -c repack.useDeltaBaseOffset=false repack -q -adf --window=10 --depth=10
 pack_seed "$(ls "$repo"/.git/objects/pack/pack-*.pack)" ref
+received_seed "$(ls "$repo"/.git/objects/pack/pack-*.pack)" ref
+
+# pktline: what a smart-HTTP server answers (v2 advertisement, ls-refs, a fetch response
+# with side-band packets, a v0 advertisement).
+pkt() { printf '%04x' $((${#1} + 4)); printf '%s' "$1"; }
+{ pkt $'# service=git-upload-pack\n'; printf 0000; pkt $'version 2\n'; pkt $'agent=git/2.47\n'
+  pkt $'ls-refs=unborn\n'; pkt $'fetch=shallow wait-for-done\n'; pkt $'object-format=sha1\n'; printf 0000; } |
+    seed pktline advertisement
+head=$(g rev-parse main)
+{ pkt "$head HEAD symref-target:refs/heads/main"$'\n'; pkt "$head refs/heads/main"$'\n'
+  pkt "$head refs/gitmq/consumers/billing/main"$'\n'; pkt $'unborn refs/heads/x\n'; printf 0000; } |
+    seed pktline ls-refs
+{ pkt $'acknowledgments\n'; pkt "ACK $head"$'\n'; printf 0001; pkt $'packfile\n'
+  pkt $'\x02Enumerating objects: 3\r'; pkt $'\x01PACK\x00\x00\x00\x02'; pkt $'\x03fatal: out of memory\n'
+  printf 0000; } | seed pktline fetch
+{ pkt "$head HEAD"$'\x00'$'side-band-64k ofs-delta agent=git/2.47\n'; pkt "$head refs/heads/main"$'\n'
+  printf 0000; pkt $'NAK\n'; } | seed pktline v0
 
 # pack_delta: u16 base length, base, delta (base size, result size, instructions).
 { u32 11 | tail -c 2; printf 'hello world'; printf '\x0b\x0b\x90\x05\x06 there'; } | seed pack_delta copy-insert

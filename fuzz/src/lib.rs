@@ -17,6 +17,7 @@ mod codec;
 mod delta;
 mod pack;
 mod queue_model;
+mod transport;
 
 use std::path::PathBuf;
 
@@ -24,13 +25,14 @@ pub use codec::{commit_decode, loose_object, packed_refs, ref_name};
 pub use delta::pack_delta;
 pub use pack::{pack_entry, pack_index};
 pub use queue_model::queue_model;
+pub use transport::{pktline, received_pack};
 
 /// A fuzz check: runs gitmq on one input and panics if an invariant breaks.
 pub type Check = fn(&[u8]);
 
 /// Every target by name, as `fuzz/Cargo.toml`, `fuzz/corpus/<name>/` and
 /// `fuzz/artifacts/<name>/` spell it.
-pub const TARGETS: [(&str, Check); 8] = [
+pub const TARGETS: [(&str, Check); 10] = [
     ("commit_decode", commit_decode),
     ("loose_object", loose_object),
     ("pack_index", pack_index),
@@ -39,6 +41,8 @@ pub const TARGETS: [(&str, Check); 8] = [
     ("packed_refs", packed_refs),
     ("ref_name", ref_name),
     ("queue_model", queue_model),
+    ("pktline", pktline),
+    ("received_pack", received_pack),
 ];
 
 /// A fresh temporary directory for targets that need files: in `/dev/shm` when it exists,

@@ -107,7 +107,7 @@ pub enum Error {
         /// Bytes of the pack received.
         offset: u64,
     },
-    /// The header is not `PACK`, version 2 or 3.
+    /// The header is not `PACK`, version 2.
     #[error("the pack header is invalid: {reason}")]
     BadHeader {
         /// What is wrong.

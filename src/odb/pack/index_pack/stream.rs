@@ -19,7 +19,7 @@ use crate::{
     hash::{Hasher, ID_LEN},
     odb::pack::format::{
         decode_entry_header, decode_ofs_delta_distance, read_u32, EntryKind, MAX_ENTRY_HEADER_LEN,
-        PACK_HEADER_LEN, PACK_SIGNATURE,
+        PACK_HEADER_LEN, PACK_SIGNATURE, PACK_VERSION,
     },
 };
 
@@ -238,9 +238,10 @@ pub(super) fn read_pack(
             reason: "it does not start with PACK",
         });
     }
-    if !matches!(read_u32(&header, 4), Some(2 | 3)) {
+    // Version 2 only: git writes nothing else, and gitmq's reader reads nothing else.
+    if read_u32(&header, 4) != Some(PACK_VERSION) {
         return Err(Error::BadHeader {
-            reason: "its version is not 2 or 3",
+            reason: "its version is not 2",
         });
     }
     let count = read_u32(&header, 8).unwrap_or_default();
