@@ -8,6 +8,7 @@
 
 pub mod loose;
 pub mod pack;
+pub mod stored;
 
 use std::path::{Path, PathBuf};
 

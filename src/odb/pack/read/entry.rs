@@ -24,6 +24,7 @@ use crate::{
             MAX_ENTRY_HEADER_LEN, PACK_HEADER_LEN,
         },
     },
+    odb::stored,
 };
 
 /// Bytes of an entry read before its zlib stream: the header and a base id (longer than
@@ -34,6 +35,8 @@ const ENTRY_PREFIX_LEN: usize = MAX_ENTRY_HEADER_LEN + HASH_LEN;
 /// every small object would be decoded by the slow loop (measured: 1.4x slower on commits).
 /// A valid stream never writes into it; a stream that does is refused as too long.
 const INFLATE_SLACK: usize = 512;
+/// Whether an entry of stored zlib blocks has its Adler-32 checked (zlib always checks it).
+const VERIFY_STORED_CHECKSUM: bool = true;
 /// Scratch buffers larger than this are shrunk after each read.
 const SCRATCH_KEEP_LEN: usize = 8 << 20;
 
@@ -290,6 +293,18 @@ impl PackFile {
             offset,
             reason,
         };
+        // gitmq's writer stores entries uncompressed: copy those out without zlib. Anything
+        // else, including a broken stored stream, goes to zlib, which has the last word.
+        let stored_len = stored::stream_len_of(size);
+        if stored_len <= windows.max_want() {
+            let input = windows
+                .slice(file, data_end, entry.data_at, stored_len)
+                .map_err(io_err(path))?;
+            if let Ok(Some(stream)) = stored::parse(input, size, VERIFY_STORED_CHECKSUM) {
+                stream.copy_to(out);
+                return Ok(());
+            }
+        }
         // An entry too big for the windows is streamed through its own buffer.
         let mut direct = (size > windows.max_want()).then(Vec::new);
         inflater.reset(true);
