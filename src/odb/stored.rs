@@ -183,9 +183,7 @@ pub fn parse(
         data_len,
     };
     if verify_checksum {
-        let actual = parsed
-            .blocks()
-            .fold(1, zlib_rs::adler32::adler32);
+        let actual = parsed.blocks().fold(1, zlib_rs::adler32::adler32);
         if actual != stored {
             return Err(Error::ChecksumMismatch { stored, actual });
         }
@@ -209,6 +207,11 @@ impl<'a> StoredStream<'a> {
     pub fn single(&self) -> Option<&'a [u8]> {
         let range = self.single.clone()?;
         self.stream.get(range)
+    }
+
+    /// Where the data of the only block lies in the stream, when there is exactly one.
+    pub fn single_range(&self) -> Option<Range<usize>> {
+        self.single.clone()
     }
 
     /// Each block's data, in order.

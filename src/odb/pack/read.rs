@@ -28,6 +28,7 @@
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
+mod borrowed;
 pub mod cache;
 mod entry;
 mod window;
@@ -42,6 +43,7 @@ use std::{
 use flate2::Decompress;
 use gix_hash::{oid, ObjectId};
 
+pub use borrowed::VERIFY_STORED_CHECKSUM;
 pub use cache::{DeltaBaseCache, DEFAULT_CACHE_BYTES};
 use entry::Scratch;
 use window::Windows;
@@ -54,7 +56,7 @@ use super::{
 use crate::{hash, odb::loose::DEFAULT_MAX_OBJECT_SIZE};
 
 /// The default size of one read window (4 MiB).
-pub const DEFAULT_WINDOW_SIZE: usize = 4 << 20;
+pub const DEFAULT_WINDOW_SIZE: usize = 256 << 10;
 /// The default number of read windows per pack.
 pub const DEFAULT_MAX_WINDOWS: usize = 8;
 /// The default longest delta chain followed (git's `repack --depth` tops out at 4095).
