@@ -1,14 +1,34 @@
-//! Owns walking a topic's history: the first-parent chain from its head back to a stop.
+//! Owns walking a topic's history: the first-parent chain from its head back to a stop (a
+//! consumer's position), and delivering what lies between oldest first ([`Backlog`]).
 //!
-//! Invariant: the walk follows first parents only (a merge from a joined topic contributes
-//! the merge commit itself, whose payload is its message) and never consults commit dates,
-//! so equal or backwards timestamps cannot reorder or slow it.
+//! Order: a topic's messages are its head's first-parent chain, oldest first. A merge commit
+//! on that chain (a joined topic) is one message, delivered in its place on the chain with
+//! its own payload; the commits it merged in are not walked (they belong to other topics).
+//!
+//! Invariants:
+//! - The walk follows first parents only and never consults commit dates, so equal or
+//!   backwards timestamps cannot reorder or slow it.
+//! - A step reads only a commit's first two lines ([`parent::first_parent()`]); each commit
+//!   is located once per walk, and a [`Backlog`] reads each message's body once to deliver
+//!   it.
+//! - Memory is bounded by the segment limit, not the backlog: a backlog longer than that
+//!   keeps one id per segment and walks each later segment again when it is reached.
+
+pub mod backlog;
+pub mod decode;
+pub mod parent;
 
 use gix_hash::ObjectId;
 
-use crate::{message::MessageRef, odb::Odb, Message};
+pub use backlog::{Backlog, DEFAULT_SEGMENT_LEN};
 
-/// Returned by [`ids_after()`] and [`read_message()`].
+use crate::{
+    message::MessageRef,
+    odb::{Location, Odb},
+    Message,
+};
+
+/// Returned by [`ids_after()`], [`count_after()`], [`read_message()`] and [`Backlog`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading an object failed.
@@ -17,6 +37,22 @@ pub enum Error {
     /// A commit did not decode.
     #[error(transparent)]
     Message(#[from] crate::message::Error),
+    /// A commit's first lines are not a tree and a first parent.
+    #[error("commit {id} is corrupt")]
+    Parent {
+        /// The commit.
+        id: ObjectId,
+        /// What is wrong.
+        source: parent::Malformed,
+    },
+    /// An object on the chain is not a commit.
+    #[error("object {id} on the topic's history is a {kind}, not a commit")]
+    NotACommit {
+        /// The object.
+        id: ObjectId,
+        /// Its kind.
+        kind: gix_object::Kind,
+    },
     /// The stop (a consumer's position) is not on the first-parent chain of the head.
     #[error("position {stop} is not on the topic's history (head {head}): was the topic rewritten or pruned?")]
     NotOnTopic {
@@ -25,10 +61,58 @@ pub enum Error {
         /// The head the walk started from.
         head: ObjectId,
     },
+    /// A walk that must retrace an earlier one did not (the repository changed under it,
+    /// or a commit is corrupt).
+    #[error("the history below {top} changed while it was being read")]
+    Diverged {
+        /// Where the retraced walk started.
+        top: ObjectId,
+    },
+}
+
+/// One step back: where `id` is stored, and its first parent.
+pub fn step(
+    odb: &mut Odb,
+    id: &ObjectId,
+    scratch: &mut Vec<u8>,
+) -> Result<(Location, Option<ObjectId>), Error> {
+    let location = odb.locate(id)?;
+    let (kind, prefix) =
+        odb.object_prefix_at(&location, parent::FIRST_PARENT_PREFIX_LEN, scratch)?;
+    if kind != gix_object::Kind::Commit {
+        return Err(Error::NotACommit { id: *id, kind });
+    }
+    let parent =
+        parent::first_parent(prefix).map_err(|source| Error::Parent { id: *id, source })?;
+    Ok((location, parent))
+}
+
+/// How many messages follow `stop` (exclusive) up to `head` (inclusive); with `stop ==
+/// None`, the whole chain. O(count) time, O(1) memory.
+pub fn count_after(
+    odb: &mut Odb,
+    head: ObjectId,
+    stop: Option<ObjectId>,
+    scratch: &mut Vec<u8>,
+) -> Result<u64, Error> {
+    let mut count = 0;
+    let mut next = Some(head);
+    while let Some(id) = next {
+        if Some(id) == stop {
+            return Ok(count);
+        }
+        next = step(odb, &id, scratch)?.1;
+        count += 1;
+    }
+    match stop {
+        Some(stop) => Err(Error::NotOnTopic { stop, head }),
+        None => Ok(count),
+    }
 }
 
 /// The ids of the messages after `stop` (exclusive) up to `head` (inclusive), oldest first.
-/// With `stop == None`, the whole chain.
+/// With `stop == None`, the whole chain. Holds every id: prefer a [`Backlog`] to read a long
+/// history.
 pub fn ids_after(
     odb: &mut Odb,
     head: ObjectId,
@@ -42,8 +126,7 @@ pub fn ids_after(
             ids.reverse();
             return Ok(ids);
         }
-        odb.read_commit(&id, buf)?;
-        next = MessageRef::from_bytes(id, buf)?.parent;
+        next = step(odb, &id, buf)?.1;
         ids.push(id);
     }
     if let Some(stop) = stop {

@@ -233,6 +233,12 @@ impl PackIndex {
     /// each id's first eight bytes (a big-endian `u64` key) and usually reads two or three
     /// ids instead of the dozen a bisection reads. Any step that fails to halve the range is
     /// followed by a bisection, so a skewed (crafted) index still costs O(log n) reads.
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "an interpolated guess only needs to be close; it is clamped into the range"
+    )]
     pub fn lookup(&self, id: &oid) -> Option<u32> {
         let bytes = id.as_bytes();
         let first = *bytes.first()?;
@@ -251,10 +257,11 @@ impl PackIndex {
             let mid = if bisect {
                 low + span / 2
             } else {
-                let above = u128::from(target).saturating_sub(low_key);
-                let range = high_key.saturating_sub(low_key).max(1);
-                let guess = above * u128::from(span) / range;
-                low + u32::try_from(guess).unwrap_or(u32::MAX).min(span - 1)
+                // Floating point: exact enough for a guess, and no 128-bit division.
+                let above = u128::from(target).saturating_sub(low_key) as f64;
+                let range = high_key.saturating_sub(low_key).max(1) as f64;
+                let guess = (above / range * f64::from(span)) as u32;
+                low + guess.min(span - 1)
             };
             let key = self.key_at(mid);
             match key.cmp(&target).then_with(|| self.id_bytes(mid).cmp(bytes)) {
