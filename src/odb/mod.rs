@@ -18,7 +18,7 @@ pub use loose::LooseStore;
 
 use self::pack::{
     read::{DeltaBaseCache, PackFile},
-    set::{PackKey, PackSet},
+    set::{Near, PackKey, PackSet},
 };
 
 /// Returned by [`Odb::read()`] and [`Odb::read_commit()`].
@@ -153,6 +153,26 @@ impl Odb {
         }
         match self.packs()?.locate(id)? {
             Some((pack, offset)) => Ok(Location::Packed { pack, offset }),
+            None => Err(Error::Missing { id: id.to_owned() }),
+        }
+    }
+
+    /// Like [`locate()`](Self::locate), but first tries the pack entries next to `near`,
+    /// where the previous step of a walk found its object; returns where to look next.
+    pub fn locate_near(
+        &mut self,
+        id: &oid,
+        near: Option<Near>,
+    ) -> Result<(Location, Option<Near>), Error> {
+        // The listed packs first: a miss looks at loose objects before listing packs again.
+        if let Some((pack, offset, near)) = self.packs()?.locate_near_listed(id, near)? {
+            return Ok((Location::Packed { pack, offset }, Some(near)));
+        }
+        if self.loose.contains(id) {
+            return Ok((Location::Loose(id.to_owned()), None));
+        }
+        match self.packs()?.locate_near(id, None)? {
+            Some((pack, offset, near)) => Ok((Location::Packed { pack, offset }, Some(near))),
             None => Err(Error::Missing { id: id.to_owned() }),
         }
     }

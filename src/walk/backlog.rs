@@ -66,6 +66,7 @@ impl Backlog {
         let mut segment = Vec::new();
         let mut top = head;
         let mut remaining = 0u64;
+        let mut near = None;
         let mut next = Some(head);
         while let Some(id) = next {
             if Some(id) == stop {
@@ -76,7 +77,7 @@ impl Backlog {
                 segment.clear();
                 top = id;
             }
-            let (location, parent) = step(odb, &id, scratch)?;
+            let (location, parent) = step(odb, &id, &mut near, scratch)?;
             segment.push(location);
             remaining += 1;
             next = parent;
@@ -170,6 +171,7 @@ impl Backlog {
         };
         let stop = self.top;
         self.segment.clear();
+        let mut near = None;
         let mut next = Some(top);
         while let Some(id) = next {
             if id == stop {
@@ -178,7 +180,7 @@ impl Backlog {
             if self.segment.len() == self.segment_len {
                 return Err(Error::Diverged { top });
             }
-            let (location, parent) = step(odb, &id, scratch)?;
+            let (location, parent) = step(odb, &id, &mut near, scratch)?;
             self.segment.push(location);
             next = parent;
         }

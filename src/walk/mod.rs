@@ -24,7 +24,7 @@ pub use backlog::{Backlog, DEFAULT_SEGMENT_LEN};
 
 use crate::{
     message::MessageRef,
-    odb::{Location, Odb},
+    odb::{pack::set::Near, Location, Odb},
     Message,
 };
 
@@ -70,13 +70,16 @@ pub enum Error {
     },
 }
 
-/// One step back: where `id` is stored, and its first parent.
+/// One step back: where `id` is stored, and its first parent. `near` is where the previous
+/// step found its commit, and becomes where this one found `id`.
 pub fn step(
     odb: &mut Odb,
     id: &ObjectId,
+    near: &mut Option<Near>,
     scratch: &mut Vec<u8>,
 ) -> Result<(Location, Option<ObjectId>), Error> {
-    let location = odb.locate(id)?;
+    let (location, found) = odb.locate_near(id, *near)?;
+    *near = found;
     let (kind, prefix) =
         odb.object_prefix_at(&location, parent::FIRST_PARENT_PREFIX_LEN, scratch)?;
     if kind != gix_object::Kind::Commit {
@@ -96,12 +99,13 @@ pub fn count_after(
     scratch: &mut Vec<u8>,
 ) -> Result<u64, Error> {
     let mut count = 0;
+    let mut near = None;
     let mut next = Some(head);
     while let Some(id) = next {
         if Some(id) == stop {
             return Ok(count);
         }
-        next = step(odb, &id, scratch)?.1;
+        next = step(odb, &id, &mut near, scratch)?.1;
         count += 1;
     }
     match stop {
@@ -120,13 +124,14 @@ pub fn ids_after(
     buf: &mut Vec<u8>,
 ) -> Result<Vec<ObjectId>, Error> {
     let mut ids = Vec::new();
+    let mut near = None;
     let mut next = Some(head);
     while let Some(id) = next {
         if Some(id) == stop {
             ids.reverse();
             return Ok(ids);
         }
-        next = step(odb, &id, buf)?.1;
+        next = step(odb, &id, &mut near, buf)?.1;
         ids.push(id);
     }
     if let Some(stop) = stop {

@@ -82,9 +82,47 @@ fn hex_line(bytes: &[u8], name: &[u8]) -> Option<[u8; ID_LEN]> {
     decode_hex(hex)
 }
 
-/// Decode 40 hex digits of either case. One table read per digit: this runs twice per step
-/// of every walk, and a digit-by-digit range check was a fifth of a walk's time.
+/// Decode 40 hex digits of either case. This runs about three times per message (walk and
+/// delivery), so lowercase digits, which git and gitmq write, are decoded eight at a time;
+/// anything else takes a table read per digit.
 pub(super) fn decode_hex(hex: &[u8]) -> Option<[u8; ID_LEN]> {
+    decode_lowercase_hex(hex).or_else(|| decode_hex_by_table(hex))
+}
+
+/// Eight lowercase hex digits at a time, as one big-endian `u64`; `None` if any byte is
+/// not `0-9a-f`. No step carries between bytes: every byte is below 0x80 before any add.
+fn decode_lowercase_hex(hex: &[u8]) -> Option<[u8; ID_LEN]> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // High bit of each byte set iff that byte of `w` (< 0x80) is >= `bound`.
+    let at_least = |w: u64, bound: u8| (w + LOW * u64::from(0x80 - bound)) & HIGH;
+    let mut id = [0u8; ID_LEN];
+    if hex.len() != 2 * ID_LEN {
+        return None;
+    }
+    for (out, chunk) in id.chunks_exact_mut(4).zip(hex.chunks_exact(8)) {
+        let w = u64::from_be_bytes(chunk.try_into().ok()?);
+        if w & HIGH != 0 {
+            return None;
+        }
+        let digit = at_least(w, b'0') & !at_least(w, b'9' + 1);
+        let letter = at_least(w, b'a') & !at_least(w, b'f' + 1);
+        if digit | letter != HIGH {
+            return None;
+        }
+        // '0'..'9' -> 0..9, 'a'..'f' -> 1..6 + 9 (letters have bit 6 set, digits not).
+        let nibbles = (w & (LOW * 0x0f)) + ((w >> 6) & LOW) * 9;
+        // Pairs of nibbles into bytes, then the four bytes together.
+        let pairs = (nibbles | (nibbles >> 4)) & 0x00ff_00ff_00ff_00ff;
+        let quads = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
+        let bytes = (quads | (quads >> 16)) & 0xffff_ffff;
+        out.copy_from_slice(&u32::try_from(bytes).ok()?.to_be_bytes());
+    }
+    Some(id)
+}
+
+/// One table read per digit, either case.
+fn decode_hex_by_table(hex: &[u8]) -> Option<[u8; ID_LEN]> {
     let mut id = [0u8; ID_LEN];
     if hex.len() != 2 * ID_LEN {
         return None;
@@ -199,6 +237,34 @@ mod tests {
                 "the prefix is enough"
             );
         }
+    }
+
+    #[test]
+    fn both_hex_decoders_agree_with_gix_on_every_byte_in_every_place() {
+        let good = ObjectId::empty_blob(OBJECT_HASH).to_string().into_bytes();
+        let expected = ObjectId::from_hex(&good).ok().map(|id| {
+            let mut raw = [0u8; ID_LEN];
+            raw.copy_from_slice(id.as_bytes());
+            raw
+        });
+        assert_eq!(decode_lowercase_hex(&good), expected);
+        for at in 0..good.len() {
+            for byte in 0..=255u8 {
+                let mut hex = good.clone();
+                hex[at] = byte;
+                let gix = ObjectId::from_hex(&hex).ok().map(|id| {
+                    let mut raw = [0u8; ID_LEN];
+                    raw.copy_from_slice(id.as_bytes());
+                    raw
+                });
+                assert_eq!(decode_hex(&hex), gix, "byte {byte:#04x} at {at}");
+                assert_eq!(decode_hex_by_table(&hex), gix, "table: {byte:#04x} at {at}");
+                if decode_lowercase_hex(&hex).is_some() {
+                    assert!(gix.is_some() && !byte.is_ascii_uppercase());
+                }
+            }
+        }
+        assert_eq!(decode_hex(&good[1..]), None, "39 digits");
     }
 
     #[test]

@@ -31,6 +31,7 @@
 mod borrowed;
 pub mod cache;
 mod entry;
+mod order;
 mod window;
 
 use std::{
@@ -257,6 +258,8 @@ pub struct PackFile {
     windows: Windows,
     inflater: Decompress,
     scratch: Scratch,
+    /// Entries by offset, built on first use.
+    order: Option<order::PackOrder>,
 }
 
 /// Lifecycle
@@ -320,6 +323,7 @@ impl PackFile {
             options,
             inflater: Decompress::new(true),
             scratch: Scratch::default(),
+            order: None,
         })
     }
 }

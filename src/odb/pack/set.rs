@@ -47,6 +47,17 @@ pub enum Error {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PackKey(u32);
 
+/// Where a walk last found an object: a pack and a place in its order, whose neighbours
+/// [`PackSet::locate_near()`] tries before searching any index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Near {
+    pack: PackKey,
+    rank: u32,
+    /// Try the entry before first (gitmq writes parents first), else the one after (git gc
+    /// writes children first); the last step that hit decides.
+    before_first: bool,
+}
+
 /// A listed pack, opened on first use.
 #[derive(Debug)]
 struct Slot {
@@ -77,6 +88,8 @@ pub struct PackSet {
     slots: Vec<Slot>,
     /// The key of the next pack listed.
     next_key: u32,
+    /// Where [`pack()`](Self::pack) found its last pack (a hint: slots move).
+    key_hint: usize,
 }
 
 /// Lifecycle
@@ -95,6 +108,7 @@ impl PackSet {
             dir,
             options,
             next_key: 0,
+            key_hint: 0,
         };
         set.slots = list(&set.dir)?
             .into_iter()
@@ -184,12 +198,85 @@ impl PackSet {
         Ok(offset.map(|offset| (self.first_key(), offset)))
     }
 
+    /// Like [`locate()`](Self::locate), trying first the entries next to `near` in its
+    /// pack's order (see [`PackFile::neighbor_with_id()`]); also where to look next.
+    pub fn locate_near(
+        &mut self,
+        id: &oid,
+        near: Option<Near>,
+    ) -> Result<Option<(PackKey, u64, Near)>, Error> {
+        let first = self.locate_near_listed(id, near);
+        if let Ok(Some(found)) = first {
+            return Ok(Some(found));
+        }
+        let added = self.rescan()?;
+        match self.first_hit(added, &mut |pack: &mut PackFile| {
+            Ok(pack.index().lookup(id))
+        })? {
+            Some(position) => Ok(Some(self.near_first(position, near))),
+            None => first,
+        }
+    }
+
+    /// Like [`locate_near()`](Self::locate_near), but only in the packs already listed.
+    pub fn locate_near_listed(
+        &mut self,
+        id: &oid,
+        near: Option<Near>,
+    ) -> Result<Option<(PackKey, u64, Near)>, Error> {
+        if let Some(near) = near {
+            if let Some(pack) = self.pack(near.pack)? {
+                if let Some((rank, offset)) =
+                    pack.neighbor_with_id(near.rank, id, near.before_first)
+                {
+                    let next = Near {
+                        rank,
+                        before_first: rank < near.rank,
+                        ..near
+                    };
+                    return Ok(Some((near.pack, offset, next)));
+                }
+            }
+        }
+        let position = self.first_hit(usize::MAX, &mut |pack: &mut PackFile| {
+            Ok(pack.index().lookup(id))
+        })?;
+        Ok(position.map(|position| self.near_first(position, near)))
+    }
+
+    /// The location of `position` in the first pack (where `first_hit()` puts its hit).
+    fn near_first(&mut self, position: u32, previous: Option<Near>) -> (PackKey, u64, Near) {
+        let key = self.first_key();
+        let pack = self
+            .slots
+            .first_mut()
+            .and_then(|slot| slot.pack.as_mut())
+            .expect("BUG: first_hit() puts its hit first, opened");
+        let offset = pack.index().offset_at(position);
+        let near = Near {
+            pack: key,
+            rank: pack.rank_of(position),
+            before_first: previous.is_none_or(|near| near.before_first),
+        };
+        (key, offset, near)
+    }
+
     /// The pack named `key`, opened; `None` once the set no longer holds it (its files
     /// vanished, or a rescan found them gone).
     pub fn pack(&mut self, key: PackKey) -> Result<Option<&mut PackFile>, Error> {
-        let Some(slot) = self.slots.iter().position(|slot| slot.key == key) else {
+        let hinted = self
+            .slots
+            .get(self.key_hint)
+            .is_some_and(|slot| slot.key == key);
+        let found = if hinted {
+            Some(self.key_hint)
+        } else {
+            self.slots.iter().position(|slot| slot.key == key)
+        };
+        let Some(slot) = found else {
             return Ok(None);
         };
+        self.key_hint = slot;
         if !self.load(slot)? {
             return Ok(None);
         }

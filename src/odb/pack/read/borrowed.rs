@@ -17,7 +17,10 @@ use super::{
     entry::{Entry, Source, INFLATE_SLACK},
     io_err, DeltaBaseCache, Error, PackFile,
 };
-use crate::odb::stored;
+use crate::odb::{
+    pack::format::{decode_entry_header, EntryKind, MAX_ENTRY_HEADER_LEN, PACK_HEADER_LEN},
+    stored,
+};
 
 /// Whether a stored entry's Adler-32 is checked when it is read whole. It costs about as
 /// much as copying the body, and it is what zlib (and git) would check.
@@ -34,14 +37,14 @@ impl PackFile {
         scratch: &'a mut Vec<u8>,
         cache: &mut DeltaBaseCache,
     ) -> Result<(gix_object::Kind, &'a [u8]), Error> {
+        if let Some((kind, start, len)) = self.stored_at(offset, VERIFY_STORED_CHECKSUM)? {
+            return Ok((kind, self.window_bytes(start, len)?));
+        }
         let entry = self.entry_at(offset)?;
         let Source::Whole(kind) = entry.source else {
             let kind = self.read_at(offset, scratch, cache)?;
             return Ok((kind, scratch.as_slice()));
         };
-        if let Some((start, len)) = self.stored_single(entry, VERIFY_STORED_CHECKSUM)? {
-            return Ok((kind, self.window_bytes(start, len)?));
-        }
         self.inflate(offset, entry, self.options.max_object_size, scratch)?;
         Ok((kind, scratch.as_slice()))
     }
@@ -56,46 +59,58 @@ impl PackFile {
         scratch: &'a mut Vec<u8>,
         cache: &mut DeltaBaseCache,
     ) -> Result<(gix_object::Kind, &'a [u8]), Error> {
+        if let Some((kind, start, len)) = self.stored_at(offset, false)? {
+            return Ok((kind, self.window_bytes(start, len)?));
+        }
         let entry = self.entry_at(offset)?;
         let Source::Whole(kind) = entry.source else {
             let kind = self.read_at(offset, scratch, cache)?;
             return Ok((kind, scratch.as_slice()));
         };
-        if let Some((start, len)) = self.stored_single(entry, false)? {
-            return Ok((kind, self.window_bytes(start, len)?));
-        }
         self.inflate_prefix(offset, entry, want, scratch)?;
         Ok((kind, scratch.as_slice()))
     }
 
-    /// Where the body of `entry` lies in the pack (start and length), if the entry is one
-    /// valid stored block that fits a window; `None` for zlib to decide.
-    fn stored_single(&mut self, entry: Entry, verify: bool) -> Result<Option<(u64, usize)>, Error> {
-        if entry.size > self.options.max_object_size {
+    /// The common case in one window read: the entry at `offset` is a whole object stored
+    /// in one block, lying in a window with its header. Its kind and where its body lies
+    /// (start, length); `None` for the general path to read (and judge).
+    fn stored_at(
+        &mut self,
+        offset: u64,
+        verify: bool,
+    ) -> Result<Option<(gix_object::Kind, u64, usize)>, Error> {
+        let data_end = self.data_end();
+        if offset < PACK_HEADER_LEN as u64 || offset >= data_end {
             return Ok(None);
         }
-        let Ok(size) = usize::try_from(entry.size) else {
+        let limit = self.options.max_object_size;
+        let bytes = self
+            .windows
+            .slice(&self.file, data_end, offset, MAX_ENTRY_HEADER_LEN)
+            .map_err(io_err(&self.path))?;
+        let Some((EntryKind::Base(kind), size, header_len)) = decode_entry_header(bytes) else {
             return Ok(None);
         };
-        let stream_len = stored::stream_len_of(size);
-        if stream_len > self.windows.max_want() {
+        let Some(size) = usize::try_from(size).ok().filter(|_| size <= limit) else {
             return Ok(None);
-        }
-        let data_end = self.data_end();
-        let input = self
-            .windows
-            .slice(&self.file, data_end, entry.data_at, stream_len)
-            .map_err(io_err(&self.path))?;
-        Ok(match stored::parse(input, size, verify) {
-            Ok(Some(stream)) => stream
-                .single_range()
-                .map(|range| (entry.data_at + range.start as u64, range.len())),
+        };
+        let Some(stream) = bytes.get(header_len..) else {
+            return Ok(None);
+        };
+        Ok(match stored::parse(stream, size, verify) {
+            Ok(Some(stream)) => stream.single_range().map(|range| {
+                (
+                    kind,
+                    offset + (header_len + range.start) as u64,
+                    range.len(),
+                )
+            }),
             _ => None,
         })
     }
 
-    /// `len` bytes at `start`, which [`stored_single()`](Self::stored_single) found inside
-    /// one window.
+    /// `len` bytes at `start`, which [`stored_at()`](Self::stored_at) found inside one
+    /// window.
     fn window_bytes(&mut self, start: u64, len: usize) -> Result<&[u8], Error> {
         let data_end = self.data_end();
         let bytes = self
@@ -104,7 +119,7 @@ impl PackFile {
             .map_err(io_err(&self.path))?;
         Ok(bytes
             .get(..len)
-            .expect("BUG: stored_single() found these bytes in a window"))
+            .expect("BUG: stored_at() found these bytes in a window"))
     }
 
     /// Inflate at least `min(want, size)` bytes of `entry`'s zlib stream into `out`

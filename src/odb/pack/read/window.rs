@@ -5,8 +5,9 @@
 //! `size / 2` bytes at a position is always served whole from one window (or with every byte
 //! up to the end of the pack data); windows never cover the trailer. A new window is placed
 //! in the direction of travel: starting at the requested position (aligned down to
-//! [`ALIGN`]) when reads move forward, ending just past the request when they move backward
-//! (a walk reads a pack from its end), so a scan either way reads each byte about once.
+//! [`ALIGN`]) when reads move forward, ending a little past the request when they move
+//! backward (a walk reads a pack from its end, an entry's header before its data), so a scan
+//! either way reads each byte about once.
 //! Eviction is least recently used. No `unsafe`: `read_exact_at` fills initialized buffers,
 //! which are reused without zeroing again.
 
@@ -28,6 +29,9 @@ impl Window {
 
 /// Window starts are aligned down to this (a page).
 const ALIGN: u64 = 4096;
+/// A window placed for a backward scan reaches at most this far past the request (and at
+/// most an eighth of a window): room for the rest of the entry whose header was asked for.
+const BACKWARD_SLACK: u64 = 16 << 10;
 
 /// The windows of one pack file.
 #[derive(Debug)]
@@ -104,8 +108,10 @@ impl Windows {
         let backward = self.last_load.is_some_and(|last| at < last);
         self.last_load = Some(at);
         let start = if backward {
-            // End just past what is needed: the next reads are below it.
-            need_end.saturating_sub(size).div_ceil(ALIGN) * ALIGN
+            // End a little past what is needed (the rest of this entry is likely read
+            // next): the next entries are below it.
+            let end = need_end.max(at.saturating_add((size / 8).min(BACKWARD_SLACK)));
+            end.saturating_sub(size).div_ceil(ALIGN) * ALIGN
         } else {
             at - at % ALIGN
         };
