@@ -3,6 +3,7 @@
 
 mod cli;
 mod concurrency;
+mod consume_fast;
 mod interop;
 mod model;
 mod pack_read;
