@@ -1,19 +1,85 @@
 //! Owns reading a topic as one named consumer: the [`Consumer`] and its position ref.
 //!
-//! Data flow: read the position ref `refs/gitmq/consumers/<consumer>/<topic>` -> walk the
-//! topic's first-parent chain from its head back to the position -> deliver the messages after
-//! it, oldest first -> [`Consumer::commit()`] moves the position to the last delivered message
-//! by compare-and-swap.
+//! Data flow: read the position ref `refs/gitmq/consumers/<consumer>/<topic>` -> read the
+//! topic's head -> plan a [`Backlog`] from the head back to the last message handed out (one
+//! walk over first parents, bounded memory) -> hand the messages out oldest first, each read
+//! once -> [`Consumer::commit()`] (or [`AutoCommit`]) moves the position to the last message
+//! handed out, by compare-and-swap.
 //!
-//! Invariants: at-least-once: what was delivered but not committed is delivered again by the
-//! next consumer opened with the same name; the position only ever names a message of the
-//! topic; a commit that finds the position moved by someone else fails rather than overwrite.
+//! Order: a topic's first-parent chain, oldest first; a merge commit on it is one message in
+//! its place (see [`crate::walk`]). Commit dates are never consulted.
+//!
+//! Invariants: at-least-once: what was handed out but not committed is handed out again by
+//! the next consumer opened with the same name; the position only ever names a message of
+//! the topic; a commit that finds the position moved by someone else fails rather than
+//! overwrite. A caught-up poll reads two refs' worth of state (the head, compared with what
+//! was handed out) and nothing else.
 
-use std::{collections::VecDeque, time::Duration};
+use std::{
+    thread,
+    time::{Duration, Instant},
+};
 
 use gix_hash::ObjectId;
 
-use crate::{refs::Expected, walk, ConsumerName, Message, Repository, TopicName};
+use crate::{
+    refs::Expected,
+    walk::{self, Backlog, DEFAULT_SEGMENT_LEN},
+    ConsumerName, Message, Repository, TopicName,
+};
+
+/// How often [`Consumer::wait_for_new()`] reads the topic's head, by default.
+pub const DEFAULT_WAIT_INTERVAL: Duration = Duration::from_millis(1);
+
+/// When a consumer commits its position by itself: at the start of a [`Consumer::poll()`]
+/// (or iterator step), once enough messages or time have passed since the last commit.
+/// Messages handed out before that call count as processed: the caller came back for more.
+///
+/// ```
+/// use std::time::Duration;
+/// use gitmq::consume::AutoCommit;
+/// let policy = AutoCommit::every_messages(1000).or_every(Duration::from_secs(1));
+/// assert_eq!(policy.messages, Some(1000));
+/// assert_eq!(AutoCommit::default(), AutoCommit::OFF);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AutoCommit {
+    /// Commit once this many messages were handed out since the last commit.
+    pub messages: Option<usize>,
+    /// Commit once this long has passed since the last commit (and something is new).
+    pub interval: Option<Duration>,
+}
+
+impl AutoCommit {
+    /// Never commit by itself (the default): call [`Consumer::commit()`].
+    pub const OFF: Self = Self {
+        messages: None,
+        interval: None,
+    };
+
+    /// Commit every `messages` messages (at least 1).
+    pub fn every_messages(messages: usize) -> Self {
+        Self {
+            messages: Some(messages.max(1)),
+            interval: None,
+        }
+    }
+
+    /// Commit when `interval` has passed since the last commit.
+    pub fn every(interval: Duration) -> Self {
+        Self {
+            messages: None,
+            interval: Some(interval),
+        }
+    }
+
+    /// Also commit when `interval` has passed since the last commit.
+    #[must_use]
+    pub fn or_every(mut self, interval: Duration) -> Self {
+        self.interval = Some(interval);
+        self
+    }
+}
 
 /// Reads one topic as one named consumer, resuming from its committed position.
 ///
@@ -40,12 +106,18 @@ pub struct Consumer {
     position_ref: String,
     /// The committed position, as last read or written.
     committed: Option<ObjectId>,
-    /// The last message handed out by `poll`.
+    /// The last message handed out.
     delivered: Option<ObjectId>,
-    /// Messages known to follow `delivered`, oldest first.
-    pending: VecDeque<ObjectId>,
+    /// What is known to follow `delivered`.
+    backlog: Option<Backlog>,
     odb: crate::odb::Odb,
     buf: Vec<u8>,
+    segment_len: usize,
+    auto_commit: AutoCommit,
+    /// Messages handed out since the last commit.
+    uncommitted: usize,
+    last_commit: Instant,
+    wait_interval: Duration,
 }
 
 /// Lifecycle
@@ -66,32 +138,76 @@ impl Consumer {
             position_ref,
             committed,
             delivered: committed,
-            pending: VecDeque::new(),
+            backlog: None,
             buf: Vec::new(),
+            segment_len: DEFAULT_SEGMENT_LEN,
+            auto_commit: AutoCommit::OFF,
+            uncommitted: 0,
+            last_commit: Instant::now(),
+            wait_interval: DEFAULT_WAIT_INTERVAL,
         })
+    }
+
+    /// Commit the position by itself per `policy` (see [`AutoCommit`]).
+    #[must_use]
+    pub fn with_auto_commit(mut self, policy: AutoCommit) -> Self {
+        self.auto_commit = policy;
+        self
+    }
+
+    /// Keep at most `messages` message locations in memory while catching up (default
+    /// [`DEFAULT_SEGMENT_LEN`]); a longer backlog is walked about twice instead of once.
+    #[must_use]
+    pub fn with_segment_len(mut self, messages: usize) -> Self {
+        self.segment_len = messages.max(1);
+        self
+    }
+
+    /// Read the topic's head this often in [`wait_for_new()`](Self::wait_for_new).
+    #[must_use]
+    pub fn with_wait_interval(mut self, interval: Duration) -> Self {
+        self.wait_interval = interval;
+        self
     }
 }
 
 /// Consuming
 impl Consumer {
-    /// Up to `max` messages after the last one delivered, oldest first; empty when caught up.
-    /// Reads the topic's head once per call when fewer than `max` messages are known.
+    /// Up to `max` messages after the last one handed out, oldest first; empty when caught
+    /// up. Reads the topic's head at most once per call, when what is known runs out.
     pub fn poll(&mut self, max: usize) -> Result<Vec<Message>, crate::Error> {
-        if self.pending.len() < max {
-            self.refill()?;
-        }
-        let mut messages = Vec::with_capacity(max.min(self.pending.len()));
+        self.auto_commit_if_due()?;
+        let known = self
+            .backlog
+            .as_ref()
+            .map_or(0, |b| usize::try_from(b.remaining()).unwrap_or(usize::MAX));
+        let mut messages = Vec::with_capacity(max.min(known.max(1)));
+        let mut head_read = false;
         while messages.len() < max {
-            let Some(id) = self.pending.pop_front() else {
-                break;
-            };
-            messages.push(walk::read_message(&mut self.odb, id, &mut self.buf)?);
-            self.delivered = Some(id);
+            match self.next_inner(&mut head_read)? {
+                Some(message) => messages.push(message),
+                None => break,
+            }
         }
         Ok(messages)
     }
 
-    /// Commit the position: everything delivered so far counts as processed.
+    /// The next message after the last one handed out; `None` when caught up.
+    pub fn next_message(&mut self) -> Result<Option<Message>, crate::Error> {
+        self.auto_commit_if_due()?;
+        self.next_inner(&mut false)
+    }
+
+    /// Every message after the last one handed out, one at a time, until caught up or an
+    /// error (which is the last item).
+    pub fn messages(&mut self) -> Messages<'_> {
+        Messages {
+            consumer: self,
+            done: false,
+        }
+    }
+
+    /// Commit the position: everything handed out so far counts as processed.
     pub fn commit(&mut self) -> Result<(), crate::Error> {
         let Some(delivered) = self.delivered else {
             return Ok(());
@@ -105,31 +221,98 @@ impl Consumer {
             .lock(&self.position_ref, Duration::from_secs(10))?;
         lock.commit(Expected::from_current(self.committed), &delivered, true)?;
         self.committed = Some(delivered);
+        self.uncommitted = 0;
+        self.last_commit = Instant::now();
         Ok(())
     }
 
-    /// How many messages follow the committed position (walks them: O(lag)).
+    /// How many messages follow the committed position (walks them: O(lag) time, O(1)
+    /// memory).
     pub fn lag(&mut self) -> Result<usize, crate::Error> {
         match self.repo.head(&self.topic)? {
             None => Ok(0),
             Some(head) if Some(head) == self.committed => Ok(0),
             Some(head) => {
-                Ok(walk::ids_after(&mut self.odb, head, self.committed, &mut self.buf)?.len())
+                let count = walk::count_after(&mut self.odb, head, self.committed, &mut self.buf)?;
+                Ok(usize::try_from(count).unwrap_or(usize::MAX))
             }
         }
     }
 
-    fn refill(&mut self) -> Result<(), crate::Error> {
-        let Some(head) = self.repo.head(&self.topic)? else {
-            return Ok(());
-        };
-        let known_tip = self.pending.back().copied().or(self.delivered);
-        if Some(head) == known_tip {
+    /// Wait until a message follows the last one handed out, reading the topic's head every
+    /// [wait interval](Self::with_wait_interval), for at most `timeout`. Whether one does.
+    pub fn wait_for_new(&mut self, timeout: Duration) -> Result<bool, crate::Error> {
+        if self.backlog.as_ref().is_some_and(|b| !b.is_empty()) {
+            return Ok(true);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let head = self.repo.head(&self.topic)?;
+            if head.is_some() && head != self.delivered {
+                return Ok(true);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            thread::sleep(self.wait_interval.min(deadline - now));
+        }
+    }
+
+    fn auto_commit_if_due(&mut self) -> Result<(), crate::Error> {
+        if self.uncommitted == 0 {
             return Ok(());
         }
-        let ids = walk::ids_after(&mut self.odb, head, known_tip, &mut self.buf)?;
-        self.pending.extend(ids);
+        let AutoCommit { messages, interval } = self.auto_commit;
+        let due = messages.is_some_and(|n| self.uncommitted >= n)
+            || interval.is_some_and(|t| self.last_commit.elapsed() >= t);
+        if due {
+            self.commit()?;
+        }
         Ok(())
+    }
+
+    /// The next message, reading the head (and planning a backlog) only if `head_read` is
+    /// still false, which it then becomes.
+    fn next_inner(&mut self, head_read: &mut bool) -> Result<Option<Message>, crate::Error> {
+        let mut replanned = false;
+        loop {
+            if let Some(backlog) = self.backlog.as_mut() {
+                match backlog.next_message(&mut self.odb, &mut self.buf) {
+                    Ok(Some(message)) => {
+                        self.delivered = Some(message.id);
+                        self.uncommitted += 1;
+                        return Ok(Some(message));
+                    }
+                    Ok(None) => self.backlog = None,
+                    // A repack removed a pack the plan pointed into: plan again, once.
+                    Err(walk::Error::Odb(crate::odb::Error::StaleLocation)) if !replanned => {
+                        replanned = true;
+                        self.backlog = None;
+                        self.odb = self.repo.odb();
+                        *head_read = false;
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            if *head_read {
+                return Ok(None);
+            }
+            *head_read = true;
+            let Some(head) = self.repo.head(&self.topic)? else {
+                return Ok(None);
+            };
+            if Some(head) == self.delivered {
+                return Ok(None);
+            }
+            self.backlog = Some(Backlog::plan(
+                &mut self.odb,
+                head,
+                self.delivered,
+                self.segment_len,
+                &mut self.buf,
+            )?);
+        }
     }
 }
 
@@ -149,7 +332,35 @@ impl Consumer {
     pub fn position(&self) -> Option<ObjectId> {
         self.committed
     }
+
+    /// The last message handed out (committed or not), `None` before the first.
+    pub fn delivered(&self) -> Option<ObjectId> {
+        self.delivered
+    }
 }
+
+/// The messages of a [`Consumer`], one at a time, until caught up. Returned by
+/// [`Consumer::messages()`].
+#[derive(Debug)]
+pub struct Messages<'a> {
+    consumer: &'a mut Consumer,
+    done: bool,
+}
+
+impl Iterator for Messages<'_> {
+    type Item = Result<Message, crate::Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let item = self.consumer.next_message().transpose();
+        self.done = !matches!(item, Some(Ok(_)));
+        item
+    }
+}
+
+impl std::iter::FusedIterator for Messages<'_> {}
 
 /// The number of messages on `topic` after `position`.
 pub fn lag(
@@ -161,6 +372,9 @@ pub fn lag(
     match repo.head(topic)? {
         None => Ok(0),
         Some(head) if Some(head) == position => Ok(0),
-        Some(head) => Ok(walk::ids_after(&mut repo.odb(), head, position, buf)?.len()),
+        Some(head) => {
+            let count = walk::count_after(&mut repo.odb(), head, position, buf)?;
+            Ok(usize::try_from(count).unwrap_or(usize::MAX))
+        }
     }
 }

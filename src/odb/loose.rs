@@ -15,7 +15,7 @@ use std::{
 use flate2::{read::ZlibDecoder, write::ZlibEncoder, Compression};
 use gix_hash::{oid, ObjectId};
 
-use crate::{durability, hash};
+use crate::{durability, hash, odb::stored};
 
 /// The largest object body a read will allocate for, unless configured otherwise (256 MiB).
 pub const DEFAULT_MAX_OBJECT_SIZE: u64 = 256 << 20;
@@ -175,6 +175,70 @@ pub fn decode(
         id: id.to_owned(),
         reason,
     };
+    let kind = match decode_stored(id, compressed, max_object_size, body)? {
+        Some(kind) => kind,
+        None => inflate(id, compressed, max_object_size, body)?,
+    };
+    let actual = hash::object_id(kind, body);
+    if actual != id {
+        return Err(corrupt(format!("content hashes to {actual}")));
+    }
+    Ok(kind)
+}
+
+/// The fast path for an object file made of stored zlib blocks (`core.compression=0`):
+/// copy the body out. `None` for anything else, which [`inflate()`] reads. The Adler-32 is
+/// not checked: the caller hashes the body and compares with the id, which is stronger.
+fn decode_stored(
+    id: &oid,
+    compressed: &[u8],
+    max_object_size: u64,
+    body: &mut Vec<u8>,
+) -> Result<Option<gix_object::Kind>, Error> {
+    let Some(first) = stored::first_block(compressed) else {
+        return Ok(None);
+    };
+    let header = first.get(..MAX_HEADER_LEN).unwrap_or(first);
+    let Some(nul) = header.iter().position(|b| *b == 0) else {
+        return Ok(None);
+    };
+    let Some((kind, size)) = header.get(..nul).and_then(parse_header) else {
+        return Ok(None);
+    };
+    if size > max_object_size {
+        return Err(Error::TooLarge {
+            id: id.to_owned(),
+            size,
+            limit: max_object_size,
+        });
+    }
+    let Some(expected) = usize::try_from(size)
+        .ok()
+        .and_then(|size| size.checked_add(nul + 1))
+    else {
+        return Ok(None);
+    };
+    match stored::parse(compressed, expected, false) {
+        Ok(Some(stream)) if stream.stream_len() == compressed.len() => {
+            body.clear();
+            stream.copy_from_to(nul + 1, body);
+            Ok(Some(kind))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Inflate a loose object file with zlib into `body`: the general path.
+fn inflate(
+    id: &oid,
+    compressed: &[u8],
+    max_object_size: u64,
+    body: &mut Vec<u8>,
+) -> Result<gix_object::Kind, Error> {
+    let corrupt = |reason: String| Error::Corrupt {
+        id: id.to_owned(),
+        reason,
+    };
     let mut inflater = ZlibDecoder::new(compressed);
     let mut header = [0u8; MAX_HEADER_LEN];
     let mut filled = 0;
@@ -218,10 +282,6 @@ pub fn decode(
             "header declares {size} bytes, stream holds {}",
             body.len()
         )));
-    }
-    let actual = hash::object_id(kind, body);
-    if actual != id {
-        return Err(corrupt(format!("content hashes to {actual}")));
     }
     Ok(kind)
 }
@@ -339,6 +399,55 @@ mod tests {
             assert!(decode(&id, &case, 1 << 20, &mut body).is_err());
         }
         assert!(decode(&id, &compress(b"blob 3\0abc"), 1 << 20, &mut body).is_ok());
+    }
+
+    fn store_uncompressed(raw: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        crate::odb::pack::write::append_zlib_stored(&mut out, raw);
+        out
+    }
+
+    #[test]
+    fn stored_objects_read_through_the_fast_path_and_broken_ones_still_fail() {
+        let id = hash::object_id(gix_object::Kind::Blob, b"abc");
+        let mut body = Vec::new();
+        let file = store_uncompressed(b"blob 3\0abc");
+        assert_eq!(
+            decode(&id, &file, 1 << 20, &mut body).unwrap(),
+            gix_object::Kind::Blob
+        );
+        assert_eq!(body, b"abc");
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut raw = format!("blob {}\0", big.len()).into_bytes();
+        raw.extend_from_slice(&big);
+        let big_id = hash::object_id(gix_object::Kind::Blob, &big);
+        decode(&big_id, &store_uncompressed(&raw), 1 << 20, &mut body).unwrap();
+        assert_eq!(body, big, "several stored blocks");
+        for raw in [
+            &b"blob 3\0ab"[..],
+            b"blob 3\0abcd",
+            b"blob 3\0abd",
+            b"blob 3",
+        ] {
+            assert!(decode(&id, &store_uncompressed(raw), 1 << 20, &mut body).is_err());
+        }
+        let mut trailing = file.clone();
+        trailing.push(0);
+        assert!(
+            decode(&id, &trailing, 1 << 20, &mut body).is_ok(),
+            "bytes after the stream are left to zlib, which ignores them"
+        );
+        let mut nlen = file;
+        nlen[5] ^= 1;
+        assert!(decode(&id, &nlen, 1 << 20, &mut body).is_err());
+        let err = decode(
+            &id,
+            &store_uncompressed(b"blob 99999999999\0abc"),
+            1 << 20,
+            &mut body,
+        )
+        .unwrap_err();
+        assert!(matches!(err, Error::TooLarge { .. }), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 
 pub mod loose;
 pub mod pack;
+pub mod stored;
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,10 @@ use gix_hash::{oid, ObjectId};
 
 pub use loose::LooseStore;
 
-use self::pack::{read::DeltaBaseCache, set::PackSet};
+use self::pack::{
+    read::{DeltaBaseCache, PackFile},
+    set::{Near, PackKey, PackSet},
+};
 
 /// Returned by [`Odb::read()`] and [`Odb::read_commit()`].
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +36,10 @@ pub enum Error {
         /// The missing id.
         id: ObjectId,
     },
+    /// A [`Location`] names a pack this database no longer holds: it was removed (by a
+    /// repack or `git gc`) since the object was located. Locate the object again.
+    #[error("an object was located in a pack that has since been removed; locate it again")]
+    StaleLocation,
     /// The object exists but is not a commit.
     #[error("object {id} is a {kind}, not a commit")]
     NotACommit {
@@ -40,6 +48,25 @@ pub enum Error {
         /// Its kind.
         kind: gix_object::Kind,
     },
+}
+
+fn pack_err(err: pack::read::Error) -> Error {
+    Error::Pack(err.into())
+}
+
+/// Where an object is stored, as [`Odb::locate()`] found it: read it again with
+/// [`Odb::object_at()`] without looking its id up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location {
+    /// An entry of a pack.
+    Packed {
+        /// The pack.
+        pack: PackKey,
+        /// The entry's offset in it.
+        offset: u64,
+    },
+    /// A loose object.
+    Loose(ObjectId),
 }
 
 /// Every object store of one repository, with the caches to read them.
@@ -113,6 +140,93 @@ impl Odb {
                 kind,
             }),
         }
+    }
+
+    /// Where the object `id` is stored, searched in the same order as [`read()`](Self::read).
+    pub fn locate(&mut self, id: &oid) -> Result<Location, Error> {
+        let packs = self.packs()?;
+        if let Some((pack, offset)) = packs.locate_listed(id)? {
+            return Ok(Location::Packed { pack, offset });
+        }
+        if self.loose.contains(id) {
+            return Ok(Location::Loose(id.to_owned()));
+        }
+        match self.packs()?.locate(id)? {
+            Some((pack, offset)) => Ok(Location::Packed { pack, offset }),
+            None => Err(Error::Missing { id: id.to_owned() }),
+        }
+    }
+
+    /// Like [`locate()`](Self::locate), but first tries the pack entries next to `near`,
+    /// where the previous step of a walk found its object; returns where to look next.
+    pub fn locate_near(
+        &mut self,
+        id: &oid,
+        near: Option<Near>,
+    ) -> Result<(Location, Option<Near>), Error> {
+        // The listed packs first: a miss looks at loose objects before listing packs again.
+        if let Some((pack, offset, near)) = self.packs()?.locate_near_listed(id, near)? {
+            return Ok((Location::Packed { pack, offset }, Some(near)));
+        }
+        if self.loose.contains(id) {
+            return Ok((Location::Loose(id.to_owned()), None));
+        }
+        match self.packs()?.locate_near(id, None)? {
+            Some((pack, offset, near)) => Ok((Location::Packed { pack, offset }, Some(near))),
+            None => Err(Error::Missing { id: id.to_owned() }),
+        }
+    }
+
+    /// The object at `location`: its kind and body, borrowed from a pack's read window when
+    /// it is stored there uncompressed in one block, else read into `scratch`.
+    pub fn object_at<'a>(
+        &'a mut self,
+        location: &Location,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<(gix_object::Kind, &'a [u8]), Error> {
+        match *location {
+            Location::Packed { pack, offset } => {
+                let (pack, cache) = self.pack(pack)?;
+                pack.object_at(offset, scratch, cache).map_err(pack_err)
+            }
+            Location::Loose(id) => Ok((self.read_loose(&id, scratch)?, scratch.as_slice())),
+        }
+    }
+
+    /// The first bytes of the object at `location`: at least `min(want, size)` and at most
+    /// all of them (see [`PackFile::object_prefix_at()`](pack::read::PackFile::object_prefix_at)).
+    pub fn object_prefix_at<'a>(
+        &'a mut self,
+        location: &Location,
+        want: usize,
+        scratch: &'a mut Vec<u8>,
+    ) -> Result<(gix_object::Kind, &'a [u8]), Error> {
+        match *location {
+            Location::Packed { pack, offset } => {
+                let (pack, cache) = self.pack(pack)?;
+                pack.object_prefix_at(offset, want, scratch, cache)
+                    .map_err(pack_err)
+            }
+            Location::Loose(id) => Ok((self.read_loose(&id, scratch)?, scratch.as_slice())),
+        }
+    }
+
+    fn pack(&mut self, key: PackKey) -> Result<(&mut PackFile, &mut DeltaBaseCache), Error> {
+        self.packs()?;
+        let (packs, cache) = (
+            self.packs.as_mut().expect("BUG: listed above"),
+            &mut self.cache,
+        );
+        match packs.pack(key)? {
+            Some(pack) => Ok((pack, cache)),
+            None => Err(Error::StaleLocation),
+        }
+    }
+
+    fn read_loose(&self, id: &oid, body: &mut Vec<u8>) -> Result<gix_object::Kind, Error> {
+        self.loose
+            .read(id, body)?
+            .ok_or_else(|| Error::Missing { id: id.to_owned() })
     }
 
     /// Whether the object exists in any store.

@@ -3,6 +3,7 @@
 
 mod cli;
 mod concurrency;
+mod consume_fast;
 mod crash;
 mod fuzz_replay;
 mod interop;

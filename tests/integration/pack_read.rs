@@ -492,3 +492,85 @@ fn a_pack_set_finds_packs_written_after_open_and_survives_packs_deleted_under_it
     assert_eq!(set.read(&fourth, &mut out, &mut cache).unwrap(), None);
     assert_eq!(set.pack_paths().count(), 1);
 }
+
+/// gitmq's writer stores entries as stored zlib blocks; `append_zlib_stored` is its encoder.
+fn stored(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    gitmq::odb::pack::write::append_zlib_stored(&mut out, data);
+    out
+}
+
+#[test]
+fn stored_entries_read_without_zlib_and_broken_ones_are_errors_on_every_read_path() {
+    let small = b"a small stored blob\n".to_vec();
+    let large: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let mut nlen = stored(b"broken nlen");
+    nlen[5] ^= 0x01;
+    let mut adler = stored(b"broken adler");
+    *adler.last_mut().unwrap() ^= 0x01;
+    let cut = stored(b"a stream cut short by the next entry");
+    let entries = [
+        (
+            fake_id(0x01),
+            Raw::Lying(small.len() as u64, stored(&small)),
+        ),
+        (
+            fake_id(0x02),
+            Raw::Lying(large.len() as u64, stored(&large)),
+        ),
+        (fake_id(0x03), Raw::Lying(11, nlen)),
+        (fake_id(0x04), Raw::Lying(12, adler)),
+        (fake_id(0x05), Raw::Lying(36, cut[..cut.len() - 6].to_vec())),
+        (
+            fake_id(0x06),
+            Raw::Lying(12, stored(b"eleven bytes"[..11].as_ref())),
+        ),
+        (fake_id(0x07), Raw::Whole(Kind::Blob, small.clone())),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let path = build_pack(dir.path(), &entries);
+    for window_size in [4096, 1 << 20] {
+        let options = Options {
+            window_size,
+            ..Options::default()
+        };
+        let mut file = PackFile::open_with(&path, options).unwrap();
+        let mut cache = DeltaBaseCache::default();
+        let (mut out, mut scratch) = (Vec::new(), Vec::new());
+        for (byte, expected) in [(0x01, &small), (0x02, &large), (0x07, &small)] {
+            let id = fake_id(byte);
+            assert_eq!(
+                file.read(&id, &mut out, &mut cache).unwrap(),
+                Some(Kind::Blob)
+            );
+            assert_eq!(&out, expected, "read {byte:#x}, windows of {window_size}");
+            let offset = file.index().offset_at(file.index().lookup(&id).unwrap());
+            let (kind, body) = file.object_at(offset, &mut scratch, &mut cache).unwrap();
+            assert_eq!(
+                (kind, body),
+                (Kind::Blob, &expected[..]),
+                "object_at {byte:#x}"
+            );
+            let (_, prefix) = file
+                .object_prefix_at(offset, 10, &mut scratch, &mut cache)
+                .unwrap();
+            assert!(prefix.len() >= 10 && expected.starts_with(prefix));
+        }
+        for byte in 0x03..=0x06 {
+            let id = fake_id(byte);
+            let err = file.read(&id, &mut out, &mut cache).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    read::Error::Inflate { .. } | read::Error::Corrupt { .. }
+                ),
+                "{byte:#x}: {err}"
+            );
+            let offset = file.index().offset_at(file.index().lookup(&id).unwrap());
+            assert!(
+                file.object_at(offset, &mut scratch, &mut cache).is_err(),
+                "{byte:#x}"
+            );
+        }
+    }
+}

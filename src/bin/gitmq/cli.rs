@@ -152,6 +152,11 @@ pub struct ConsumeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Keep tailing the topic: print new messages as they arrive (reading the topic's head
+    /// every few milliseconds), committing after each printed chunk, until --max messages or
+    /// stdout closes (noticed at the next write).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 /// `gitmq bench` subcommands.
@@ -163,6 +168,10 @@ pub enum BenchCommand {
     /// Fetch N messages with `gitmq fetch` and with `git fetch` from the same smart-HTTP
     /// server (full, one new message, nothing new); print medians and ratios.
     Fetch(FetchBenchArgs),
+    /// Build a topic of N messages with gitmq's producer, then consume all of it with gitmq
+    /// and with `git log --reverse --format=%B`, before and after `git gc --aggressive`; print
+    /// rates, ratios and the time of a caught-up poll.
+    Consume(crate::bench::consume::ConsumeOptions),
 }
 
 /// `gitmq bench fetch` arguments.

@@ -4,6 +4,7 @@ use std::{
     error::Error,
     io::{self, BufWriter, Write},
     path::Path,
+    time::Duration,
 };
 
 use gitmq::{ConsumerName, Repository, TopicName};
@@ -17,6 +18,10 @@ pub type Result<T> = std::result::Result<T, Box<dyn Error + Send + Sync>>;
 
 /// How many messages a consume or log reads between flushes (and position commits).
 const CHUNK: usize = 1000;
+/// How often `consume --follow` reads the topic's head while caught up.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(5);
+/// How long `consume --follow` waits before polling again anyway.
+const FOLLOW_WAIT: Duration = Duration::from_secs(1);
 
 pub fn run(cli: Cli) -> Result<()> {
     let repo = cli.repo;
@@ -29,6 +34,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo { keep } => crate::demo::run(keep.as_deref()),
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&args),
         Command::Bench(BenchCommand::Fetch(args)) => crate::bench::fetch(&args),
+        Command::Bench(BenchCommand::Consume(options)) => crate::bench::consume::run(&options),
         Command::Publish(args) => crate::publish::run(&open(repo.as_deref())?, &args),
         Command::Consume(args) => consume(&open(repo.as_deref())?, &args),
         Command::Log { topic, format } => {
@@ -81,13 +87,19 @@ pub fn run(cli: Cli) -> Result<()> {
 fn consume(repo: &Repository, args: &ConsumeArgs) -> Result<()> {
     let topic = TopicName::new(&args.topic)?;
     let name = ConsumerName::new(&args.consumer)?;
-    let mut consumer = repo.consumer(&name, &topic)?;
+    let mut consumer = repo
+        .consumer(&name, &topic)?
+        .with_wait_interval(FOLLOW_INTERVAL);
     let mut left = args.max.unwrap_or(usize::MAX);
     let mut out = BufWriter::new(io::stdout().lock());
     while left > 0 {
         let messages = consumer.poll(left.min(CHUNK))?;
         if messages.is_empty() {
-            break;
+            if !args.follow {
+                break;
+            }
+            consumer.wait_for_new(FOLLOW_WAIT)?;
+            continue;
         }
         left -= messages.len();
         for message in &messages {
@@ -161,10 +173,10 @@ pub fn print_log(repo: &Repository, topic: &TopicName, format: Format) -> Result
     };
     let mut buf = Vec::new();
     let mut odb = repo.odb();
-    let ids = gitmq::walk::ids_after(&mut odb, head, None, &mut buf)?;
+    let segment_len = gitmq::walk::DEFAULT_SEGMENT_LEN;
+    let mut backlog = gitmq::walk::Backlog::plan(&mut odb, head, None, segment_len, &mut buf)?;
     let mut out = BufWriter::new(io::stdout().lock());
-    for id in ids {
-        let message = gitmq::walk::read_message(&mut odb, id, &mut buf)?;
+    while let Some(message) = backlog.next_message(&mut odb, &mut buf)? {
         write_message(&mut out, &message, format)?;
     }
     out.flush()?;

@@ -28,8 +28,10 @@
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
+mod borrowed;
 pub mod cache;
 mod entry;
+mod order;
 mod window;
 
 use std::{
@@ -42,6 +44,7 @@ use std::{
 use flate2::Decompress;
 use gix_hash::{oid, ObjectId};
 
+pub use borrowed::VERIFY_STORED_CHECKSUM;
 pub use cache::{DeltaBaseCache, DEFAULT_CACHE_BYTES};
 use entry::Scratch;
 use window::Windows;
@@ -54,7 +57,7 @@ use super::{
 use crate::{hash, odb::loose::DEFAULT_MAX_OBJECT_SIZE};
 
 /// The default size of one read window (4 MiB).
-pub const DEFAULT_WINDOW_SIZE: usize = 4 << 20;
+pub const DEFAULT_WINDOW_SIZE: usize = 256 << 10;
 /// The default number of read windows per pack.
 pub const DEFAULT_MAX_WINDOWS: usize = 8;
 /// The default longest delta chain followed (git's `repack --depth` tops out at 4095).
@@ -255,6 +258,8 @@ pub struct PackFile {
     windows: Windows,
     inflater: Decompress,
     scratch: Scratch,
+    /// Entries by offset, built on first use.
+    order: Option<order::PackOrder>,
 }
 
 /// Lifecycle
@@ -318,6 +323,7 @@ impl PackFile {
             options,
             inflater: Decompress::new(true),
             scratch: Scratch::default(),
+            order: None,
         })
     }
 }

@@ -40,9 +40,28 @@ pub enum Error {
     Pack(#[from] read::Error),
 }
 
+/// A stable name for one pack of a [`PackSet`], handed out by [`PackSet::locate()`] and
+/// taken by [`PackSet::pack()`]: unlike a position in the set, it survives reordering and
+/// rescans, and names nothing once the set has dropped that pack. (Keys are a counter: one
+/// set would have to list four billion packs before one repeats.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PackKey(u32);
+
+/// Where a walk last found an object: a pack and a place in its order, whose neighbours
+/// [`PackSet::locate_near()`] tries before searching any index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Near {
+    pack: PackKey,
+    rank: u32,
+    /// Try the entry before first (gitmq writes parents first), else the one after (git gc
+    /// writes children first); the last step that hit decides.
+    before_first: bool,
+}
+
 /// A listed pack, opened on first use.
 #[derive(Debug)]
 struct Slot {
+    key: PackKey,
     path: PathBuf,
     pack: Option<PackFile>,
 }
@@ -67,6 +86,10 @@ pub struct PackSet {
     options: Options,
     /// Most recently hit first.
     slots: Vec<Slot>,
+    /// The key of the next pack listed.
+    next_key: u32,
+    /// Where [`pack()`](Self::pack) found its last pack (a hint: slots move).
+    key_hint: usize,
 }
 
 /// Lifecycle
@@ -80,15 +103,28 @@ impl PackSet {
     /// The packs in `dir`, each read with `options`.
     pub fn open_with(dir: impl Into<PathBuf>, options: Options) -> Result<Self, Error> {
         let dir = dir.into();
-        let slots = list(&dir)?
-            .into_iter()
-            .map(|path| Slot { path, pack: None })
-            .collect();
-        Ok(Self {
+        let mut set = Self {
+            slots: Vec::new(),
             dir,
             options,
-            slots,
-        })
+            next_key: 0,
+            key_hint: 0,
+        };
+        set.slots = list(&set.dir)?
+            .into_iter()
+            .map(|path| set.new_slot(path))
+            .collect();
+        Ok(set)
+    }
+
+    fn new_slot(&mut self, path: PathBuf) -> Slot {
+        let key = PackKey(self.next_key);
+        self.next_key = self.next_key.wrapping_add(1);
+        Slot {
+            key,
+            path,
+            pack: None,
+        }
     }
 }
 
@@ -136,6 +172,124 @@ impl PackSet {
         self.first_hit(usize::MAX, &mut |pack: &mut PackFile| {
             pack.read(id, out, cache)
         })
+    }
+
+    /// Where `id` lies: the key of the pack holding it and the entry's offset, for
+    /// [`pack()`](Self::pack) and [`PackFile::object_at()`]; `None` if no pack holds it,
+    /// even after a rescan.
+    pub fn locate(&mut self, id: &oid) -> Result<Option<(PackKey, u64)>, Error> {
+        let first = self.locate_listed(id);
+        if let Ok(Some(found)) = first {
+            return Ok(Some(found));
+        }
+        let added = self.rescan()?;
+        match self.first_hit(added, &mut |pack: &mut PackFile| Ok(offset_of(pack, id)))? {
+            Some(offset) => Ok(Some((self.first_key(), offset))),
+            None => first,
+        }
+    }
+
+    /// Like [`locate()`](Self::locate), but only in the packs already listed (see
+    /// [`read_listed()`](Self::read_listed)).
+    pub fn locate_listed(&mut self, id: &oid) -> Result<Option<(PackKey, u64)>, Error> {
+        let offset = self.first_hit(usize::MAX, &mut |pack: &mut PackFile| {
+            Ok(offset_of(pack, id))
+        })?;
+        Ok(offset.map(|offset| (self.first_key(), offset)))
+    }
+
+    /// Like [`locate()`](Self::locate), trying first the entries next to `near` in its
+    /// pack's order (see [`PackFile::neighbor_with_id()`]); also where to look next.
+    pub fn locate_near(
+        &mut self,
+        id: &oid,
+        near: Option<Near>,
+    ) -> Result<Option<(PackKey, u64, Near)>, Error> {
+        let first = self.locate_near_listed(id, near);
+        if let Ok(Some(found)) = first {
+            return Ok(Some(found));
+        }
+        let added = self.rescan()?;
+        match self.first_hit(added, &mut |pack: &mut PackFile| {
+            Ok(pack.index().lookup(id))
+        })? {
+            Some(position) => Ok(Some(self.near_first(position, near))),
+            None => first,
+        }
+    }
+
+    /// Like [`locate_near()`](Self::locate_near), but only in the packs already listed.
+    pub fn locate_near_listed(
+        &mut self,
+        id: &oid,
+        near: Option<Near>,
+    ) -> Result<Option<(PackKey, u64, Near)>, Error> {
+        if let Some(near) = near {
+            if let Some(pack) = self.pack(near.pack)? {
+                if let Some((rank, offset)) =
+                    pack.neighbor_with_id(near.rank, id, near.before_first)
+                {
+                    let next = Near {
+                        rank,
+                        before_first: rank < near.rank,
+                        ..near
+                    };
+                    return Ok(Some((near.pack, offset, next)));
+                }
+            }
+        }
+        let position = self.first_hit(usize::MAX, &mut |pack: &mut PackFile| {
+            Ok(pack.index().lookup(id))
+        })?;
+        Ok(position.map(|position| self.near_first(position, near)))
+    }
+
+    /// The location of `position` in the first pack (where `first_hit()` puts its hit).
+    fn near_first(&mut self, position: u32, previous: Option<Near>) -> (PackKey, u64, Near) {
+        let key = self.first_key();
+        let pack = self
+            .slots
+            .first_mut()
+            .and_then(|slot| slot.pack.as_mut())
+            .expect("BUG: first_hit() puts its hit first, opened");
+        let offset = pack.index().offset_at(position);
+        let near = Near {
+            pack: key,
+            rank: pack.rank_of(position),
+            before_first: previous.is_none_or(|near| near.before_first),
+        };
+        (key, offset, near)
+    }
+
+    /// The pack named `key`, opened; `None` once the set no longer holds it (its files
+    /// vanished, or a rescan found them gone).
+    pub fn pack(&mut self, key: PackKey) -> Result<Option<&mut PackFile>, Error> {
+        let hinted = self
+            .slots
+            .get(self.key_hint)
+            .is_some_and(|slot| slot.key == key);
+        let found = if hinted {
+            Some(self.key_hint)
+        } else {
+            self.slots.iter().position(|slot| slot.key == key)
+        };
+        let Some(slot) = found else {
+            return Ok(None);
+        };
+        self.key_hint = slot;
+        if !self.load(slot)? {
+            return Ok(None);
+        }
+        Ok(self.slots.get_mut(slot).and_then(|slot| slot.pack.as_mut()))
+    }
+
+    /// The key of the most recently hit pack (where [`first_hit()`](Self::first_hit) puts
+    /// its hit).
+    fn first_key(&self) -> PackKey {
+        self.slots
+            .first()
+            .map(|slot| slot.key)
+            .expect("BUG: called after a hit, so a slot exists")
     }
 
     /// Whether some pack holds `id` (rescanning once on a miss). Packs that fail to open are
@@ -241,12 +395,18 @@ impl PackSet {
         let new: Vec<Slot> = listed
             .into_iter()
             .filter(|path| !known.contains(path))
-            .map(|path| Slot { path, pack: None })
+            .map(|path| self.new_slot(path))
             .collect();
         let added = new.len();
         self.slots.splice(0..0, new);
         Ok(added)
     }
+}
+
+/// The offset of `id`'s entry in `pack`, if it holds it.
+fn offset_of(pack: &PackFile, id: &oid) -> Option<u64> {
+    let index = pack.index();
+    index.lookup(id).map(|position| index.offset_at(position))
 }
 
 /// The `pack-<hex>.pack` paths in `dir` whose `.idx` exists, newest first (by modification

@@ -10,6 +10,7 @@
     clippy::cast_sign_loss
 )]
 
+pub mod consume;
 mod fetch;
 mod git;
 mod phases;

@@ -176,3 +176,59 @@ fn structural_errors_are_named_even_with_a_valid_checksum() {
         Error::LengthMismatch { .. }
     ));
 }
+
+/// Ids from a xorshift stream, with their first bytes forced into a few buckets and, when
+/// `shared_prefix`, long shared prefixes: skewed the way a crafted index could be.
+fn random_ids(n: usize, seed: u64, shared_prefix: bool) -> Vec<[u8; 20]> {
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut ids: Vec<[u8; 20]> = (0..n)
+        .map(|i| {
+            let mut id = [0u8; 20];
+            for chunk in id.chunks_mut(8) {
+                let bytes = next().to_be_bytes();
+                chunk.copy_from_slice(&bytes[..chunk.len()]);
+            }
+            if shared_prefix {
+                id[0] = (i % 3) as u8;
+                let keep = 1 + (next() % 12) as usize;
+                id[1..keep].fill(0x5a);
+            }
+            id
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+#[test]
+fn interpolated_lookups_agree_with_a_naive_scan_on_uniform_and_skewed_ids() {
+    for (seed, shared_prefix) in [(1, false), (2, true), (3, true)] {
+        let ids = random_ids(5000, seed, shared_prefix);
+        let entries: Vec<([u8; 20], u64)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, 12 + i as u64))
+            .collect();
+        let index = PackIndex::from_bytes(build(&entries, 1 << 31)).unwrap();
+        for (i, id) in ids.iter().enumerate() {
+            let position = index.lookup(oid::from_bytes_unchecked(id));
+            assert_eq!(position, Some(i as u32), "present id {i}");
+        }
+        for absent in random_ids(2000, seed + 100, shared_prefix) {
+            let naive = ids.binary_search(&absent).ok().map(|p| p as u32);
+            assert_eq!(index.lookup(oid::from_bytes_unchecked(&absent)), naive);
+            // Neighbours of present ids: equal keys, different tails.
+            let mut near = ids[absent[19] as usize % ids.len()];
+            near[19] ^= 1;
+            let naive = ids.binary_search(&near).ok().map(|p| p as u32);
+            assert_eq!(index.lookup(oid::from_bytes_unchecked(&near)), naive);
+        }
+    }
+}

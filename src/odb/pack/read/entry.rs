@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt;
 use flate2::{FlushDecompress, Status};
 use gix_hash::{oid, ObjectId};
 
-use super::{io_err, DeltaBaseCache, Error, PackFile, DIRECT_CHUNK_LEN};
+use super::{io_err, DeltaBaseCache, Error, PackFile, DIRECT_CHUNK_LEN, VERIFY_STORED_CHECKSUM};
 use crate::{
     hash,
     odb::pack::{
@@ -24,6 +24,7 @@ use crate::{
             MAX_ENTRY_HEADER_LEN, PACK_HEADER_LEN,
         },
     },
+    odb::stored,
 };
 
 /// Bytes of an entry read before its zlib stream: the header and a base id (longer than
@@ -33,13 +34,13 @@ const ENTRY_PREFIX_LEN: usize = MAX_ENTRY_HEADER_LEN + HASH_LEN;
 /// while at least 258 bytes (one longest match) of output room are left, so without slack
 /// every small object would be decoded by the slow loop (measured: 1.4x slower on commits).
 /// A valid stream never writes into it; a stream that does is refused as too long.
-const INFLATE_SLACK: usize = 512;
+pub(super) const INFLATE_SLACK: usize = 512;
 /// Scratch buffers larger than this are shrunk after each read.
 const SCRATCH_KEEP_LEN: usize = 8 << 20;
 
 /// Where an entry's object comes from.
 #[derive(Debug, Clone, Copy)]
-enum Source {
+pub(super) enum Source {
     /// The zlib stream holds the object.
     Whole(gix_object::Kind),
     /// The zlib stream holds a delta against the entry at this offset.
@@ -50,12 +51,12 @@ enum Source {
 
 /// A parsed entry header.
 #[derive(Debug, Clone, Copy)]
-struct Entry {
-    source: Source,
+pub(super) struct Entry {
+    pub(super) source: Source,
     /// The inflated size of the zlib stream (object or delta).
-    size: u64,
+    pub(super) size: u64,
     /// Where the zlib stream starts.
-    data_at: u64,
+    pub(super) data_at: u64,
 }
 
 /// One delta of a chain being resolved.
@@ -144,7 +145,7 @@ impl PackFile {
     }
 
     /// Parse the header of the entry at `offset`.
-    fn entry_at(&mut self, offset: u64) -> Result<Entry, Error> {
+    pub(super) fn entry_at(&mut self, offset: u64) -> Result<Entry, Error> {
         let data_end = self.data_end();
         if offset < PACK_HEADER_LEN as u64 || offset >= data_end {
             return Err(self.corrupt(offset, "entry offset is outside the pack data"));
@@ -257,7 +258,7 @@ impl PackFile {
 
     /// Inflate the zlib stream of `entry` (at `offset`) into `out` (cleared first): exactly
     /// its declared size, which must not exceed `limit`.
-    fn inflate(
+    pub(super) fn inflate(
         &mut self,
         offset: u64,
         entry: Entry,
@@ -290,6 +291,18 @@ impl PackFile {
             offset,
             reason,
         };
+        // gitmq's writer stores entries uncompressed: copy those out without zlib. Anything
+        // else, including a broken stored stream, goes to zlib, which has the last word.
+        let stored_len = stored::stream_len_of(size);
+        if stored_len <= windows.max_want() {
+            let input = windows
+                .slice(file, data_end, entry.data_at, stored_len)
+                .map_err(io_err(path))?;
+            if let Ok(Some(stream)) = stored::parse(input, size, VERIFY_STORED_CHECKSUM) {
+                stream.copy_to(out);
+                return Ok(());
+            }
+        }
         // An entry too big for the windows is streamed through its own buffer.
         let mut direct = (size > windows.max_want()).then(Vec::new);
         inflater.reset(true);

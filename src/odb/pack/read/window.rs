@@ -1,11 +1,15 @@
 //! Owns the windows of one pack: a few large buffers filled by `pread`, so that reading many
 //! small entries near each other costs one system call per window, not one per entry.
 //!
-//! Invariants: at most `max` windows of at most `size` bytes each; a window starts at a
-//! multiple of `size / 2`, so any position has a window holding at least `size / 2` bytes
-//! from it on (or every byte up to the end of the pack data); windows never cover the
-//! trailer. Eviction is least recently used. No `unsafe`: `read_exact_at` fills
-//! initialized buffers, which are reused without zeroing again.
+//! Invariants: at most `max` windows of at most `size` bytes each; a request for at most
+//! `size / 2` bytes at a position is always served whole from one window (or with every byte
+//! up to the end of the pack data); windows never cover the trailer. A new window is placed
+//! in the direction of travel: starting at the requested position (aligned down to
+//! [`ALIGN`]) when reads move forward, ending a little past the request when they move
+//! backward (a walk reads a pack from its end, an entry's header before its data), so a scan
+//! either way reads each byte about once.
+//! Eviction is least recently used. No `unsafe`: `read_exact_at` fills initialized buffers,
+//! which are reused without zeroing again.
 
 use std::{fs::File, io, os::unix::fs::FileExt};
 
@@ -23,6 +27,12 @@ impl Window {
     }
 }
 
+/// Window starts are aligned down to this (a page).
+const ALIGN: u64 = 4096;
+/// A window placed for a backward scan reaches at most this far past the request (and at
+/// most an eighth of a window): room for the rest of the entry whose header was asked for.
+const BACKWARD_SLACK: u64 = 16 << 10;
+
 /// The windows of one pack file.
 #[derive(Debug)]
 pub(super) struct Windows {
@@ -31,6 +41,10 @@ pub(super) struct Windows {
     list: Vec<Window>,
     clock: u64,
     last_hit: usize,
+    /// Where the last window was loaded for, to tell the direction of travel.
+    last_load: Option<u64>,
+    /// Bytes read from the file so far.
+    bytes_read: u64,
 }
 
 impl Windows {
@@ -42,6 +56,8 @@ impl Windows {
             list: Vec::new(),
             clock: 0,
             last_hit: 0,
+            last_load: None,
+            bytes_read: 0,
         }
     }
 
@@ -77,7 +93,7 @@ impl Windows {
             });
         let slot = match hit {
             Some(slot) => slot,
-            None => self.load(file, data_end, at)?,
+            None => self.load(file, data_end, at, need_end)?,
         };
         self.last_hit = slot;
         let window = self.list.get_mut(slot).expect("BUG: slot is in range");
@@ -86,12 +102,26 @@ impl Windows {
         Ok(window.data.get(from..).unwrap_or_default())
     }
 
-    /// Read the window holding `at` into the least recently used slot; its index.
-    fn load(&mut self, file: &File, data_end: u64, at: u64) -> io::Result<usize> {
-        let half = (self.size / 2) as u64;
-        let start = at - at % half;
-        let len = usize::try_from((data_end - start).min(self.size as u64))
-            .expect("at most the window size");
+    /// Read a window holding `at..need_end` into the least recently used slot; its index.
+    fn load(&mut self, file: &File, data_end: u64, at: u64, need_end: u64) -> io::Result<usize> {
+        let size = self.size as u64;
+        let backward = self.last_load.is_some_and(|last| at < last);
+        self.last_load = Some(at);
+        let start = if backward {
+            // End a little past what is needed (the rest of this entry is likely read
+            // next): the next entries are below it.
+            let end = need_end.max(at.saturating_add((size / 8).min(BACKWARD_SLACK)));
+            end.saturating_sub(size).div_ceil(ALIGN) * ALIGN
+        } else {
+            at - at % ALIGN
+        };
+        // Aligning may not leave `at` outside or `need_end` past the window.
+        let start = if start > at || need_end - start > size {
+            at
+        } else {
+            start
+        };
+        let len = usize::try_from((data_end - start).min(size)).expect("at most the window size");
         let slot = if self.list.len() < self.max {
             self.list.push(Window {
                 start,
@@ -115,6 +145,7 @@ impl Windows {
         } else {
             window.data.resize(len, 0);
         }
+        self.bytes_read += len as u64;
         if let Err(err) = file.read_exact_at(&mut window.data, start) {
             window.data.clear();
             return Err(err);
@@ -154,5 +185,31 @@ mod tests {
         }
         assert!(windows.list.len() <= 2);
         assert!(windows.list.iter().all(|w| w.data.len() <= 64));
+    }
+
+    #[test]
+    fn scans_in_either_direction_read_each_byte_about_once() {
+        let mut file = tempfile::tempfile().unwrap();
+        let bytes: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        file.write_all(&bytes).unwrap();
+        let data_end = bytes.len() as u64;
+        let entries: Vec<u64> = (0..data_end - 400).step_by(377).collect();
+        let forward = entries.iter().copied();
+        let backward = entries.iter().rev().copied();
+        for (direction, order) in [
+            ("forward", forward.collect::<Vec<_>>()),
+            ("backward", backward.collect()),
+        ] {
+            let mut windows = Windows::new(64 << 10, 4);
+            for at in order {
+                let got = windows.slice(&file, data_end, at, 400).unwrap();
+                assert_eq!(&got[..400], &bytes[at as usize..at as usize + 400]);
+            }
+            assert!(
+                windows.bytes_read < data_end + data_end / 5,
+                "{direction}: read {} bytes of {data_end}",
+                windows.bytes_read
+            );
+        }
     }
 }

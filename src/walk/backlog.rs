@@ -1,0 +1,195 @@
+//! Owns [`Backlog`]: the messages of a topic after a stop up to a head, handed out oldest
+//! first in bounded memory.
+//!
+//! Data flow: [`Backlog::plan()`] walks back once from the head to the stop, keeping the
+//! locations of the last `segment_len` commits walked (the oldest segment) and the id at the
+//! top of every newer segment -> [`Backlog::next_message()`] reads the oldest segment front
+//! to back, each body read once, straight from its pack -> when a segment is done, the next
+//! newer one is walked again from its top down to the previous top, and read the same way.
+//!
+//! Ids: only segment tops are kept. A message's id is the first parent of the message after
+//! it, which is decoded (one message of look-ahead) before the message is handed out; the
+//! newest message of a segment is the segment's top.
+//!
+//! Invariants: memory is one [`Location`] per message of one segment, plus one id per
+//! segment; a backlog shorter than a segment is walked once, a longer one about twice; the
+//! walk of a later segment must retrace the first walk exactly, or the backlog fails with
+//! [`Error::Diverged`] instead of delivering something else.
+
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
+
+use gix_hash::ObjectId;
+
+use super::{decode::decode, step, Error};
+use crate::{
+    hash::{object_id, OBJECT_HASH},
+    odb::{Location, Odb},
+    Message,
+};
+
+/// The default number of messages in one segment: about 24 MiB of locations at most, and
+/// one walk for any backlog shorter than that.
+pub const DEFAULT_SEGMENT_LEN: usize = 1 << 20;
+
+/// The messages after a stop up to a head, oldest first.
+#[derive(Debug)]
+pub struct Backlog {
+    head: ObjectId,
+    /// The tops of the segments newer than the current one; the next one is last.
+    tops: Vec<ObjectId>,
+    /// The current segment, oldest first.
+    segment: Vec<Location>,
+    /// The next location of `segment` to decode.
+    cursor: usize,
+    /// The id of the newest message of `segment`.
+    top: ObjectId,
+    /// The oldest message not handed out, decoded, its id not known yet.
+    held: Option<Message>,
+    segment_len: usize,
+    remaining: u64,
+}
+
+/// Lifecycle
+impl Backlog {
+    /// Walk back from `head` to `stop` (exclusive; `None`: to the first message) and plan
+    /// delivering what lies between in segments of at most `segment_len` messages.
+    /// [`Error::NotOnTopic`] if the walk never meets `stop`.
+    pub fn plan(
+        odb: &mut Odb,
+        head: ObjectId,
+        stop: Option<ObjectId>,
+        segment_len: usize,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Self, Error> {
+        let segment_len = segment_len.max(1);
+        let mut tops = Vec::new();
+        let mut segment = Vec::new();
+        let mut top = head;
+        let mut remaining = 0u64;
+        let mut near = None;
+        let mut next = Some(head);
+        while let Some(id) = next {
+            if Some(id) == stop {
+                break;
+            }
+            if segment.len() == segment_len {
+                tops.push(top);
+                segment.clear();
+                top = id;
+            }
+            let (location, parent) = step(odb, &id, &mut near, scratch)?;
+            segment.push(location);
+            remaining += 1;
+            next = parent;
+        }
+        if let (None, Some(stop)) = (next, stop) {
+            return Err(Error::NotOnTopic { stop, head });
+        }
+        segment.reverse();
+        Ok(Self {
+            head,
+            tops,
+            segment,
+            cursor: 0,
+            top,
+            held: None,
+            segment_len,
+            remaining,
+        })
+    }
+}
+
+/// Access
+impl Backlog {
+    /// The newest message of the backlog.
+    pub fn head(&self) -> ObjectId {
+        self.head
+    }
+
+    /// How many messages are left to hand out.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
+    }
+
+    /// Whether every message was handed out.
+    pub fn is_empty(&self) -> bool {
+        self.remaining == 0
+    }
+
+    /// The next message, oldest first; `None` once all were handed out.
+    pub fn next_message(
+        &mut self,
+        odb: &mut Odb,
+        scratch: &mut Vec<u8>,
+    ) -> Result<Option<Message>, Error> {
+        if self.held.is_none() {
+            if self.cursor == self.segment.len() && !self.walk_next_segment(odb, scratch)? {
+                return Ok(None);
+            }
+            self.held = Some(self.decode_next(odb, scratch)?);
+        }
+        let (mut message, id) = if self.cursor < self.segment.len() {
+            let next = self.decode_next(odb, scratch)?;
+            let id = next.parent.ok_or(Error::Diverged { top: self.top })?;
+            let message = self.held.replace(next).expect("BUG: held is set above");
+            (message, id)
+        } else {
+            let message = self.held.take().expect("BUG: held is set above");
+            (message, self.top)
+        };
+        message.id = id;
+        self.remaining = self.remaining.saturating_sub(1);
+        Ok(Some(message))
+    }
+
+    /// Decode the message at the cursor and move past it. Its id is left unknown (null):
+    /// the next message names it.
+    fn decode_next(&mut self, odb: &mut Odb, scratch: &mut Vec<u8>) -> Result<Message, Error> {
+        let location = *self
+            .segment
+            .get(self.cursor)
+            .expect("BUG: called with the cursor inside the segment");
+        let (kind, body) = odb.object_at(&location, scratch)?;
+        if kind != gix_object::Kind::Commit {
+            let id = object_id(kind, body);
+            return Err(Error::NotACommit { id, kind });
+        }
+        let message = match decode(ObjectId::null(OBJECT_HASH), body) {
+            Ok(message) => message.into_owned(),
+            // Only now is the id worth computing: the error names the broken commit.
+            Err(_) => decode(object_id(kind, body), body)?.into_owned(),
+        };
+        self.cursor += 1;
+        Ok(message)
+    }
+
+    /// Walk the next newer segment, from its top down to the current top. `false` when
+    /// there is none.
+    fn walk_next_segment(&mut self, odb: &mut Odb, scratch: &mut Vec<u8>) -> Result<bool, Error> {
+        let Some(top) = self.tops.pop() else {
+            return Ok(false);
+        };
+        let stop = self.top;
+        self.segment.clear();
+        let mut near = None;
+        let mut next = Some(top);
+        while let Some(id) = next {
+            if id == stop {
+                break;
+            }
+            if self.segment.len() == self.segment_len {
+                return Err(Error::Diverged { top });
+            }
+            let (location, parent) = step(odb, &id, &mut near, scratch)?;
+            self.segment.push(location);
+            next = parent;
+        }
+        if next.is_none() {
+            return Err(Error::Diverged { top });
+        }
+        self.segment.reverse();
+        self.cursor = 0;
+        self.top = top;
+        Ok(true)
+    }
+}
