@@ -69,6 +69,11 @@ pub enum Location {
     Loose(ObjectId),
 }
 
+/// How many more times a miss lists `objects/pack` while listings keep finding new packs: a
+/// consolidation that removed a listed pack has renamed its replacement before, so one more
+/// listing finds it (found by the `queue_model` fuzz target).
+const EXTRA_RESCANS: usize = 3;
+
 /// Every object store of one repository, with the caches to read them.
 #[derive(Debug)]
 pub struct Odb {
@@ -125,10 +130,20 @@ impl Odb {
         if let Some(kind) = self.loose.read(id, body)? {
             return Ok(kind);
         }
-        match packs.read(id, body, cache)? {
-            Some(kind) => Ok(kind),
-            None => Err(Error::Missing { id: id.to_owned() }),
+        if let Some(kind) = packs.read(id, body, cache)? {
+            return Ok(kind);
         }
+        // A consolidation may have removed a pack between our listing and opening it: its
+        // objects are then in a pack that a further listing finds.
+        for _ in 0..EXTRA_RESCANS {
+            if packs.rescan()? == 0 {
+                break;
+            }
+            if let Some(kind) = packs.read_listed(id, body, cache)? {
+                return Ok(kind);
+            }
+        }
+        Err(Error::Missing { id: id.to_owned() })
     }
 
     /// Read the commit `id` into `body`; an error if it is another kind of object.
@@ -151,10 +166,19 @@ impl Odb {
         if self.loose.contains(id) {
             return Ok(Location::Loose(id.to_owned()));
         }
-        match self.packs()?.locate(id)? {
-            Some((pack, offset)) => Ok(Location::Packed { pack, offset }),
-            None => Err(Error::Missing { id: id.to_owned() }),
+        if let Some((pack, offset)) = self.packs()?.locate(id)? {
+            return Ok(Location::Packed { pack, offset });
         }
+        let packs = self.packs()?;
+        for _ in 0..EXTRA_RESCANS {
+            if packs.rescan()? == 0 {
+                break;
+            }
+            if let Some((pack, offset)) = packs.locate_listed(id)? {
+                return Ok(Location::Packed { pack, offset });
+            }
+        }
+        Err(Error::Missing { id: id.to_owned() })
     }
 
     /// Like [`locate()`](Self::locate), but first tries the pack entries next to `near`,
@@ -171,10 +195,19 @@ impl Odb {
         if self.loose.contains(id) {
             return Ok((Location::Loose(id.to_owned()), None));
         }
-        match self.packs()?.locate_near(id, None)? {
-            Some((pack, offset, near)) => Ok((Location::Packed { pack, offset }, Some(near))),
-            None => Err(Error::Missing { id: id.to_owned() }),
+        if let Some((pack, offset, near)) = self.packs()?.locate_near(id, None)? {
+            return Ok((Location::Packed { pack, offset }, Some(near)));
         }
+        let packs = self.packs()?;
+        for _ in 0..EXTRA_RESCANS {
+            if packs.rescan()? == 0 {
+                break;
+            }
+            if let Some((pack, offset, near)) = packs.locate_near_listed(id, None)? {
+                return Ok((Location::Packed { pack, offset }, Some(near)));
+            }
+        }
+        Err(Error::Missing { id: id.to_owned() })
     }
 
     /// The object at `location`: its kind and body, borrowed from a pack's read window when
