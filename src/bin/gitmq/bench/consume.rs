@@ -337,18 +337,7 @@ fn git_available() -> bool {
 }
 
 fn git_in(repo_path: &Path, args: &[&str]) -> Result<()> {
-    let out = Command::new("git")
-        .arg("--git-dir")
-        .arg(repo_path)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "git {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(())
+    let mut full = vec!["--git-dir", super::git::path(repo_path)?];
+    full.extend_from_slice(args);
+    super::git::git(&full, None)
 }

@@ -16,7 +16,10 @@ use gitmq::{
     Durability, Repository, TopicName,
 };
 
-use super::{workload, Scratch};
+use super::{
+    git::{git, path},
+    workload, Scratch,
+};
 use crate::{cli::FetchBenchArgs, commands::Result};
 
 /// One timed operation: seconds for git and for gitmq, per round.
@@ -56,7 +59,10 @@ pub fn fetch(opts: &FetchBenchArgs) -> Result<()> {
         }
     }
     let start = Instant::now();
-    git(&["--git-dir", path(&producer)?, "push", "-q", url, &refspec])?;
+    git(
+        &["--git-dir", path(&producer)?, "push", "-q", url, &refspec],
+        None,
+    )?;
     println!(
         "gitmq bench fetch: {n} messages, {}, from {url}",
         if opts.equal_timestamps {
@@ -72,14 +78,17 @@ pub fn fetch(opts: &FetchBenchArgs) -> Result<()> {
 
     let result = rounds(opts, &scratch.path, &producer, &branch, &refspec, &prefix);
     // Remove the benchmark branch from the server whatever happened.
-    let _ = git(&[
-        "--git-dir",
-        path(&producer)?,
-        "push",
-        "-q",
-        url,
-        &format!(":refs/heads/{branch}"),
-    ]);
+    let _ = git(
+        &[
+            "--git-dir",
+            path(&producer)?,
+            "push",
+            "-q",
+            url,
+            &format!(":refs/heads/{branch}"),
+        ],
+        None,
+    );
     let rows = result?;
 
     println!();
@@ -121,9 +130,12 @@ fn rounds(
     let (git_repo, gitmq_repo) = (scratch.join("git-0.git"), scratch.join("gitmq-0.git"));
     for round in 0..opts.rounds {
         let git_path = scratch.join(format!("git-{round}.git"));
-        git(&["init", "-q", "--bare", path(&git_path)?])?;
+        git(&["init", "-q", "--bare", path(&git_path)?], None)?;
         full.git.push(timed(|| {
-            git(&["--git-dir", path(&git_path)?, "fetch", "-q", url, refspec])
+            git(
+                &["--git-dir", path(&git_path)?, "fetch", "-q", url, refspec],
+                None,
+            )
         })?);
         let repo = Repository::init(scratch.join(format!("gitmq-{round}.git")))?;
         full.gitmq.push(timed(|| {
@@ -141,15 +153,24 @@ fn rounds(
                 .producer(&topic)
                 .publish(&workload::message(next))?;
         }
-        git(&["--git-dir", path(producer)?, "push", "-q", url, refspec])?;
+        git(
+            &["--git-dir", path(producer)?, "push", "-q", url, refspec],
+            None,
+        )?;
         one.git.push(timed(|| {
-            git(&["--git-dir", path(&git_repo)?, "fetch", "-q", url, refspec])
+            git(
+                &["--git-dir", path(&git_repo)?, "fetch", "-q", url, refspec],
+                None,
+            )
         })?);
         one.gitmq.push(timed(|| {
             Ok(gitmq::transport::fetch(&repo, url, &prefixes).map(drop)?)
         })?);
         poll.git.push(timed(|| {
-            git(&["--git-dir", path(&git_repo)?, "fetch", "-q", url, refspec])
+            git(
+                &["--git-dir", path(&git_repo)?, "fetch", "-q", url, refspec],
+                None,
+            )
         })?);
         poll.gitmq.push(timed(|| {
             Ok(gitmq::transport::fetch(&repo, url, &prefixes).map(drop)?)
@@ -217,24 +238,4 @@ fn fast_import(
         return Err("git fast-import failed".into());
     }
     Ok(())
-}
-
-fn git(args: &[&str]) -> Result<()> {
-    let out = Command::new("git")
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "git {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
-    Ok(())
-}
-
-fn path(p: &Path) -> Result<&str> {
-    p.to_str()
-        .ok_or_else(|| "temporary path is not UTF-8".into())
 }

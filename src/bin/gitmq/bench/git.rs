@@ -88,7 +88,8 @@ pub fn available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn git(args: &[&str], cwd: Option<&Path>) -> Result<()> {
+/// Run `git args...` (in `cwd`); an error with git's stderr if it fails.
+pub fn git(args: &[&str], cwd: Option<&Path>) -> Result<()> {
     let mut cmd = Command::new("git");
     cmd.args(args).env("GIT_CONFIG_NOSYSTEM", "1");
     if let Some(cwd) = cwd {
@@ -105,7 +106,8 @@ fn git(args: &[&str], cwd: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-fn path(p: &Path) -> Result<&str> {
+/// `p` as a `&str` (scratch paths are UTF-8).
+pub fn path(p: &Path) -> Result<&str> {
     p.to_str()
         .ok_or_else(|| "temporary path is not UTF-8".into())
 }
