@@ -88,11 +88,22 @@ fn positions_by_offset(index: &PackIndex) -> Vec<u32> {
             *at += 1;
         }
     }
+    // Each bucket sorted with its offsets read once (a comparison sort reads each several
+    // times, and each read is a cache miss in a large index).
+    let mut keyed: Vec<(u64, u32)> = Vec::new();
     for pair in starts.windows(2) {
-        if let [start, end] = *pair {
-            if let Some(bucket) = by_rank.get_mut(start as usize..end as usize) {
-                bucket.sort_unstable_by_key(|&position| index.offset_at(position));
-            }
+        let [start, end] = *pair else { continue };
+        let Some(bucket) = by_rank.get_mut(start as usize..end as usize) else {
+            continue;
+        };
+        if bucket.len() < 2 {
+            continue;
+        }
+        keyed.clear();
+        keyed.extend(bucket.iter().map(|&p| (index.offset_at(p), p)));
+        keyed.sort_unstable();
+        for (slot, &(_, position)) in bucket.iter_mut().zip(&keyed) {
+            *slot = position;
         }
     }
     by_rank
@@ -128,10 +139,24 @@ impl PackFile {
         self.order();
         let Self { order, index, .. } = self;
         let by_rank = &order.as_ref()?.by_rank;
-        candidates.into_iter().flatten().find_map(|candidate| {
+        let found = candidates.into_iter().flatten().find_map(|candidate| {
             let position = *by_rank.get(candidate as usize)?;
             (index.id_at(position) == id).then(|| (candidate, index.offset_at(position)))
-        })
+        });
+        if let Some((candidate, _)) = found {
+            // The next step's candidate, read now: its id and offset are cache misses in a
+            // large index, which then overlap with reading this entry instead of stalling
+            // the next step.
+            let next = if candidate < rank {
+                candidate.checked_sub(1)
+            } else {
+                candidate.checked_add(1)
+            };
+            if let Some(&position) = next.and_then(|next| by_rank.get(next as usize)) {
+                std::hint::black_box((index.id_at(position).as_bytes().first(), index.offset_at(position)));
+            }
+        }
+        found
     }
 
     fn order(&mut self) -> &PackOrder {
