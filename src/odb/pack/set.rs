@@ -6,7 +6,13 @@
 //!   git renames the index into place last, so an index means a complete pack. Temporary
 //!   files, `.keep`, `.promisor`, `.rev`, `.bitmap` and multi-pack indexes are ignored.
 //! - Packs are opened lazily, on the first read that needs them, and tried most recently hit
-//!   first.
+//!   first, open ones before closed ones. A pack is named by a [`PackKey`] that outlives
+//!   reordering, closing and rescans.
+//! - Memory is bounded ([`PackSet::with_max_open_bytes()`]): only the pack being read keeps
+//!   read windows; opening a pack drops the windows of, then closes, the least recently used
+//!   others beyond the bound. A closed pack keeps its [`KeyFilter`] (4 bytes per object), so
+//!   a lookup reopens it only if it may hold the id, and reopens without hashing the index
+//!   again.
 //! - A miss in every known pack rescans the directory once before answering `None`: new packs
 //!   are added (and tried first), packs whose files are gone are dropped. A pack that vanishes
 //!   between being listed and being opened (a concurrent `git gc`) is dropped, not an error.
