@@ -20,9 +20,14 @@
 
 use gix_hash::ObjectId;
 
-use super::{decode::decode, step, Error};
+use super::{
+    decode::decode,
+    parent::{first_parent, FIRST_PARENT_PREFIX_LEN},
+    step, Error,
+};
 use crate::{
     hash::{object_id, OBJECT_HASH},
+    message::MessageRef,
     odb::{pack::set::PackKey, Location, Odb},
     Message,
 };
@@ -192,6 +197,61 @@ impl Backlog {
         message.id = id;
         self.remaining = self.remaining.saturating_sub(1);
         Ok(Some(message))
+    }
+
+    /// Hand the next message, oldest first, borrowed, to `visit`, and return what it
+    /// returned; `None` once all were handed out. Nothing is allocated per message: the
+    /// body is read straight from its pack, and its id comes from the next message's
+    /// first lines (read ahead, not decoded).
+    pub fn next_message_with<R>(
+        &mut self,
+        odb: &mut Odb,
+        scratch: &mut Vec<u8>,
+        visit: impl FnOnce(&MessageRef<'_>) -> R,
+    ) -> Result<Option<R>, Error> {
+        if let Some(mut held) = self.held.take() {
+            // Left by next_message(): its id is the next message's parent.
+            let id = match self.segment.get(self.cursor) {
+                Some(next) => self.parent_at(odb, &next, scratch)?,
+                None => self.top,
+            };
+            held.id = id;
+            self.remaining = self.remaining.saturating_sub(1);
+            return Ok(Some(visit(&held.as_message_ref())));
+        }
+        if self.cursor == self.segment.len() && !self.walk_next_segment(odb, scratch)? {
+            return Ok(None);
+        }
+        let location = self
+            .segment
+            .get(self.cursor)
+            .expect("BUG: the cursor is inside the segment");
+        let id = match self.segment.get(self.cursor + 1) {
+            Some(next) => self.parent_at(odb, &next, scratch)?,
+            None => self.top,
+        };
+        let (kind, body) = odb.object_at(&location, scratch)?;
+        if kind != gix_object::Kind::Commit {
+            return Err(Error::NotACommit { id, kind });
+        }
+        let message = decode(id, body)?;
+        self.cursor += 1;
+        self.remaining = self.remaining.saturating_sub(1);
+        Ok(Some(visit(&message)))
+    }
+
+    /// The first parent of the commit at `location`: the id of the message before it.
+    fn parent_at(
+        &self,
+        odb: &mut Odb,
+        location: &Location,
+        scratch: &mut Vec<u8>,
+    ) -> Result<ObjectId, Error> {
+        let (_, prefix) = odb.object_prefix_at(location, FIRST_PARENT_PREFIX_LEN, scratch)?;
+        first_parent(prefix)
+            .ok()
+            .flatten()
+            .ok_or(Error::Diverged { top: self.top })
     }
 
     /// Decode the message at the cursor and move past it. Its id is left unknown (null):
