@@ -1,7 +1,8 @@
 //! Criterion benches of the consume hot path. Phases: decode one message (the fast path and
 //! gix-object's parser); read one stored entry from a pack window; walk a topic (first
 //! parents only); consume a whole topic of 1,000, 10,000 and 100,000 messages through
-//! `Consumer::poll` (walk, read, decode, owned messages); and a caught-up poll.
+//! `Consumer::poll` (walk, read, decode, owned messages) and `Consumer::poll_with` (borrowed);
+//! and a caught-up poll.
 //! Comparisons with git live in `gitmq bench consume`.
 
 use std::{hint::black_box, time::Duration};
@@ -111,6 +112,28 @@ fn whole_topic(c: &mut Criterion) {
                     count += messages.len();
                 }
                 assert_eq!(count, n);
+            });
+        });
+        group.bench_function(BenchmarkId::new("Consumer::poll_with, borrowed", n), |b| {
+            b.iter(|| {
+                runs += 1;
+                let name = ConsumerName::new(&format!("bench{runs}")).expect("name");
+                let mut consumer = repo.consumer(&name, &topic()).expect("consumer");
+                let (mut count, mut bytes) = (0, 0);
+                loop {
+                    let read = consumer
+                        .poll_with(1000, |m| {
+                            bytes += m.payload.len();
+                            Ok::<(), gitmq::Error>(())
+                        })
+                        .expect("poll");
+                    if read == 0 {
+                        break;
+                    }
+                    count += read;
+                }
+                assert_eq!(count, n);
+                black_box(bytes)
             });
         });
     }

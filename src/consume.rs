@@ -25,7 +25,7 @@ use gix_hash::ObjectId;
 use crate::{
     refs::Expected,
     walk::{self, Backlog, DEFAULT_SEGMENT_LEN},
-    ConsumerName, Message, Repository, TopicName,
+    ConsumerName, Message, MessageRef, Repository, TopicName,
 };
 
 /// How often [`Consumer::wait_for_new()`] reads the topic's head, by default.
@@ -192,6 +192,69 @@ impl Consumer {
         Ok(messages)
     }
 
+    /// Like [`poll()`](Self::poll), but hands each message to `visit` borrowed, straight
+    /// from the pack, without allocating (the fastest way to read a topic). Returns how
+    /// many messages `visit` accepted. If `visit` fails, its message does not count as
+    /// handed out: it comes first again at the next poll.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), gitmq::Error> {
+    /// # let dir = tempfile::tempdir().expect("temp dir");
+    /// # let repo = gitmq::Repository::init(dir.path())?;
+    /// # let topic = gitmq::TopicName::new("orders")?;
+    /// # repo.producer(&topic).publish_batch([&b"a"[..], b"bc"])?;
+    /// let mut consumer = repo.consumer(&gitmq::ConsumerName::new("sizes")?, &topic)?;
+    /// let mut bytes = 0;
+    /// let count = consumer.poll_with(100, |message| {
+    ///     bytes += message.payload.len();
+    ///     Ok::<(), gitmq::Error>(())
+    /// })?;
+    /// assert_eq!((count, bytes), (2, 3));
+    /// # Ok(()) }
+    /// ```
+    pub fn poll_with<E: From<crate::Error>>(
+        &mut self,
+        max: usize,
+        mut visit: impl FnMut(&MessageRef<'_>) -> Result<(), E>,
+    ) -> Result<usize, E> {
+        self.auto_commit_if_due()?;
+        let (mut head_read, mut replanned) = (false, false);
+        let mut count = 0;
+        while count < max {
+            let Some(backlog) = self.backlog.as_mut() else {
+                if !self.plan_if_new(&mut head_read)? {
+                    break;
+                }
+                continue;
+            };
+            let visited = backlog.next_message_with(&mut self.odb, &mut self.buf, |message| {
+                (message.id, visit(message))
+            });
+            match visited {
+                Ok(Some((id, Ok(())))) => {
+                    self.delivered = Some(id);
+                    self.uncommitted += 1;
+                    count += 1;
+                }
+                Ok(Some((_, Err(err)))) => {
+                    // Plan again from the last message handed out: this one comes again.
+                    self.backlog = None;
+                    return Err(err);
+                }
+                Ok(None) => self.backlog = None,
+                // A repack removed a pack the plan pointed into: plan again, once.
+                Err(walk::Error::Odb(crate::odb::Error::StaleLocation)) if !replanned => {
+                    replanned = true;
+                    self.backlog = None;
+                    self.odb = self.repo.odb();
+                    head_read = false;
+                }
+                Err(err) => return Err(crate::Error::from(err).into()),
+            }
+        }
+        Ok(count)
+    }
+
     /// The next message after the last one handed out; `None` when caught up.
     pub fn next_message(&mut self) -> Result<Option<Message>, crate::Error> {
         self.auto_commit_if_due()?;
@@ -295,24 +358,33 @@ impl Consumer {
                     Err(err) => return Err(err.into()),
                 }
             }
-            if *head_read {
+            if !self.plan_if_new(head_read)? {
                 return Ok(None);
             }
-            *head_read = true;
-            let Some(head) = self.repo.head(&self.topic)? else {
-                return Ok(None);
-            };
-            if Some(head) == self.delivered {
-                return Ok(None);
-            }
-            self.backlog = Some(Backlog::plan(
-                &mut self.odb,
-                head,
-                self.delivered,
-                self.segment_len,
-                &mut self.buf,
-            )?);
         }
+    }
+
+    /// Unless `head_read` (then it becomes true): read the head, and plan a backlog if it
+    /// moved past the last message handed out. Whether there is a backlog now.
+    fn plan_if_new(&mut self, head_read: &mut bool) -> Result<bool, crate::Error> {
+        if *head_read {
+            return Ok(false);
+        }
+        *head_read = true;
+        let Some(head) = self.repo.head(&self.topic)? else {
+            return Ok(false);
+        };
+        if Some(head) == self.delivered {
+            return Ok(false);
+        }
+        self.backlog = Some(Backlog::plan(
+            &mut self.odb,
+            head,
+            self.delivered,
+            self.segment_len,
+            &mut self.buf,
+        )?);
+        Ok(true)
     }
 }
 

@@ -278,6 +278,12 @@ impl<'a> MessageRef<'a> {
         })
     }
 
+    /// The time in RFC 3339, e.g. `2026-11-27T15:23:39+01:00`.
+    pub fn time_rfc3339(&self) -> String {
+        self.time
+            .format_or_unix(gix_date::time::format::ISO8601_STRICT)
+    }
+
     /// Copy into an owned [`Message`].
     pub fn into_owned(self) -> Message {
         Message {
@@ -310,6 +316,20 @@ pub struct Message {
 
 /// Access
 impl Message {
+    /// Borrow it as a [`MessageRef`] (merge parents beyond the first are not kept in a
+    /// `Message`, so `other_parents` is empty).
+    pub fn as_message_ref(&self) -> MessageRef<'_> {
+        MessageRef {
+            id: self.id,
+            parent: self.parent,
+            other_parents: Vec::new(),
+            author: self.author.as_bytes(),
+            email: self.email.as_bytes(),
+            time: self.time,
+            payload: &self.payload,
+        }
+    }
+
     /// The time in RFC 3339, e.g. `2026-11-27T15:23:39+01:00`.
     pub fn time_rfc3339(&self) -> String {
         self.time

@@ -2,8 +2,12 @@
 //!
 //! Invariants: gitmq reads objects by id only through [`Odb`]: first in the packs already
 //! known (the common case: gitmq writes packs), then as a loose object, then in the packs after
-//! a rescan of `objects/pack` (a pack another process wrote since). An `Odb` handle owns its
-//! pack windows and delta-base cache, so reading takes `&mut self`; handles are cheap to make
+//! a rescan of `objects/pack` (a pack another process wrote since). [`Odb::locate()`] and
+//! [`Odb::locate_near()`] search in the same order and hand back a [`Location`], read again by
+//! [`Odb::object_at()`] without a second search; a location names a pack by its stable
+//! [`PackKey`], so it stays valid while the pack is closed to save memory, and reading it
+//! after the pack was removed is [`Error::StaleLocation`]. An `Odb` handle owns its pack
+//! windows and delta-base cache, so reading takes `&mut self`; handles are cheap to make
 //! (packs open lazily) and each consumer owns one.
 
 pub mod loose;

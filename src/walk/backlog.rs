@@ -11,8 +11,8 @@
 //! it, which is decoded (one message of look-ahead) before the message is handed out; the
 //! newest message of a segment is the segment's top.
 //!
-//! Invariants: memory is one [`Location`] per message of one segment, plus one id per
-//! segment; a backlog shorter than a segment is walked once, a longer one about twice; the
+//! Invariants: memory is 16 bytes per message of one segment (a pack and an offset; loose
+//! objects' ids aside), plus one id per segment; a backlog shorter than a segment is walked once, a longer one about twice; the
 //! walk of a later segment must retrace the first walk exactly, or the backlog fails with
 //! [`Error::Diverged`] instead of delivering something else.
 
@@ -20,16 +20,73 @@
 
 use gix_hash::ObjectId;
 
-use super::{decode::decode, step, Error};
+use super::{
+    decode::decode,
+    parent::{first_parent, FIRST_PARENT_PREFIX_LEN},
+    step, Error,
+};
 use crate::{
     hash::{object_id, OBJECT_HASH},
-    odb::{Location, Odb},
+    message::MessageRef,
+    odb::{pack::set::PackKey, Location, Odb},
     Message,
 };
 
-/// The default number of messages in one segment: about 24 MiB of locations at most, and
-/// one walk for any backlog shorter than that.
+/// The default number of messages in one segment: 16 MiB of locations at most, and one
+/// walk for any backlog shorter than that.
 pub const DEFAULT_SEGMENT_LEN: usize = 1 << 20;
+/// The longest segment (loose objects are numbered with a `u32`).
+const MAX_SEGMENT_LEN: usize = u32::MAX as usize;
+
+/// The locations of one segment, 16 bytes each: the ids of loose objects (rare) are kept
+/// aside rather than widen every entry.
+#[derive(Debug, Default)]
+struct Segment {
+    entries: Vec<Entry>,
+    loose: Vec<ObjectId>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Entry {
+    Packed(PackKey, u64),
+    /// An index into `loose`.
+    Loose(u32),
+}
+
+impl Segment {
+    fn push(&mut self, location: Location) {
+        let entry = match location {
+            Location::Packed { pack, offset } => Entry::Packed(pack, offset),
+            Location::Loose(id) => {
+                let at = u32::try_from(self.loose.len()).expect("BUG: segments are clamped");
+                self.loose.push(id);
+                Entry::Loose(at)
+            }
+        };
+        self.entries.push(entry);
+    }
+
+    fn get(&self, at: usize) -> Option<Location> {
+        Some(match *self.entries.get(at)? {
+            Entry::Packed(pack, offset) => Location::Packed { pack, offset },
+            Entry::Loose(at) => Location::Loose(*self.loose.get(at as usize)?),
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn clear(&mut self) {
+        self.entries.clear();
+        self.loose.clear();
+    }
+
+    /// Reverse the order (the walk collects newest first); loose ids keep their numbers.
+    fn reverse(&mut self) {
+        self.entries.reverse();
+    }
+}
 
 /// The messages after a stop up to a head, oldest first.
 #[derive(Debug)]
@@ -38,7 +95,7 @@ pub struct Backlog {
     /// The tops of the segments newer than the current one; the next one is last.
     tops: Vec<ObjectId>,
     /// The current segment, oldest first.
-    segment: Vec<Location>,
+    segment: Segment,
     /// The next location of `segment` to decode.
     cursor: usize,
     /// The id of the newest message of `segment`.
@@ -61,9 +118,9 @@ impl Backlog {
         segment_len: usize,
         scratch: &mut Vec<u8>,
     ) -> Result<Self, Error> {
-        let segment_len = segment_len.max(1);
+        let segment_len = segment_len.clamp(1, MAX_SEGMENT_LEN);
         let mut tops = Vec::new();
-        let mut segment = Vec::new();
+        let mut segment = Segment::default();
         let mut top = head;
         let mut remaining = 0u64;
         let mut near = None;
@@ -142,10 +199,65 @@ impl Backlog {
         Ok(Some(message))
     }
 
+    /// Hand the next message, oldest first, borrowed, to `visit`, and return what it
+    /// returned; `None` once all were handed out. Nothing is allocated per message: the
+    /// body is read straight from its pack, and its id comes from the next message's
+    /// first lines (read ahead, not decoded).
+    pub fn next_message_with<R>(
+        &mut self,
+        odb: &mut Odb,
+        scratch: &mut Vec<u8>,
+        visit: impl FnOnce(&MessageRef<'_>) -> R,
+    ) -> Result<Option<R>, Error> {
+        if let Some(mut held) = self.held.take() {
+            // Left by next_message(): its id is the next message's parent.
+            let id = match self.segment.get(self.cursor) {
+                Some(next) => self.parent_at(odb, &next, scratch)?,
+                None => self.top,
+            };
+            held.id = id;
+            self.remaining = self.remaining.saturating_sub(1);
+            return Ok(Some(visit(&held.as_message_ref())));
+        }
+        if self.cursor == self.segment.len() && !self.walk_next_segment(odb, scratch)? {
+            return Ok(None);
+        }
+        let location = self
+            .segment
+            .get(self.cursor)
+            .expect("BUG: the cursor is inside the segment");
+        let id = match self.segment.get(self.cursor + 1) {
+            Some(next) => self.parent_at(odb, &next, scratch)?,
+            None => self.top,
+        };
+        let (kind, body) = odb.object_at(&location, scratch)?;
+        if kind != gix_object::Kind::Commit {
+            return Err(Error::NotACommit { id, kind });
+        }
+        let message = decode(id, body)?;
+        self.cursor += 1;
+        self.remaining = self.remaining.saturating_sub(1);
+        Ok(Some(visit(&message)))
+    }
+
+    /// The first parent of the commit at `location`: the id of the message before it.
+    fn parent_at(
+        &self,
+        odb: &mut Odb,
+        location: &Location,
+        scratch: &mut Vec<u8>,
+    ) -> Result<ObjectId, Error> {
+        let (_, prefix) = odb.object_prefix_at(location, FIRST_PARENT_PREFIX_LEN, scratch)?;
+        first_parent(prefix)
+            .ok()
+            .flatten()
+            .ok_or(Error::Diverged { top: self.top })
+    }
+
     /// Decode the message at the cursor and move past it. Its id is left unknown (null):
     /// the next message names it.
     fn decode_next(&mut self, odb: &mut Odb, scratch: &mut Vec<u8>) -> Result<Message, Error> {
-        let location = *self
+        let location = self
             .segment
             .get(self.cursor)
             .expect("BUG: called with the cursor inside the segment");

@@ -463,3 +463,70 @@ fn a_repack_between_polls_is_followed() {
     let last: ObjectId = expected[199].parse().unwrap();
     assert_eq!(consumer.delivered(), Some(last));
 }
+
+#[test]
+fn borrowed_and_owned_reads_mix_and_a_failed_visit_comes_again() {
+    let repo = TempRepo::new();
+    publish(&repo, "t", 0..120, 25);
+    let expected = oracle(&repo, "t", false);
+    let handle = repo.open();
+    let mut consumer = handle
+        .consumer(&consumer_name("mix"), &topic("t"))
+        .unwrap()
+        .with_segment_len(16);
+    let mut ids = Vec::new();
+    let mut rng = Rng::new(7);
+    let mut failed_once = false;
+    loop {
+        let before = ids.len();
+        match rng.below(3) {
+            0 => ids.extend(
+                consumer
+                    .poll(1 + rng.below(9))
+                    .unwrap()
+                    .iter()
+                    .map(|m| m.id.to_string()),
+            ),
+            1 => {
+                if let Some(m) = consumer.next_message().unwrap() {
+                    ids.push(m.id.to_string());
+                }
+            }
+            _ => {
+                let fail_at = (!failed_once && ids.len() > 50).then(|| 1 + rng.below(3));
+                let mut seen = 0;
+                let result = consumer.poll_with(1 + rng.below(9), |m| {
+                    seen += 1;
+                    if Some(seen) == fail_at {
+                        return Err(gitmq::Error::from(gitmq::walk::Error::Diverged {
+                            top: m.id,
+                        }));
+                    }
+                    assert_eq!(
+                        m.payload,
+                        format!("{{\"topic\":\"t\",\"n\":{}}}", ids.len()).as_bytes()
+                    );
+                    ids.push(m.id.to_string());
+                    Ok(())
+                });
+                match (result, fail_at) {
+                    (Err(_), Some(_)) => failed_once = true,
+                    (Ok(count), _) => assert_eq!(count, ids.len() - before),
+                    (Err(err), None) => panic!("{err}"),
+                }
+            }
+        }
+        if ids.len() == before {
+            let one = consumer.poll(1).unwrap();
+            if one.is_empty() {
+                break;
+            }
+            ids.extend(one.iter().map(|m| m.id.to_string()));
+        }
+    }
+    assert!(failed_once);
+    assert_eq!(
+        ids, expected,
+        "every message once, in order, across all three ways"
+    );
+}

@@ -574,3 +574,56 @@ fn stored_entries_read_without_zlib_and_broken_ones_are_errors_on_every_read_pat
         }
     }
 }
+
+#[test]
+fn a_pack_set_over_its_memory_bound_closes_and_reopens_packs_and_still_reads_everything() {
+    let repo = crate::util::TempRepo::new();
+    let topic = gitmq::TopicName::new("t").unwrap();
+    let config = gitmq::produce::ProducerConfig {
+        durability: gitmq::Durability::None,
+        max_batch_messages: 10,
+        linger: std::time::Duration::from_secs(3600),
+        consolidate: None,
+        ..Default::default()
+    };
+    let mut producer = gitmq::produce::Producer::with_config(repo.open(), topic, config);
+    let ids = producer
+        .publish_batch((0..200).map(|i| format!("message {i}")))
+        .unwrap();
+    drop(producer);
+    let pack_dir = repo.path.join("objects/pack");
+    // One byte: every open closes the others (the pack being opened always stays).
+    let mut set = PackSet::open(&pack_dir).unwrap().with_max_open_bytes(1);
+    let mut cache = DeltaBaseCache::default();
+    let mut out = Vec::new();
+    for round in 0..2 {
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(
+                set.read(id, &mut out, &mut cache).unwrap(),
+                Some(Kind::Commit),
+                "round {round}"
+            );
+            assert!(out.ends_with(format!("message {i}").as_bytes()));
+            assert_eq!(set.open_footprint().0, 1, "one pack open at a time");
+        }
+    }
+    // A pack closed and then removed is gone for its key, not an error.
+    let (key, _) = set.locate(&ids[0]).unwrap().unwrap();
+    set.locate(&ids[199]).unwrap().unwrap();
+    let first_pack = set
+        .pack_paths()
+        .find(|path| PackFile::open(path).unwrap().contains(&ids[0]))
+        .unwrap()
+        .to_owned();
+    fs::remove_file(first_pack.with_extension("idx")).unwrap();
+    fs::remove_file(&first_pack).unwrap();
+    assert!(set.pack(key).unwrap().is_none(), "closed, then removed");
+    let mut unbounded = PackSet::open(&pack_dir).unwrap();
+    for id in &ids[10..] {
+        assert!(unbounded.read(id, &mut out, &mut cache).unwrap().is_some());
+    }
+    assert!(
+        unbounded.open_footprint().0 > 1,
+        "unbounded, packs stay open"
+    );
+}

@@ -93,18 +93,17 @@ fn consume(repo: &Repository, args: &ConsumeArgs) -> Result<()> {
     let mut left = args.max.unwrap_or(usize::MAX);
     let mut out = BufWriter::new(io::stdout().lock());
     while left > 0 {
-        let messages = consumer.poll(left.min(CHUNK))?;
-        if messages.is_empty() {
+        let printed = consumer.poll_with(left.min(CHUNK), |message| -> Result<()> {
+            Ok(write_message(&mut out, message, args.format)?)
+        })?;
+        if printed == 0 {
             if !args.follow {
                 break;
             }
             consumer.wait_for_new(FOLLOW_WAIT)?;
             continue;
         }
-        left -= messages.len();
-        for message in &messages {
-            write_message(&mut out, message, args.format)?;
-        }
+        left -= printed;
         // Only what reached stdout counts as processed.
         out.flush()?;
         if !args.no_commit {
@@ -176,8 +175,10 @@ pub fn print_log(repo: &Repository, topic: &TopicName, format: Format) -> Result
     let segment_len = gitmq::walk::DEFAULT_SEGMENT_LEN;
     let mut backlog = gitmq::walk::Backlog::plan(&mut odb, head, None, segment_len, &mut buf)?;
     let mut out = BufWriter::new(io::stdout().lock());
-    while let Some(message) = backlog.next_message(&mut odb, &mut buf)? {
-        write_message(&mut out, &message, format)?;
+    while let Some(written) =
+        backlog.next_message_with(&mut odb, &mut buf, |m| write_message(&mut out, m, format))?
+    {
+        written?;
     }
     out.flush()?;
     Ok(())

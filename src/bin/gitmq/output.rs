@@ -2,15 +2,19 @@
 
 use std::io::{self, Write};
 
-use gitmq::Message;
+use gitmq::MessageRef;
 
 use crate::cli::Format;
 
 /// Write `message` to `out` in `format`.
-pub fn write_message(out: &mut impl Write, message: &Message, format: Format) -> io::Result<()> {
+pub fn write_message(
+    out: &mut impl Write,
+    message: &MessageRef<'_>,
+    format: Format,
+) -> io::Result<()> {
     match format {
         Format::Text => {
-            out.write_all(&message.payload)?;
+            out.write_all(message.payload)?;
             if !message.payload.ends_with(b"\n") {
                 out.write_all(b"\n")?;
             }
@@ -19,13 +23,13 @@ pub fn write_message(out: &mut impl Write, message: &Message, format: Format) ->
             let mut object = serde_json::json!({
                 "id": message.id.to_string(),
                 "parent": message.parent.map(|p| p.to_string()),
-                "author": message.author,
-                "email": message.email,
+                "author": String::from_utf8_lossy(message.author),
+                "email": String::from_utf8_lossy(message.email),
                 "time": message.time_rfc3339(),
-                "payload": String::from_utf8_lossy(&message.payload),
+                "payload": String::from_utf8_lossy(message.payload),
             });
-            if std::str::from_utf8(&message.payload).is_err() {
-                object["payload_base64"] = base64(&message.payload).into();
+            if std::str::from_utf8(message.payload).is_err() {
+                object["payload_base64"] = base64(message.payload).into();
             }
             serde_json::to_writer(&mut *out, &object)?;
             out.write_all(b"\n")?;

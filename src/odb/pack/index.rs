@@ -3,7 +3,8 @@
 //! Invariants: a [`PackIndex`] exists only for bytes that passed [`PackIndex::from_bytes()`]:
 //! magic and version, a monotonic fan-out consistent with the file length, ids sorted strictly
 //! and in the fan-out bucket of their first byte, every large-offset reference inside the
-//! 64-bit table, and a trailing SHA-1 that matches. After that the accessors cannot fail, so
+//! 64-bit table, and a trailing SHA-1 that matches (or that matched when the same file was
+//! read before: [`PackIndex::from_bytes_with_trusted_checksum()`]). After that the accessors cannot fail, so
 //! they only `expect` what was validated. Read-only: gitmq's pack writer owns writing indexes.
 //!
 //! The byte layout is in [`super::format`]; git's reader is
@@ -122,6 +123,18 @@ impl std::fmt::Debug for PackIndex {
 impl PackIndex {
     /// Validate `data`, the whole content of a `.idx` file, as a v2 pack index.
     pub fn from_bytes(data: Vec<u8>) -> Result<Self, Error> {
+        Self::parse(data, true)
+    }
+
+    /// Like [`from_bytes()`](Self::from_bytes) but without hashing the content to check its
+    /// trailing SHA-1: for an index file whose checksum the caller already checked (a pack
+    /// reopened after it was closed to save memory; pack files never change in place).
+    /// Every structural check still runs.
+    pub fn from_bytes_with_trusted_checksum(data: Vec<u8>) -> Result<Self, Error> {
+        Self::parse(data, false)
+    }
+
+    fn parse(data: Vec<u8>, verify_checksum: bool) -> Result<Self, Error> {
         let len = data.len() as u64;
         if len < IDX_HEADER_LEN as u64 + TRAILER_LEN {
             return Err(Error::TooShort { len });
@@ -161,7 +174,9 @@ impl PackIndex {
             count,
             large_count,
         };
-        index.check_checksum()?;
+        if verify_checksum {
+            index.check_checksum()?;
+        }
         index.check_order()?;
         index.check_large_offsets()?;
         Ok(index)
@@ -220,6 +235,11 @@ impl PackIndex {
     /// The number of objects in the index (and its pack).
     pub fn len(&self) -> u32 {
         self.count
+    }
+
+    /// The size of the index in bytes (all of it is held in memory).
+    pub fn byte_len(&self) -> usize {
+        self.data.len()
     }
 
     /// Whether the index lists no object.

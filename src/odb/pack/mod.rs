@@ -7,6 +7,7 @@
 pub mod consolidate;
 pub mod deflate;
 pub mod delta;
+pub mod filter;
 pub mod format;
 pub mod index;
 pub mod index_pack;

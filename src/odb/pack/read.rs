@@ -271,14 +271,27 @@ impl PackFile {
 
     /// Open the pack at `pack_path` and the `.idx` beside it.
     pub fn open_with(pack_path: impl Into<PathBuf>, options: Options) -> Result<Self, Error> {
-        let path = pack_path.into();
+        Self::open_inner(pack_path.into(), options, true)
+    }
+
+    /// Like [`open_with()`](Self::open_with), without hashing the index to check its
+    /// checksum: for a pack this process opened (and checked) before, then closed to save
+    /// memory. Pack and index files never change in place.
+    pub fn open_with_trusted_index_checksum(
+        pack_path: impl Into<PathBuf>,
+        options: Options,
+    ) -> Result<Self, Error> {
+        Self::open_inner(pack_path.into(), options, false)
+    }
+
+    fn open_inner(path: PathBuf, options: Options, verify_index: bool) -> Result<Self, Error> {
         let file = File::open(&path).map_err(io_err(&path))?;
         let len = file.metadata().map_err(io_err(&path))?.len();
         if len < (PACK_HEADER_LEN + HASH_LEN) as u64 {
             return Err(Error::TooShort { path, len });
         }
         let idx_path = path.with_extension("idx");
-        let index = read_index(&idx_path, len)?;
+        let index = read_index(&idx_path, len, verify_index)?;
         let mut header = [0u8; PACK_HEADER_LEN];
         file.read_exact_at(&mut header, 0).map_err(io_err(&path))?;
         let bad_header = |reason: String| Error::BadHeader {
@@ -328,9 +341,22 @@ impl PackFile {
     }
 }
 
+/// The memory a pack whose index is `index_len` bytes may hold once in use, its windows at
+/// their largest (see [`PackFile::footprint()`]): known from the index file's size before
+/// opening it.
+pub fn footprint_of(index_len: u64, options: Options) -> usize {
+    let objects = index_len.saturating_sub(IDX_FIXED_LEN) / (HASH_LEN as u64 + 4 + 4);
+    let order = order::bytes_for(u32::try_from(objects).unwrap_or(u32::MAX));
+    let windows = options.window_size.max(MIN_WINDOW_SIZE) * options.max_windows.max(1);
+    usize::try_from(index_len)
+        .unwrap_or(usize::MAX)
+        .saturating_add(order)
+        .saturating_add(windows)
+}
+
 /// Read and validate the index of a pack of `pack_len` bytes. Every object takes at least
 /// one pack byte, so a longer index than that many objects need is refused unread.
-fn read_index(idx_path: &Path, pack_len: u64) -> Result<PackIndex, Error> {
+fn read_index(idx_path: &Path, pack_len: u64, verify: bool) -> Result<PackIndex, Error> {
     let invalid = |source| Error::Index {
         path: idx_path.to_owned(),
         source,
@@ -346,7 +372,11 @@ fn read_index(idx_path: &Path, pack_len: u64) -> Result<PackIndex, Error> {
     }
     let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     idx.read_to_end(&mut data).map_err(io_err(idx_path))?;
-    PackIndex::from_bytes(data).map_err(invalid)
+    if verify {
+        PackIndex::from_bytes(data).map_err(invalid)
+    } else {
+        PackIndex::from_bytes_with_trusted_checksum(data).map_err(invalid)
+    }
 }
 
 /// Access
@@ -364,6 +394,24 @@ impl PackFile {
     /// The pack checksum (its trailer, and the hash in its name).
     pub fn checksum(&self) -> &oid {
         &self.checksum
+    }
+
+    /// The memory this pack may hold: its index, its pack order (built on first use) and,
+    /// unless they were released, its read windows at their largest.
+    pub fn footprint(&self) -> usize {
+        let index = self.index.byte_len();
+        let windows = if self.windows.bytes() == 0 {
+            0
+        } else {
+            self.options.window_size.max(MIN_WINDOW_SIZE) * self.options.max_windows.max(1)
+        };
+        index + order::bytes_for(self.index.len()) + windows
+    }
+
+    /// Drop the read windows (they are read again when needed): the memory a pack holds
+    /// while another one is being read.
+    pub fn release_windows(&mut self) {
+        self.windows.release();
     }
 
     /// Whether the pack holds `id`.

@@ -6,7 +6,13 @@
 //!   git renames the index into place last, so an index means a complete pack. Temporary
 //!   files, `.keep`, `.promisor`, `.rev`, `.bitmap` and multi-pack indexes are ignored.
 //! - Packs are opened lazily, on the first read that needs them, and tried most recently hit
-//!   first.
+//!   first, open ones before closed ones. A pack is named by a [`PackKey`] that outlives
+//!   reordering, closing and rescans.
+//! - Memory is bounded ([`PackSet::with_max_open_bytes()`]): only the pack being read keeps
+//!   read windows; opening a pack drops the windows of, then closes, the least recently used
+//!   others beyond the bound. A closed pack keeps its [`KeyFilter`] (4 bytes per object), so
+//!   a lookup reopens it only if it may hold the id, and reopens without hashing the index
+//!   again.
 //! - A miss in every known pack rescans the directory once before answering `None`: new packs
 //!   are added (and tried first), packs whose files are gone are dropped. A pack that vanishes
 //!   between being listed and being opened (a concurrent `git gc`) is dropped, not an error.
@@ -22,7 +28,10 @@ use std::{
 
 use gix_hash::oid;
 
-use super::read::{self, DeltaBaseCache, Options, PackFile};
+use super::{
+    filter::KeyFilter,
+    read::{self, DeltaBaseCache, Options, PackFile},
+};
 
 /// Returned by [`PackSet::open()`] and [`PackSet::read()`].
 #[derive(Debug, thiserror::Error)]
@@ -58,13 +67,24 @@ pub struct Near {
     before_first: bool,
 }
 
-/// A listed pack, opened on first use.
+/// A listed pack, opened on first use (and closed when memory runs short).
 #[derive(Debug)]
 struct Slot {
     key: PackKey,
     path: PathBuf,
     pack: Option<PackFile>,
+    /// When the pack was last asked (the set's clock).
+    last_used: u64,
+    /// Whether its index checksum was checked by an earlier open.
+    index_verified: bool,
+    /// Built at the first open and kept: lookups skip a closed pack it rules out.
+    filter: Option<KeyFilter>,
 }
+
+/// The default bound on the memory of a [`PackSet`]'s open packs (see
+/// [`PackSet::with_max_open_bytes()`]). Measured on 10 million messages in 411 packs:
+/// 64 MiB peaked at 243 MB RSS, 32 MiB at 207 MB but reopened packs often.
+pub const DEFAULT_MAX_OPEN_BYTES: usize = 48 << 20;
 
 /// The packs of one `objects/pack` directory.
 ///
@@ -90,6 +110,12 @@ pub struct PackSet {
     next_key: u32,
     /// Where [`pack()`](Self::pack) found its last pack (a hint: slots move).
     key_hint: usize,
+    /// Counts pack accesses, to find the least recently used.
+    clock: u64,
+    /// Open packs are closed, least recently used first, beyond this many bytes.
+    max_open_bytes: usize,
+    /// The pack last read (the only one that keeps its read windows).
+    reading: Option<PackKey>,
 }
 
 /// Lifecycle
@@ -109,6 +135,9 @@ impl PackSet {
             options,
             next_key: 0,
             key_hint: 0,
+            clock: 0,
+            max_open_bytes: DEFAULT_MAX_OPEN_BYTES,
+            reading: None,
         };
         set.slots = list(&set.dir)?
             .into_iter()
@@ -124,7 +153,21 @@ impl PackSet {
             key,
             path,
             pack: None,
+            last_used: 0,
+            index_verified: false,
+            filter: None,
         }
+    }
+
+    /// Bound the memory of the open packs (indexes, pack orders, read windows; see
+    /// [`PackFile::footprint()`]) to about `bytes`: opening a pack first drops the read
+    /// windows of the least recently used others, then closes them, until the rest fits. A closed pack keeps its [`PackKey`] and reopens on
+    /// demand, without hashing its index again. The pack being opened always stays, so one
+    /// pack larger than the bound still reads.
+    #[must_use]
+    pub fn with_max_open_bytes(mut self, bytes: usize) -> Self {
+        self.max_open_bytes = bytes;
+        self
     }
 }
 
@@ -133,6 +176,15 @@ impl PackSet {
     /// The pack directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// How many packs are open, and the memory they may hold (see
+    /// [`PackFile::footprint()`]).
+    pub fn open_footprint(&self) -> (usize, usize) {
+        let open = self.slots.iter().filter_map(|slot| slot.pack.as_ref());
+        open.fold((0, 0), |(count, bytes), pack| {
+            (count + 1, bytes + pack.footprint())
+        })
     }
 
     /// The paths of the packs currently known, most recently hit first.
@@ -149,12 +201,12 @@ impl PackSet {
         cache: &mut DeltaBaseCache,
     ) -> Result<Option<gix_object::Kind>, Error> {
         let mut read = |pack: &mut PackFile| pack.read(id, out, cache);
-        let first = self.first_hit(usize::MAX, &mut read);
+        let first = self.first_hit(usize::MAX, id, &mut read);
         if let Ok(Some(kind)) = first {
             return Ok(Some(kind));
         }
         let added = self.rescan()?;
-        match self.first_hit(added, &mut read)? {
+        match self.first_hit(added, id, &mut read)? {
             Some(kind) => Ok(Some(kind)),
             None => first,
         }
@@ -169,7 +221,7 @@ impl PackSet {
         out: &mut Vec<u8>,
         cache: &mut DeltaBaseCache,
     ) -> Result<Option<gix_object::Kind>, Error> {
-        self.first_hit(usize::MAX, &mut |pack: &mut PackFile| {
+        self.first_hit(usize::MAX, id, &mut |pack: &mut PackFile| {
             pack.read(id, out, cache)
         })
     }
@@ -183,7 +235,9 @@ impl PackSet {
             return Ok(Some(found));
         }
         let added = self.rescan()?;
-        match self.first_hit(added, &mut |pack: &mut PackFile| Ok(offset_of(pack, id)))? {
+        match self.first_hit(added, id, &mut |pack: &mut PackFile| {
+            Ok(offset_of(pack, id))
+        })? {
             Some(offset) => Ok(Some((self.first_key(), offset))),
             None => first,
         }
@@ -192,7 +246,7 @@ impl PackSet {
     /// Like [`locate()`](Self::locate), but only in the packs already listed (see
     /// [`read_listed()`](Self::read_listed)).
     pub fn locate_listed(&mut self, id: &oid) -> Result<Option<(PackKey, u64)>, Error> {
-        let offset = self.first_hit(usize::MAX, &mut |pack: &mut PackFile| {
+        let offset = self.first_hit(usize::MAX, id, &mut |pack: &mut PackFile| {
             Ok(offset_of(pack, id))
         })?;
         Ok(offset.map(|offset| (self.first_key(), offset)))
@@ -210,7 +264,7 @@ impl PackSet {
             return Ok(Some(found));
         }
         let added = self.rescan()?;
-        match self.first_hit(added, &mut |pack: &mut PackFile| {
+        match self.first_hit(added, id, &mut |pack: &mut PackFile| {
             Ok(pack.index().lookup(id))
         })? {
             Some(position) => Ok(Some(self.near_first(position, near))),
@@ -238,7 +292,7 @@ impl PackSet {
                 }
             }
         }
-        let position = self.first_hit(usize::MAX, &mut |pack: &mut PackFile| {
+        let position = self.first_hit(usize::MAX, id, &mut |pack: &mut PackFile| {
             Ok(pack.index().lookup(id))
         })?;
         Ok(position.map(|position| self.near_first(position, near)))
@@ -277,9 +331,10 @@ impl PackSet {
             return Ok(None);
         };
         self.key_hint = slot;
-        if !self.load(slot)? {
+        if !self.load(slot, true)? {
             return Ok(None);
         }
+        self.touch(slot);
         Ok(self.slots.get_mut(slot).and_then(|slot| slot.pack.as_mut()))
     }
 
@@ -296,21 +351,22 @@ impl PackSet {
     /// taken not to hold it.
     pub fn contains(&mut self, id: &oid) -> bool {
         let mut holds = |pack: &mut PackFile| Ok(pack.contains(id).then_some(()));
-        if matches!(self.first_hit(usize::MAX, &mut holds), Ok(Some(()))) {
+        if matches!(self.first_hit(usize::MAX, id, &mut holds), Ok(Some(()))) {
             return true;
         }
         match self.rescan() {
-            Ok(added) => matches!(self.first_hit(added, &mut holds), Ok(Some(()))),
+            Ok(added) => matches!(self.first_hit(added, id, &mut holds), Ok(Some(()))),
             Err(_) => false,
         }
     }
 
     /// Every known pack, opened: for reading whole packs in pack order
-    /// ([`PackFile::read_nth()`]). Packs that vanished are dropped.
+    /// ([`PackFile::read_nth()`]). Packs that vanished are dropped. Ignores the bound on
+    /// open memory.
     pub fn packs(&mut self) -> Result<Vec<&mut PackFile>, Error> {
         let mut slot = 0;
         while slot < self.slots.len() {
-            if self.load(slot)? {
+            if self.load(slot, false)? {
                 slot += 1;
             }
         }
@@ -328,35 +384,49 @@ impl PackSet {
     fn first_hit<T>(
         &mut self,
         mut end: usize,
+        id: &oid,
         ask: &mut impl FnMut(&mut PackFile) -> Result<Option<T>, read::Error>,
     ) -> Result<Option<T>, Error> {
         let mut failure = None;
-        let mut slot = 0;
-        while slot < end.min(self.slots.len()) {
-            match self.load(slot) {
-                Ok(true) => {}
-                Ok(false) => {
-                    end = end.saturating_sub(1);
-                    continue;
-                }
-                Err(err) => {
-                    failure.get_or_insert(err);
+        // Open packs first (asking one costs a lookup), then the closed ones (opening one
+        // costs reading its index, and may close others).
+        for open_only in [true, false] {
+            let mut slot = 0;
+            while slot < end.min(self.slots.len()) {
+                let Some(entry) = self.slots.get(slot) else {
+                    break;
+                };
+                let ruled_out = entry.filter.as_ref().is_some_and(|f| !f.may_hold(id));
+                if entry.pack.is_some() != open_only || (!open_only && ruled_out) {
                     slot += 1;
                     continue;
                 }
-            }
-            let pack = self
-                .slots
-                .get_mut(slot)
-                .and_then(|slot| slot.pack.as_mut())
-                .expect("BUG: load() opened the slot");
-            if let Some(answer) = ask(pack)? {
-                if let Some(hit) = self.slots.get_mut(..=slot) {
-                    hit.rotate_right(1);
+                match self.load(slot, true) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        end = end.saturating_sub(1);
+                        continue;
+                    }
+                    Err(err) => {
+                        failure.get_or_insert(err);
+                        slot += 1;
+                        continue;
+                    }
                 }
-                return Ok(Some(answer));
+                let pack = self
+                    .slots
+                    .get_mut(slot)
+                    .and_then(|slot| slot.pack.as_mut())
+                    .expect("BUG: load() opened the slot");
+                if let Some(answer) = ask(pack)? {
+                    self.touch(slot);
+                    if let Some(hit) = self.slots.get_mut(..=slot) {
+                        hit.rotate_right(1);
+                    }
+                    return Ok(Some(answer));
+                }
+                slot += 1;
             }
-            slot += 1;
         }
         match failure {
             Some(err) => Err(err),
@@ -364,17 +434,35 @@ impl PackSet {
         }
     }
 
-    /// Open the pack of `slot` if needed. `false` if its files are gone: the slot is removed.
-    fn load(&mut self, slot: usize) -> Result<bool, Error> {
+    /// Open the pack of `slot` if needed, then (with `trim`) close others beyond the memory
+    /// bound. `false` if its files are gone: the slot is removed.
+    fn load(&mut self, slot: usize, trim: bool) -> Result<bool, Error> {
         let Some(entry) = self.slots.get_mut(slot) else {
             return Ok(false);
         };
         if entry.pack.is_some() {
             return Ok(true);
         }
-        match PackFile::open_with(&entry.path, self.options) {
+        if trim {
+            // Make room first: the index is read whole, and its order built, on opening.
+            let index_len = fs::metadata(entry.path.with_extension("idx")).map_or(0, |m| m.len());
+            self.close_unused(slot, read::footprint_of(index_len, self.options));
+        }
+        let Some(entry) = self.slots.get_mut(slot) else {
+            return Ok(false);
+        };
+        let opened = if entry.index_verified {
+            PackFile::open_with_trusted_index_checksum(&entry.path, self.options)
+        } else {
+            PackFile::open_with(&entry.path, self.options)
+        };
+        match opened {
             Ok(pack) => {
+                if entry.filter.is_none() {
+                    entry.filter = Some(KeyFilter::of(pack.index()));
+                }
                 entry.pack = Some(pack);
+                entry.index_verified = true;
                 Ok(true)
             }
             Err(err) if err.is_not_found() => {
@@ -382,6 +470,67 @@ impl PackSet {
                 Ok(false)
             }
             Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Mark `slot` used now. When reads move to another pack, the previous one's read
+    /// windows are dropped: a scan reads one pack after another, so at most one pack holds
+    /// windows while the others hold their indexes (bounded at the next open).
+    fn touch(&mut self, slot: usize) {
+        self.clock += 1;
+        let Some(entry) = self.slots.get_mut(slot) else {
+            return;
+        };
+        entry.last_used = self.clock;
+        let key = entry.key;
+        if self.reading == Some(key) {
+            return;
+        }
+        if let Some(previous) = self.reading.replace(key) {
+            let previous = self.slots.iter_mut().find(|slot| slot.key == previous);
+            if let Some(pack) = previous.and_then(|slot| slot.pack.as_mut()) {
+                pack.release_windows();
+            }
+        }
+    }
+
+    /// While the memory of the open packs and `extra` bytes is over the bound, drop the read
+    /// windows of the least recently used packs but `keep`, then close them.
+    fn close_unused(&mut self, keep: usize, extra: usize) {
+        let footprint = |slot: &Slot| slot.pack.as_ref().map_or(0, PackFile::footprint);
+        let mut total = self
+            .slots
+            .iter()
+            .map(footprint)
+            .sum::<usize>()
+            .saturating_add(extra);
+        if total <= self.max_open_bytes {
+            return;
+        }
+        let mut open: Vec<(u64, usize)> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(at, slot)| *at != keep && slot.pack.is_some())
+            .map(|(at, slot)| (slot.last_used, at))
+            .collect();
+        open.sort_unstable();
+        for close in [false, true] {
+            for &(_, at) in &open {
+                if total <= self.max_open_bytes {
+                    return;
+                }
+                let Some(slot) = self.slots.get_mut(at) else {
+                    continue;
+                };
+                total -= footprint(slot);
+                if close {
+                    slot.pack = None;
+                } else if let Some(pack) = slot.pack.as_mut() {
+                    pack.release_windows();
+                }
+                total += footprint(slot);
+            }
         }
     }
 

@@ -78,6 +78,7 @@ impl Drop for ScratchDir {
 struct Layout {
     name: &'static str,
     api: f64,
+    borrowed: f64,
     cli: Option<f64>,
     git: Option<f64>,
     idle_poll: Duration,
@@ -149,10 +150,12 @@ fn measure(
     git: bool,
 ) -> Result<Layout> {
     eprintln!("{name}: consuming with gitmq (library, command) and git log...");
-    let (mut api, mut cli, mut git_log) = (f64::MAX, f64::MAX, f64::MAX);
+    let (mut api, mut borrowed) = (f64::MAX, f64::MAX);
+    let (mut cli, mut git_log) = (f64::MAX, f64::MAX);
     let mut peak_rss = None;
     for run in 0..opts.runs {
         api = api.min(gitmq_api(repo_path, n, &format!("bench-api-{run}"))?);
+        borrowed = borrowed.min(gitmq_borrowed(repo_path, n, &format!("bench-ref-{run}"))?);
         let (seconds, rss) = gitmq_cli(repo_path, &format!("bench-cli-{run}"))?;
         cli = cli.min(seconds);
         peak_rss = peak_rss.or(rss);
@@ -170,6 +173,7 @@ fn measure(
     Ok(Layout {
         name,
         api,
+        borrowed,
         cli: Some(cli),
         git: git.then_some(git_log),
         idle_poll,
@@ -197,6 +201,34 @@ fn gitmq_api(repo_path: &Path, n: usize, consumer: &str) -> Result<f64> {
                 out.write_all(b"\n")?;
             }
         }
+    }
+    out.flush()?;
+    let seconds = start.elapsed().as_secs_f64();
+    if count != n {
+        return Err(format!("gitmq consumed {count} messages, expected {n}").into());
+    }
+    Ok(seconds)
+}
+
+/// Like [`gitmq_api()`], through `Consumer::poll_with` (messages borrowed, not allocated).
+fn gitmq_borrowed(repo_path: &Path, n: usize, consumer: &str) -> Result<f64> {
+    let start = Instant::now();
+    let repo = Repository::open(repo_path)?;
+    let mut consumer = repo.consumer(&ConsumerName::new(consumer)?, &TopicName::new(TOPIC)?)?;
+    let mut out = BufWriter::with_capacity(1 << 16, fs::File::create("/dev/null")?);
+    let mut count = 0;
+    loop {
+        let read = consumer.poll_with(CHUNK, |message| -> Result<()> {
+            out.write_all(message.payload)?;
+            if !message.payload.ends_with(b"\n") {
+                out.write_all(b"\n")?;
+            }
+            Ok(())
+        })?;
+        if read == 0 {
+            break;
+        }
+        count += read;
     }
     out.flush()?;
     let seconds = start.elapsed().as_secs_f64();
@@ -292,6 +324,10 @@ fn print_report(n: usize, layouts: &[Layout], runs: u32) {
             "    gitmq, library (Consumer::poll)      {:>12}",
             fmt_rate(rate(n, layout.api))
         );
+        println!(
+            "    gitmq, library (poll_with, borrowed) {:>12}",
+            fmt_rate(rate(n, layout.borrowed))
+        );
         if let Some(cli) = layout.cli {
             println!(
                 "    gitmq consume > /dev/null            {:>12}",
@@ -306,6 +342,10 @@ fn print_report(n: usize, layouts: &[Layout], runs: u32) {
             println!(
                 "    ratio library / git log              {:>11.1}x",
                 git / layout.api
+            );
+            println!(
+                "    ratio borrowed / git log             {:>11.1}x",
+                git / layout.borrowed
             );
             if let Some(cli) = layout.cli {
                 println!(

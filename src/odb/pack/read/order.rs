@@ -18,6 +18,13 @@ use gix_hash::oid;
 use super::PackFile;
 use crate::odb::pack::index::PackIndex;
 
+/// The bytes a pack order takes for `objects` entries.
+pub(super) fn bytes_for(objects: u32) -> usize {
+    usize::try_from(objects)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(2 * size_of::<u32>())
+}
+
 /// A pack's entries in pack order, and the way back.
 #[derive(Debug, Default)]
 pub(super) struct PackOrder {
@@ -29,15 +36,7 @@ pub(super) struct PackOrder {
 
 impl PackOrder {
     fn build(index: &PackIndex) -> Self {
-        let n = index.len();
-        let max_offset = (0..n).map(|p| index.offset_at(p)).max().unwrap_or(0);
-        let by_rank = if n < 1 << POSITION_BITS && max_offset < 1 << (64 - POSITION_BITS) {
-            radix_by_offset(index, max_offset)
-        } else {
-            let mut keys: Vec<(u64, u32)> = (0..n).map(|p| (index.offset_at(p), p)).collect();
-            keys.sort_unstable();
-            keys.into_iter().map(|(_, position)| position).collect()
-        };
+        let by_rank = positions_by_offset(index);
         let mut rank_of = vec![0u32; by_rank.len()];
         for (rank, &position) in (0u32..).zip(&by_rank) {
             if let Some(slot) = rank_of.get_mut(position as usize) {
@@ -48,50 +47,66 @@ impl PackOrder {
     }
 }
 
-/// Index positions take the low bits of a radix sort key, the offset the high ones.
-const POSITION_BITS: u32 = 24;
-/// Bits sorted per radix pass.
-const RADIX_BITS: u32 = 8;
+/// Entries per bucket of the bucket sort, on average.
+const BUCKET_LEN: usize = 16;
 
-/// Index positions sorted by offset, by a least-significant-digit radix sort of
-/// `offset << POSITION_BITS | position` keys over the offset's bits only: a few linear
-/// passes, where a comparison sort of a million entries costs several times more.
-fn radix_by_offset(index: &PackIndex, max_offset: u64) -> Vec<u32> {
-    let mut keys: Vec<u64> = (0..index.len())
-        .map(|position| index.offset_at(position) << POSITION_BITS | u64::from(position))
-        .collect();
-    let mut spare = vec![0u64; keys.len()];
+/// Index positions sorted by offset: a counting sort into buckets of offset ranges (about
+/// [`BUCKET_LEN`] entries each: entries spread evenly over a pack), then a small sort per
+/// bucket. Memory: the result and one bucket table, about 4.5 bytes per object (a radix
+/// sort of 8-byte keys needs 16 on top of the result; the orders of large packs are built
+/// while the memory of other packs is bounded).
+fn positions_by_offset(index: &PackIndex) -> Vec<u32> {
+    let n = index.len();
+    let max_offset = (0..n).map(|p| index.offset_at(p)).max().unwrap_or(0);
+    let buckets = (usize::try_from(n).unwrap_or(usize::MAX) / BUCKET_LEN)
+        .max(1)
+        .next_power_of_two();
     let offset_bits = u64::BITS - max_offset.leading_zeros();
-    let mut shift = POSITION_BITS;
-    while shift < POSITION_BITS + offset_bits {
-        let digit = |key: u64| ((key >> shift) & ((1 << RADIX_BITS) - 1)) as usize;
-        let mut starts = [0usize; 1 << RADIX_BITS];
-        for &key in &keys {
-            if let Some(count) = starts.get_mut(digit(key)) {
-                *count += 1;
-            }
+    let shift = offset_bits.saturating_sub(buckets.trailing_zeros());
+    let last = buckets - 1;
+    let bucket_of = |offset: u64| usize::try_from(offset >> shift).map_or(last, |b| b.min(last));
+    // starts[b]: where bucket b begins in the result; then where its next entry goes.
+    let mut starts = vec![0u32; buckets + 1];
+    for position in 0..n {
+        if let Some(count) = starts.get_mut(bucket_of(index.offset_at(position)) + 1) {
+            *count += 1;
         }
-        let mut total = 0;
-        for start in &mut starts {
-            let count = *start;
-            *start = total;
-            total += count;
-        }
-        for &key in &keys {
-            if let Some(start) = starts.get_mut(digit(key)) {
-                if let Some(slot) = spare.get_mut(*start) {
-                    *slot = key;
-                }
-                *start += 1;
-            }
-        }
-        std::mem::swap(&mut keys, &mut spare);
-        shift += RADIX_BITS;
     }
-    let mask = (1u64 << POSITION_BITS) - 1;
-    keys.into_iter()
-        .map(|key| u32::try_from(key & mask).expect("masked to 24 bits"))
-        .collect()
+    for b in 1..=buckets {
+        let before = starts.get(b - 1).copied().unwrap_or(0);
+        if let Some(start) = starts.get_mut(b) {
+            *start += before;
+        }
+    }
+    let mut by_rank = vec![0u32; usize::try_from(n).unwrap_or(0)];
+    let mut next = starts.clone();
+    for position in 0..n {
+        if let Some(at) = next.get_mut(bucket_of(index.offset_at(position))) {
+            if let Some(slot) = by_rank.get_mut(*at as usize) {
+                *slot = position;
+            }
+            *at += 1;
+        }
+    }
+    // Each bucket sorted with its offsets read once (a comparison sort reads each several
+    // times, and each read is a cache miss in a large index).
+    let mut keyed: Vec<(u64, u32)> = Vec::new();
+    for pair in starts.windows(2) {
+        let [start, end] = *pair else { continue };
+        let Some(bucket) = by_rank.get_mut(start as usize..end as usize) else {
+            continue;
+        };
+        if bucket.len() < 2 {
+            continue;
+        }
+        keyed.clear();
+        keyed.extend(bucket.iter().map(|&p| (index.offset_at(p), p)));
+        keyed.sort_unstable();
+        for (slot, &(_, position)) in bucket.iter_mut().zip(&keyed) {
+            *slot = position;
+        }
+    }
+    by_rank
 }
 
 /// Pack order
@@ -124,10 +139,27 @@ impl PackFile {
         self.order();
         let Self { order, index, .. } = self;
         let by_rank = &order.as_ref()?.by_rank;
-        candidates.into_iter().flatten().find_map(|candidate| {
+        let found = candidates.into_iter().flatten().find_map(|candidate| {
             let position = *by_rank.get(candidate as usize)?;
             (index.id_at(position) == id).then(|| (candidate, index.offset_at(position)))
-        })
+        });
+        if let Some((candidate, _)) = found {
+            // The next step's candidate, read now: its id and offset are cache misses in a
+            // large index, which then overlap with reading this entry instead of stalling
+            // the next step.
+            let next = if candidate < rank {
+                candidate.checked_sub(1)
+            } else {
+                candidate.checked_add(1)
+            };
+            if let Some(&position) = next.and_then(|next| by_rank.get(next as usize)) {
+                std::hint::black_box((
+                    index.id_at(position).as_bytes().first(),
+                    index.offset_at(position),
+                ));
+            }
+        }
+        found
     }
 
     fn order(&mut self) -> &PackOrder {

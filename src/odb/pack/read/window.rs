@@ -61,6 +61,17 @@ impl Windows {
         }
     }
 
+    /// The memory the windows hold.
+    pub(super) fn bytes(&self) -> usize {
+        self.list.iter().map(|w| w.data.capacity()).sum()
+    }
+
+    /// Drop every window (they are read again when needed).
+    pub(super) fn release(&mut self) {
+        self.list = Vec::new();
+        self.last_hit = 0;
+    }
+
     /// The longest `want` that [`slice()`](Self::slice) always satisfies.
     pub(super) fn max_want(&self) -> usize {
         self.size / 2
