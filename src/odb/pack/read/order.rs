@@ -153,7 +153,10 @@ impl PackFile {
                 candidate.checked_add(1)
             };
             if let Some(&position) = next.and_then(|next| by_rank.get(next as usize)) {
-                std::hint::black_box((index.id_at(position).as_bytes().first(), index.offset_at(position)));
+                std::hint::black_box((
+                    index.id_at(position).as_bytes().first(),
+                    index.offset_at(position),
+                ));
             }
         }
         found
