@@ -79,6 +79,7 @@ fn random_operations_match_a_simple_in_memory_model() {
                 "lag of {c}"
             );
         }
+        drop(producer); // waits for a background consolidation, which git fsck would race
         repo.assert_fsck_clean();
     }
 }
