@@ -78,6 +78,26 @@ pub enum Location {
 /// listing finds it (found by the `queue_model` fuzz target).
 const EXTRA_RESCANS: usize = 3;
 
+/// After a miss: list `objects/pack` again and retry `find` in the listed packs, while
+/// listings keep finding new packs (at most [`EXTRA_RESCANS`] times). A consolidation may have
+/// removed a pack between our listing and opening it; its objects are then in a pack that a
+/// further listing finds.
+fn relist_until_found<T>(
+    packs: &mut PackSet,
+    id: &oid,
+    mut find: impl FnMut(&mut PackSet) -> Result<Option<T>, pack::set::Error>,
+) -> Result<T, Error> {
+    for _ in 0..EXTRA_RESCANS {
+        if packs.rescan()? == 0 {
+            break;
+        }
+        if let Some(found) = find(packs)? {
+            return Ok(found);
+        }
+    }
+    Err(Error::Missing { id: id.to_owned() })
+}
+
 /// Every object store of one repository, with the caches to read them.
 #[derive(Debug)]
 pub struct Odb {
@@ -137,17 +157,7 @@ impl Odb {
         if let Some(kind) = packs.read(id, body, cache)? {
             return Ok(kind);
         }
-        // A consolidation may have removed a pack between our listing and opening it: its
-        // objects are then in a pack that a further listing finds.
-        for _ in 0..EXTRA_RESCANS {
-            if packs.rescan()? == 0 {
-                break;
-            }
-            if let Some(kind) = packs.read_listed(id, body, cache)? {
-                return Ok(kind);
-            }
-        }
-        Err(Error::Missing { id: id.to_owned() })
+        relist_until_found(packs, id, |packs| packs.read_listed(id, body, cache))
     }
 
     /// Read the commit `id` into `body`; an error if it is another kind of object.
@@ -173,16 +183,8 @@ impl Odb {
         if let Some((pack, offset)) = self.packs()?.locate(id)? {
             return Ok(Location::Packed { pack, offset });
         }
-        let packs = self.packs()?;
-        for _ in 0..EXTRA_RESCANS {
-            if packs.rescan()? == 0 {
-                break;
-            }
-            if let Some((pack, offset)) = packs.locate_listed(id)? {
-                return Ok(Location::Packed { pack, offset });
-            }
-        }
-        Err(Error::Missing { id: id.to_owned() })
+        relist_until_found(self.packs()?, id, |packs| packs.locate_listed(id))
+            .map(|(pack, offset)| Location::Packed { pack, offset })
     }
 
     /// Like [`locate()`](Self::locate), but first tries the pack entries next to `near`,
@@ -202,16 +204,10 @@ impl Odb {
         if let Some((pack, offset, near)) = self.packs()?.locate_near(id, None)? {
             return Ok((Location::Packed { pack, offset }, Some(near)));
         }
-        let packs = self.packs()?;
-        for _ in 0..EXTRA_RESCANS {
-            if packs.rescan()? == 0 {
-                break;
-            }
-            if let Some((pack, offset, near)) = packs.locate_near_listed(id, None)? {
-                return Ok((Location::Packed { pack, offset }, Some(near)));
-            }
-        }
-        Err(Error::Missing { id: id.to_owned() })
+        relist_until_found(self.packs()?, id, |packs| {
+            packs.locate_near_listed(id, None)
+        })
+        .map(|(pack, offset, near)| (Location::Packed { pack, offset }, Some(near)))
     }
 
     /// The object at `location`: its kind and body, borrowed from a pack's read window when
