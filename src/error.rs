@@ -22,6 +22,9 @@ pub enum Error {
     /// Appending failed.
     #[error(transparent)]
     Produce(#[from] crate::produce::Error),
+    /// Copying messages onto another parent failed.
+    #[error(transparent)]
+    Restack(#[from] crate::restack::Error),
     /// Walking a topic failed.
     #[error(transparent)]
     Walk(#[from] crate::walk::Error),

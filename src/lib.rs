@@ -75,6 +75,7 @@ pub mod odb;
 pub mod produce;
 pub mod refs;
 pub mod repo;
+pub mod restack;
 pub mod transport;
 pub mod walk;
 
