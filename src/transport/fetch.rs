@@ -143,7 +143,11 @@ pub fn resolve_remote(
     remote: &str,
 ) -> Result<(Option<String>, RemoteUrl), Error> {
     if remote.contains("://") {
-        return Ok((None, RemoteUrl::parse(remote)?));
+        let sources = super::credentials::Sources::from_env();
+        return Ok((
+            None,
+            super::credentials::with_credentials(RemoteUrl::parse(remote)?, &sources),
+        ));
     }
     let valid = !remote.contains('/') && TopicName::new(remote).is_ok();
     let url = if valid {
@@ -151,8 +155,12 @@ pub fn resolve_remote(
     } else {
         None
     };
+    let sources = super::credentials::Sources::from_env();
     match url {
-        Some(url) => Ok((Some(remote.to_owned()), RemoteUrl::parse(&url)?)),
+        Some(url) => Ok((
+            Some(remote.to_owned()),
+            super::credentials::with_credentials(RemoteUrl::parse(&url)?, &sources),
+        )),
         None => Err(Error::NoSuchRemote {
             name: remote.to_owned(),
         }),
@@ -170,7 +178,7 @@ pub fn fetch_with<C: HttpClient>(
     let server = Remote::connect(client, url)?;
     let remote_refs = server.list_refs(options.prefixes)?;
 
-    let mut planned = Vec::new();
+    let mut planned: Vec<(RemoteRef, Target)> = Vec::new();
     let mut skipped = Vec::new();
     for remote_ref in remote_refs {
         match target_of(&remote_ref.name) {
@@ -207,10 +215,14 @@ pub fn fetch_with<C: HttpClient>(
         }
     }
 
+    // Topics first: a position is adopted only once its topic is in sync.
+    planned.sort_by_key(|(_, target)| matches!(target, Target::Position(..)));
     let mut updates = Vec::new();
+    let mut diverged_topics = Vec::new();
     let mut odb = repo.odb();
     let mut buf = Vec::new();
     for (remote_ref, target) in &planned {
+        let mut last_seen = None;
         if let Some(name) = &name {
             let tracking = match target {
                 Target::Topic(topic) => format!("refs/remotes/{name}/{}", topic.as_str()),
@@ -220,6 +232,7 @@ pub fn fetch_with<C: HttpClient>(
                     topic.as_str()
                 ),
             };
+            last_seen = repo.refs().find(&tracking)?;
             updates.extend(move_tracking_ref(
                 repo,
                 &tracking,
@@ -227,15 +240,30 @@ pub fn fetch_with<C: HttpClient>(
                 options.sync,
             )?);
         }
-        if let Target::Topic(topic) = target {
-            updates.extend(fast_forward(
-                repo,
-                &mut odb,
-                &mut buf,
-                topic,
-                remote_ref,
-                options.sync,
-            )?);
+        match target {
+            Target::Topic(topic) => {
+                let update =
+                    fast_forward(repo, &mut odb, &mut buf, topic, remote_ref, options.sync)?;
+                if let Some(update) = update {
+                    if update.kind == UpdateKind::Diverged {
+                        diverged_topics.push(topic.clone());
+                    }
+                    updates.push(update);
+                }
+            }
+            Target::Position(consumer, topic) if name.is_some() => {
+                if !diverged_topics.contains(topic) {
+                    updates.extend(adopt_position(
+                        repo,
+                        consumer,
+                        topic,
+                        remote_ref.id,
+                        last_seen,
+                        options.sync,
+                    )?);
+                }
+            }
+            Target::Position(..) => {}
         }
     }
 
@@ -273,8 +301,43 @@ fn local_tips(repo: &Repository, remote: Option<&str>) -> Result<Vec<ObjectId>, 
     Ok(ids)
 }
 
+/// Take the remote's position of `consumer` on `topic` when the local one is absent (a
+/// consumer starting on a new machine) or has not moved since the remote's was last seen
+/// (`last_seen`): so a consumer resumes where it was, on whichever machine. A local position
+/// that moved is kept (it is pushed next, unless the remote's moved too).
+fn adopt_position(
+    repo: &Repository,
+    consumer: &ConsumerName,
+    topic: &TopicName,
+    remote: ObjectId,
+    last_seen: Option<ObjectId>,
+    sync: bool,
+) -> Result<Option<RefUpdate>, Error> {
+    let name = consumer.position_ref(topic);
+    let local = repo.refs().find(&name)?;
+    if local == Some(remote) || (local.is_some() && local != last_seen) {
+        return Ok(None);
+    }
+    let lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
+    match lock.commit(Expected::from_current(local), &remote, sync) {
+        Ok(()) => Ok(Some(RefUpdate {
+            name,
+            old: local,
+            new: remote,
+            kind: if local.is_some() {
+                UpdateKind::Updated
+            } else {
+                UpdateKind::Created
+            },
+        })),
+        // The local consumer committed meanwhile: its position wins.
+        Err(crate::refs::Error::Changed { .. }) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// Point the tracking ref `name` at `new`, whatever it held.
-fn move_tracking_ref(
+pub(crate) fn move_tracking_ref(
     repo: &Repository,
     name: &str,
     new: ObjectId,
