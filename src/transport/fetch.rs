@@ -174,8 +174,60 @@ pub fn fetch_with<C: HttpClient>(
     client: C,
     options: FetchOptions<'_>,
 ) -> Result<FetchReport, Error> {
-    let (name, url) = resolve_remote(repo, remote)?;
-    let server = Remote::connect(client, url)?;
+    Fetcher::connect(repo, remote, client)?.fetch(repo, options)
+}
+
+/// A remote to fetch from, connected once (its capabilities discovered): each
+/// [`Fetcher::fetch()`] then costs one `ls-refs` request when nothing changed, and one more
+/// for the pack when a tip moved. What a consumer polling a remote keeps around.
+///
+/// ```no_run
+/// # fn main() -> Result<(), gitmq::Error> {
+/// use gitmq::transport::{http::{Options, ReqwestClient}, fetch::Fetcher, FetchOptions};
+/// let repo = gitmq::Repository::open("/srv/replica.git")?;
+/// let client = ReqwestClient::new(Options::default())?;
+/// let fetcher = Fetcher::connect(&repo, "origin", client)?;
+/// loop {
+///     let report = fetcher.fetch(&repo, FetchOptions::default())?;
+///     if report.pack.is_some() {
+///         break; // new messages are on the local topics now
+///     }
+///     std::thread::sleep(std::time::Duration::from_secs(1));
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Fetcher<C> {
+    server: Remote<C>,
+    name: Option<String>,
+}
+
+impl<C: HttpClient> Fetcher<C> {
+    /// Discover `remote`'s protocol and capabilities (one request).
+    pub fn connect(repo: &Repository, remote: &str, client: C) -> Result<Self, Error> {
+        let (name, url) = resolve_remote(repo, remote)?;
+        Ok(Self {
+            server: Remote::connect(client, url)?,
+            name,
+        })
+    }
+
+    /// List the remote's refs, fetch what is missing, move local refs.
+    pub fn fetch(
+        &self,
+        repo: &Repository,
+        options: FetchOptions<'_>,
+    ) -> Result<FetchReport, Error> {
+        fetch_from(repo, &self.server, self.name.clone(), options)
+    }
+}
+
+fn fetch_from<C: HttpClient>(
+    repo: &Repository,
+    server: &Remote<C>,
+    name: Option<String>,
+    options: FetchOptions<'_>,
+) -> Result<FetchReport, Error> {
     let remote_refs = server.list_refs(options.prefixes)?;
 
     let mut planned: Vec<(RemoteRef, Target)> = Vec::new();

@@ -12,5 +12,6 @@ mod pack_read;
 mod produce;
 mod push;
 mod server;
+mod sync_cli;
 mod transport;
 mod util;

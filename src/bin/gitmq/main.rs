@@ -7,6 +7,7 @@ mod commands;
 mod demo;
 mod output;
 mod publish;
+mod remote;
 
 use std::process::ExitCode;
 
