@@ -224,6 +224,44 @@ pub enum BenchCommand {
     /// and with `git log --reverse --format=%B`, before and after `git gc --aggressive`; print
     /// rates, ratios and the time of a caught-up poll.
     Consume(crate::bench::consume::ConsumeOptions),
+    /// Push N messages with gitmq and with `git push` to the same smart-HTTP server (full
+    /// history, then one new message on top); print medians and ratios.
+    Push(PushBenchArgs),
+    /// One message published -> pushed -> fetched by another repository -> consumed, R
+    /// rounds, gitmq next to the git CLI doing the same; print p50/p90/p99.
+    Latency(LatencyBenchArgs),
+}
+
+/// `gitmq bench push` arguments.
+#[derive(Debug, clap::Args)]
+pub struct PushBenchArgs {
+    /// A smart-HTTP repository that accepts pushes (`gitmq-bench-<pid>-*` branches are pushed
+    /// there and deleted at the end; see scripts/git-http-server).
+    #[arg(long)]
+    pub url: String,
+    /// How many messages.
+    #[arg(long, default_value_t = 100_000)]
+    pub messages: usize,
+    /// Rounds (medians are printed).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Keep the scratch repositories.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// `gitmq bench latency` arguments.
+#[derive(Debug, clap::Args)]
+pub struct LatencyBenchArgs {
+    /// A smart-HTTP repository that accepts pushes.
+    #[arg(long)]
+    pub url: String,
+    /// Rounds of one message each.
+    #[arg(long, default_value_t = 100)]
+    pub rounds: usize,
+    /// Keep the scratch repositories.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// `gitmq bench fetch` arguments.

@@ -34,6 +34,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo { keep } => crate::demo::run(keep.as_deref()),
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&args),
         Command::Bench(BenchCommand::Fetch(args)) => crate::bench::fetch(&args),
+        Command::Bench(BenchCommand::Push(args)) => crate::bench::push(&args),
+        Command::Bench(BenchCommand::Latency(args)) => crate::bench::latency(&args),
         Command::Bench(BenchCommand::Consume(options)) => crate::bench::consume::run(&options),
         Command::Publish(args) => crate::publish::run(&open(repo.as_deref())?, &args),
         Command::Consume(args) => consume(&open(repo.as_deref())?, &args),
