@@ -423,3 +423,97 @@ fn a_hook_that_refuses_is_an_error_not_an_endless_retry() {
     assert!(String::from_utf8_lossy(&progress).contains("no pushes on Fridays"));
     assert!(remote_refs(&server.url("q")).is_empty());
 }
+
+/// A server that advertises an empty repository for receive-pack, then reads half of the
+/// push and hangs up (a connection cut mid-way); the number of pushes it saw.
+fn cutting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let posts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = posts.clone();
+    std::thread::spawn(move || {
+        for _ in 0..8 {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let head = String::from_utf8_lossy(&head).to_lowercase();
+            if head.starts_with("get") {
+                let mut body = Vec::new();
+                for line in ["# service=git-receive-pack\n"] {
+                    body.extend_from_slice(format!("{:04x}{line}", line.len() + 4).as_bytes());
+                }
+                body.extend_from_slice(b"0000");
+                let caps = format!(
+                    "{} capabilities^{{}}\0report-status side-band-64k atomic delete-refs quiet\n",
+                    "0".repeat(40)
+                );
+                body.extend_from_slice(format!("{:04x}{caps}", caps.len() + 4).as_bytes());
+                body.extend_from_slice(b"0000");
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/x-git-receive-pack-advertisement\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(&body);
+            } else {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                let mut half = vec![0u8; length / 2];
+                let _ = stream.read_exact(&mut half);
+                // Hang up without an answer.
+            }
+        }
+    });
+    (format!("http://127.0.0.1:{port}/q.git"), posts)
+}
+
+#[test]
+fn a_push_cut_off_mid_way_moves_nothing_leaves_nothing_and_the_next_push_delivers_once() {
+    let (cut_url, posts) = cutting_server();
+    let producer = TempRepo::new();
+    publish(&producer, "t", (0..2000).map(|i| format!("message {i}")));
+    let repo = producer.open();
+    let head = repo.head(&TopicName::new("t").unwrap()).unwrap();
+    let err = transport::push::push_with(
+        &repo,
+        &cut_url,
+        client(),
+        PushOptions {
+            max_attempts: 2,
+            ..PushOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.is_spurious(), "{err:?}");
+    assert_eq!(
+        posts.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "retried once"
+    );
+    assert_eq!(repo.head(&TopicName::new("t").unwrap()).unwrap(), head);
+    let leftovers: Vec<_> = std::fs::read_dir(producer.path.join("objects/pack"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with("tmp_"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    let server = HttpServer::start();
+    server.bare_repo("q");
+    let url = server.url("q");
+    transport::push::push_with(&repo, &url, client(), PushOptions::default()).unwrap();
+    assert_eq!(remote_log(&url, "t").len(), 2000);
+}
