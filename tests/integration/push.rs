@@ -448,9 +448,8 @@ fn cutting_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) 
             let head = String::from_utf8_lossy(&head).to_lowercase();
             if head.starts_with("get") {
                 let mut body = Vec::new();
-                for line in ["# service=git-receive-pack\n"] {
-                    body.extend_from_slice(format!("{:04x}{line}", line.len() + 4).as_bytes());
-                }
+                let line = "# service=git-receive-pack\n";
+                body.extend_from_slice(format!("{:04x}{line}", line.len() + 4).as_bytes());
                 body.extend_from_slice(b"0000");
                 let caps = format!(
                     "{} capabilities^{{}}\0report-status side-band-64k atomic delete-refs quiet\n",
