@@ -6,7 +6,7 @@
 //! | remote ref | local tracking ref (forced, like git's `+` refspec) | local ref |
 //! |---|---|---|
 //! | `refs/heads/<topic>` | `refs/remotes/<r>/<topic>` | `refs/heads/<topic>`, fast-forward only |
-//! | `refs/gitmq/consumers/<c>/<topic>` | `refs/gitmq/remotes/<r>/consumers/<c>/<topic>` | — (local positions belong to local consumers) |
+//! | `refs/gitmq/consumers/<c>/<topic>` | `refs/gitmq/remotes/<r>/consumers/<c>/<topic>` | `refs/gitmq/consumers/<c>/<topic>`, adopted if absent or unmoved since last seen |
 //!
 //! Positions are tracked under `refs/gitmq/remotes/` rather than `refs/remotes/<r>/gitmq/...`,
 //! where they could collide with a topic named `gitmq/consumers/...`.
@@ -17,8 +17,10 @@
 //! the pack is indexed and in place and every want is readable; each ref moves under its lock
 //! with a compare-and-swap against the value read; a local topic moves only if its current
 //! head is on the first-parent chain of the remote head (or it does not exist): otherwise it
-//! is left alone and reported as [`UpdateKind::Diverged`]. Remote refs that were deleted are
-//! not pruned locally.
+//! is left alone and reported as [`UpdateKind::Diverged`]; a local position is set to the
+//! remote's only when it does not exist (a consumer on a new machine) or still holds what the
+//! tracking ref held before this fetch (the local consumer has not moved since), and only
+//! once its topic is in sync. Remote refs that were deleted are not pruned locally.
 
 use std::time::Duration;
 

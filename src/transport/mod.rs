@@ -1,6 +1,7 @@
 //! Owns talking to a git server over smart HTTP: gitmq's own implementation of git's
-//! protocol (no `git` process, no libgit2). This slice fetches; push will sit beside it
-//! (`receive_pack.rs`, reusing [`pktline`], [`sideband`], [`url`] and [`HttpClient`]).
+//! protocol (no `git` process, no libgit2): fetch ([`mod@fetch`], upload-pack v2 or v0) and push
+//! ([`push`], receive-pack; see that module for the plan, the rebuild on a lost race and the
+//! report). The fetch side:
 //!
 //! ```text
 //!  fetch::fetch(repo, "origin")                      config: remote.origin.url -> RemoteUrl
@@ -31,11 +32,14 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Invariants: protocol code ([`pktline`], [`sideband`], [`v2`], [`v0`], [`url`], [`config`])
+//! Invariants: protocol code ([`pktline`], [`sideband`], [`v2`], [`v0`], [`receive_pack`],
+//! [`url`], [`config`], [`credentials`])
 //! is sans-IO or generic over [`std::io::Read`], and never panics on what a server sends;
-//! only `http.rs` knows reqwest, behind [`HttpClient`]; credentials from a URL's userinfo
-//! reach only the HTTP client's `Authorization` header, never an error or a log line; refs
-//! move only after the pack naming their objects is indexed, renamed and fsynced.
+//! only `http.rs` knows reqwest, behind [`HttpClient`]; credentials (a URL's userinfo, the
+//! environment, git's credential store) reach only the HTTP client's `Authorization` header,
+//! never an error or a log line; local refs move only after the pack naming their objects is
+//! indexed, renamed and fsynced; remote refs move only by the server's compare-and-swap from
+//! the values gitmq read.
 
 pub mod config;
 pub mod credentials;
