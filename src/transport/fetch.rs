@@ -40,6 +40,8 @@ pub const DEFAULT_PREFIXES: [&str; 2] = ["refs/heads/", "refs/gitmq/"];
 pub const DEFAULT_REMOTE: &str = "origin";
 /// Where the consumer positions of remote `<r>` are tracked: `refs/gitmq/remotes/<r>/consumers/...`.
 pub const REMOTE_POSITIONS_PREFIX: &str = "refs/gitmq/remotes/";
+/// Attempts of one [`Fetcher::fetch()`] when the failures are spurious.
+pub const FETCH_ATTEMPTS: u32 = 3;
 /// How long a ref lock is waited for.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most `have` lines sent.
@@ -214,13 +216,34 @@ impl<C: HttpClient> Fetcher<C> {
         })
     }
 
-    /// List the remote's refs, fetch what is missing, move local refs.
+    /// List the remote's refs, fetch what is missing, move local refs. Spurious failures (the
+    /// network, a 5xx, a cut body) are retried [`FETCH_ATTEMPTS`] times in all with back-off:
+    /// a fetch changes nothing until its pack is complete, so a retry is always safe.
     pub fn fetch(
         &self,
         repo: &Repository,
-        options: FetchOptions<'_>,
+        mut options: FetchOptions<'_>,
     ) -> Result<FetchReport, Error> {
-        fetch_from(repo, &self.server, self.name.clone(), options)
+        let mut backoff = super::retry::Backoff::default();
+        let mut attempt = 1;
+        loop {
+            let once = FetchOptions {
+                prefixes: options.prefixes,
+                limits: options.limits,
+                sync: options.sync,
+                progress: options
+                    .progress
+                    .as_mut()
+                    .map(|p| &mut **p as &mut dyn FnMut(&[u8])),
+            };
+            match fetch_from(repo, &self.server, self.name.clone(), once) {
+                Err(err) if err.is_spurious() && attempt < FETCH_ATTEMPTS => {
+                    attempt += 1;
+                    backoff.wait();
+                }
+                result => return result,
+            }
+        }
     }
 }
 
