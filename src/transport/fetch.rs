@@ -40,6 +40,11 @@ pub const DEFAULT_PREFIXES: [&str; 2] = ["refs/heads/", "refs/gitmq/"];
 pub const DEFAULT_REMOTE: &str = "origin";
 /// Where the consumer positions of remote `<r>` are tracked: `refs/gitmq/remotes/<r>/consumers/...`.
 pub const REMOTE_POSITIONS_PREFIX: &str = "refs/gitmq/remotes/";
+/// Refs a fetch moves are not fsynced (as git does by default): they only repeat what the
+/// remote holds, so after a power loss they may show an older state and the next fetch moves
+/// them again. The pack they name is fsynced before they move (with [`FetchOptions::sync`]),
+/// so they never name a missing object.
+const REFS_SYNC: bool = false;
 /// Attempts of one [`Fetcher::fetch()`] when the failures are spurious.
 pub const FETCH_ATTEMPTS: u32 = 3;
 /// How long a ref lock is waited for.
@@ -53,7 +58,7 @@ pub struct FetchOptions<'a> {
     pub prefixes: &'a [&'a str],
     /// Bounds on the received pack.
     pub limits: Limits,
-    /// Fsync the pack, index and refs before returning.
+    /// Fsync the pack and index (and `objects/pack/`) before any ref moves.
     pub sync: bool,
     /// Where the server's progress text goes; `None` asks the server for none.
     pub progress: Option<super::Progress<'a>>,
@@ -314,13 +319,13 @@ fn fetch_from<C: HttpClient>(
                 repo,
                 &tracking,
                 remote_ref.id,
-                options.sync,
+                REFS_SYNC,
             )?);
         }
         match target {
             Target::Topic(topic) => {
                 let update =
-                    fast_forward(repo, &mut odb, &mut buf, topic, remote_ref, options.sync)?;
+                    fast_forward(repo, &mut odb, &mut buf, topic, remote_ref, REFS_SYNC)?;
                 if let Some(update) = update {
                     if update.kind == UpdateKind::Diverged {
                         diverged_topics.push(topic.clone());
@@ -336,7 +341,7 @@ fn fetch_from<C: HttpClient>(
                         topic,
                         remote_ref.id,
                         last_seen,
-                        options.sync,
+                        REFS_SYNC,
                     )?);
                 }
             }

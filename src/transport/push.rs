@@ -327,7 +327,8 @@ impl<C: HttpClient> Pusher<C> {
         let mut advertisement = advertisement;
         for command in &plan.commands {
             let Some(new) = command.new else { continue };
-            self.track(repo, &command.name, new, options.sync)?;
+            // Tracking refs repeat the remote: not fsynced (a later fetch or push corrects them).
+            self.track(repo, &command.name, new, false)?;
             report.updates.push(PushedRef {
                 name: command.name.clone(),
                 old: command.old,
