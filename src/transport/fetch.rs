@@ -324,8 +324,7 @@ fn fetch_from<C: HttpClient>(
         }
         match target {
             Target::Topic(topic) => {
-                let update =
-                    fast_forward(repo, &mut odb, &mut buf, topic, remote_ref, REFS_SYNC)?;
+                let update = fast_forward(repo, &mut odb, &mut buf, topic, remote_ref, REFS_SYNC)?;
                 if let Some(update) = update {
                     if update.kind == UpdateKind::Diverged {
                         diverged_topics.push(topic.clone());

@@ -213,13 +213,11 @@ fn gitmq_rounds(
     producer.publish(b"warm-up")?;
     let mut pusher = Pusher::new(&producer_repo, url, client)?;
     let only = [topic.clone()];
-    pusher.push(
-        &producer_repo,
-        PushOptions {
-            topics: Some(&only),
-            ..PushOptions::default()
-        },
-    )?;
+    let push_options = || PushOptions {
+        topics: Some(&only),
+        ..PushOptions::default()
+    };
+    pusher.push(&producer_repo, push_options())?;
     let prefix = topic.ref_name();
     let prefixes = [prefix.as_str()];
     let fetcher = Fetcher::connect(&consumer_repo, url, client)?;
@@ -243,13 +241,7 @@ fn gitmq_rounds(
         let start = Instant::now();
         producer.publish(&payload)?;
         let published = start.elapsed();
-        pusher.push(
-            &producer_repo,
-            PushOptions {
-                topics: Some(&only),
-                ..PushOptions::default()
-            },
-        )?;
+        pusher.push(&producer_repo, push_options())?;
         let after_push = start.elapsed();
         fetcher.fetch(&consumer_repo, fetch_options())?;
         let after_fetch = start.elapsed();
