@@ -245,6 +245,10 @@ pub struct PushBenchArgs {
     /// Rounds (medians are printed).
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// Write the histories with `git fast-import`, every commit (and the new one) with one
+    /// timestamp: git's date-ordered walks then cross the whole history.
+    #[arg(long)]
+    pub equal_timestamps: bool,
     /// Keep the scratch repositories.
     #[arg(long)]
     pub keep: bool,

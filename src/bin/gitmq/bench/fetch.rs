@@ -203,7 +203,7 @@ pub(super) fn median(samples: &[f64]) -> f64 {
 
 /// Append messages `range` to `branch` of `repo` with `git fast-import`, every commit with
 /// the same timestamp; `continue_branch` starts from the branch's current tip.
-fn fast_import(
+pub(super) fn fast_import(
     repo: &Path,
     branch: &str,
     range: std::ops::Range<usize>,

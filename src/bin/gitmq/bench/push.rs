@@ -17,7 +17,7 @@ use gitmq::{
 };
 
 use super::{
-    fetch::{median, timed},
+    fetch::{fast_import, median, timed},
     git::{git, path},
     workload, Scratch,
 };
@@ -26,9 +26,19 @@ use crate::{
     commands::Result,
 };
 
-/// Write messages `range` of the workload on `branch` of a new repository at `repo`.
-fn history(repo: &Path, branch: &str, range: std::ops::Range<usize>) -> Result<Repository> {
+/// Write messages `range` of the workload on `branch` of a new repository at `repo` (with
+/// `git fast-import` and one timestamp for all when `equal_timestamps`).
+fn history(
+    repo: &Path,
+    branch: &str,
+    range: std::ops::Range<usize>,
+    equal_timestamps: bool,
+) -> Result<Repository> {
     let repository = Repository::init(repo)?;
+    if equal_timestamps {
+        fast_import(repo, branch, range, false)?;
+        return Ok(repository);
+    }
     let config = ProducerConfig {
         durability: Durability::None,
         max_batch_messages: 10_000,
@@ -69,7 +79,14 @@ pub fn push(opts: &PushBenchArgs) -> Result<()> {
     let n = opts.messages;
     let pid = std::process::id();
     let client = ReqwestClient::new(Options::default())?;
-    println!("gitmq bench push: {n} messages written by gitmq, pushed to {url}");
+    println!(
+        "gitmq bench push: {n} messages {}, pushed to {url}",
+        if opts.equal_timestamps {
+            "written by git fast-import, all with one timestamp"
+        } else {
+            "written by gitmq"
+        }
+    );
     let (mut full_git, mut full_gitmq, mut one_git, mut one_gitmq) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut branches = Vec::new();
@@ -83,10 +100,18 @@ pub fn push(opts: &PushBenchArgs) -> Result<()> {
             );
             let git_repo = scratch.path.join(format!("git-{round}.git"));
             let gitmq_repo = scratch.path.join(format!("gitmq-{round}.git"));
-            history(&git_repo, &git_branch, base..base + n)?;
-            let repo = history(&gitmq_repo, &gitmq_branch, base + n + 1..base + 2 * n + 1)?;
+            let equal = opts.equal_timestamps;
+            history(&git_repo, &git_branch, base..base + n, equal)?;
+            let repo = history(
+                &gitmq_repo,
+                &gitmq_branch,
+                base + n + 1..base + 2 * n + 1,
+                equal,
+            )?;
             branches.push(git_branch.clone());
             branches.push(gitmq_branch.clone());
+            // Each side pushes to a server holding none of the other's refs (a ref of 100k
+            // equal-timestamp commits would make the other's connectivity check walk it too).
             let refspec = format!("refs/heads/{git_branch}:refs/heads/{git_branch}");
             full_git.push(timed(|| {
                 git(
@@ -94,6 +119,22 @@ pub fn push(opts: &PushBenchArgs) -> Result<()> {
                     None,
                 )
             })?);
+            // One new message on top of the pushed history (with the same timestamp).
+            if equal {
+                fast_import(&git_repo, &git_branch, base + n..base + n + 1, true)?;
+            } else {
+                Repository::open(&git_repo)?
+                    .producer(&TopicName::new(&git_branch)?)
+                    .publish(&workload::message(base + n))?;
+            }
+            one_git.push(timed(|| {
+                git(
+                    &["--git-dir", path(&git_repo)?, "push", "-q", url, &refspec],
+                    None,
+                )
+            })?);
+            delete_branches(url, &scratch.path, &[git_branch]);
+
             let topic = [TopicName::new(&gitmq_branch)?];
             let mut pusher = Pusher::new(&repo, url, &client)?;
             let options = || PushOptions {
@@ -101,20 +142,14 @@ pub fn push(opts: &PushBenchArgs) -> Result<()> {
                 ..PushOptions::default()
             };
             full_gitmq.push(timed(|| Ok(pusher.push(&repo, options()).map(drop)?))?);
-
-            // One new message on top of the pushed history.
-            Repository::open(&git_repo)?
-                .producer(&TopicName::new(&git_branch)?)
-                .publish(&workload::message(base + n))?;
-            one_git.push(timed(|| {
-                git(
-                    &["--git-dir", path(&git_repo)?, "push", "-q", url, &refspec],
-                    None,
-                )
-            })?);
-            repo.producer(&topic[0])
-                .publish(&workload::message(base + 2 * n + 1))?;
+            let next = base + 2 * n + 1;
+            if equal {
+                fast_import(&gitmq_repo, &gitmq_branch, next..next + 1, true)?;
+            } else {
+                repo.producer(&topic[0]).publish(&workload::message(next))?;
+            }
             one_gitmq.push(timed(|| Ok(pusher.push(&repo, options()).map(drop)?))?);
+            delete_branches(url, &scratch.path, &[gitmq_branch]);
         }
         Ok(())
     })();
