@@ -68,7 +68,14 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_message() {
                 line.clear();
             }
         });
-        std::thread::sleep(Duration::from_millis(2 + rng.below(60) as u64));
+        // Kill at a random moment while batches are being written: after the first batch was
+        // acknowledged (a loaded machine may take a while to start the process), up to 60 ms
+        // later, so every round kills a producer in the middle of its work.
+        let started = std::time::Instant::now();
+        while printed.lock().unwrap().is_empty() && started.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(60) as u64));
         child.kill().expect("SIGKILL");
         child.wait().unwrap();
         reader.join().unwrap();
@@ -97,8 +104,8 @@ fn sigkill_at_random_moments_never_loses_an_acknowledged_message() {
         }
     }
     assert!(
-        acknowledged.len() > 100,
-        "the kills let some batches through: {}",
+        acknowledged.len() >= 50,
+        "every round acknowledged at least one batch before its kill: {}",
         acknowledged.len()
     );
     eprintln!(
