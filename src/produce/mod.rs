@@ -16,20 +16,23 @@
 
 mod batch;
 mod flusher;
+mod idempotence;
 mod shared;
 
 use std::time::{Duration, Instant};
 
 use gix_hash::ObjectId;
 
+pub use idempotence::{Idempotence, MessageIds};
 pub use shared::SharedProducer;
 
 use self::{
     batch::Batch,
     flusher::{flush_sealed, FlushContext, Pipeline},
+    idempotence::{IdGenerator, Window},
 };
 use crate::{
-    message::{self, CommitEncoder, Identity},
+    message::{self, CommitEncoder, Envelope, Identity},
     odb::pack::{
         consolidate,
         write::{self, Compression},
@@ -88,6 +91,11 @@ pub struct ProducerConfig {
     /// Merge small packs in a background thread so the pack count stays logarithmic
     /// (checked every few batches); `None` leaves packs as written.
     pub consolidate: Option<consolidate::Policy>,
+    /// Which messages carry a stable id (default: only those given one).
+    pub message_ids: MessageIds,
+    /// Deduplicate messages appended with a stable id (default: on, see [`Idempotence`]);
+    /// `None` appends every message.
+    pub idempotence: Option<Idempotence>,
 }
 
 impl Default for ProducerConfig {
@@ -102,6 +110,8 @@ impl Default for ProducerConfig {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             background_flush: true,
             consolidate: Some(consolidate::Policy::default()),
+            message_ids: MessageIds::default(),
+            idempotence: Some(Idempotence::default()),
         }
     }
 }
@@ -125,6 +135,9 @@ pub struct Appended {
     /// flushed because this append filled one (or it lingered long enough, or the durability
     /// is [`Durability::Each`], which acknowledges this message before returning).
     pub flushed: Option<Flushed>,
+    /// True when the message's stable id was in the producer's idempotence window: nothing
+    /// was appended, and `id` is the original message's commit id.
+    pub duplicate: bool,
 }
 
 /// Appends messages to one topic in batches, each batch one pack and one ref update.
@@ -171,6 +184,14 @@ pub struct Producer {
     batches_since_consolidation: usize,
     consolidation: Option<std::thread::JoinHandle<Result<consolidate::Report, consolidate::Error>>>,
     last_consolidation: Option<Result<consolidate::Report, String>>,
+    /// Sequence number of the next message appended, and of the next one acknowledged.
+    next_seq: u64,
+    acked_seq: u64,
+    /// Stable ids remembered for idempotent publishing.
+    window: Option<Window>,
+    /// Generates stable ids when [`MessageIds::Generate`].
+    generator: Option<IdGenerator>,
+    id_buf: String,
 }
 
 /// Lifecycle
@@ -183,6 +204,8 @@ impl Producer {
     /// A producer for `topic` in `repo` configured by `config`.
     pub fn with_config(repo: Repository, topic: TopicName, config: ProducerConfig) -> Self {
         let offset = gix_date::Time::now_local_or_utc().offset;
+        let window = config.idempotence.map(Window::new);
+        let generator = (config.message_ids == MessageIds::Generate).then(IdGenerator::new);
         Self {
             encoder: CommitEncoder::new(&config.identity, offset),
             batch: Batch::new(None),
@@ -198,6 +221,11 @@ impl Producer {
             batches_since_consolidation: 0,
             consolidation: None,
             last_consolidation: None,
+            next_seq: 0,
+            acked_seq: 0,
+            window,
+            generator,
+            id_buf: String::new(),
         }
     }
 
@@ -229,10 +257,31 @@ impl Producer {
         self.reconfigure()
     }
 
+    /// Give messages without a given stable id a generated one, or not.
+    #[must_use]
+    pub fn with_message_ids(mut self, ids: MessageIds) -> Self {
+        self.config.message_ids = ids;
+        self.reconfigure()
+    }
+
+    /// Deduplicate messages with stable ids per `idempotence` (`None`: never).
+    #[must_use]
+    pub fn with_idempotence(mut self, idempotence: Option<Idempotence>) -> Self {
+        self.config.idempotence = idempotence;
+        self.reconfigure()
+    }
+
     fn reconfigure(mut self) -> Self {
         let offset = gix_date::Time::now_local_or_utc().offset;
         self.encoder = CommitEncoder::new(&self.config.identity, offset);
         self.batch = Batch::new(self.batch.base);
+        if self.window.as_ref().map(Window::config) != self.config.idempotence {
+            self.window = self.config.idempotence.map(Window::new);
+        }
+        if (self.config.message_ids == MessageIds::Generate) != self.generator.is_some() {
+            self.generator =
+                (self.config.message_ids == MessageIds::Generate).then(IdGenerator::new);
+        }
         self
     }
 
@@ -241,7 +290,6 @@ impl Producer {
             refs: self.repo.refs().clone(),
             pack_dir: self.repo.git_dir().join("objects/pack"),
             topic: self.topic.clone(),
-            encoder: self.encoder.clone(),
             compression: self.config.compression,
             durability: self.config.durability,
             lock_timeout: self.config.lock_timeout,
@@ -254,11 +302,51 @@ impl Producer {
     /// Add a message to the current batch and return its id; flushes when the batch is due
     /// and reports what was acknowledged meanwhile (see [`Appended::flushed`]).
     pub fn append(&mut self, payload: &[u8]) -> Result<Appended, crate::Error> {
-        let id = self.append_unflushed(payload)?;
+        let id = self.append_unflushed(payload, None)?;
+        self.appended(id)
+    }
+
+    /// Like [`append()`](Self::append), with `envelope`'s stable id and headers. A stable id
+    /// already in the producer's idempotence window appends nothing: the result is the
+    /// original's commit id with [`Appended::duplicate`] set.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), gitmq::Error> {
+    /// use gitmq::{message::Envelope, Repository, TopicName};
+    /// let dir = tempfile::tempdir().expect("temp dir");
+    /// let repo = Repository::init(dir.path())?;
+    /// let mut producer = repo.producer(&TopicName::new("orders")?);
+    /// let envelope = Envelope::new().with_id("order-7")?.with_header("source", "web")?;
+    /// let first = producer.append_with(b"{"order":7}", &envelope)?;
+    /// let retry = producer.append_with(b"{"order":7}", &envelope)?;
+    /// assert!(retry.duplicate && retry.id == first.id);
+    /// assert_eq!(producer.flush()?.ids, [first.id]); // appended once
+    /// # Ok(()) }
+    /// ```
+    pub fn append_with(
+        &mut self,
+        payload: &[u8],
+        envelope: &Envelope,
+    ) -> Result<Appended, crate::Error> {
+        if let Some(original) = self.known(envelope.id())? {
+            self.collect(false)?;
+            return Ok(Appended {
+                id: original,
+                flushed: self.take_acknowledged(),
+                duplicate: true,
+            });
+        }
+        let id = self.append_unflushed(payload, Some(envelope))?;
+        self.appended(id)
+    }
+
+    /// Flush as the configuration asks after appending the message `id`.
+    fn appended(&mut self, id: ObjectId) -> Result<Appended, crate::Error> {
         if self.config.durability == Durability::Each {
             return Ok(Appended {
                 id,
                 flushed: Some(self.flush()?),
+                duplicate: false,
             });
         }
         if self.is_due() {
@@ -268,11 +356,38 @@ impl Producer {
         Ok(Appended {
             id,
             flushed: self.take_acknowledged(),
+            duplicate: false,
         })
     }
 
+    /// The commit id of the message with stable id `id` if it is in the idempotence window
+    /// (reading the topic's last messages first, once, if so configured).
+    fn known(&mut self, id: Option<&str>) -> Result<Option<ObjectId>, crate::Error> {
+        let (Some(id), Some(window)) = (id, self.window.as_ref()) else {
+            return Ok(None);
+        };
+        self.check_poisoned()?;
+        if !window.scanned {
+            let found = if window.config().scan_on_open {
+                scan_ids(&self.repo, &self.topic, window.config().window_messages)?
+            } else {
+                Vec::new()
+            };
+            let window = self.window.as_mut().expect("BUG: checked above");
+            window.scanned = true;
+            for (stable, commit, age) in found.iter().rev() {
+                window.insert_found(stable, *commit, *age);
+            }
+        }
+        Ok(self.window.as_mut().and_then(|w| w.get(id)))
+    }
+
     /// Add a message to the current batch without flushing (for [`SharedProducer`]).
-    fn append_unflushed(&mut self, payload: &[u8]) -> Result<ObjectId, crate::Error> {
+    fn append_unflushed(
+        &mut self,
+        payload: &[u8],
+        envelope: Option<&Envelope>,
+    ) -> Result<ObjectId, crate::Error> {
         self.check_poisoned()?;
         message::check_payload(payload)?;
         if !self.base_read {
@@ -280,7 +395,30 @@ impl Producer {
             self.base_read = true;
             write::remove_stale_temp_files(&self.repo.git_dir().join("objects/pack"));
         }
-        Ok(self.batch.push(&self.encoder, unix_seconds(), payload))
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let empty = Envelope::new();
+        let envelope = match envelope {
+            Some(envelope) => envelope,
+            None if self.generator.is_none() => {
+                return Ok(self.batch.push(&self.encoder, unix_seconds(), payload));
+            }
+            None => &empty,
+        };
+        let mut generated = std::mem::take(&mut self.id_buf);
+        let stable = match (envelope.id(), self.generator.as_mut()) {
+            (Some(id), _) => Some(id),
+            (None, Some(generator)) => Some(generator.next_into(&mut generated)),
+            (None, None) => None,
+        };
+        let id = self
+            .batch
+            .push_with(&self.encoder, unix_seconds(), stable, envelope, payload);
+        self.id_buf = generated;
+        if let (Some(stable), Some(window)) = (envelope.id(), self.window.as_mut()) {
+            window.insert_pending(stable, seq, id);
+        }
+        Ok(id)
     }
 
     /// Flush the current batch if it is full or has lingered long enough; reports what was
@@ -314,6 +452,46 @@ impl Producer {
         Ok(last.expect("BUG: a flush after an append acknowledges it"))
     }
 
+    /// Append one message with `envelope`'s stable id and headers, and flush: its final id,
+    /// acknowledged. Idempotent: if the stable id is in the window (published before by this
+    /// producer, or found on the topic's last messages), nothing is appended and the
+    /// original's commit id is returned.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), gitmq::Error> {
+    /// use gitmq::{message::Envelope, Repository, TopicName};
+    /// let dir = tempfile::tempdir().expect("temp dir");
+    /// let repo = Repository::init(dir.path())?;
+    /// let topic = TopicName::new("payments")?;
+    /// let envelope = Envelope::new().with_id("payment-1")?;
+    /// let id = repo.producer(&topic).publish_with(b"100 EUR", &envelope)?;
+    /// // A retry from a new producer (say, after a crash) finds it on the topic.
+    /// assert_eq!(repo.producer(&topic).publish_with(b"100 EUR", &envelope)?, id);
+    /// assert_eq!(repo.head(&topic)?, Some(id));
+    /// # Ok(()) }
+    /// ```
+    pub fn publish_with(
+        &mut self,
+        payload: &[u8],
+        envelope: &Envelope,
+    ) -> Result<ObjectId, crate::Error> {
+        let appended = self.append_with(payload, envelope)?;
+        let mut last = appended.flushed.and_then(|f| f.ids.last().copied());
+        if let Some(id) = self.flush()?.ids.last() {
+            last = Some(*id);
+        }
+        let final_id = envelope
+            .id()
+            .and_then(|id| self.window.as_mut().and_then(|w| w.get(id)));
+        if let Some(id) = final_id {
+            return Ok(id);
+        }
+        if appended.duplicate {
+            return Ok(appended.id);
+        }
+        Ok(last.expect("BUG: a flush after an append acknowledges it"))
+    }
+
     /// Append messages in order and flush; the final ids of everything acknowledged, these
     /// messages last. Batches are cut at the configured limits.
     pub fn publish_batch<I, P>(&mut self, payloads: I) -> Result<Vec<ObjectId>, crate::Error>
@@ -333,6 +511,10 @@ impl Producer {
 
     /// Drop the current batch's messages unacknowledged (after its flush failed).
     fn discard_batch(&mut self) {
+        self.acked_seq += self.batch.len() as u64;
+        if let Some(window) = self.window.as_mut() {
+            window.forget_pending();
+        }
         drop(self.batch.seal(None));
     }
 
@@ -408,6 +590,10 @@ impl Producer {
     fn record(&mut self, result: Result<Flushed, crate::Error>) -> Result<(), crate::Error> {
         match result {
             Ok(flushed) => {
+                if let Some(window) = self.window.as_mut() {
+                    window.acknowledged(self.acked_seq, &flushed.ids);
+                }
+                self.acked_seq += flushed.ids.len() as u64;
                 self.acknowledged.ids.extend(flushed.ids);
                 self.acknowledged.rebuilt |= flushed.rebuilt;
                 self.batches_since_consolidation += 1;
@@ -517,6 +703,31 @@ impl Drop for Producer {
         }
         self.finish_consolidation();
     }
+}
+
+/// The stable ids of the last `max` messages of `topic`, newest first, with their commit ids
+/// and ages (by author date).
+fn scan_ids(
+    repo: &Repository,
+    topic: &TopicName,
+    max: usize,
+) -> Result<Vec<(String, ObjectId, Duration)>, crate::Error> {
+    let mut found = Vec::new();
+    let mut odb = repo.odb();
+    let mut buf = Vec::new();
+    let now = unix_seconds();
+    let mut next = repo.head(topic)?;
+    for _ in 0..max {
+        let Some(id) = next else { break };
+        odb.read_commit(&id, &mut buf)?;
+        let message = crate::walk::decode::decode(id, &buf)?;
+        if let Some(stable) = message.stable_id() {
+            let age = u64::try_from(now.saturating_sub(message.time.seconds)).unwrap_or(0);
+            found.push((stable.to_owned(), id, Duration::from_secs(age)));
+        }
+        next = message.parent;
+    }
+    Ok(found)
 }
 
 fn unix_seconds() -> i64 {

@@ -81,7 +81,7 @@ impl SharedProducer {
     /// Publish one message and wait until it is acknowledged; its final id.
     pub fn publish(&self, payload: &[u8]) -> Result<ObjectId, crate::Error> {
         let mut state = self.lock();
-        state.producer.append_unflushed(payload)?;
+        state.producer.append_unflushed(payload, None)?;
         let seq = state.next_seq;
         state.next_seq += 1;
         loop {
