@@ -66,8 +66,10 @@
 #![deny(missing_docs)]
 
 pub mod consume;
+pub mod dlq;
 pub mod durability;
 mod error;
+pub mod handler;
 pub mod hash;
 pub mod message;
 pub mod name;
@@ -77,13 +79,15 @@ pub mod refs;
 pub mod repo;
 pub mod restack;
 pub mod transport;
+#[cfg(feature = "json")]
+pub mod typed;
 pub mod walk;
 
 pub use consume::Consumer;
 pub use durability::Durability;
 pub use error::Error;
 pub use gix_hash::ObjectId;
-pub use message::{Identity, Message, MessageRef};
+pub use message::{Envelope, Identity, Message, MessageRef};
 pub use name::{ConsumerName, TopicName};
 pub use produce::Producer;
 pub use repo::Repository;

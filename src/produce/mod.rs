@@ -317,8 +317,8 @@ impl Producer {
     /// let repo = Repository::init(dir.path())?;
     /// let mut producer = repo.producer(&TopicName::new("orders")?);
     /// let envelope = Envelope::new().with_id("order-7")?.with_header("source", "web")?;
-    /// let first = producer.append_with(b"{"order":7}", &envelope)?;
-    /// let retry = producer.append_with(b"{"order":7}", &envelope)?;
+    /// let first = producer.append_with(br#"{"order":7}"#, &envelope)?;
+    /// let retry = producer.append_with(br#"{"order":7}"#, &envelope)?;
     /// assert!(retry.duplicate && retry.id == first.id);
     /// assert_eq!(producer.flush()?.ids, [first.id]); // appended once
     /// # Ok(()) }
