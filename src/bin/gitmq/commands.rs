@@ -50,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Consumers => consumers(&open(repo.as_deref())?),
+        Command::Dlq(command) => crate::dlq::run(&open(repo.as_deref())?, &command),
         Command::Fetch { remote } => fetch(&open(repo.as_deref())?, &remote),
         Command::Unlock { older_than } => {
             let repo = open(repo.as_deref())?;
@@ -159,7 +160,7 @@ fn fetch(repo: &Repository, remote: &str) -> Result<()> {
     Ok(())
 }
 
-fn open(repo: Option<&Path>) -> Result<Repository> {
+pub fn open(repo: Option<&Path>) -> Result<Repository> {
     Ok(match repo {
         Some(path) => Repository::open(path)?,
         None => Repository::discover(".")?,
