@@ -4,10 +4,10 @@
 use gitmq::{
     hash::{object_id, OBJECT_HASH},
     message::{check_payload, encode, CommitEncoder, Envelope},
-    walk::decode::decode,
     name::MAX_NAME_LEN,
     odb::loose,
     refs::packed,
+    walk::decode::decode,
     ConsumerName, Identity, MessageRef, ObjectId, TopicName,
 };
 use gix_date::Time;
@@ -31,7 +31,11 @@ pub fn commit_decode(data: &[u8]) {
             "into_owned keeps the payload"
         );
         assert_eq!(owned.parent, message.parent, "into_owned keeps the parent");
-        assert_eq!(owned.stable_id(), message.stable_id(), "into_owned keeps the id");
+        assert_eq!(
+            owned.stable_id(),
+            message.stable_id(),
+            "into_owned keeps the id"
+        );
         assert!(
             owned.headers().eq(message.headers()),
             "into_owned keeps the headers"
@@ -39,7 +43,9 @@ pub fn commit_decode(data: &[u8]) {
         let _ = owned.time_rfc3339();
     }
     if let Ok(fast) = decode(id, data) {
-        let full = full.as_ref().expect("the fast decoder accepts only what gix accepts");
+        let full = full
+            .as_ref()
+            .expect("the fast decoder accepts only what gix accepts");
         assert_eq!(&fast, full, "the fast decoder agrees with gix");
         assert_eq!(fast.stable_id(), full.stable_id());
         assert!(fast.headers().eq(full.headers()));
@@ -73,7 +79,10 @@ fn headers_round_trip(payload: &[u8]) {
     ] {
         assert_eq!(decoded.payload, payload, "the payload is byte-exact");
         assert_eq!(decoded.stable_id(), envelope.id(), "the stable id survives");
-        assert!(decoded.headers().eq(envelope.headers()), "the headers survive");
+        assert!(
+            decoded.headers().eq(envelope.headers()),
+            "the headers survive"
+        );
     }
 }
 
