@@ -562,3 +562,29 @@ fn typed_messages_round_trip_and_bad_payloads_become_dead_letters() {
         dead[0].error
     );
 }
+
+#[test]
+fn generated_ids_are_unique_per_message_and_survive_a_rebuild() {
+    let tmp = TempRepo::new();
+    let repo = tmp.open();
+    let t = topic("generated");
+    let mut a = repo
+        .producer(&t)
+        .with_producer_config(inline_config())
+        .with_message_ids(gitmq::produce::MessageIds::Generate);
+    a.append(b"1").unwrap();
+    repo.producer(&t).publish(b"other").unwrap();
+    a.append(b"2").unwrap();
+    assert!(a.flush().unwrap().rebuilt);
+    let messages = all(&repo, &t);
+    let ids: Vec<_> = messages.iter().map(Message::stable_id).collect();
+    assert_eq!(ids[0], None, "the other producer generates none");
+    let (first, second) = (ids[1].unwrap(), ids[2].unwrap());
+    assert_ne!(first, second);
+    assert_eq!(
+        first.split_once('-').unwrap().0,
+        second.split_once('-').unwrap().0,
+        "one producer prefix"
+    );
+    tmp.assert_fsck_clean();
+}
