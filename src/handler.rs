@@ -2,6 +2,9 @@
 //! failure, dead-letters a message that keeps failing, and commits the position after each
 //! success.
 //!
+//! A run ends when the consumer is caught up (or after [`RunConfig::max_messages`]); to keep
+//! handling messages as they arrive, loop: `loop { worker.run(..)?; worker.wait_for_new(t)?; }`.
+//!
 //! Delivery is at-least-once by construction: the position moves past a message only after
 //! its handler returned `Ok` (or it was acknowledged on the dead-letter topic), so:
 //!
@@ -181,7 +184,14 @@ impl Consumer {
                 };
                 let producer =
                     dead_producer.get_or_insert_with(|| self.repo().producer(dead_topic));
-                let dead = dlq::publish(producer, self, &message, attempt, &error)?;
+                let dead = match dlq::publish(producer, self, &message, attempt, &error) {
+                    Ok(dead) => dead,
+                    Err(err) => {
+                        // Not dead-lettered: the message must come again.
+                        self.rewind(before);
+                        return Err(err);
+                    }
+                };
                 report.dead_lettered.push((message.id, dead));
                 break;
             }
