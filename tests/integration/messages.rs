@@ -588,3 +588,27 @@ fn generated_ids_are_unique_per_message_and_survive_a_rebuild() {
     );
     tmp.assert_fsck_clean();
 }
+
+#[test]
+fn threads_sharing_a_producer_publish_one_stable_id_once() {
+    let tmp = TempRepo::new();
+    let repo = tmp.open();
+    let t = topic("shared");
+    let shared = gitmq::produce::SharedProducer::new(repo.producer(&t));
+    let envelope = Envelope::new().with_id("once").unwrap();
+    let ids: Vec<ObjectId> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let (shared, envelope) = (shared.clone(), envelope.clone());
+                s.spawn(move || shared.publish_with(b"x", &envelope).unwrap())
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "every thread gets the one commit id"
+    );
+    assert_eq!(all(&repo, &t).len(), 1, "appended once");
+    assert_eq!(repo.head(&t).unwrap(), Some(ids[0]));
+}
