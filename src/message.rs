@@ -213,10 +213,32 @@ impl CommitEncoder {
         self.encode_parts(out, parent, seconds, &[], payload);
     }
 
-    /// Like [`encode()`](Self::encode), with the stable id line for `id` (checked with
-    /// [`headers::check_id()`]) and `envelope`'s header lines after the committer line.
-    /// `envelope`'s own id is not written: pass it (or a generated one) as `id`.
+    /// Like [`encode()`](Self::encode), with `envelope`'s stable id line and header lines
+    /// after the committer line.
+    ///
+    /// ```
+    /// use gitmq::{message::CommitEncoder, Envelope, Identity};
+    /// let encoder = CommitEncoder::new(&Identity::default(), 0);
+    /// let envelope = Envelope::new().with_id("a-1")?.with_header("k", "v")?;
+    /// let mut body = Vec::new();
+    /// encoder.encode_with(&mut body, None, 1_700_000_000, &envelope, b"payload");
+    /// assert!(body.ends_with(b"+0000\ngitmq-id a-1\ngitmq-header k v\n\npayload"));
+    /// # Ok::<(), gitmq::message::HeaderError>(())
+    /// ```
     pub fn encode_with(
+        &self,
+        out: &mut Vec<u8>,
+        parent: Option<&gix_hash::oid>,
+        seconds: i64,
+        envelope: &Envelope,
+        payload: &[u8],
+    ) {
+        self.trusted_encode_with_id(out, parent, seconds, envelope.id(), envelope, payload);
+    }
+
+    /// [`encode_with()`](Self::encode_with) with the stable id `id` instead of `envelope`'s
+    /// own, unchecked: `id` must pass [`headers::check_id()`] (generated ids do).
+    pub(crate) fn trusted_encode_with_id(
         &self,
         out: &mut Vec<u8>,
         parent: Option<&gix_hash::oid>,
@@ -225,6 +247,7 @@ impl CommitEncoder {
         envelope: &Envelope,
         payload: &[u8],
     ) {
+        debug_assert!(id.is_none_or(|id| headers::check_id(id).is_ok()));
         let mut id_line = Vec::new();
         if let Some(id) = id {
             headers::write_id_line(&mut id_line, id.as_bytes());
@@ -543,20 +566,15 @@ mod tests {
     fn ids_and_headers_round_trip_through_gix_and_keep_the_payload_exact() {
         let encoder = CommitEncoder::new(&Identity::new("a", "a@b").unwrap(), 0);
         let envelope = Envelope::new()
+            .with_id("id-1")
+            .unwrap()
             .with_header("trace", "abc 123")
             .unwrap()
             .with_header("trace", "")
             .unwrap();
         let mut body = Vec::new();
         let payload = b"\ngitmq-id fake\n\nlooks like headers\n";
-        encoder.encode_with(
-            &mut body,
-            None,
-            1_700_000_000,
-            Some("id-1"),
-            &envelope,
-            payload,
-        );
+        encoder.encode_with(&mut body, None, 1_700_000_000, &envelope, payload);
         assert_eq!(
             body,
             b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor a <a@b> 1700000000 +0000\ncommitter a <a@b> 1700000000 +0000\ngitmq-id id-1\ngitmq-header trace abc 123\ngitmq-header trace \n\n\ngitmq-id fake\n\nlooks like headers\n"
@@ -579,7 +597,7 @@ mod tests {
         // Without extra lines, encode_with writes exactly what encode writes.
         let (mut plain, mut with) = (Vec::new(), Vec::new());
         encoder.encode(&mut plain, None, 5, b"x");
-        encoder.encode_with(&mut with, None, 5, None, &Envelope::new(), b"x");
+        encoder.encode_with(&mut with, None, 5, &Envelope::new(), b"x");
         assert_eq!(plain, with);
     }
 

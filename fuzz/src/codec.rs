@@ -71,7 +71,7 @@ fn headers_round_trip(payload: &[u8]) {
     }
     let encoder = CommitEncoder::new(&Identity::default(), 0);
     let mut body = Vec::new();
-    encoder.encode_with(&mut body, None, 1, envelope.id(), &envelope, payload);
+    encoder.encode_with(&mut body, None, 1, &envelope, payload);
     let id = object_id(Kind::Commit, &body);
     for decoded in [
         MessageRef::from_bytes(id, &body).expect("what gitmq encodes decodes"),

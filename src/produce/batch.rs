@@ -82,7 +82,8 @@ impl Batch {
         self.finish_push(start)
     }
 
-    /// Like [`push()`](Self::push), with a stable id and `envelope`'s headers (both checked).
+    /// Like [`push()`](Self::push), with the stable id `id` (checked, or generated) and
+    /// `envelope`'s headers.
     pub fn push_with(
         &mut self,
         encoder: &CommitEncoder,
@@ -96,7 +97,7 @@ impl Batch {
         }
         let parent = self.tip();
         let start = self.raw.len();
-        encoder.encode_with(
+        encoder.trusted_encode_with_id(
             &mut self.raw,
             parent.as_deref(),
             seconds,

@@ -308,16 +308,18 @@ mod tests {
         for i in 0..3000 {
             let mut body = Vec::new();
             let stable = (i % 2 == 0).then_some("order-1:2");
-            let envelope = if i % 3 == 0 {
+            let mut envelope = if i % 3 == 0 {
                 Envelope::new()
             } else {
                 envelope.clone()
             };
+            if let Some(stable) = stable {
+                envelope = envelope.with_id(stable).unwrap();
+            }
             encoder.encode_with(
                 &mut body,
                 Some(&ObjectId::empty_blob(OBJECT_HASH)),
                 1_700_000_000,
-                stable,
                 &envelope,
                 b"{\"a\":1}",
             );
