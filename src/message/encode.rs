@@ -11,7 +11,7 @@ use super::{headers, Envelope, Identity, EMPTY_TREE_HEX};
 use crate::hash::decimal;
 
 /// Append the commit body of a message to `out` (which is not cleared). The payload must have
-/// passed [`check_payload()`].
+/// passed [`check_payload()`](super::check_payload).
 ///
 /// `parent` is the topic's previous head, `None` for its first message.
 pub fn encode(
