@@ -3,7 +3,8 @@
 //! whether the rate stays flat as a topic grows.
 //!
 //! Usage: `cargo run --release --example append_rate -- [N] [none|batch] [stored|deflate] [inline]`
-//! Env: `BATCH` messages per batch (default 10,000), `KEEP=1` keeps the repository.
+//! Env: `BATCH` messages per batch (default 10,000), `KEEP=1` keeps the repository, `IDS=1`
+//! gives every message a generated stable id (`MessageIds::Generate`).
 
 #![allow(clippy::cast_precision_loss)] // rates are statistics
 
@@ -40,6 +41,11 @@ fn main() -> Result<(), gitmq::Error> {
         max_batch_messages: batch,
         linger: Duration::from_secs(3600),
         background_flush: !inline,
+        message_ids: if std::env::var_os("IDS").is_some_and(|v| v == "1") {
+            gitmq::produce::MessageIds::Generate
+        } else {
+            gitmq::produce::MessageIds::Given
+        },
         ..ProducerConfig::default()
     };
     let mut producer = Producer::with_config(repo, TopicName::new("t")?, config);

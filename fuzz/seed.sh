@@ -42,6 +42,12 @@ for id in $(g rev-list --all); do
 done
 printf 'tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor gitmq <gitmq@localhost> 1700000000 +0000\ncommitter gitmq <gitmq@localhost> 1700000000 +0000\n\n{"id":1}' |
     seed commit_decode gitmq
+# A message with a stable id and headers, and a malformed (continued) gitmq header.
+printf 'tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor a <a@b> 1 +0000\ncommitter a <a@b> 1 +0000\ngitmq-id x-1\ngitmq-header k v\ngitmq-header multi\n line\nencoding latin1\n\npayload' |
+    seed commit_decode gitmq-headers
+# A payload whose lines become a stable id and headers in the encode round trip.
+printf 'order-1:x\ncontent-type application/json\nempty\nbad key\xff v\n{"a":1}' |
+    seed commit_decode headers
 
 # Loose objects, before gc packs them: a limit byte (20: 1 MiB), the id, the file.
 for kind in commit tree blob tag; do

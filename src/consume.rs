@@ -338,6 +338,16 @@ impl Consumer {
         }
     }
 
+    /// Hand out again everything after `to` (a message handed out before, or the committed
+    /// position): the handler loop's failed message comes first at the next read.
+    pub(crate) fn rewind(&mut self, to: Option<ObjectId>) {
+        if self.delivered != to {
+            self.delivered = to;
+            self.backlog = None;
+            self.uncommitted = self.uncommitted.saturating_sub(1);
+        }
+    }
+
     fn auto_commit_if_due(&mut self) -> Result<(), crate::Error> {
         if self.uncommitted == 0 {
             return Ok(());
@@ -406,6 +416,11 @@ impl Consumer {
 
 /// Access
 impl Consumer {
+    /// The repository it reads.
+    pub fn repo(&self) -> &Repository {
+        &self.repo
+    }
+
     /// The consumer's name.
     pub fn name(&self) -> &ConsumerName {
         &self.name

@@ -28,6 +28,13 @@ pub enum Error {
     /// Walking a topic failed.
     #[error(transparent)]
     Walk(#[from] crate::walk::Error),
+    /// A handler failed on a message every time and dead letters are off (boxed: rare).
+    #[error(transparent)]
+    Handler(Box<crate::handler::Error>),
+    /// A payload did not (de)serialize as JSON.
+    #[cfg(feature = "json")]
+    #[error(transparent)]
+    Json(#[from] crate::typed::Error),
     /// Talking to a remote failed (boxed: transport errors are large and rare).
     #[error(transparent)]
     Transport(Box<crate::transport::Error>),
@@ -36,6 +43,18 @@ pub enum Error {
 impl From<crate::transport::Error> for Error {
     fn from(err: crate::transport::Error) -> Self {
         Error::Transport(Box::new(err))
+    }
+}
+
+impl From<crate::message::HeaderError> for Error {
+    fn from(err: crate::message::HeaderError) -> Self {
+        Error::Message(err.into())
+    }
+}
+
+impl From<crate::handler::Error> for Error {
+    fn from(err: crate::handler::Error) -> Self {
+        Error::Handler(Box::new(err))
     }
 }
 

@@ -41,6 +41,12 @@
 //! - Consumers get at-least-once delivery: messages delivered but not committed come again.
 //! - Names are validated like git's ref names and can never reach outside the repository.
 //! - Corrupt objects and refs give errors, never panics or unbounded allocations.
+//! - A message's stable id and headers ([`Envelope`], `gitmq-id`/`gitmq-header` commit
+//!   headers) survive rebuilds and restacks byte for byte; publishing a stable id already in
+//!   the producer's window appends nothing and returns the original commit id
+//!   ([`Producer::publish_with()`]).
+//! - [`Consumer::run()`] commits after the handler succeeded (at-least-once) and moves a
+//!   message that fails every attempt to a dead-letter topic ([`dlq`]).
 //!
 //! ## Limitations
 //!
@@ -49,6 +55,8 @@
 //!   SSH and `git://` are not supported.
 //! - A ref lock left by a killed process must be removed by hand (as with git).
 //! - Payloads cannot contain NUL (git refuses NUL in commit messages).
+//! - Idempotent publishing is per producer and within its window; two producers publishing
+//!   one stable id at once may both append.
 //!
 //! ## It is not:
 //!
@@ -61,13 +69,17 @@
 //! - `cli` (default): the `gitmq` command-line tool. Library users can turn it off.
 //! - `http` (default): [`transport::fetch()`] over reqwest with rustls (`ring`). Without it,
 //!   the protocol code still builds and callers supply a [`transport::HttpClient`].
+//! - `json` (default): typed payloads through serde ([`typed`]: `publish_json`,
+//!   `next_json`, `json_messages`, `run_json`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod consume;
+pub mod dlq;
 pub mod durability;
 mod error;
+pub mod handler;
 pub mod hash;
 pub mod message;
 pub mod name;
@@ -77,13 +89,15 @@ pub mod refs;
 pub mod repo;
 pub mod restack;
 pub mod transport;
+#[cfg(feature = "json")]
+pub mod typed;
 pub mod walk;
 
 pub use consume::Consumer;
 pub use durability::Durability;
 pub use error::Error;
 pub use gix_hash::ObjectId;
-pub use message::{Identity, Message, MessageRef};
+pub use message::{Envelope, Identity, Message, MessageRef};
 pub use name::{ConsumerName, TopicName};
 pub use produce::Producer;
 pub use repo::Repository;

@@ -7,9 +7,14 @@
 //! parent <40 hex>\n                       (absent on a topic's first message)
 //! author <name> <<email>> <seconds> <+hhmm>\n
 //! committer <name> <<email>> <seconds> <+hhmm>\n
+//! gitmq-id <id>\n                        (optional: the stable id, see [`headers`])
+//! gitmq-header <key> <value>\n           (optional, repeatable)
 //! \n
 //! <payload, byte for byte: no newline added or stripped>
 //! ```
+//!
+//! A message without id or headers has no extra lines: [`CommitEncoder::encode()`] is the
+//! hot path and writes exactly git's own layout; [`CommitEncoder::encode_with()`] adds them.
 //!
 //! Invariants: the payload after the blank line is exactly the producer's bytes (any bytes but
 //! NUL, which git's fsck refuses in a commit; see [`check_payload()`]), so
@@ -17,10 +22,16 @@
 //! [`Identity::new()`]), so the headers always parse. Decoding goes through `gix-object`, and
 //! accepts any commit (a message written by `git commit` with a non-empty tree reads fine).
 
+mod encode;
+pub mod headers;
+
 use gix_date::Time;
 use gix_hash::ObjectId;
 
-use crate::hash::{decimal, OBJECT_HASH};
+pub use encode::{encode, CommitEncoder};
+pub use headers::{Envelope, HeaderError, Headers};
+
+use crate::hash::OBJECT_HASH;
 
 /// The hex id of the empty tree every message points to.
 pub const EMPTY_TREE_HEX: &[u8; 40] = b"4b825dc642cb6eb9a060e54bf8d69288fbee4904";
@@ -43,6 +54,9 @@ pub enum Error {
         /// Where the first NUL is.
         offset: usize,
     },
+    /// A stable id or header that cannot be written.
+    #[error(transparent)]
+    Header(#[from] HeaderError),
     /// An object that should be a commit does not parse as one.
     #[error("object {id} is not a valid commit: {reason}")]
     Corrupt {
@@ -141,99 +155,6 @@ pub fn check_payload(payload: &[u8]) -> Result<(), Error> {
     }
 }
 
-/// Append the commit body of a message to `out` (which is not cleared). The payload must have
-/// passed [`check_payload()`].
-///
-/// `parent` is the topic's previous head, `None` for its first message.
-pub fn encode(
-    out: &mut Vec<u8>,
-    parent: Option<&gix_hash::oid>,
-    author: &Identity,
-    time: Time,
-    payload: &[u8],
-) {
-    CommitEncoder::new(author, time.offset).encode(out, parent, time.seconds, payload);
-}
-
-/// Encodes many messages of one producer: the identity and UTC offset are formatted once.
-#[derive(Debug, Clone)]
-pub struct CommitEncoder {
-    /// `"<name> <<email>> "`.
-    signature_prefix: Vec<u8>,
-    /// `" +hhmm"`.
-    offset: [u8; 6],
-}
-
-impl CommitEncoder {
-    /// An encoder for messages by `author` in the UTC offset `offset_seconds`.
-    pub fn new(author: &Identity, offset_seconds: i32) -> Self {
-        let mut signature_prefix = Vec::with_capacity(author.name.len() + author.email.len() + 4);
-        signature_prefix.extend_from_slice(author.name.as_bytes());
-        signature_prefix.extend_from_slice(b" <");
-        signature_prefix.extend_from_slice(author.email.as_bytes());
-        signature_prefix.extend_from_slice(b"> ");
-        let sign = if offset_seconds < 0 { b'-' } else { b'+' };
-        let offset = offset_seconds.unsigned_abs();
-        let (hours, minutes) = ((offset / 3600) % 100, (offset / 60) % 60);
-        let digit = |d: u32| b'0' + u8::try_from(d).expect("a single decimal digit");
-        Self {
-            signature_prefix,
-            offset: [
-                b' ',
-                sign,
-                digit(hours / 10),
-                digit(hours % 10),
-                digit(minutes / 10),
-                digit(minutes % 10),
-            ],
-        }
-    }
-
-    /// Append the body of the message with `parent`, author date `seconds` and `payload`.
-    pub fn encode(
-        &self,
-        out: &mut Vec<u8>,
-        parent: Option<&gix_hash::oid>,
-        seconds: i64,
-        payload: &[u8],
-    ) {
-        let mut digits = [0u8; 20];
-        let seconds_digits = decimal(seconds.unsigned_abs(), &mut digits);
-        let signature_len = self.signature_prefix.len()
-            + usize::from(seconds < 0)
-            + seconds_digits.len()
-            + self.offset.len();
-        out.reserve(encoded_len(parent.is_some(), signature_len, payload.len()));
-        out.extend_from_slice(b"tree ");
-        out.extend_from_slice(EMPTY_TREE_HEX);
-        out.push(b'\n');
-        if let Some(parent) = parent {
-            let mut hex = [0u8; 40];
-            out.extend_from_slice(b"parent ");
-            out.extend_from_slice(parent.hex_to_buf(&mut hex).as_bytes());
-            out.push(b'\n');
-        }
-        for header in [&b"author "[..], b"committer "] {
-            out.extend_from_slice(header);
-            out.extend_from_slice(&self.signature_prefix);
-            if seconds < 0 {
-                out.push(b'-');
-            }
-            out.extend_from_slice(seconds_digits);
-            out.extend_from_slice(&self.offset);
-            out.push(b'\n');
-        }
-        out.push(b'\n');
-        out.extend_from_slice(payload);
-    }
-}
-
-fn encoded_len(has_parent: bool, signature_len: usize, payload_len: usize) -> usize {
-    let tree = 5 + 40 + 1;
-    let parent = if has_parent { 7 + 40 + 1 } else { 0 };
-    tree + parent + (7 + signature_len + 1) + (10 + signature_len + 1) + 1 + payload_len
-}
-
 /// A message borrowed from a decoded commit object, checked once in [`MessageRef::from_bytes()`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRef<'a> {
@@ -249,6 +170,10 @@ pub struct MessageRef<'a> {
     pub email: &'a [u8],
     /// The author date.
     pub time: Time,
+    /// The extra header lines after the committer line (each with its newline), raw:
+    /// gitmq's `gitmq-id`/`gitmq-header` lines and any other (`encoding`, `gpgsig`, ...).
+    /// Read them with [`stable_id()`](Self::stable_id) and [`headers()`](Self::headers).
+    pub extra_headers: &'a [u8],
     /// The payload, byte for byte.
     pub payload: &'a [u8],
 }
@@ -267,6 +192,7 @@ impl<'a> MessageRef<'a> {
         let mut parents = commit.parents();
         let parent = parents.next();
         let other_parents = parents.collect();
+        let header_len = data.len().saturating_sub(commit.message.len());
         Ok(Self {
             id,
             parent,
@@ -274,8 +200,24 @@ impl<'a> MessageRef<'a> {
             author: author.name,
             email: author.email,
             time,
+            extra_headers: extra_after_committer(data.get(..header_len).unwrap_or_default()),
             payload: commit.message,
         })
+    }
+
+    /// The stable id (the `gitmq-id` header), if the message has one.
+    pub fn stable_id(&self) -> Option<&'a str> {
+        headers::stable_id(self.extra_headers)
+    }
+
+    /// The `gitmq-header` key/value pairs, in order.
+    pub fn headers(&self) -> Headers<'a> {
+        headers::headers(self.extra_headers)
+    }
+
+    /// The value of the first header named `key`.
+    pub fn header(&self, key: &str) -> Option<&'a str> {
+        self.headers().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// The time in RFC 3339, e.g. `2026-11-27T15:23:39+01:00`.
@@ -292,9 +234,31 @@ impl<'a> MessageRef<'a> {
             author: String::from_utf8_lossy(self.author).into_owned(),
             email: String::from_utf8_lossy(self.email).into_owned(),
             time: self.time,
+            extra_headers: self.extra_headers.to_vec(),
             payload: self.payload.to_vec(),
         }
     }
+}
+
+/// The header lines after the first `committer` line of `header` (a commit's header block,
+/// with the blank line that ends it), without that blank line; empty if there is none.
+fn extra_after_committer(header: &[u8]) -> &[u8] {
+    let header = header.strip_suffix(b"\n").unwrap_or(header);
+    let mut at = 0;
+    while let Some(rest) = header.get(at..) {
+        let end = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(rest.len(), |e| e + 1);
+        if rest.starts_with(b"committer ") {
+            return rest.get(end..).unwrap_or_default();
+        }
+        if end == 0 {
+            break;
+        }
+        at += end;
+    }
+    &[]
 }
 
 /// An owned message, as a consumer receives it.
@@ -310,6 +274,9 @@ pub struct Message {
     pub email: String,
     /// When it was produced (the author date, with the producer's UTC offset).
     pub time: Time,
+    /// The extra header lines, raw (see [`MessageRef::extra_headers`]); empty for a message
+    /// without id or headers.
+    pub extra_headers: Vec<u8>,
     /// The payload, byte for byte.
     pub payload: Vec<u8>,
 }
@@ -326,8 +293,24 @@ impl Message {
             author: self.author.as_bytes(),
             email: self.email.as_bytes(),
             time: self.time,
+            extra_headers: &self.extra_headers,
             payload: &self.payload,
         }
+    }
+
+    /// The stable id (the `gitmq-id` header), if the message has one.
+    pub fn stable_id(&self) -> Option<&str> {
+        headers::stable_id(&self.extra_headers)
+    }
+
+    /// The `gitmq-header` key/value pairs, in order.
+    pub fn headers(&self) -> Headers<'_> {
+        headers::headers(&self.extra_headers)
+    }
+
+    /// The value of the first header named `key`.
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// The time in RFC 3339, e.g. `2026-11-27T15:23:39+01:00`.
@@ -415,6 +398,57 @@ mod tests {
             body,
             b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor a <a@b> 1700000000 +0000\ncommitter a <a@b> 1700000000 +0000\n\nhi\n"
         );
+    }
+
+    #[test]
+    fn ids_and_headers_round_trip_through_gix_and_keep_the_payload_exact() {
+        let encoder = CommitEncoder::new(&Identity::new("a", "a@b").unwrap(), 0);
+        let envelope = Envelope::new()
+            .with_id("id-1")
+            .unwrap()
+            .with_header("trace", "abc 123")
+            .unwrap()
+            .with_header("trace", "")
+            .unwrap();
+        let mut body = Vec::new();
+        let payload = b"\ngitmq-id fake\n\nlooks like headers\n";
+        encoder.encode_with(&mut body, None, 1_700_000_000, &envelope, payload);
+        assert_eq!(
+            body,
+            b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor a <a@b> 1700000000 +0000\ncommitter a <a@b> 1700000000 +0000\ngitmq-id id-1\ngitmq-header trace abc 123\ngitmq-header trace \n\n\ngitmq-id fake\n\nlooks like headers\n"
+        );
+        let id = object_id(gix_object::Kind::Commit, &body);
+        let decoded = MessageRef::from_bytes(id, &body).unwrap();
+        assert_eq!(decoded.payload, payload, "payload byte-exact");
+        assert_eq!(decoded.stable_id(), Some("id-1"));
+        assert_eq!(decoded.header("trace"), Some("abc 123"));
+        assert_eq!(decoded.headers().count(), 2);
+        let owned = decoded.clone().into_owned();
+        assert_eq!(owned.stable_id(), Some("id-1"));
+        assert_eq!(
+            owned.as_message_ref(),
+            MessageRef {
+                other_parents: Vec::new(),
+                ..decoded
+            }
+        );
+        // Without extra lines, encode_with writes exactly what encode writes.
+        let (mut plain, mut with) = (Vec::new(), Vec::new());
+        encoder.encode(&mut plain, None, 5, b"x");
+        encoder.encode_with(&mut with, None, 5, &Envelope::new(), b"x");
+        assert_eq!(plain, with);
+    }
+
+    #[test]
+    fn extra_headers_are_found_after_the_committer_line_only() {
+        assert_eq!(
+            extra_after_committer(b"tree x\ncommitter c\ngitmq-id a\n\n"),
+            b"gitmq-id a\n"
+        );
+        assert_eq!(extra_after_committer(b"tree x\ncommitter c\n\n"), b"");
+        assert_eq!(extra_after_committer(b"tree x\n\n"), b"");
+        assert_eq!(extra_after_committer(b""), b"");
+        assert_eq!(extra_after_committer(b"committer"), b"");
     }
 
     #[test]

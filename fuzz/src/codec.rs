@@ -3,20 +3,24 @@
 
 use gitmq::{
     hash::{object_id, OBJECT_HASH},
-    message::{check_payload, encode},
+    message::{check_payload, encode, CommitEncoder, Envelope},
     name::MAX_NAME_LEN,
     odb::loose,
     refs::packed,
+    walk::decode::decode,
     ConsumerName, Identity, MessageRef, ObjectId, TopicName,
 };
 use gix_date::Time;
 use gix_object::Kind;
 
-/// `commit_decode`: decode the input as a commit; and, if it could be a payload, check that
-/// `decode(encode(m)) == m` with a parent and author date taken from its first bytes.
+/// `commit_decode`: decode the input as a commit (gix and the fast decoder, which must
+/// agree, headers and stable id included); and, if it could be a payload, check that
+/// `decode(encode(m)) == m` with a parent and author date taken from its first bytes, and
+/// with a stable id and headers taken from its lines.
 pub fn commit_decode(data: &[u8]) {
     let id = object_id(Kind::Commit, data);
-    if let Ok(message) = MessageRef::from_bytes(id, data) {
+    let full = MessageRef::from_bytes(id, data);
+    if let Ok(message) = &full {
         assert!(
             data.ends_with(message.payload),
             "the payload is the commit's tail"
@@ -27,10 +31,58 @@ pub fn commit_decode(data: &[u8]) {
             "into_owned keeps the payload"
         );
         assert_eq!(owned.parent, message.parent, "into_owned keeps the parent");
+        assert_eq!(
+            owned.stable_id(),
+            message.stable_id(),
+            "into_owned keeps the id"
+        );
+        assert!(
+            owned.headers().eq(message.headers()),
+            "into_owned keeps the headers"
+        );
         let _ = owned.time_rfc3339();
+    }
+    if let Ok(fast) = decode(id, data) {
+        let full = full
+            .as_ref()
+            .expect("the fast decoder accepts only what gix accepts");
+        assert_eq!(&fast, full, "the fast decoder agrees with gix");
+        assert_eq!(fast.stable_id(), full.stable_id());
+        assert!(fast.headers().eq(full.headers()));
     }
     if check_payload(data).is_ok() {
         encode_round_trip(data);
+        headers_round_trip(data);
+    }
+}
+
+/// Encode `payload` with a stable id and headers made of its first lines (those that are
+/// valid), and check that they decode back, through both decoders.
+fn headers_round_trip(payload: &[u8]) {
+    let text = String::from_utf8_lossy(payload);
+    let mut lines = text.lines();
+    let mut envelope = Envelope::new();
+    if let Some(id) = lines.next() {
+        envelope = envelope.clone().with_id(id).unwrap_or(envelope);
+    }
+    for line in lines.take(8) {
+        let (key, value) = line.split_once(' ').unwrap_or((line, ""));
+        let _ = envelope.push_header(key, value);
+    }
+    let encoder = CommitEncoder::new(&Identity::default(), 0);
+    let mut body = Vec::new();
+    encoder.encode_with(&mut body, None, 1, &envelope, payload);
+    let id = object_id(Kind::Commit, &body);
+    for decoded in [
+        MessageRef::from_bytes(id, &body).expect("what gitmq encodes decodes"),
+        decode(id, &body).expect("what gitmq encodes decodes fast"),
+    ] {
+        assert_eq!(decoded.payload, payload, "the payload is byte-exact");
+        assert_eq!(decoded.stable_id(), envelope.id(), "the stable id survives");
+        assert!(
+            decoded.headers().eq(envelope.headers()),
+            "the headers survive"
+        );
     }
 }
 

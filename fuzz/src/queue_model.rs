@@ -7,7 +7,8 @@
 //!
 //! ```text
 //! byte 0        config: bits 0-1 max_batch_messages - 1; bit 2 deflate level 1 (else
-//!               stored); bit 3 background consolidation (min 2 packs, every 4 batches)
+//!               stored); bit 3 background consolidation (min 2 packs, every 4 batches); bit 4
+//!               generated stable ids (a `gitmq-id` line in every commit the producer writes)
 //! then ops      tag byte, tag % 8 picks the op, tag / 8 is its argument
 //!   0 append      argument % 8 payload bytes follow; a NUL among them must be refused
 //!   1 flush
@@ -161,6 +162,13 @@ fn producer_config(config: u8) -> ProducerConfig {
             min_packs: 2,
             max_objects: 1000,
         }),
+        // Generated stable ids put a header line in every commit, so rebuilds copy it.
+        message_ids: if config & 16 != 0 {
+            gitmq::produce::MessageIds::Generate
+        } else {
+            gitmq::produce::MessageIds::Given
+        },
+        idempotence: None,
     }
 }
 

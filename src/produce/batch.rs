@@ -13,11 +13,12 @@ use gix_hash::ObjectId;
 
 use crate::{
     hash::{Hasher, OBJECT_HASH},
-    message::{CommitEncoder, MessageRef},
+    message::{CommitEncoder, Envelope},
     odb::pack::{
         deflate::{deflate_entries, RawObjects},
         write::{Compression, PackBuilder, SealedPack},
     },
+    restack,
 };
 
 /// Messages waiting to be sealed into one pack.
@@ -78,6 +79,37 @@ impl Batch {
         let parent = self.tip();
         let start = self.raw.len();
         encoder.encode(&mut self.raw, parent.as_deref(), seconds, payload);
+        self.finish_push(start)
+    }
+
+    /// Like [`push()`](Self::push), with the stable id `id` (checked, or generated) and
+    /// `envelope`'s headers.
+    pub fn push_with(
+        &mut self,
+        encoder: &CommitEncoder,
+        seconds: i64,
+        id: Option<&str>,
+        envelope: &Envelope,
+        payload: &[u8],
+    ) -> ObjectId {
+        if self.ids.is_empty() {
+            self.started = Some(Instant::now());
+        }
+        let parent = self.tip();
+        let start = self.raw.len();
+        encoder.trusted_encode_with_id(
+            &mut self.raw,
+            parent.as_deref(),
+            seconds,
+            id,
+            envelope,
+            payload,
+        );
+        self.finish_push(start)
+    }
+
+    /// Hash the body written at `raw[start..]` and record it; its id.
+    fn finish_push(&mut self, start: usize) -> ObjectId {
         self.ends.push(self.raw.len());
         let body = &self.raw[start..];
         let mut hasher = Hasher::for_object(gix_object::Kind::Commit, body.len());
@@ -149,16 +181,19 @@ impl SealedBatch {
         builder.seal(Vec::new())
     }
 
-    /// The same messages (payloads and dates) appended on `base` instead: new parents, new ids.
-    pub fn rebuilt_on(
-        &self,
-        base: Option<ObjectId>,
-        encoder: &CommitEncoder,
-    ) -> Result<SealedBatch, String> {
+    /// The same messages appended on `base` instead: new parents, new ids. Each copy is
+    /// byte-exact but for its first parent line ([`restack::with_first_parent()`]): author,
+    /// dates, stable id, headers and payload are kept.
+    pub fn rebuilt_on(&self, base: Option<ObjectId>) -> Result<SealedBatch, restack::Error> {
         let mut batch = Batch::new(base);
+        batch.raw.reserve(self.raw.len() + self.ids.len() * 48);
+        let mut copy = Vec::new();
         for (i, id) in self.ids.iter().enumerate() {
-            let message = MessageRef::from_bytes(*id, self.body(i)).map_err(|e| e.to_string())?;
-            batch.push(encoder, message.time.seconds, message.payload);
+            let parent = batch.tip();
+            restack::with_first_parent(id, self.body(i), parent.as_deref(), &mut copy)?;
+            let start = batch.raw.len();
+            batch.raw.extend_from_slice(&copy);
+            batch.finish_push(start);
         }
         Ok(batch.seal(None))
     }

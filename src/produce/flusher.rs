@@ -20,7 +20,6 @@ use std::{
 
 use super::{batch::SealedBatch, Error, Flushed};
 use crate::{
-    message::CommitEncoder,
     odb::pack::write::{self, Compression, PackBuilder},
     refs::{Expected, RefStore},
     Durability, TopicName,
@@ -32,7 +31,6 @@ pub(crate) struct FlushContext {
     pub refs: RefStore,
     pub pack_dir: PathBuf,
     pub topic: TopicName,
-    pub encoder: CommitEncoder,
     pub compression: Compression,
     pub durability: Durability,
     pub lock_timeout: Duration,
@@ -70,12 +68,10 @@ fn flush_sealed_inner(
         // pack (same messages, identity and second on the same head) under the same name, and
         // its ref may name it. Its objects are unreachable from here on; consolidation keeps
         // them, `git gc` prunes them.
-        let rebuilt = batch
-            .rebuilt_on(current, &ctx.encoder)
-            .map_err(|reason| Error::Rebuild {
-                topic: ctx.topic.to_string(),
-                reason,
-            })?;
+        let rebuilt = batch.rebuilt_on(current).map_err(|err| Error::Rebuild {
+            topic: ctx.topic.to_string(),
+            reason: err.to_string(),
+        })?;
         let pack = rebuilt.pack(builder, ctx.compression);
         let files = pack.finish();
         write::write_pack_files(&ctx.pack_dir, &pack, &files, sync).map_err(Error::Pack)?;

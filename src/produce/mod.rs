@@ -16,20 +16,24 @@
 
 mod batch;
 mod flusher;
+mod idempotence;
 mod shared;
+mod stable;
 
 use std::time::{Duration, Instant};
 
 use gix_hash::ObjectId;
 
+pub use idempotence::{Idempotence, MessageIds};
 pub use shared::SharedProducer;
 
 use self::{
     batch::Batch,
     flusher::{flush_sealed, FlushContext, Pipeline},
+    idempotence::{IdGenerator, Window},
 };
 use crate::{
-    message::{self, CommitEncoder, Identity},
+    message::{self, CommitEncoder, Envelope, Identity},
     odb::pack::{
         consolidate,
         write::{self, Compression},
@@ -88,6 +92,11 @@ pub struct ProducerConfig {
     /// Merge small packs in a background thread so the pack count stays logarithmic
     /// (checked every few batches); `None` leaves packs as written.
     pub consolidate: Option<consolidate::Policy>,
+    /// Which messages carry a stable id (default: only those given one).
+    pub message_ids: MessageIds,
+    /// Deduplicate messages appended with a stable id (default: on, see [`Idempotence`]);
+    /// `None` appends every message.
+    pub idempotence: Option<Idempotence>,
 }
 
 impl Default for ProducerConfig {
@@ -102,6 +111,8 @@ impl Default for ProducerConfig {
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             background_flush: true,
             consolidate: Some(consolidate::Policy::default()),
+            message_ids: MessageIds::default(),
+            idempotence: Some(Idempotence::default()),
         }
     }
 }
@@ -125,6 +136,9 @@ pub struct Appended {
     /// flushed because this append filled one (or it lingered long enough, or the durability
     /// is [`Durability::Each`], which acknowledges this message before returning).
     pub flushed: Option<Flushed>,
+    /// True when the message's stable id was in the producer's idempotence window: nothing
+    /// was appended, and `id` is the original message's commit id.
+    pub duplicate: bool,
 }
 
 /// Appends messages to one topic in batches, each batch one pack and one ref update.
@@ -171,6 +185,14 @@ pub struct Producer {
     batches_since_consolidation: usize,
     consolidation: Option<std::thread::JoinHandle<Result<consolidate::Report, consolidate::Error>>>,
     last_consolidation: Option<Result<consolidate::Report, String>>,
+    /// Sequence number of the next message appended, and of the next one acknowledged.
+    next_seq: u64,
+    acked_seq: u64,
+    /// Stable ids remembered for idempotent publishing.
+    window: Option<Window>,
+    /// Generates stable ids when [`MessageIds::Generate`].
+    generator: Option<IdGenerator>,
+    id_buf: String,
 }
 
 /// Lifecycle
@@ -183,6 +205,8 @@ impl Producer {
     /// A producer for `topic` in `repo` configured by `config`.
     pub fn with_config(repo: Repository, topic: TopicName, config: ProducerConfig) -> Self {
         let offset = gix_date::Time::now_local_or_utc().offset;
+        let window = config.idempotence.map(Window::new);
+        let generator = (config.message_ids == MessageIds::Generate).then(IdGenerator::new);
         Self {
             encoder: CommitEncoder::new(&config.identity, offset),
             batch: Batch::new(None),
@@ -198,6 +222,11 @@ impl Producer {
             batches_since_consolidation: 0,
             consolidation: None,
             last_consolidation: None,
+            next_seq: 0,
+            acked_seq: 0,
+            window,
+            generator,
+            id_buf: String::new(),
         }
     }
 
@@ -229,10 +258,31 @@ impl Producer {
         self.reconfigure()
     }
 
+    /// Give messages without a given stable id a generated one, or not.
+    #[must_use]
+    pub fn with_message_ids(mut self, ids: MessageIds) -> Self {
+        self.config.message_ids = ids;
+        self.reconfigure()
+    }
+
+    /// Deduplicate messages with stable ids per `idempotence` (`None`: never).
+    #[must_use]
+    pub fn with_idempotence(mut self, idempotence: Option<Idempotence>) -> Self {
+        self.config.idempotence = idempotence;
+        self.reconfigure()
+    }
+
     fn reconfigure(mut self) -> Self {
         let offset = gix_date::Time::now_local_or_utc().offset;
         self.encoder = CommitEncoder::new(&self.config.identity, offset);
         self.batch = Batch::new(self.batch.base);
+        if self.window.as_ref().map(Window::config) != self.config.idempotence {
+            self.window = self.config.idempotence.map(Window::new);
+        }
+        if (self.config.message_ids == MessageIds::Generate) != self.generator.is_some() {
+            self.generator =
+                (self.config.message_ids == MessageIds::Generate).then(IdGenerator::new);
+        }
         self
     }
 
@@ -241,7 +291,6 @@ impl Producer {
             refs: self.repo.refs().clone(),
             pack_dir: self.repo.git_dir().join("objects/pack"),
             topic: self.topic.clone(),
-            encoder: self.encoder.clone(),
             compression: self.config.compression,
             durability: self.config.durability,
             lock_timeout: self.config.lock_timeout,
@@ -254,11 +303,17 @@ impl Producer {
     /// Add a message to the current batch and return its id; flushes when the batch is due
     /// and reports what was acknowledged meanwhile (see [`Appended::flushed`]).
     pub fn append(&mut self, payload: &[u8]) -> Result<Appended, crate::Error> {
-        let id = self.append_unflushed(payload)?;
+        let id = self.append_unflushed(payload, None)?;
+        self.appended(id)
+    }
+
+    /// Flush as the configuration asks after appending the message `id`.
+    fn appended(&mut self, id: ObjectId) -> Result<Appended, crate::Error> {
         if self.config.durability == Durability::Each {
             return Ok(Appended {
                 id,
                 flushed: Some(self.flush()?),
+                duplicate: false,
             });
         }
         if self.is_due() {
@@ -268,11 +323,16 @@ impl Producer {
         Ok(Appended {
             id,
             flushed: self.take_acknowledged(),
+            duplicate: false,
         })
     }
 
     /// Add a message to the current batch without flushing (for [`SharedProducer`]).
-    fn append_unflushed(&mut self, payload: &[u8]) -> Result<ObjectId, crate::Error> {
+    fn append_unflushed(
+        &mut self,
+        payload: &[u8],
+        envelope: Option<&Envelope>,
+    ) -> Result<ObjectId, crate::Error> {
         self.check_poisoned()?;
         message::check_payload(payload)?;
         if !self.base_read {
@@ -280,7 +340,30 @@ impl Producer {
             self.base_read = true;
             write::remove_stale_temp_files(&self.repo.git_dir().join("objects/pack"));
         }
-        Ok(self.batch.push(&self.encoder, unix_seconds(), payload))
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let empty = Envelope::new();
+        let envelope = match envelope {
+            Some(envelope) => envelope,
+            None if self.generator.is_none() => {
+                return Ok(self.batch.push(&self.encoder, unix_seconds(), payload));
+            }
+            None => &empty,
+        };
+        let mut generated = std::mem::take(&mut self.id_buf);
+        let stable = match (envelope.id(), self.generator.as_mut()) {
+            (Some(id), _) => Some(id),
+            (None, Some(generator)) => Some(generator.next_into(&mut generated)),
+            (None, None) => None,
+        };
+        let id = self
+            .batch
+            .push_with(&self.encoder, unix_seconds(), stable, envelope, payload);
+        self.id_buf = generated;
+        if let (Some(stable), Some(window)) = (envelope.id(), self.window.as_mut()) {
+            window.insert_pending(stable, seq, id);
+        }
+        Ok(id)
     }
 
     /// Flush the current batch if it is full or has lingered long enough; reports what was
@@ -333,6 +416,10 @@ impl Producer {
 
     /// Drop the current batch's messages unacknowledged (after its flush failed).
     fn discard_batch(&mut self) {
+        self.acked_seq += self.batch.len() as u64;
+        if let Some(window) = self.window.as_mut() {
+            window.forget_pending();
+        }
         drop(self.batch.seal(None));
     }
 
@@ -408,6 +495,10 @@ impl Producer {
     fn record(&mut self, result: Result<Flushed, crate::Error>) -> Result<(), crate::Error> {
         match result {
             Ok(flushed) => {
+                if let Some(window) = self.window.as_mut() {
+                    window.acknowledged(self.acked_seq, &flushed.ids);
+                }
+                self.acked_seq += flushed.ids.len() as u64;
                 self.acknowledged.ids.extend(flushed.ids);
                 self.acknowledged.rebuilt |= flushed.rebuilt;
                 self.batches_since_consolidation += 1;

@@ -18,6 +18,7 @@ use std::{
 use gix_hash::ObjectId;
 
 use super::{Error, Producer};
+use crate::message::Envelope;
 
 /// A [`Producer`] that many threads publish through at once; clones share it.
 ///
@@ -80,8 +81,37 @@ impl SharedProducer {
 
     /// Publish one message and wait until it is acknowledged; its final id.
     pub fn publish(&self, payload: &[u8]) -> Result<ObjectId, crate::Error> {
+        self.publish_inner(payload, None)
+    }
+
+    /// Publish one message with `envelope`'s stable id and headers and wait until it is
+    /// acknowledged; its final id. Idempotent like [`Producer::publish_with()`]: a stable id
+    /// in the window returns the original's final commit id.
+    pub fn publish_with(
+        &self,
+        payload: &[u8],
+        envelope: &Envelope,
+    ) -> Result<ObjectId, crate::Error> {
+        self.publish_inner(payload, Some(envelope))
+    }
+
+    fn publish_inner(
+        &self,
+        payload: &[u8],
+        envelope: Option<&Envelope>,
+    ) -> Result<ObjectId, crate::Error> {
         let mut state = self.lock();
-        state.producer.append_unflushed(payload)?;
+        let stable = envelope.and_then(Envelope::id);
+        if state.producer.known(stable)?.is_some() {
+            // The original may still wait in a batch: flush it so its id is final.
+            if state.producer.pending() > 0 {
+                state = self.flush_locked(state);
+            }
+            if let Some(id) = state.producer.known(stable)? {
+                return Ok(id);
+            }
+        }
+        state.producer.append_unflushed(payload, envelope)?;
         let seq = state.next_seq;
         state.next_seq += 1;
         loop {

@@ -9,6 +9,7 @@
 //! ("parent " <40 hex> "\n")*
 //! "author " <name> " <" <email> "> " <seconds> " " <+|-><hhmm> "\n"
 //! "committer " (same form) "\n"
+//! ("gitmq-" <no newline, at least one space> "\n")*   (not followed by a continuation line)
 //! "\n"
 //! <payload: every byte to the end>
 //! ```
@@ -60,7 +61,10 @@ fn canonical(id: ObjectId, body: &[u8]) -> Option<MessageRef<'_>> {
     if committer != author {
         signature(committer)?;
     }
-    let payload = rest.strip_prefix(b"\n")?;
+    let (extra_headers, payload) = match rest.strip_prefix(b"\n") {
+        Some(payload) => (&[][..], payload),
+        None => gitmq_lines(rest)?,
+    };
     Some(MessageRef {
         id,
         parent,
@@ -68,8 +72,28 @@ fn canonical(id: ObjectId, body: &[u8]) -> Option<MessageRef<'_>> {
         author: name,
         email,
         time,
+        extra_headers,
         payload,
     })
+}
+
+/// `rest` split after the `gitmq-` header lines at its start and the blank line ending them:
+/// (the lines, the payload). `None` unless every line up to the blank one is a `gitmq-` line
+/// holding a space (git's `<key> <value>` form, which gix reads the same way).
+fn gitmq_lines(rest: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut at = 0;
+    loop {
+        let line_start = rest.get(at..)?;
+        if let Some(payload) = line_start.strip_prefix(b"\n") {
+            return Some((rest.get(..at)?, payload));
+        }
+        if !line_start.starts_with(b"gitmq-") {
+            return None;
+        }
+        let end = find(b'\n', line_start)?;
+        find(b' ', line_start.get(..end)?)?;
+        at += end + 1;
+    }
 }
 
 /// The id on the line `<name><40 hex>\n` at the start of `bytes`, and what follows.
@@ -266,6 +290,65 @@ mod tests {
             assert!(!agree(body.as_bytes()), "left to gix: {body:?}");
             let _ = decode(id(), body.as_bytes());
         }
+    }
+
+    #[test]
+    fn messages_with_ids_and_headers_take_the_fast_path_and_decode_like_gix() {
+        use crate::message::{CommitEncoder, Envelope};
+        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let encoder = CommitEncoder::new(&Identity::new("p", "p@x").unwrap(), 3600);
+        let envelope = Envelope::new()
+            .with_header("content-type", "application/json")
+            .unwrap()
+            .with_header("empty", "")
+            .unwrap()
+            .with_header("k", "value with  spaces ünï")
+            .unwrap();
+        let mut fast = 0;
+        for i in 0..3000 {
+            let mut body = Vec::new();
+            let stable = (i % 2 == 0).then_some("order-1:2");
+            let mut envelope = if i % 3 == 0 {
+                Envelope::new()
+            } else {
+                envelope.clone()
+            };
+            if let Some(stable) = stable {
+                envelope = envelope.with_id(stable).unwrap();
+            }
+            encoder.encode_with(
+                &mut body,
+                Some(&ObjectId::empty_blob(OBJECT_HASH)),
+                1_700_000_000,
+                &envelope,
+                b"{\"a\":1}",
+            );
+            let decoded = decode(id(), &body).unwrap();
+            assert_eq!(decoded.stable_id(), stable);
+            assert_eq!(
+                decoded.headers().collect::<Vec<_>>(),
+                envelope.headers().collect::<Vec<_>>()
+            );
+            assert_eq!(decoded.payload, b"{\"a\":1}");
+            if i == 0 {
+                assert!(agree(&body), "canonical with headers");
+            }
+            // Mutate the header lines: never a panic, and agreement with gix when fast.
+            let mut mutated = body.clone();
+            let at = 100 + rng.below(mutated.len() - 100);
+            match rng.below(3) {
+                0 => mutated[at] = [b'\n', b' ', 0, b'g'][rng.below(4)],
+                1 => {
+                    mutated.remove(at);
+                }
+                _ => mutated.insert(at, [b'\n', b' ', 0, b'-'][rng.below(4)]),
+            }
+            fast += usize::from(agree(&mutated));
+            if let Ok(message) = decode(id(), &mutated) {
+                let _ = (message.stable_id(), message.headers().count());
+            }
+        }
+        assert!(fast > 100, "mutations that stay canonical ({fast})");
     }
 
     #[test]

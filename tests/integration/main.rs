@@ -7,6 +7,7 @@ mod consume_fast;
 mod crash;
 mod fuzz_replay;
 mod interop;
+mod messages;
 mod model;
 mod pack_read;
 mod produce;

@@ -97,6 +97,9 @@ pub enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         max_objects: u64,
     },
+    /// Dead letters of a topic (on `<TOPIC>.dlq`): list them, or redrive them onto the topic.
+    #[command(subcommand)]
+    Dlq(crate::dlq::DlqCommand),
     /// Measure gitmq against git on the same messages, in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -125,7 +128,8 @@ pub enum RemoteCommand {
 pub enum Format {
     /// The payload, then a newline unless it already ends with one.
     Text,
-    /// One JSON object per line: id, author, email, time (RFC 3339), payload.
+    /// One JSON object per line: id, stable_id, headers, author, email, time (RFC 3339),
+    /// payload.
     Json,
 }
 
@@ -178,6 +182,16 @@ pub struct PublishArgs {
     /// Author email [default: $GITMQ_AUTHOR_EMAIL, else "gitmq@localhost"]
     #[arg(long)]
     pub email: Option<String>,
+    /// Add the header KEY=VALUE to every message (repeatable).
+    #[arg(long = "header", value_name = "KEY=VALUE")]
+    pub headers: Vec<String>,
+    /// The message's stable id (one message only): publishing an id already on the topic's
+    /// last 10,000 messages appends nothing and prints the original's commit id.
+    #[arg(long, value_name = "ID")]
+    pub id: Option<String>,
+    /// Give every message a generated stable id.
+    #[arg(long, conflicts_with = "id")]
+    pub generate_ids: bool,
 }
 
 /// `gitmq consume` arguments.

@@ -52,6 +52,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Consumers => consumers(&open(repo.as_deref())?),
+        Command::Dlq(command) => crate::dlq::run(&open(repo.as_deref())?, &command),
         Command::Fetch { remote } => crate::remote::fetch(&open(repo.as_deref())?, &remote),
         Command::Push { remote, topics } => {
             crate::remote::push(&open(repo.as_deref())?, &remote, &topics)

@@ -5,6 +5,7 @@ mod bench;
 mod cli;
 mod commands;
 mod demo;
+mod dlq;
 mod output;
 mod publish;
 mod remote;

@@ -20,8 +20,11 @@ pub fn write_message(
             }
         }
         Format::Json => {
+            let headers: Vec<[&str; 2]> = message.headers().map(|(k, v)| [k, v]).collect();
             let mut object = serde_json::json!({
                 "id": message.id.to_string(),
+                "stable_id": message.stable_id(),
+                "headers": headers,
                 "parent": message.parent.map(|p| p.to_string()),
                 "author": String::from_utf8_lossy(message.author),
                 "email": String::from_utf8_lossy(message.email),

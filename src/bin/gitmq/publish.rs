@@ -14,8 +14,8 @@ use std::{
 
 use gitmq::{
     odb::pack::write::Compression,
-    produce::{Producer, ProducerConfig},
-    Identity, ObjectId, Repository, TopicName,
+    produce::{MessageIds, Producer, ProducerConfig},
+    Envelope, Identity, ObjectId, Repository, TopicName,
 };
 
 use crate::{cli::PublishArgs, commands::Result};
@@ -39,8 +39,14 @@ pub fn run(repo: &Repository, args: &PublishArgs) -> Result<()> {
         },
         max_batch_messages: usize::try_from(args.batch)?,
         linger: Duration::from_millis(args.linger_ms),
+        message_ids: if args.generate_ids {
+            MessageIds::Generate
+        } else {
+            MessageIds::Given
+        },
         ..ProducerConfig::default()
     };
+    let envelope = envelope(args)?;
     let mut producer = Producer::with_config(repo.clone(), topic, config);
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut print = |ids: &[ObjectId]| -> Result<()> {
@@ -50,9 +56,22 @@ pub fn run(repo: &Repository, args: &PublishArgs) -> Result<()> {
         out.flush()?;
         Ok(())
     };
+    if envelope.id().is_some() {
+        let [message] = &args.messages[..] else {
+            return Err("--id takes exactly one message argument".into());
+        };
+        return print(&[producer.publish_with(message.as_bytes(), &envelope)?]);
+    }
+    let append = |producer: &mut Producer, payload: &[u8]| {
+        if envelope.is_empty() {
+            producer.append(payload)
+        } else {
+            producer.append_with(payload, &envelope)
+        }
+    };
     if !args.messages.is_empty() {
         for message in &args.messages {
-            if let Some(flushed) = producer.append(message.as_bytes())?.flushed {
+            if let Some(flushed) = append(&mut producer, message.as_bytes())?.flushed {
                 print(&flushed.ids)?;
             }
         }
@@ -83,10 +102,10 @@ pub fn run(repo: &Repository, args: &PublishArgs) -> Result<()> {
             let record = &rest[..end];
             rest = &rest[end + 1..];
             let appended = if partial.is_empty() {
-                producer.append(record)?
+                append(&mut producer, record)?
             } else {
                 partial.extend_from_slice(record);
-                let appended = producer.append(&partial)?;
+                let appended = append(&mut producer, &partial)?;
                 partial.clear();
                 appended
             };
@@ -97,9 +116,24 @@ pub fn run(repo: &Repository, args: &PublishArgs) -> Result<()> {
         partial.extend_from_slice(rest);
     }
     if !partial.is_empty() {
-        producer.append(&partial)?;
+        append(&mut producer, &partial)?;
     }
     print(&producer.flush()?.ids)
+}
+
+/// The stable id and headers given with `--id` and `--header KEY=VALUE`.
+fn envelope(args: &PublishArgs) -> Result<Envelope> {
+    let mut envelope = match &args.id {
+        Some(id) => Envelope::new().with_id(id.as_str())?,
+        None => Envelope::new(),
+    };
+    for header in &args.headers {
+        let Some((key, value)) = header.split_once('=') else {
+            return Err(format!("--header {header:?}: expected KEY=VALUE").into());
+        };
+        envelope.push_header(key, value)?;
+    }
+    Ok(envelope)
 }
 
 fn spawn_stdin_reader() -> mpsc::Receiver<io::Result<Vec<u8>>> {
