@@ -72,10 +72,12 @@ pub mod hash;
 pub mod message;
 pub mod name;
 pub mod odb;
+pub mod position;
 pub mod produce;
 pub mod refs;
 pub mod repo;
 pub mod restack;
+pub mod topology;
 pub mod transport;
 pub mod walk;
 
