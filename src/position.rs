@@ -31,8 +31,8 @@ use crate::{
 /// How long a reset or delete waits for a consumer's commit holding the position's lock.
 pub const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The shortest hex prefix accepted as a message id.
-pub const MIN_ID_PREFIX: usize = 4;
+/// The shortest hex prefix accepted as a message id (git's default abbreviation).
+pub const MIN_ID_PREFIX: usize = 7;
 
 /// Returned by [`resolve()`], [`reset()`], [`find_on_topic()`] and [`parse_time()`].
 #[derive(Debug, thiserror::Error)]

@@ -4,9 +4,11 @@
 mod bench;
 mod cli;
 mod commands;
+mod consumers;
 mod demo;
 mod output;
 mod publish;
+mod topology;
 
 use std::process::ExitCode;
 
