@@ -59,8 +59,20 @@ pub enum ConsumersCommand {
 
 /// Where `gitmq consume` starts; without any, at the consumer's committed position.
 #[derive(Debug, Args)]
-#[group(id = "start", multiple = false)]
 pub struct StartArgs {
+    /// One start point at most.
+    #[command(flatten)]
+    pub point: StartPoint,
+    /// Apply the start flag only if the consumer has no committed position yet (like
+    /// Kafka's auto.offset.reset); otherwise resume from the position.
+    #[arg(long, requires = "start")]
+    pub if_new: bool,
+}
+
+/// The start flags (at most one).
+#[derive(Debug, Args)]
+#[group(id = "start", multiple = false)]
+pub struct StartPoint {
     /// Read from the topic's first message.
     #[arg(long)]
     pub from_beginning: bool,
@@ -74,10 +86,6 @@ pub struct StartArgs {
     /// after TIME (RFC 3339, @unix, 30s/15m/2h/1d/1w ago, "2 hours ago").
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// Apply the start flag only if the consumer has no committed position yet (like
-    /// Kafka's auto.offset.reset); otherwise resume from the position.
-    #[arg(long, requires = "start")]
-    pub if_new: bool,
 }
 
 pub fn run(repo: &Repository, args: &ConsumersArgs) -> Result<()> {
@@ -172,13 +180,14 @@ pub fn open(
     start: &StartArgs,
     commit: bool,
 ) -> Result<Consumer> {
-    let at = if start.from_beginning {
+    let point = &start.point;
+    let at = if point.from_beginning {
         Some(StartAt::Beginning)
-    } else if start.latest {
+    } else if point.latest {
         Some(StartAt::Latest)
-    } else if let Some(id) = &start.from {
+    } else if let Some(id) = &point.from {
         Some(StartAt::At(position::find_on_topic(repo, topic, id)?))
-    } else if let Some(time) = &start.since {
+    } else if let Some(time) = &point.since {
         Some(StartAt::Since(position::parse_time(time, unix_now())?))
     } else {
         None
