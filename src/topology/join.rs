@@ -12,6 +12,7 @@
 //!
 //! ```text
 //! gitmq join into <into>\n
+//! \n
 //! base <destination head before, or ->\n
 //! tip <newest copy>\n
 //! source <topic> <joined up to before, or -> <joined up to after>\n    (one per source ever joined)
@@ -316,7 +317,7 @@ fn write_record(
     sync: bool,
 ) -> Result<ObjectId, crate::Error> {
     let hex = |id: Option<ObjectId>| id.map_or_else(|| "-".to_owned(), |id| id.to_string());
-    let mut text = format!("{HEADER}{into}\nbase {}\ntip {tip}\n", hex(base));
+    let mut text = format!("{HEADER}{into}\n\nbase {}\ntip {tip}\n", hex(base));
     for (topic, position) in &record.sources {
         if !sources.contains(topic) {
             let _ = writeln!(text, "source {topic} {position} {position}");
@@ -357,7 +358,7 @@ impl Parsed {
     fn parse(id: ObjectId, payload: &[u8]) -> Result<Self, Error> {
         let bad = |reason| Error::RecordMalformed { id, reason };
         let text = std::str::from_utf8(payload).map_err(|_| bad("not UTF-8"))?;
-        let mut lines = text.lines();
+        let mut lines = text.lines().filter(|l| !l.is_empty());
         if !lines.next().is_some_and(|l| l.starts_with(HEADER)) {
             return Err(bad("no header line"));
         }
@@ -423,7 +424,7 @@ mod tests {
     #[test]
     fn records_parse_and_malformed_ones_are_errors() {
         let text = format!(
-            "{HEADER}all\nbase -\ntip {}\nsource eu - {}\nsource us {} {}\n",
+            "{HEADER}all\n\nbase -\ntip {}\nsource eu - {}\nsource us {} {}\n",
             id(1),
             id(2),
             id(3),

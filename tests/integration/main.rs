@@ -12,5 +12,6 @@ mod pack_read;
 mod produce;
 mod replay;
 mod server;
+mod topology;
 mod transport;
 mod util;
