@@ -92,7 +92,7 @@ fn join_copies_each_message_once_merged_by_date_and_leaves_sources_alone() {
     assert_eq!(read_all(&handle, "r", &all), ["own", "us4", "eu5"]);
     // A source joined alone later continues where it stopped.
     publish_dated(&handle, &eu, b"eu6", 70);
-    topology::join(&handle, &[eu.clone()], &all, true).unwrap();
+    topology::join(&handle, std::slice::from_ref(&eu), &all, true).unwrap();
     assert_eq!(read_all(&handle, "r", &all), ["eu6"]);
     topology::join(&handle, &[us.clone(), eu.clone()], &all, true).unwrap();
     assert!(read_all(&handle, "r", &all).is_empty(), "nothing twice");
@@ -117,7 +117,7 @@ fn an_interrupted_join_is_neither_lost_nor_duplicated() {
         .producer(&a)
         .publish_batch([&b"a1"[..], b"a2"])
         .unwrap();
-    topology::join(&handle, &[a.clone()], &dst, true).unwrap();
+    topology::join(&handle, std::slice::from_ref(&a), &dst, true).unwrap();
     // A crash after the record moved but before the destination did: the destination is
     // back at its base (and a producer appended meanwhile).
     repo.git(&["update-ref", "refs/heads/dst", &base.to_string()]);
@@ -125,10 +125,10 @@ fn an_interrupted_join_is_neither_lost_nor_duplicated() {
     let record = handle.refs().find(&record_ref(&dst)).unwrap();
     let loaded = topology::join::load(&handle, &dst, record, handle.head(&dst).unwrap()).unwrap();
     assert_eq!(loaded.position(&a), None, "the record was not committed");
-    topology::join(&handle, &[a.clone()], &dst, true).unwrap();
+    topology::join(&handle, std::slice::from_ref(&a), &dst, true).unwrap();
     assert_eq!(read_all(&handle, "r", &dst), ["d0", "d1", "a1", "a2"]);
     handle.producer(&a).publish(b"a3").unwrap();
-    topology::join(&handle, &[a.clone()], &dst, true).unwrap();
+    topology::join(&handle, std::slice::from_ref(&a), &dst, true).unwrap();
     assert_eq!(read_all(&handle, "r", &dst), ["a3"]);
     repo.assert_fsck_clean();
 
@@ -136,7 +136,7 @@ fn an_interrupted_join_is_neither_lost_nor_duplicated() {
     let unrelated = handle.producer(&topic("x")).publish(b"x").unwrap();
     repo.git(&["update-ref", "refs/heads/dst", &unrelated.to_string()]);
     handle.producer(&a).publish(b"a4").unwrap();
-    let err = topology::join(&handle, &[a.clone()], &dst, true).unwrap_err();
+    let err = topology::join(&handle, std::slice::from_ref(&a), &dst, true).unwrap_err();
     assert!(
         err.to_string()
             .contains("git update-ref -d refs/gitmq/joins/dst"),
@@ -150,15 +150,15 @@ fn join_refuses_rewritten_sources_itself_and_duplicates() {
     let handle = repo.open();
     let (a, dst) = (topic("a"), topic("dst"));
     handle.producer(&a).publish(b"a1").unwrap();
-    topology::join(&handle, &[a.clone()], &dst, true).unwrap();
+    topology::join(&handle, std::slice::from_ref(&a), &dst, true).unwrap();
     let unrelated = handle.producer(&topic("y")).publish(b"y").unwrap();
     repo.git(&["update-ref", "refs/heads/a", &unrelated.to_string()]);
-    let err = topology::join(&handle, &[a.clone()], &dst, true).unwrap_err();
+    let err = topology::join(&handle, std::slice::from_ref(&a), &dst, true).unwrap_err();
     assert!(
         err.to_string().contains("no longer on a's history"),
         "{err}"
     );
-    let err = topology::join(&handle, &[dst.clone()], &dst, true).unwrap_err();
+    let err = topology::join(&handle, std::slice::from_ref(&dst), &dst, true).unwrap_err();
     assert!(err.to_string().contains("into itself"), "{err}");
     let err = topology::join(&handle, &[a.clone(), a.clone()], &dst, true).unwrap_err();
     assert!(err.to_string().contains("named twice"), "{err}");
