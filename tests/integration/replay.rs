@@ -53,7 +53,7 @@ fn payloads(consumer: &mut Consumer) -> Vec<String> {
         .collect()
 }
 
-fn stdout_ok(out: &std::process::Output) -> Vec<String> {
+pub fn stdout_ok(out: &std::process::Output) -> Vec<String> {
     assert!(
         out.status.success(),
         "gitmq failed: {}",

@@ -7,7 +7,7 @@ use gitmq::{
 };
 
 use crate::{
-    replay::publish_dated,
+    replay::{publish_dated, stdout_ok},
     util::{lines, TempRepo},
 };
 
@@ -81,13 +81,7 @@ fn join_copies_each_message_once_merged_by_date_and_leaves_sources_alone() {
     publish_dated(&handle, &us, b"us4", 5);
     publish_dated(&handle, &eu, b"eu5", 60);
     handle.producer(&all).publish(b"own").unwrap();
-    let out = repo.gitmq(&["join", "eu", "us", "--into", "all"], b"");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = lines(&out.stdout);
+    let rows = stdout_ok(&repo.gitmq(&["join", "eu", "us", "--into", "all"], b""));
     assert_eq!(rows[..2], ["joined\teu\t1", "joined\tus\t1"]);
     assert_eq!(read_all(&handle, "r", &all), ["own", "us4", "eu5"]);
     // A source joined alone later continues where it stopped.
@@ -190,23 +184,8 @@ fn split_at_an_id_and_by_predicate_carries_positions_over() {
     }
     let t_head = handle.head(&t).unwrap();
 
-    let out = repo.gitmq(
-        &[
-            "split",
-            "t",
-            "--at",
-            &ids[2].to_string()[..12],
-            "--into",
-            "late",
-        ],
-        b"",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = lines(&out.stdout);
+    let at = &ids[2].to_string()[..12];
+    let rows = stdout_ok(&repo.gitmq(&["split", "t", "--at", at, "--into", "late"], b""));
     assert!(rows[0].starts_with("split\tlate\t4\t"), "{rows:?}");
     repo.assert_fsck_clean();
     let late = topic("late");
@@ -239,15 +218,10 @@ fn split_at_an_id_and_by_predicate_carries_positions_over() {
     let roots = lines(&repo.git(&["rev-list", "--max-parents=0", "late"]));
     assert_eq!(roots.len(), 1, "the new topic has one root");
 
-    let out = repo.gitmq(
+    stdout_ok(&repo.gitmq(
         &["split", "t", "--json", "kind=even", "--into", "even"],
         b"",
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ));
     let even = topic("even");
     assert_eq!(
         read_all(&handle, "early", &even),
@@ -274,8 +248,18 @@ fn split_at_an_id_and_by_predicate_carries_positions_over() {
     assert_eq!(split.copies.len(), 1);
     assert_eq!(split.positions.len(), 1, "only done passed message 5");
     repo.assert_fsck_clean();
+}
 
-    // Refusals: an existing topic, an id off the topic, nothing selected.
+#[test]
+fn split_refuses_an_existing_topic_an_id_off_the_topic_and_an_empty_selection() {
+    let repo = TempRepo::new();
+    let handle = repo.open();
+    let t = topic("t");
+    handle
+        .producer(&t)
+        .publish_batch([&b"1"[..], b"2"])
+        .unwrap();
+    handle.producer(&topic("late")).publish(b"x").unwrap();
     let out = repo.gitmq(&["split", "t", "--into", "late"], b"");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists already"));
