@@ -13,5 +13,6 @@ mod produce;
 mod replay;
 mod server;
 mod topology;
+mod topology_model;
 mod transport;
 mod util;
