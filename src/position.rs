@@ -358,3 +358,24 @@ pub fn parse_time(input: &str, now: i64) -> Result<i64, Error> {
         .map(|time| time.seconds)
         .map_err(|_| bad())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_parse_in_every_documented_form_and_garbage_is_an_error() {
+        let now = 1_000_000;
+        assert_eq!(parse_time("30s", now).unwrap(), now - 30);
+        assert_eq!(parse_time("15m", now).unwrap(), now - 900);
+        assert_eq!(parse_time("1d", now).unwrap(), now - 86_400);
+        assert_eq!(parse_time("1w", now).unwrap(), now - 604_800);
+        assert_eq!(parse_time("2 hours ago", now).unwrap(), now - 7200);
+        assert_eq!(parse_time("1970-01-01T01:00:00+01:00", now).unwrap(), 0);
+        assert_eq!(parse_time("1970-01-02T00:00:00Z", now).unwrap(), 86_400);
+        assert_eq!(parse_time("@-5", now).unwrap(), -5);
+        for bad in ["", "2x", "99999999999999999999d", "tomorrow-ish", "T"] {
+            assert!(parse_time(bad, now).is_err(), "{bad:?}");
+        }
+    }
+}

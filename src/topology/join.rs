@@ -173,6 +173,24 @@ pub fn join(
     Err(Error::Raced { into: into.clone() }.into())
 }
 
+/// How far each source was joined into `into`, as committed.
+///
+/// ```
+/// # fn main() -> Result<(), gitmq::Error> {
+/// use gitmq::{topology::join, Repository, TopicName};
+/// let dir = tempfile::tempdir().expect("temp dir");
+/// let repo = Repository::init(dir.path())?;
+/// let (a, all) = (TopicName::new("a")?, TopicName::new("all")?);
+/// let id = repo.producer(&a).publish(b"1")?;
+/// join::join(&repo, &[a.clone()], &all, false)?;
+/// assert_eq!(join::record(&repo, &all)?.position(&a), Some(id));
+/// # Ok(()) }
+/// ```
+pub fn record(repo: &Repository, into: &TopicName) -> Result<JoinRecord, crate::Error> {
+    let record_id = repo.refs().find(&record_ref(into))?;
+    load(repo, into, record_id, repo.head(into)?)
+}
+
 /// The committed join record of `into` (see the module docs): the record commit
 /// `record_id`'s `after` positions if its tip is on `into`'s first-parent chain from
 /// `dst_head`, else its `before` positions.

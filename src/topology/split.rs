@@ -15,7 +15,8 @@
 //! Order of writes: copies (packs), then the new positions (created by compare-and-swap:
 //! must not exist, or already hold the same copy), then the new topic's ref (must not exist).
 //! Copies are deterministic (same messages, root first), so a split interrupted before its
-//! last ref move can simply run again.
+//! last ref move can simply run again. If another writer creates the new topic first, the
+//! split fails and takes back the positions it wrote.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -149,10 +150,18 @@ pub fn split(
     match lock.commit(Expected::MustNotExist, &head, sync) {
         Ok(()) => {}
         Err(crate::refs::Error::Changed { .. }) => {
+            // Someone created the topic meanwhile: the positions written above name copies
+            // that are not on it. Take them back (only if still ours).
+            for (consumer, copy) in &positions {
+                let lock = repo
+                    .refs()
+                    .lock(&consumer.position_ref(into), LOCK_TIMEOUT)?;
+                let _ = lock.delete(Expected::MustMatch(*copy), sync);
+            }
             return Err(Error::Exists {
                 topic: into.clone(),
             }
-            .into())
+            .into());
         }
         Err(err) => return Err(err.into()),
     }

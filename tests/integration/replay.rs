@@ -385,3 +385,36 @@ fn delete_removes_packed_positions_the_way_git_does() {
     assert!(repo.git(&["for-each-ref", "refs/gitmq/"]).is_empty());
     repo.assert_fsck_clean();
 }
+
+#[test]
+fn seek_replays_without_moving_the_position_until_commit_which_may_move_it_back_or_remove_it() {
+    let repo = TempRepo::new();
+    let handle = repo.open();
+    let topic = TopicName::new("t").unwrap();
+    let ids = handle
+        .producer(&topic)
+        .publish_batch([&b"a"[..], b"b", b"c"])
+        .unwrap();
+    let name = ConsumerName::new("c").unwrap();
+    let mut consumer = handle.consumer(&name, &topic).unwrap();
+    assert_eq!(payloads(&mut consumer), ["a", "b", "c"]);
+    consumer.commit().unwrap();
+
+    consumer.seek(&StartAt::At(ids[1])).unwrap();
+    assert_eq!(consumer.position(), Some(ids[2]), "seeking moves nothing");
+    assert_eq!(consumer.poll(1).unwrap()[0].payload, b"b");
+    consumer.commit().unwrap();
+    assert_eq!(
+        handle.refs().find(&name.position_ref(&topic)).unwrap(),
+        Some(ids[1]),
+        "commit after a replay moves the position back"
+    );
+    consumer.seek(&StartAt::Beginning).unwrap();
+    consumer.commit().unwrap();
+    assert!(
+        repo.git(&["for-each-ref", "refs/gitmq/"]).is_empty(),
+        "the beginning is no position"
+    );
+    assert_eq!(payloads(&mut consumer), ["a", "b", "c"]);
+    repo.assert_fsck_clean();
+}
