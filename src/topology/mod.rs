@@ -13,11 +13,13 @@
 //! its first-parent chain), so its consumers keep their positions too.
 
 pub mod join;
+pub mod record;
 pub mod split;
 
 use gix_hash::ObjectId;
 
-pub use join::{join, JoinRecord, Joined};
+pub use join::{join, join_in_rounds, Joined};
+pub use record::{record, JoinRecord};
 pub use split::{split, Split};
 
 use crate::TopicName;

@@ -129,7 +129,7 @@ fn polled(consumer: &mut Consumer, max: usize) -> Vec<String> {
 #[allow(clippy::too_many_lines)]
 fn publish_consume_reset_join_and_split_match_a_simple_model() {
     const CONSUMERS: [&str; 3] = ["x", "y", "z"];
-    let (mut joins, mut splits, mut resets, mut replays) = (0, 0, 0, 0);
+    let (mut joins, mut splits, mut resets, mut replays, mut rounds) = (0, 0, 0, 0, 0);
     for seed in 1..=5u64 {
         let mut rng = Rng::new(seed * 0x2545_f491);
         let repo = TempRepo::new();
@@ -224,8 +224,12 @@ fn publish_consume_reset_join_and_split_match_a_simple_model() {
                     let dst = candidates[rng.below(candidates.len())].clone();
                     let src_names: Vec<TopicName> =
                         sources.iter().map(|s| TopicName::new(s).unwrap()).collect();
-                    topology::join(&handle, &src_names, &TopicName::new(&dst).unwrap(), false)
-                        .unwrap();
+                    // Small rounds too: the order must not depend on how far a round reads.
+                    let round = [2, 7, usize::MAX][rng.below(3)];
+                    let into = TopicName::new(&dst).unwrap();
+                    let joined =
+                        topology::join_in_rounds(&handle, &src_names, &into, false, round).unwrap();
+                    rounds += joined.rounds;
                     model.join(&sources, &dst);
                 }
                 5 => {
@@ -326,7 +330,7 @@ fn publish_consume_reset_join_and_split_match_a_simple_model() {
         repo.assert_fsck_clean();
     }
     assert!(
-        joins > 10 && splits > 3 && resets > 10 && replays > 10,
-        "{joins} {splits} {resets} {replays}"
+        joins > 10 && splits > 3 && resets > 10 && replays > 10 && rounds > joins,
+        "{joins} {splits} {resets} {replays} {rounds}"
     );
 }
