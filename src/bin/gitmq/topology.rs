@@ -35,7 +35,7 @@ pub struct SplitArgs {
     pub contains: Option<String>,
     /// Keep only JSON payloads whose FIELD (dots go into nested objects) equals VALUE (a
     /// string field compares as text, any other as its JSON: 42, true, null).
-    #[arg(long = "json", value_name = "FIELD=VALUE")]
+    #[arg(long = "json", visible_alias = "where", value_name = "FIELD=VALUE")]
     pub json: Option<String>,
 }
 
