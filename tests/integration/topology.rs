@@ -296,3 +296,66 @@ fn a_split_interrupted_before_its_topic_ref_runs_again_to_the_same_result() {
     assert_eq!(read_all(&handle, "c", &topic("n")), ["3"]);
     repo.assert_fsck_clean();
 }
+
+#[test]
+fn joins_racing_each_other_and_a_producer_copy_each_message_exactly_once() {
+    let repo = TempRepo::new();
+    let handle = repo.open();
+    let (a, b, dst) = (topic("a"), topic("b"), topic("dst"));
+    let mut expected: Vec<String> = Vec::new();
+    for (source, name) in [(&a, "a"), (&b, "b")] {
+        let payloads: Vec<String> = (0..300).map(|i| format!("{name}{i}")).collect();
+        handle.producer(source).publish_batch(&payloads).unwrap();
+        expected.extend(payloads);
+    }
+    let own: Vec<String> = (0..100).map(|i| format!("own{i}")).collect();
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(|| {
+            let mut producer = handle.producer(&dst);
+            for payload in &own {
+                producer.publish(payload.as_bytes()).unwrap();
+            }
+        });
+        let joiners: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    for _ in 0..5 {
+                        match topology::join_in_rounds(
+                            &handle,
+                            &[a.clone(), b.clone()],
+                            &dst,
+                            false,
+                            37,
+                        ) {
+                            Ok(_) => {}
+                            // Losing every race is allowed; the next join finishes the work.
+                            Err(gitmq::Error::Topology(topology::Error::Raced { .. })) => {}
+                            Err(err) => panic!("{err}"),
+                        }
+                    }
+                })
+            })
+            .collect();
+        producer.join().unwrap();
+        for joiner in joiners {
+            joiner.join().unwrap();
+        }
+    });
+    topology::join(&handle, &[a.clone(), b.clone()], &dst, false).unwrap();
+    let got = read_all(&handle, "r", &dst);
+    let mut joined: Vec<String> = got
+        .iter()
+        .filter(|p| !p.starts_with("own"))
+        .cloned()
+        .collect();
+    let produced: Vec<String> = got
+        .iter()
+        .filter(|p| p.starts_with("own"))
+        .cloned()
+        .collect();
+    assert_eq!(produced, own, "the producer's messages, all, in its order");
+    joined.sort();
+    expected.sort();
+    assert_eq!(joined, expected, "every source message exactly once");
+    repo.assert_fsck_clean();
+}
