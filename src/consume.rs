@@ -119,6 +119,8 @@ pub struct Consumer {
     uncommitted: usize,
     last_commit: Instant,
     wait_interval: Duration,
+    /// Fsync the position ref on commit.
+    sync: bool,
 }
 
 /// Lifecycle
@@ -146,6 +148,7 @@ impl Consumer {
             uncommitted: 0,
             last_commit: Instant::now(),
             wait_interval: DEFAULT_WAIT_INTERVAL,
+            sync: true,
         })
     }
 
@@ -185,6 +188,15 @@ impl Consumer {
     #[must_use]
     pub fn with_segment_len(mut self, messages: usize) -> Self {
         self.segment_len = messages.max(1);
+        self
+    }
+
+    /// How durable a commit of the position is: [`Durability::None`](crate::Durability::None)
+    /// leaves it in the page cache (a power loss may forget it, and the messages since the
+    /// last synced commit are delivered again: still at-least-once); the default syncs.
+    #[must_use]
+    pub fn with_durability(mut self, durability: crate::Durability) -> Self {
+        self.sync = durability.syncs();
         self
     }
 
@@ -304,7 +316,7 @@ impl Consumer {
                     .repo
                     .refs()
                     .lock(&self.position_ref, Duration::from_secs(10))?;
-                lock.delete(Expected::MustMatch(committed), true)?;
+                lock.delete(Expected::MustMatch(committed), self.sync)?;
                 self.committed = None;
                 self.uncommitted = 0;
                 self.last_commit = Instant::now();
@@ -318,7 +330,11 @@ impl Consumer {
             .repo
             .refs()
             .lock(&self.position_ref, Duration::from_secs(10))?;
-        lock.commit(Expected::from_current(self.committed), &delivered, true)?;
+        lock.commit(
+            Expected::from_current(self.committed),
+            &delivered,
+            self.sync,
+        )?;
         self.committed = Some(delivered);
         self.uncommitted = 0;
         self.last_commit = Instant::now();

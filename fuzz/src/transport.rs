@@ -11,7 +11,7 @@ use gitmq::{
     },
     transport::{
         pktline::{self, PacketLine, Stream},
-        sideband, v0, v2,
+        receive_pack, sideband, v0, v2,
     },
 };
 
@@ -51,7 +51,8 @@ fn owned(line: PacketLine<'_>) -> Owned {
 /// `pktline`: the input through `pktline::decode` and `pktline::Reader` (which must agree,
 /// whatever the read sizes), data packets re-encoded (which must give their bytes back), and
 /// every parser a server's answer reaches: v2 advertisement, `ls-refs`, `fetch` sections,
-/// the v0 advertisement and ACK/NAK, and the side-band demultiplexer.
+/// the v0 advertisement and ACK/NAK, receive-pack's advertisement and push report (bare and
+/// in side-band), and the side-band demultiplexer.
 pub fn pktline(data: &[u8]) {
     let mut decoded = Vec::new();
     let mut rest = data;
@@ -97,6 +98,9 @@ pub fn pktline(data: &[u8]) {
     let _ = v0::parse_advertisement(data);
     let _ = v2::read_fetch_response(&mut pktline::Reader::new(data));
     let _ = v0::read_fetch_response(&mut pktline::Reader::new(data));
+    let _ = receive_pack::parse_advertisement(data);
+    let _ = receive_pack::read_report(data, false, &mut |_| {});
+    let _ = receive_pack::read_report(data, true, &mut |_| {});
 
     let mut lines = pktline::Reader::new(data);
     let mut progress_bytes = 0;

@@ -6,7 +6,7 @@
 //! | remote ref | local tracking ref (forced, like git's `+` refspec) | local ref |
 //! |---|---|---|
 //! | `refs/heads/<topic>` | `refs/remotes/<r>/<topic>` | `refs/heads/<topic>`, fast-forward only |
-//! | `refs/gitmq/consumers/<c>/<topic>` | `refs/gitmq/remotes/<r>/consumers/<c>/<topic>` | — (local positions belong to local consumers) |
+//! | `refs/gitmq/consumers/<c>/<topic>` | `refs/gitmq/remotes/<r>/consumers/<c>/<topic>` | `refs/gitmq/consumers/<c>/<topic>`, adopted if absent or unmoved since last seen |
 //!
 //! Positions are tracked under `refs/gitmq/remotes/` rather than `refs/remotes/<r>/gitmq/...`,
 //! where they could collide with a topic named `gitmq/consumers/...`.
@@ -17,8 +17,10 @@
 //! the pack is indexed and in place and every want is readable; each ref moves under its lock
 //! with a compare-and-swap against the value read; a local topic moves only if its current
 //! head is on the first-parent chain of the remote head (or it does not exist): otherwise it
-//! is left alone and reported as [`UpdateKind::Diverged`]. Remote refs that were deleted are
-//! not pruned locally.
+//! is left alone and reported as [`UpdateKind::Diverged`]; a local position is set to the
+//! remote's only when it does not exist (a consumer on a new machine) or still holds what the
+//! tracking ref held before this fetch (the local consumer has not moved since), and only
+//! once its topic is in sync. Remote refs that were deleted are not pruned locally.
 
 use std::time::Duration;
 
@@ -38,6 +40,13 @@ pub const DEFAULT_PREFIXES: [&str; 2] = ["refs/heads/", "refs/gitmq/"];
 pub const DEFAULT_REMOTE: &str = "origin";
 /// Where the consumer positions of remote `<r>` are tracked: `refs/gitmq/remotes/<r>/consumers/...`.
 pub const REMOTE_POSITIONS_PREFIX: &str = "refs/gitmq/remotes/";
+/// Refs a fetch moves are not fsynced (as git does by default): they only repeat what the
+/// remote holds, so after a power loss they may show an older state and the next fetch moves
+/// them again. The pack they name is fsynced before they move (with [`FetchOptions::sync`]),
+/// so they never name a missing object.
+const REFS_SYNC: bool = false;
+/// Attempts of one [`Fetcher::fetch()`] when the failures are spurious.
+pub const FETCH_ATTEMPTS: u32 = 3;
 /// How long a ref lock is waited for.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The most `have` lines sent.
@@ -49,7 +58,7 @@ pub struct FetchOptions<'a> {
     pub prefixes: &'a [&'a str],
     /// Bounds on the received pack.
     pub limits: Limits,
-    /// Fsync the pack, index and refs before returning.
+    /// Fsync the pack and index (and `objects/pack/`) before any ref moves.
     pub sync: bool,
     /// Where the server's progress text goes; `None` asks the server for none.
     pub progress: Option<super::Progress<'a>>,
@@ -143,7 +152,11 @@ pub fn resolve_remote(
     remote: &str,
 ) -> Result<(Option<String>, RemoteUrl), Error> {
     if remote.contains("://") {
-        return Ok((None, RemoteUrl::parse(remote)?));
+        let sources = super::credentials::Sources::from_env();
+        return Ok((
+            None,
+            super::credentials::with_credentials(RemoteUrl::parse(remote)?, &sources),
+        ));
     }
     let valid = !remote.contains('/') && TopicName::new(remote).is_ok();
     let url = if valid {
@@ -151,8 +164,12 @@ pub fn resolve_remote(
     } else {
         None
     };
+    let sources = super::credentials::Sources::from_env();
     match url {
-        Some(url) => Ok((Some(remote.to_owned()), RemoteUrl::parse(&url)?)),
+        Some(url) => Ok((
+            Some(remote.to_owned()),
+            super::credentials::with_credentials(RemoteUrl::parse(&url)?, &sources),
+        )),
         None => Err(Error::NoSuchRemote {
             name: remote.to_owned(),
         }),
@@ -166,11 +183,84 @@ pub fn fetch_with<C: HttpClient>(
     client: C,
     options: FetchOptions<'_>,
 ) -> Result<FetchReport, Error> {
-    let (name, url) = resolve_remote(repo, remote)?;
-    let server = Remote::connect(client, url)?;
+    Fetcher::connect(repo, remote, client)?.fetch(repo, options)
+}
+
+/// A remote to fetch from, connected once (its capabilities discovered): each
+/// [`Fetcher::fetch()`] then costs one `ls-refs` request when nothing changed, and one more
+/// for the pack when a tip moved. What a consumer polling a remote keeps around.
+///
+/// ```no_run
+/// # fn main() -> Result<(), gitmq::Error> {
+/// use gitmq::transport::{http::{Options, ReqwestClient}, fetch::Fetcher, FetchOptions};
+/// let repo = gitmq::Repository::open("/srv/replica.git")?;
+/// let client = ReqwestClient::new(Options::default())?;
+/// let fetcher = Fetcher::connect(&repo, "origin", client)?;
+/// loop {
+///     let report = fetcher.fetch(&repo, FetchOptions::default())?;
+///     if report.pack.is_some() {
+///         break; // new messages are on the local topics now
+///     }
+///     std::thread::sleep(std::time::Duration::from_secs(1));
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Fetcher<C> {
+    server: Remote<C>,
+    name: Option<String>,
+}
+
+impl<C: HttpClient> Fetcher<C> {
+    /// Discover `remote`'s protocol and capabilities (one request).
+    pub fn connect(repo: &Repository, remote: &str, client: C) -> Result<Self, Error> {
+        let (name, url) = resolve_remote(repo, remote)?;
+        Ok(Self {
+            server: Remote::connect(client, url)?,
+            name,
+        })
+    }
+
+    /// List the remote's refs, fetch what is missing, move local refs. Spurious failures (the
+    /// network, a 5xx, a cut body) are retried [`FETCH_ATTEMPTS`] times in all with back-off:
+    /// a fetch changes nothing until its pack is complete, so a retry is always safe.
+    pub fn fetch(
+        &self,
+        repo: &Repository,
+        mut options: FetchOptions<'_>,
+    ) -> Result<FetchReport, Error> {
+        let mut backoff = super::retry::Backoff::default();
+        let mut attempt = 1;
+        loop {
+            let once = FetchOptions {
+                prefixes: options.prefixes,
+                limits: options.limits,
+                sync: options.sync,
+                progress: options
+                    .progress
+                    .as_mut()
+                    .map(|p| &mut **p as &mut dyn FnMut(&[u8])),
+            };
+            match fetch_from(repo, &self.server, self.name.clone(), once) {
+                Err(err) if err.is_spurious() && attempt < FETCH_ATTEMPTS => {
+                    attempt += 1;
+                    backoff.wait();
+                }
+                result => return result,
+            }
+        }
+    }
+}
+
+fn fetch_from<C: HttpClient>(
+    repo: &Repository,
+    server: &Remote<C>,
+    name: Option<String>,
+    options: FetchOptions<'_>,
+) -> Result<FetchReport, Error> {
     let remote_refs = server.list_refs(options.prefixes)?;
 
-    let mut planned = Vec::new();
+    let mut planned: Vec<(RemoteRef, Target)> = Vec::new();
     let mut skipped = Vec::new();
     for remote_ref in remote_refs {
         match target_of(&remote_ref.name) {
@@ -207,10 +297,14 @@ pub fn fetch_with<C: HttpClient>(
         }
     }
 
+    // Topics first: a position is adopted only once its topic is in sync.
+    planned.sort_by_key(|(_, target)| matches!(target, Target::Position(..)));
     let mut updates = Vec::new();
+    let mut diverged_topics = Vec::new();
     let mut odb = repo.odb();
     let mut buf = Vec::new();
     for (remote_ref, target) in &planned {
+        let mut last_seen = None;
         if let Some(name) = &name {
             let tracking = match target {
                 Target::Topic(topic) => format!("refs/remotes/{name}/{}", topic.as_str()),
@@ -220,22 +314,37 @@ pub fn fetch_with<C: HttpClient>(
                     topic.as_str()
                 ),
             };
+            last_seen = repo.refs().find(&tracking)?;
             updates.extend(move_tracking_ref(
                 repo,
                 &tracking,
                 remote_ref.id,
-                options.sync,
+                REFS_SYNC,
             )?);
         }
-        if let Target::Topic(topic) = target {
-            updates.extend(fast_forward(
-                repo,
-                &mut odb,
-                &mut buf,
-                topic,
-                remote_ref,
-                options.sync,
-            )?);
+        match target {
+            Target::Topic(topic) => {
+                let update = fast_forward(repo, &mut odb, &mut buf, topic, remote_ref, REFS_SYNC)?;
+                if let Some(update) = update {
+                    if update.kind == UpdateKind::Diverged {
+                        diverged_topics.push(topic.clone());
+                    }
+                    updates.push(update);
+                }
+            }
+            Target::Position(consumer, topic) if name.is_some() => {
+                if !diverged_topics.contains(topic) {
+                    updates.extend(adopt_position(
+                        repo,
+                        consumer,
+                        topic,
+                        remote_ref.id,
+                        last_seen,
+                        REFS_SYNC,
+                    )?);
+                }
+            }
+            Target::Position(..) => {}
         }
     }
 
@@ -273,8 +382,43 @@ fn local_tips(repo: &Repository, remote: Option<&str>) -> Result<Vec<ObjectId>, 
     Ok(ids)
 }
 
+/// Take the remote's position of `consumer` on `topic` when the local one is absent (a
+/// consumer starting on a new machine) or has not moved since the remote's was last seen
+/// (`last_seen`): so a consumer resumes where it was, on whichever machine. A local position
+/// that moved is kept (it is pushed next, unless the remote's moved too).
+fn adopt_position(
+    repo: &Repository,
+    consumer: &ConsumerName,
+    topic: &TopicName,
+    remote: ObjectId,
+    last_seen: Option<ObjectId>,
+    sync: bool,
+) -> Result<Option<RefUpdate>, Error> {
+    let name = consumer.position_ref(topic);
+    let local = repo.refs().find(&name)?;
+    if local == Some(remote) || (local.is_some() && local != last_seen) {
+        return Ok(None);
+    }
+    let lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
+    match lock.commit(Expected::from_current(local), &remote, sync) {
+        Ok(()) => Ok(Some(RefUpdate {
+            name,
+            old: local,
+            new: remote,
+            kind: if local.is_some() {
+                UpdateKind::Updated
+            } else {
+                UpdateKind::Created
+            },
+        })),
+        // The local consumer committed meanwhile: its position wins.
+        Err(crate::refs::Error::Changed { .. }) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
 /// Point the tracking ref `name` at `new`, whatever it held.
-fn move_tracking_ref(
+pub(crate) fn move_tracking_ref(
     repo: &Repository,
     name: &str,
     new: ObjectId,

@@ -8,9 +8,9 @@
 //! has a connect timeout and an inactivity timeout (applied to the response headers and to
 //! each read of the body, not to the whole transfer, so large fetches are not cut off).
 
-use std::time::Duration;
+use std::{io::Read, time::Duration};
 
-use super::{Error, HttpClient, Method, Request, Response, AGENT};
+use super::{Body, Error, HttpClient, Method, Request, Response, AGENT};
 
 /// The default time allowed to open a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -80,14 +80,32 @@ impl HttpClient for ReqwestClient {
     fn send(&self, request: Request<'_>) -> Result<Response, Error> {
         let target = request.url.join(request.path);
         let url = request.url.redacted().to_owned();
+        let body = match request.body {
+            Body::Empty => None,
+            Body::Bytes(bytes) => Some(reqwest::blocking::Body::from(bytes)),
+            Body::File {
+                head,
+                file,
+                file_len,
+            } => {
+                let len = head.len() as u64 + file_len;
+                let reader = std::io::Cursor::new(head).chain(file.take(file_len));
+                Some(reqwest::blocking::Body::sized(reader, len))
+            }
+        };
         let mut builder = match request.method {
             Method::Get => self.client.get(&target),
-            Method::Post => self.client.post(&target).body(request.body),
+            Method::Post => self.client.post(&target),
         };
+        if let Some(body) = body {
+            builder = builder.body(body);
+        }
         for (name, value) in request.headers {
             builder = builder.header(*name, *value);
         }
-        if let Some((user, password)) = request.url.credentials() {
+        if let Some(token) = request.url.bearer_token() {
+            builder = builder.bearer_auth(token);
+        } else if let Some((user, password)) = request.url.credentials() {
             builder = builder.basic_auth(user, password);
         }
         let response = builder.send().map_err(|err| {

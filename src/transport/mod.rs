@@ -1,6 +1,7 @@
 //! Owns talking to a git server over smart HTTP: gitmq's own implementation of git's
-//! protocol (no `git` process, no libgit2). This slice fetches; push will sit beside it
-//! (`receive_pack.rs`, reusing [`pktline`], [`sideband`], [`url`] and [`HttpClient`]).
+//! protocol (no `git` process, no libgit2): fetch ([`mod@fetch`], upload-pack v2 or v0) and push
+//! ([`push`], receive-pack; see that module for the plan, the rebuild on a lost race and the
+//! report). The fetch side:
 //!
 //! ```text
 //!  fetch::fetch(repo, "origin")                      config: remote.origin.url -> RemoteUrl
@@ -31,18 +32,25 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Invariants: protocol code ([`pktline`], [`sideband`], [`v2`], [`v0`], [`url`], [`config`])
+//! Invariants: protocol code ([`pktline`], [`sideband`], [`v2`], [`v0`], [`receive_pack`],
+//! [`url`], [`config`], [`credentials`])
 //! is sans-IO or generic over [`std::io::Read`], and never panics on what a server sends;
-//! only `http.rs` knows reqwest, behind [`HttpClient`]; credentials from a URL's userinfo
-//! reach only the HTTP client's `Authorization` header, never an error or a log line; refs
-//! move only after the pack naming their objects is indexed, renamed and fsynced.
+//! only `http.rs` knows reqwest, behind [`HttpClient`]; credentials (a URL's userinfo, the
+//! environment, git's credential store) reach only the HTTP client's `Authorization` header,
+//! never an error or a log line; local refs move only after the pack naming their objects is
+//! indexed, renamed and fsynced; remote refs move only by the server's compare-and-swap from
+//! the values gitmq read.
 
 pub mod config;
+pub mod credentials;
 pub mod fetch;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod pktline;
+pub mod push;
+pub mod receive_pack;
 mod remote;
+pub mod retry;
 pub mod sideband;
 pub mod url;
 pub mod v0;
@@ -162,6 +170,41 @@ pub enum Error {
     /// Reading local objects failed.
     #[error(transparent)]
     Walk(#[from] crate::walk::Error),
+    /// The remote refused to move a ref, and not because another writer won a race.
+    #[error("the remote refused to update {name}: {reason}")]
+    Rejected {
+        /// The full ref name.
+        name: String,
+        /// The server's words.
+        reason: String,
+    },
+    /// The remote could not unpack the pushed objects; no ref moved.
+    #[error("the remote could not unpack the pushed objects: {reason}")]
+    Unpack {
+        /// The server's words.
+        reason: String,
+    },
+    /// The server's push report lacks a verdict for a ref it was asked to move.
+    #[error("the remote gave no verdict for {name}")]
+    MissingVerdict {
+        /// The full ref name.
+        name: String,
+    },
+    /// Other producers kept pushing first.
+    #[error("gave up after {attempts} attempts: other producers kept moving the remote")]
+    Conflicts {
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// Copying unpushed messages onto the remote's head failed.
+    #[error(transparent)]
+    Restack(#[from] crate::restack::Error),
+    /// Writing the pack to push to a temporary file failed.
+    #[error("writing the pack to push failed")]
+    Spool {
+        /// The cause.
+        source: std::io::Error,
+    },
 }
 
 impl Error {
@@ -169,7 +212,10 @@ impl Error {
     /// data was not wrong.
     pub fn is_spurious(&self) -> bool {
         match self {
-            Error::Connect { .. } | Error::Timeout { .. } | Error::Body { .. } => true,
+            Error::Connect { .. }
+            | Error::Timeout { .. }
+            | Error::Body { .. }
+            | Error::Http { .. } => true,
             Error::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
             Error::Protocol(err) => err.is_spurious(),
             Error::PktLine(err) => err.is_spurious(),
@@ -212,7 +258,42 @@ pub struct Request<'a> {
     /// Extra headers.
     pub headers: &'a [(&'a str, &'a str)],
     /// The body of a `POST`.
-    pub body: Vec<u8>,
+    pub body: Body,
+}
+
+/// The body of a [`Request`]: in memory, or bytes followed by a file (a pack being pushed),
+/// sent with its `Content-Length` (some servers refuse chunked request bodies).
+#[derive(Debug)]
+pub enum Body {
+    /// No body.
+    Empty,
+    /// These bytes.
+    Bytes(Vec<u8>),
+    /// `head`, then the first `file_len` bytes of `file` from its current position.
+    File {
+        /// Bytes sent before the file.
+        head: Vec<u8>,
+        /// The file.
+        file: std::fs::File,
+        /// How many bytes of the file to send.
+        file_len: u64,
+    },
+}
+
+impl Body {
+    /// The body's length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(bytes) => bytes.len() as u64,
+            Body::File { head, file_len, .. } => head.len() as u64 + file_len,
+        }
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// A successful (2xx) HTTP response.

@@ -14,7 +14,7 @@ use gix_hash::ObjectId;
 use super::{
     pktline, sideband, v0,
     v2::{self, Advertisement, Capabilities, RemoteRef},
-    Error, HttpClient, Method, RemoteUrl, Request, Response, AGENT,
+    Body, Error, HttpClient, Method, RemoteUrl, Request, Response, AGENT,
 };
 use crate::odb::pack::index_pack::{self, IndexedPack, Limits};
 
@@ -50,7 +50,7 @@ impl<C: HttpClient> Remote<C> {
             url: &url,
             path: DISCOVERY_PATH,
             headers: &[("Git-Protocol", v2::PROTOCOL_HEADER_VALUE)],
-            body: Vec::new(),
+            body: Body::Empty,
         })?;
         check_type(&url, &response, ADVERTISEMENT_TYPE)?;
         let body = read_limited(&url, response.body, MAX_REFS_RESPONSE)?;
@@ -155,14 +155,18 @@ impl<C: HttpClient> Remote<C> {
             url: &self.url,
             path: SERVICE_PATH,
             headers: &headers,
-            body,
+            body: Body::Bytes(body),
         })?;
         check_type(&self.url, &response, RESULT_TYPE)?;
         Ok(response)
     }
 }
 
-fn check_type(url: &RemoteUrl, response: &Response, expected: &str) -> Result<(), Error> {
+pub(super) fn check_type(
+    url: &RemoteUrl,
+    response: &Response,
+    expected: &str,
+) -> Result<(), Error> {
     let actual = response
         .content_type
         .as_deref()
@@ -178,7 +182,7 @@ fn check_type(url: &RemoteUrl, response: &Response, expected: &str) -> Result<()
 }
 
 /// Read a whole body of at most `limit` bytes.
-fn read_limited(url: &RemoteUrl, body: impl Read, limit: u64) -> Result<Vec<u8>, Error> {
+pub(super) fn read_limited(url: &RemoteUrl, body: impl Read, limit: u64) -> Result<Vec<u8>, Error> {
     let mut out = Vec::new();
     body.take(limit.saturating_add(1))
         .read_to_end(&mut out)

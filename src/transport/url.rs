@@ -28,6 +28,7 @@ pub struct RemoteUrl {
     base: String,
     username: Option<String>,
     password: Option<String>,
+    bearer: Option<String>,
 }
 
 /// Lifecycle
@@ -80,6 +81,7 @@ impl RemoteUrl {
             base,
             username,
             password,
+            bearer: None,
         })
     }
 }
@@ -104,6 +106,51 @@ impl RemoteUrl {
     }
 }
 
+/// Credentials
+impl RemoteUrl {
+    /// Whether the URL carries credentials (basic or bearer).
+    pub fn has_credentials(&self) -> bool {
+        self.username.is_some() || self.bearer.is_some()
+    }
+
+    /// The same address with HTTP basic credentials (replacing any).
+    #[must_use]
+    pub fn with_basic_auth(mut self, user: &str, password: Option<&str>) -> Self {
+        self.username = Some(user.to_owned());
+        self.password = password.map(str::to_owned);
+        self.bearer = None;
+        self
+    }
+
+    /// The same address with a bearer token (replacing any credentials).
+    #[must_use]
+    pub fn with_bearer_token(mut self, token: &str) -> Self {
+        self.username = None;
+        self.password = None;
+        self.bearer = Some(token.to_owned());
+        self
+    }
+
+    /// The bearer token, for an `Authorization: Bearer` header.
+    pub fn bearer_token(&self) -> Option<&str> {
+        self.bearer.as_deref()
+    }
+
+    /// `scheme://host[:port]`, and the path: what a credential store matches on.
+    pub fn origin_and_path(&self) -> (&str, &str) {
+        let after_scheme = self.base.find("://").map_or(0, |at| at + 3);
+        let path_at = self
+            .base
+            .get(after_scheme..)
+            .and_then(|rest| rest.find('/'))
+            .map_or(self.base.len(), |at| at + after_scheme);
+        (
+            self.base.get(..path_at).unwrap_or_default(),
+            self.base.get(path_at..).unwrap_or_default(),
+        )
+    }
+}
+
 impl fmt::Display for RemoteUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.base)
@@ -116,6 +163,7 @@ impl fmt::Debug for RemoteUrl {
             .field("base", &self.base)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("bearer", &self.bearer.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -174,6 +222,14 @@ mod tests {
             "https://git.example.com:8443/q.git/info/refs"
         );
         assert!(!format!("{url} {url:?}").contains("cret"));
+        assert_eq!(
+            url.origin_and_path(),
+            ("https://git.example.com:8443", "/q.git")
+        );
+        let token = url.with_bearer_token("tok3n");
+        assert_eq!(token.credentials(), None);
+        assert_eq!(token.bearer_token(), Some("tok3n"));
+        assert!(!format!("{token} {token:?}").contains("tok3n"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! port, in the foreground as a child process, killed by its pid when the [`HttpServer`]
 //! drops. Each test starts its own and gets bare repositories under its document root.
 //! Repositories whose name starts with `private` need basic authentication as
-//! [`USER`]:[`PASSWORD`]; [`HttpServer::start_tls()`] serves HTTPS with a certificate from a
+//! [`USER`]:[`PASSWORD`] for everything, those starting with `guarded` only to push; [`HttpServer::start_tls()`] serves HTTPS with a certificate from a
 //! throwaway CA made by the `openssl` command.
 
 use std::{
@@ -223,6 +223,14 @@ fn config_text(root: &Path, state: &Path, port: u16, backend: &str, tls: bool) -
 {tls}auth.backend = "plain"
 auth.backend.plain.userfile = "{state}/users"
 auth.require = ( "/git/private" => ( "method" => "basic", "realm" => "git", "require" => "valid-user" ) )
+$HTTP["url"] =~ "^/git/guarded[^/]*/git-receive-pack$" {{
+  auth.require = ( "/git/" => ( "method" => "basic", "realm" => "git", "require" => "valid-user" ) )
+}}
+$HTTP["querystring"] =~ "service=git-receive-pack" {{
+  $HTTP["url"] =~ "^/git/guarded" {{
+    auth.require = ( "/git/" => ( "method" => "basic", "realm" => "git", "require" => "valid-user" ) )
+  }}
+}}
 server.bind          = "127.0.0.1"
 server.port          = {port}
 server.document-root = "{root}"

@@ -56,6 +56,39 @@ pub enum Command {
         #[arg(default_value = "origin")]
         remote: String,
     },
+    /// Push topics and their consumer positions to a remote over smart HTTP; a topic another
+    /// producer pushed to first is fetched and the local messages are rebuilt on it (printed
+    /// as `renamed OLD NEW`). Prints every remote ref that moved.
+    Push {
+        /// A remote name from the repository's git config, or an http(s) URL.
+        #[arg(default_value = "origin")]
+        remote: String,
+        /// Only this topic (repeatable) [default: every topic].
+        #[arg(long = "topic", value_name = "TOPIC")]
+        topics: Vec<String>,
+    },
+    /// Keep a repository in sync with a remote: push and fetch every --interval, and push as
+    /// soon as new local messages waited --linger; stops cleanly on Ctrl-C or SIGTERM.
+    Sync {
+        /// A remote name from the repository's git config, or an http(s) URL.
+        #[arg(default_value = "origin")]
+        remote: String,
+        /// Push and fetch at least this often (GitHub asks for at most 6 pushes a minute).
+        #[arg(long, default_value = "10s", value_parser = crate::remote::parse_duration)]
+        interval: std::time::Duration,
+        /// Push new local messages once the oldest waited this long [default: at the interval].
+        #[arg(long, value_parser = crate::remote::parse_duration)]
+        linger: Option<std::time::Duration>,
+        /// Only this topic (repeatable) [default: every topic].
+        #[arg(long = "topic", value_name = "TOPIC")]
+        topics: Vec<String>,
+        /// Stop after N rounds.
+        #[arg(long, value_name = "N")]
+        rounds: Option<u64>,
+    },
+    /// Manage remotes (the repository's git config: `git remote` works too).
+    #[command(subcommand)]
+    Remote(RemoteCommand),
     /// Remove ref locks left by killed writers (git's `<ref>.lock` files) under refs/heads/ and
     /// refs/gitmq/, if older than --older-than seconds. Make sure no writer is stuck first.
     Unlock {
@@ -80,6 +113,18 @@ pub enum Command {
         /// Keep the demo repository at this path instead of a temporary directory.
         #[arg(long)]
         keep: Option<PathBuf>,
+    },
+}
+
+/// `gitmq remote` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum RemoteCommand {
+    /// Add a remote, as `git remote add NAME URL` does.
+    Add {
+        /// Its name.
+        name: String,
+        /// Its http(s) URL (credentials may be given as user:token@ or by environment).
+        url: String,
     },
 }
 
@@ -171,6 +216,13 @@ pub struct ConsumeArgs {
     /// stdout closes (noticed at the next write).
     #[arg(long, short = 'f')]
     pub follow: bool,
+    /// With --follow: fetch from this remote (name or URL) whenever nothing new is local, at
+    /// most every --fetch-interval.
+    #[arg(long, value_name = "REMOTE")]
+    pub remote: Option<String>,
+    /// How often --remote is asked for new messages (one cheap `ls-refs` request each).
+    #[arg(long, default_value = "1s", value_parser = crate::remote::parse_duration)]
+    pub fetch_interval: std::time::Duration,
 }
 
 /// `gitmq bench` subcommands.
@@ -186,6 +238,44 @@ pub enum BenchCommand {
     /// and with `git log --reverse --format=%B`, before and after `git gc --aggressive`; print
     /// rates, ratios and the time of a caught-up poll.
     Consume(crate::bench::consume::ConsumeOptions),
+    /// Push N messages with gitmq and with `git push` to the same smart-HTTP server (full
+    /// history, then one new message on top); print medians and ratios.
+    Push(PushBenchArgs),
+    /// One message published -> pushed -> fetched by another repository -> consumed, R
+    /// rounds, gitmq next to the git CLI doing the same; print p50/p90/p99.
+    Latency(LatencyBenchArgs),
+}
+
+/// `gitmq bench push` arguments.
+#[derive(Debug, clap::Args)]
+pub struct PushBenchArgs {
+    /// A smart-HTTP repository that accepts pushes (`gitmq-bench-<pid>-*` branches are pushed
+    /// there and deleted at the end; see scripts/git-http-server).
+    #[arg(long)]
+    pub url: String,
+    /// How many messages.
+    #[arg(long, default_value_t = 100_000)]
+    pub messages: usize,
+    /// Rounds (medians are printed).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Keep the scratch repositories.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// `gitmq bench latency` arguments.
+#[derive(Debug, clap::Args)]
+pub struct LatencyBenchArgs {
+    /// A smart-HTTP repository that accepts pushes.
+    #[arg(long)]
+    pub url: String,
+    /// Rounds of one message each.
+    #[arg(long, default_value_t = 100)]
+    pub rounds: usize,
+    /// Keep the scratch repositories.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// `gitmq bench fetch` arguments.

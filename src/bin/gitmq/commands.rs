@@ -10,7 +10,7 @@ use std::{
 use gitmq::{ConsumerName, Repository, TopicName};
 
 use crate::{
-    cli::{BenchCommand, Cli, Command, ConsumeArgs, Format},
+    cli::{BenchCommand, Cli, Command, ConsumeArgs, Format, RemoteCommand},
     output::write_message,
 };
 
@@ -34,6 +34,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Demo { keep } => crate::demo::run(keep.as_deref()),
         Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&args),
         Command::Bench(BenchCommand::Fetch(args)) => crate::bench::fetch(&args),
+        Command::Bench(BenchCommand::Push(args)) => crate::bench::push(&args),
+        Command::Bench(BenchCommand::Latency(args)) => crate::bench::latency(&args),
         Command::Bench(BenchCommand::Consume(options)) => crate::bench::consume::run(&options),
         Command::Publish(args) => crate::publish::run(&open(repo.as_deref())?, &args),
         Command::Consume(args) => consume(&open(repo.as_deref())?, &args),
@@ -52,7 +54,29 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Consumers(args) => crate::consumers::run(&open(repo.as_deref())?, &args),
         Command::Join(args) => crate::topology::join(&open(repo.as_deref())?, &args),
         Command::Split(args) => crate::topology::split(&open(repo.as_deref())?, &args),
-        Command::Fetch { remote } => fetch(&open(repo.as_deref())?, &remote),
+        Command::Fetch { remote } => crate::remote::fetch(&open(repo.as_deref())?, &remote),
+        Command::Push { remote, topics } => {
+            crate::remote::push(&open(repo.as_deref())?, &remote, &topics)
+        }
+        Command::Sync {
+            remote,
+            interval,
+            linger,
+            topics,
+            rounds,
+        } => crate::remote::sync(
+            &open(repo.as_deref())?,
+            &crate::remote::SyncArgs {
+                remote: &remote,
+                interval,
+                linger,
+                topics: &topics,
+                rounds,
+            },
+        ),
+        Command::Remote(RemoteCommand::Add { name, url }) => {
+            crate::remote::remote_add(&open(repo.as_deref())?, &name, &url)
+        }
         Command::Unlock { older_than } => {
             let repo = open(repo.as_deref())?;
             let age = std::time::Duration::from_secs(older_than);
@@ -93,6 +117,14 @@ fn consume(repo: &Repository, args: &ConsumeArgs) -> Result<()> {
     let mut consumer = crate::consumers::open(repo, &name, &topic, &args.start, !args.no_commit)?
         .with_wait_interval(FOLLOW_INTERVAL);
     let mut left = args.max.unwrap_or(usize::MAX);
+    let mut remote = match &args.remote {
+        Some(remote) if args.follow => Some(crate::remote::Follower::new(
+            repo,
+            remote,
+            args.fetch_interval,
+        )?),
+        _ => None,
+    };
     let mut out = BufWriter::new(io::stdout().lock());
     while left > 0 {
         let printed = consumer.poll_with(left.min(CHUNK), |message| -> Result<()> {
@@ -101,6 +133,9 @@ fn consume(repo: &Repository, args: &ConsumeArgs) -> Result<()> {
         if printed == 0 {
             if !args.follow {
                 break;
+            }
+            if let Some(remote) = &mut remote {
+                remote.fetch_if_due(repo)?;
             }
             consumer.wait_for_new(FOLLOW_WAIT)?;
             continue;
@@ -112,38 +147,6 @@ fn consume(repo: &Repository, args: &ConsumeArgs) -> Result<()> {
             consumer.commit()?;
         }
     }
-    Ok(())
-}
-
-fn fetch(repo: &Repository, remote: &str) -> Result<()> {
-    use gitmq::transport::UpdateKind;
-    let report = gitmq::transport::fetch(repo, remote, &gitmq::transport::fetch::DEFAULT_PREFIXES)?;
-    let mut out = BufWriter::new(io::stdout().lock());
-    if let Some(pack) = &report.pack {
-        writeln!(
-            out,
-            "received\t{} objects\t{} bytes",
-            pack.objects, pack.bytes
-        )?;
-    }
-    for update in &report.updates {
-        let old = update.old.map(|id| id.to_string()).unwrap_or_default();
-        match update.kind {
-            UpdateKind::Created => writeln!(out, "created\t{}\t{}", update.name, update.new)?,
-            UpdateKind::Updated => {
-                writeln!(out, "updated\t{}\t{old}..{}", update.name, update.new)?;
-            }
-            UpdateKind::FastForward => {
-                writeln!(out, "fast-forward\t{}\t{old}..{}", update.name, update.new)?;
-            }
-            UpdateKind::Diverged => writeln!(
-                out,
-                "diverged\t{}\tlocal {old}, remote {} (left alone)",
-                update.name, update.new
-            )?,
-        }
-    }
-    out.flush()?;
     Ok(())
 }
 

@@ -8,6 +8,7 @@ mod consumers;
 mod demo;
 mod output;
 mod publish;
+mod remote;
 mod topology;
 
 use std::process::ExitCode;

@@ -211,3 +211,55 @@ fn a_server_that_never_answers_times_out_spuriously() {
     assert!(err.is_spurious());
     holder.join().unwrap();
 }
+
+/// Answers the first `ls-refs` with 503, the next with an empty ref list; counts `ls-refs`.
+fn flaky_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ls_refs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = ls_refs.clone();
+    std::thread::spawn(move || {
+        for _ in 0..4 {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return;
+            };
+            stream
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let request = read_request(&mut stream);
+            let mut body = Vec::new();
+            let (status, content_type) = if request.starts_with(b"GET") {
+                for line in ["version 2", "ls-refs", "fetch", "object-format=sha1"] {
+                    pkt(&mut body, format!("{line}\n").as_bytes());
+                }
+                body.extend_from_slice(b"0000");
+                ("200 OK", "application/x-git-upload-pack-advertisement")
+            } else if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                ("503 Service Unavailable", "text/plain")
+            } else {
+                body.extend_from_slice(b"0000");
+                ("200 OK", "application/x-git-upload-pack-result")
+            };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(&body);
+        }
+    });
+    (format!("http://127.0.0.1:{port}/q.git"), ls_refs)
+}
+
+#[test]
+fn a_503_is_retried_with_back_off_and_the_fetch_then_succeeds() {
+    let (url, ls_refs) = flaky_server();
+    let local = TempRepo::new();
+    let client = ReqwestClient::new(transport::http::Options::default()).unwrap();
+    let report =
+        transport::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap();
+    assert!(report.updates.is_empty() && report.pack.is_none());
+    assert_eq!(ls_refs.load(std::sync::atomic::Ordering::SeqCst), 2);
+}

@@ -189,13 +189,13 @@ fn rounds(
     Ok(vec![full, one, poll])
 }
 
-fn timed(f: impl FnOnce() -> Result<()>) -> Result<f64> {
+pub(super) fn timed(f: impl FnOnce() -> Result<()>) -> Result<f64> {
     let start = Instant::now();
     f()?;
     Ok(start.elapsed().as_secs_f64())
 }
 
-fn median(samples: &[f64]) -> f64 {
+pub(super) fn median(samples: &[f64]) -> f64 {
     let mut sorted = samples.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)

@@ -14,6 +14,7 @@ pub mod consume;
 mod fetch;
 mod git;
 mod phases;
+mod push;
 mod workload;
 
 use std::{
@@ -36,6 +37,7 @@ use crate::commands::Result;
 pub use crate::cli::AppendArgs as AppendOptions;
 
 pub use fetch::fetch;
+pub use push::{latency, push};
 
 /// A scratch directory removed on drop (unless kept).
 struct Scratch {
