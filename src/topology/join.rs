@@ -13,7 +13,7 @@
 //! source's read-ahead runs out while it has more: the order is the same as one merge of
 //! everything.
 //!
-//! Commit protocol per round (see [`super::record`]): copies (packs) and the record commit
+//! Commit protocol per round (see [`mod@super::record`]): copies (packs) and the record commit
 //! are written first; then, holding the destination's lock (its head unchanged, else the copies
 //! are made again on the new head) and the record's lock (compare-and-swap against the record
 //! this join started from, else everything is planned again), the record ref moves, then the
