@@ -17,6 +17,9 @@ pub struct JoinArgs {
     /// The destination topic (created if missing).
     #[arg(long, value_name = "DST")]
     pub into: String,
+    /// Copy at most N messages per round (each round commits on its own; bounds memory).
+    #[arg(long, value_name = "N", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub round: u64,
 }
 
 /// `gitmq split` arguments.
@@ -46,7 +49,13 @@ pub fn join(repo: &Repository, args: &JoinArgs) -> Result<()> {
         .map(|s| TopicName::new(s))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let into = TopicName::new(&args.into)?;
-    let joined = topology::join(repo, &sources, &into, true)?;
+    let joined = topology::join_in_rounds(
+        repo,
+        &sources,
+        &into,
+        true,
+        usize::try_from(args.round).unwrap_or(usize::MAX),
+    )?;
     let mut out = BufWriter::new(io::stdout().lock());
     for (source, count) in &joined.copied {
         writeln!(out, "joined\t{source}\t{count}")?;
