@@ -93,7 +93,8 @@ pub fn join(
     join_in_rounds(repo, sources, into, sync, DEFAULT_ROUND)
 }
 
-/// [`join()`] copying at most `round` messages per round (at least 1).
+/// [`join()`] copying at most `round` messages per round (at least 1, at most
+/// [`record::MAX_RUN`]).
 pub fn join_in_rounds(
     repo: &Repository,
     sources: &[TopicName],
@@ -102,7 +103,7 @@ pub fn join_in_rounds(
     round: usize,
 ) -> Result<Joined, crate::Error> {
     check_names(sources, into)?;
-    let round = round.max(1);
+    let round = round.clamp(1, record::MAX_RUN);
     let per_source = (round / sources.len()).max(1);
     let record_name = record_ref(into);
     let mut joined = Joined {
@@ -134,6 +135,7 @@ pub fn join_in_rounds(
                 after.set(&sources[source], id);
             }
             let ids: Vec<ObjectId> = order.iter().map(|&(_, id)| id).collect();
+            let run = record::Run::of(&mut odb, &ids, &mut buf)?;
             // Copy onto the destination's head; again if a producer moves it meanwhile.
             let (dst_lock, dst_head, tip, new_record) = loop {
                 let dst_head = repo.head(into)?;
@@ -144,7 +146,7 @@ pub fn join_in_rounds(
                     repo,
                     into,
                     record_id,
-                    (dst_head, tip),
+                    (dst_head, tip, &run),
                     &committed,
                     &after,
                     sync,

@@ -421,3 +421,58 @@ fn sigkill_during_joins_never_loses_or_duplicates_a_message() {
     repo.gitmq(&["publish", "other", "cleans temporary files"], b"");
     repo.assert_fsck_clean();
 }
+
+#[test]
+fn a_join_destination_rewritten_by_a_rebuild_is_recognised_by_content_and_not_copied_twice() {
+    let repo = TempRepo::new();
+    let handle = repo.open();
+    let (a, dst) = (topic("a"), topic("dst"));
+    let d0 = handle.producer(&dst).publish(b"d0").unwrap();
+    handle
+        .producer(&a)
+        .publish_batch([&b"a1"[..], b"a2"])
+        .unwrap();
+    topology::join(&handle, std::slice::from_ref(&a), &dst, true).unwrap();
+    // What a push that lost a race does: another producer's message r1 lands on d0 and the
+    // unpushed copies are copied again on top of it (new ids, same content).
+    let remote = handle.producer(&topic("remote")).publish(b"r1").unwrap();
+    let r1 = gitmq::restack::restack(&handle, Some(d0), &[remote], true)
+        .unwrap()
+        .tip()
+        .unwrap();
+    let head = handle.head(&dst).unwrap().unwrap();
+    let mut odb = handle.odb();
+    let copies = gitmq::walk::ids_after(&mut odb, head, Some(d0), &mut Vec::new()).unwrap();
+    let renamed = gitmq::restack::restack(&handle, Some(r1), &copies, true).unwrap();
+    repo.git(&[
+        "update-ref",
+        "refs/heads/dst",
+        &renamed.tip().unwrap().to_string(),
+    ]);
+    handle.producer(&a).publish(b"a3").unwrap();
+    topology::join(&handle, std::slice::from_ref(&a), &dst, true).unwrap();
+    assert_eq!(read_all(&handle, "r", &dst), ["d0", "r1", "a1", "a2", "a3"]);
+
+    // The base renamed too (nothing of the destination was pushed): found by content still.
+    let all = gitmq::walk::ids_after(
+        &mut odb,
+        handle.head(&dst).unwrap().unwrap(),
+        None,
+        &mut Vec::new(),
+    )
+    .unwrap();
+    let root = handle.producer(&topic("root")).publish(b"r0").unwrap();
+    let moved = gitmq::restack::restack(&handle, Some(root), &all, true).unwrap();
+    repo.git(&[
+        "update-ref",
+        "refs/heads/dst",
+        &moved.tip().unwrap().to_string(),
+    ]);
+    handle.producer(&a).publish(b"a4").unwrap();
+    topology::join(&handle, std::slice::from_ref(&a), &dst, true).unwrap();
+    assert_eq!(
+        read_all(&handle, "r2", &dst),
+        ["r0", "d0", "r1", "a1", "a2", "a3", "a4"]
+    );
+    repo.assert_fsck_clean();
+}
