@@ -3,13 +3,23 @@
 
 use std::io::{self, BufWriter, Write};
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use gitmq::{
     position::{self, StartAt},
     Consumer, ConsumerName, Repository, TopicName,
 };
 
-use crate::{cli::Format, commands::Result};
+use crate::commands::Result;
+
+/// How `gitmq consumers` prints its list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ListFormat {
+    /// consumer, topic, position, head, lag; tab-separated (`-` for no head, `?` for an
+    /// unknown lag).
+    Text,
+    /// One JSON object per line: consumer, topic, position, head, lag (null when unknown).
+    Json,
+}
 
 /// `gitmq consumers` arguments.
 #[derive(Debug, Args)]
@@ -18,10 +28,9 @@ pub struct ConsumersArgs {
     /// What to do (default: list).
     #[command(subcommand)]
     pub action: Option<ConsumersCommand>,
-    /// Output format of the list: text (consumer, topic, position, head, lag; tab-separated)
-    /// or one JSON object per line.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format of the list.
+    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+    pub format: ListFormat,
 }
 
 /// `gitmq consumers` subcommands.
@@ -31,8 +40,8 @@ pub enum ConsumersCommand {
     /// position is not on the topic's history).
     List {
         /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
+        format: ListFormat,
     },
     /// Move CONSUMER's position on TOPIC so that it next reads from --to, by compare-and-swap
     /// (fails if the consumer commits meanwhile; a running consumer fails its next commit).
@@ -117,11 +126,11 @@ pub fn run(repo: &Repository, args: &ConsumersArgs) -> Result<()> {
     }
 }
 
-fn list(repo: &Repository, format: Format) -> Result<()> {
+fn list(repo: &Repository, format: ListFormat) -> Result<()> {
     let mut out = BufWriter::new(io::stdout().lock());
     for status in position::status(repo)? {
         match format {
-            Format::Text => writeln!(
+            ListFormat::Text => writeln!(
                 out,
                 "{}\t{}\t{}\t{}\t{}",
                 status.consumer,
@@ -130,7 +139,7 @@ fn list(repo: &Repository, format: Format) -> Result<()> {
                 show(status.head),
                 status.lag.map_or_else(|| "?".to_owned(), |l| l.to_string())
             )?,
-            Format::Json => {
+            ListFormat::Json => {
                 let object = serde_json::json!({
                     "consumer": status.consumer.as_str(),
                     "topic": status.topic.as_str(),
