@@ -167,7 +167,11 @@ fn parse_target(repo: &Repository, topic: &TopicName, to: &str) -> Result<StartA
         "beginning" | "earliest" => StartAt::Beginning,
         "latest" | "end" => StartAt::Latest,
         _ if to.len() >= position::MIN_ID_PREFIX && to.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            StartAt::At(position::find_on_topic(repo, topic, to)?)
+            match position::find_on_topic(repo, topic, to) {
+                Ok(id) => StartAt::At(id),
+                // Not a message: maybe a time (git takes bare Unix seconds too).
+                Err(err) => StartAt::Since(position::parse_time(to, unix_now()).map_err(|_| err)?),
+            }
         }
         _ => StartAt::Since(position::parse_time(to, unix_now())?),
     })
