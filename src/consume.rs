@@ -23,6 +23,7 @@ use std::{
 use gix_hash::ObjectId;
 
 use crate::{
+    position::StartAt,
     refs::Expected,
     walk::{self, Backlog, DEFAULT_SEGMENT_LEN},
     ConsumerName, Message, MessageRef, Repository, TopicName,
@@ -149,6 +150,30 @@ impl Consumer {
             wait_interval: DEFAULT_WAIT_INTERVAL,
             sync: true,
         })
+    }
+
+    /// Open consumer `name` on `topic` reading from `start` (see [`StartAt`]) whatever its
+    /// committed position: a replay. The committed position does not move until
+    /// [`commit()`](Self::commit), which then moves it (compare-and-swap from the committed
+    /// value) to the last message handed out, backwards if need be.
+    pub fn open_at(
+        repo: Repository,
+        name: ConsumerName,
+        topic: TopicName,
+        start: &StartAt,
+    ) -> Result<Self, crate::Error> {
+        let mut consumer = Self::open(repo, name, topic)?;
+        consumer.seek(start)?;
+        Ok(consumer)
+    }
+
+    /// Read from `start` next (see [`open_at()`](Self::open_at)); what was handed out but
+    /// not committed is forgotten.
+    pub fn seek(&mut self, start: &StartAt) -> Result<(), crate::Error> {
+        self.delivered = crate::position::resolve(&self.repo, &self.topic, start)?;
+        self.backlog = None;
+        self.uncommitted = usize::from(self.delivered != self.committed);
+        Ok(())
     }
 
     /// Commit the position by itself per `policy` (see [`AutoCommit`]).
@@ -285,6 +310,17 @@ impl Consumer {
     /// Commit the position: everything handed out so far counts as processed.
     pub fn commit(&mut self) -> Result<(), crate::Error> {
         let Some(delivered) = self.delivered else {
+            // Seeked to the beginning and nothing handed out since: no position.
+            if let Some(committed) = self.committed {
+                let lock = self
+                    .repo
+                    .refs()
+                    .lock(&self.position_ref, Duration::from_secs(10))?;
+                lock.delete(Expected::MustMatch(committed), self.sync)?;
+                self.committed = None;
+                self.uncommitted = 0;
+                self.last_commit = Instant::now();
+            }
             return Ok(());
         };
         if self.committed == Some(delivered) {

@@ -25,6 +25,12 @@ pub enum Error {
     /// Copying messages onto another parent failed.
     #[error(transparent)]
     Restack(#[from] crate::restack::Error),
+    /// A start point or position was refused.
+    #[error(transparent)]
+    Position(#[from] crate::position::Error),
+    /// Joining or splitting topics failed.
+    #[error(transparent)]
+    Topology(#[from] crate::topology::Error),
     /// Walking a topic failed.
     #[error(transparent)]
     Walk(#[from] crate::walk::Error),

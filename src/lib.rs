@@ -40,6 +40,9 @@
 //!   message is lost.
 //! - Consumers get at-least-once delivery: messages delivered but not committed come again.
 //! - Names are validated like git's ref names and can never reach outside the repository.
+//! - Positions are moved by hand only by compare-and-swap ([`position::reset()`]), and only to
+//!   messages of their topic; [`topology::join()`] copies each source message into its
+//!   destination exactly once, even across interrupted runs.
 //! - Corrupt objects and refs give errors, never panics or unbounded allocations.
 //! - A message's stable id and headers ([`Envelope`], `gitmq-id`/`gitmq-header` commit
 //!   headers) survive rebuilds and restacks byte for byte; publishing a stable id already in
@@ -84,10 +87,12 @@ pub mod hash;
 pub mod message;
 pub mod name;
 pub mod odb;
+pub mod position;
 pub mod produce;
 pub mod refs;
 pub mod repo;
 pub mod restack;
+pub mod topology;
 pub mod transport;
 #[cfg(feature = "json")]
 pub mod typed;

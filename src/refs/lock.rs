@@ -6,6 +6,12 @@
 //! [`Expected`] value, write `<hex>\n` into the lock file, optionally fsync it, rename it over
 //! the ref, and optionally fsync the directory.
 //!
+//! Deleting ([`RefLock::delete()`], git's `files_transaction_finish` order): with the ref's
+//! lock held and its value checked, take `packed-refs.lock`, rewrite `packed-refs` without the
+//! entry (if it has one) and rename it into place, then unlink the loose file, then remove
+//! directories the deletion left empty. Removing the packed entry first means no reader ever
+//! sees an older packed value come back once the loose file is gone.
+//!
 //! Invariants: while a [`RefLock`] lives, no cooperating writer (gitmq or git) can move the ref;
 //! a lock that is dropped without [`RefLock::commit()`] is removed; a lock held by someone else
 //! past the deadline is reported (with its path) and never broken or overwritten.
@@ -84,6 +90,13 @@ impl RefLock {
                         file: Some(file),
                     })
                 }
+                // A deletion removed the (empty) directory since `create_dir_all`: make it again.
+                Err(err) if err.kind() == io::ErrorKind::NotFound && attempt < 3 => {
+                    attempt += 1;
+                    if let Some(dir) = path.parent() {
+                        fs::create_dir_all(dir).map_err(io_err(dir))?;
+                    }
+                }
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
                     let waited = start.elapsed();
                     if waited >= timeout {
@@ -129,6 +142,99 @@ impl RefLock {
             durability::sync_dir(dir).map_err(io_err(dir))?;
         }
         Ok(())
+    }
+}
+
+/// Deleting
+impl RefLock {
+    /// Delete the ref if it currently matches `expected`: its `packed-refs` entry first (under
+    /// `packed-refs.lock`, waiting up to [`PACKED_REFS_LOCK_TIMEOUT`]), then its loose file.
+    /// Whether there was anything to delete; on a mismatch, [`Error::Changed`] and nothing
+    /// changes. With `sync`, `packed-refs` and the directories are fsynced.
+    pub fn delete(mut self, expected: Expected, sync: bool) -> Result<bool, Error> {
+        let actual = self.current()?;
+        if !expected.admits(actual) {
+            return Err(Error::Changed {
+                name: self.name.clone(),
+                expected,
+                actual,
+            });
+        }
+        let dir = self
+            .path
+            .parent()
+            .expect("BUG: a ref path has a directory")
+            .to_owned();
+        if actual.is_none() && !self.path.is_file() {
+            drop(self.file.take());
+            fs::remove_file(&self.lock_path).map_err(io_err(&self.lock_path))?;
+            remove_empty_parents(self.store.git_dir(), &dir);
+            return Ok(false);
+        }
+        let packed = RefLock::acquire(&self.store, PACKED_REFS, PACKED_REFS_LOCK_TIMEOUT)?;
+        packed.remove_packed_entry(&self.name, sync)?;
+        match fs::remove_file(&self.path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(io_err(&self.path)(err)),
+        }
+        if sync {
+            durability::sync_dir(&dir).map_err(io_err(&dir))?;
+        }
+        drop(self.file.take());
+        fs::remove_file(&self.lock_path).map_err(io_err(&self.lock_path))?;
+        remove_empty_parents(self.store.git_dir(), &dir);
+        Ok(true)
+    }
+
+    /// With this lock being `packed-refs.lock`: rewrite `packed-refs` without `name`'s entry.
+    fn remove_packed_entry(mut self, name: &str, sync: bool) -> Result<(), Error> {
+        let data = match fs::read(&self.path) {
+            Ok(data) => data,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(err) => return Err(io_err(&self.path)(err)),
+        };
+        super::packed::parse(&data)?;
+        let Some(rewritten) = super::packed::without(&data, name) else {
+            return Ok(());
+        };
+        let mut file = self.file.take().expect("BUG: a fresh lock has its file");
+        file.write_all(&rewritten)
+            .map_err(io_err(&self.lock_path))?;
+        if sync {
+            durability::sync_file(&file).map_err(io_err(&self.lock_path))?;
+        }
+        drop(file);
+        if let Err(err) = fs::rename(&self.lock_path, &self.path) {
+            let _ = fs::remove_file(&self.lock_path);
+            return Err(io_err(&self.path)(err));
+        }
+        if sync {
+            let dir = self.store.git_dir();
+            durability::sync_dir(dir).map_err(io_err(dir))?;
+        }
+        Ok(())
+    }
+}
+
+/// The file git packs refs into, and locks as `packed-refs.lock` to rewrite.
+const PACKED_REFS: &str = "packed-refs";
+
+/// How long a deletion waits for another writer of `packed-refs` (e.g. `git pack-refs`).
+pub const PACKED_REFS_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Remove `dir` and its parents while they are empty, stopping at `refs/<kind>` (as git does,
+/// so a later ref whose name is a removed directory's can be created).
+fn remove_empty_parents(git_dir: &Path, dir: &Path) {
+    let mut current = Some(dir);
+    while let Some(dir) = current {
+        let depth = dir
+            .strip_prefix(git_dir)
+            .map_or(0, |rel| rel.components().count());
+        if depth <= 2 || fs::remove_dir(dir).is_err() {
+            return;
+        }
+        current = dir.parent();
     }
 }
 

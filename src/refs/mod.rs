@@ -349,6 +349,52 @@ mod tests {
     }
 
     #[test]
+    fn delete_removes_loose_and_packed_values_with_compare_and_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join("packed-refs"),
+            format!("# pack-refs with: peeled fully-peeled sorted \n{A} refs/gitmq/c/x/t\n{A} refs/heads/keep\n"),
+        )
+        .unwrap();
+        let store = RefStore::at(dir.path());
+        let timeout = Duration::from_millis(100);
+        let lock = store.lock("refs/gitmq/c/x/u", timeout).unwrap();
+        lock.commit(Expected::MustNotExist, &id(B), false).unwrap();
+        // Packed and loose: the loose value (B) is what the CAS sees.
+        let lock = store.lock("refs/gitmq/c/x/t", timeout).unwrap();
+        lock.commit(Expected::Any, &id(B), false).unwrap();
+        let lock = store.lock("refs/gitmq/c/x/t", timeout).unwrap();
+        let err = lock.delete(Expected::MustMatch(id(A)), false).unwrap_err();
+        assert!(matches!(err, Error::Changed { .. }), "{err}");
+        assert_eq!(store.find("refs/gitmq/c/x/t").unwrap(), Some(id(B)));
+        let lock = store.lock("refs/gitmq/c/x/t", timeout).unwrap();
+        assert!(lock.delete(Expected::MustMatch(id(B)), true).unwrap());
+        assert_eq!(
+            store.find("refs/gitmq/c/x/t").unwrap(),
+            None,
+            "packed A gone too"
+        );
+        assert_eq!(store.find("refs/heads/keep").unwrap(), Some(id(A)));
+        assert!(!dir.path().join("packed-refs.lock").exists());
+        assert!(!dir.path().join("refs/gitmq/c/x/t.lock").exists());
+        let lock = store.lock("refs/gitmq/c/x/u", timeout).unwrap();
+        assert!(lock.delete(Expected::Any, false).unwrap());
+        assert!(
+            !dir.path().join("refs/gitmq/c").exists(),
+            "empty directories removed"
+        );
+        assert!(dir.path().join("refs/gitmq").exists(), "refs/<kind> kept");
+        let lock = store.lock("refs/gitmq/c/x/u", timeout).unwrap();
+        assert!(
+            !lock.delete(Expected::Any, false).unwrap(),
+            "nothing to delete"
+        );
+        // A name that was a directory can be created again.
+        let lock = store.lock("refs/gitmq/c/x", timeout).unwrap();
+        lock.commit(Expected::MustNotExist, &id(A), false).unwrap();
+    }
+
+    #[test]
     fn a_foreign_lock_is_reported_after_a_bounded_wait() {
         let dir = tempfile::tempdir().unwrap();
         let store = RefStore::at(dir.path());

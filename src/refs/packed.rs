@@ -1,4 +1,5 @@
-//! Owns reading `packed-refs`: the single file where `git pack-refs` and `git gc` move refs.
+//! Owns reading `packed-refs` (the single file where `git pack-refs` and `git gc` move refs)
+//! and removing one entry from it ([`without()`], for deleting a ref).
 //!
 //! Byte layout (git's `refs/packed-backend.c`):
 //!
@@ -8,7 +9,9 @@
 //! ^<40 hex> LF                                         (optional: the peeled id of the tag above)
 //! ```
 //!
-//! Invariant: parsing never panics; a malformed line is an error naming its line number.
+//! Invariants: parsing never panics; a malformed line is an error naming its line number;
+//! [`without()`] keeps every other byte of the file as it was (header, order, peeled lines),
+//! so what git wrote stays what git wrote.
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
@@ -77,6 +80,33 @@ pub fn parse(data: &[u8]) -> Result<Vec<PackedRef>, Error> {
     Ok(refs)
 }
 
+/// The content of `packed-refs` `data` without the entry for the full ref `name` (and its
+/// peeled `^` line), or `None` if `data` has no such entry. Every other line is kept byte for
+/// byte. `data` must have parsed with [`parse()`].
+pub fn without(data: &[u8], name: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut found = false;
+    let mut skipping_peeled = false;
+    for line in data.split_inclusive(|b| *b == b'\n') {
+        if skipping_peeled && line.starts_with(b"^") {
+            continue;
+        }
+        skipping_peeled = false;
+        let content = line.strip_suffix(b"\n").unwrap_or(line);
+        let content = content.strip_suffix(b"\r").unwrap_or(content);
+        let is_entry = !content.starts_with(b"#")
+            && !content.starts_with(b"^")
+            && content.get(40..).and_then(|rest| rest.strip_prefix(b" ")) == Some(name.as_bytes());
+        if is_entry {
+            found = true;
+            skipping_peeled = true;
+            continue;
+        }
+        out.extend_from_slice(line);
+    }
+    found.then_some(out)
+}
+
 fn parse_hex(hex: &[u8]) -> Option<ObjectId> {
     if hex.len() != OBJECT_HASH.len_in_hex() {
         return None;
@@ -101,6 +131,26 @@ ce013625030ba8dba906f756967f9e9ca394464a refs/heads/a\n\
             refs[1].peeled.unwrap().to_string(),
             "ce013625030ba8dba906f756967f9e9ca394464a"
         );
+    }
+
+    #[test]
+    fn without_removes_one_entry_and_its_peeled_line_and_keeps_the_rest() {
+        let data = b"# pack-refs with: peeled fully-peeled sorted \n\
+ce013625030ba8dba906f756967f9e9ca394464a refs/heads/a\n\
+4b825dc642cb6eb9a060e54bf8d69288fbee4904 refs/tags/v1\n\
+^ce013625030ba8dba906f756967f9e9ca394464a\n\
+4b825dc642cb6eb9a060e54bf8d69288fbee4904 refs/tags/v10\n";
+        let out = without(data, "refs/tags/v1").unwrap();
+        assert_eq!(
+            out,
+            b"# pack-refs with: peeled fully-peeled sorted \n\
+ce013625030ba8dba906f756967f9e9ca394464a refs/heads/a\n\
+4b825dc642cb6eb9a060e54bf8d69288fbee4904 refs/tags/v10\n"
+        );
+        assert!(without(data, "refs/tags/v").is_none(), "no prefix matches");
+        assert!(without(data, "refs/heads").is_none());
+        let out = without(&out, "refs/heads/a").unwrap();
+        assert_eq!(parse(&out).unwrap().len(), 1);
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub enum Command {
     /// Append messages to a topic and print each new message's id, one per line, in order.
     Publish(PublishArgs),
     /// Print the messages after a consumer's position, oldest first, then commit the position.
+    /// A start flag (--from-beginning, --latest, --from, --since) first moves the position
+    /// there, like `consumers reset` (unless --no-commit: a read-only replay; or --if-new).
     Consume(ConsumeArgs),
     /// Print every message of a topic, oldest first; touches no position.
     Log {
@@ -39,8 +41,14 @@ pub enum Command {
     },
     /// List topics with their head message.
     Topics,
-    /// List consumers: topic, position and lag in messages.
-    Consumers,
+    /// List consumers (consumer, topic, position, head, lag), or reset or delete a position.
+    Consumers(crate::consumers::ConsumersArgs),
+    /// Copy every message of the source topics not joined yet onto DST, exactly once each,
+    /// merged by author date (ties: source order; each source's order kept).
+    Join(crate::topology::JoinArgs),
+    /// Start a new topic with copies of a topic's messages from --at on (or those --contains
+    /// / --json select); positions carry over. The topic is not changed.
+    Split(crate::topology::SplitArgs),
     /// Fetch topics and consumer positions from a remote over smart HTTP; fast-forward local
     /// topics and print every ref that moved.
     Fetch {
@@ -199,9 +207,15 @@ pub struct PublishArgs {
 pub struct ConsumeArgs {
     /// The topic.
     pub topic: String,
+    /// The consumer's name (one path component); or --consumer.
+    #[arg(value_name = "CONSUMER", required_unless_present = "consumer")]
+    pub consumer_name: Option<String>,
     /// The consumer's name (one path component).
-    #[arg(long)]
-    pub consumer: String,
+    #[arg(long, conflicts_with = "consumer_name")]
+    pub consumer: Option<String>,
+    /// Where to start reading (default: after the committed position).
+    #[command(flatten)]
+    pub start: crate::consumers::StartArgs,
     /// Print at most N messages.
     #[arg(long, value_name = "N")]
     pub max: Option<usize>,

@@ -51,7 +51,9 @@ pub fn run(cli: Cli) -> Result<()> {
             out.flush()?;
             Ok(())
         }
-        Command::Consumers => consumers(&open(repo.as_deref())?),
+        Command::Consumers(args) => crate::consumers::run(&open(repo.as_deref())?, &args),
+        Command::Join(args) => crate::topology::join(&open(repo.as_deref())?, &args),
+        Command::Split(args) => crate::topology::split(&open(repo.as_deref())?, &args),
         Command::Dlq(command) => crate::dlq::run(&open(repo.as_deref())?, &command),
         Command::Fetch { remote } => crate::remote::fetch(&open(repo.as_deref())?, &remote),
         Command::Push { remote, topics } => {
@@ -111,9 +113,9 @@ pub fn run(cli: Cli) -> Result<()> {
 
 fn consume(repo: &Repository, args: &ConsumeArgs) -> Result<()> {
     let topic = TopicName::new(&args.topic)?;
-    let name = ConsumerName::new(&args.consumer)?;
-    let mut consumer = repo
-        .consumer(&name, &topic)?
+    let name = args.consumer.as_ref().or(args.consumer_name.as_ref());
+    let name = ConsumerName::new(name.expect("clap requires a consumer"))?;
+    let mut consumer = crate::consumers::open(repo, &name, &topic, &args.start, !args.no_commit)?
         .with_wait_interval(FOLLOW_INTERVAL);
     let mut left = args.max.unwrap_or(usize::MAX);
     let mut remote = match &args.remote {
@@ -146,20 +148,6 @@ fn consume(repo: &Repository, args: &ConsumeArgs) -> Result<()> {
             consumer.commit()?;
         }
     }
-    Ok(())
-}
-
-fn consumers(repo: &Repository) -> Result<()> {
-    let mut out = BufWriter::new(io::stdout().lock());
-    let mut buf = Vec::new();
-    for (consumer, topic, position) in repo.positions()? {
-        let lag = match gitmq::consume::lag(repo, &topic, Some(position), &mut buf) {
-            Ok(lag) => lag.to_string(),
-            Err(err) => format!("? ({err})"),
-        };
-        writeln!(out, "{consumer}\t{topic}\t{position}\t{lag}")?;
-    }
-    out.flush()?;
     Ok(())
 }
 

@@ -4,11 +4,13 @@
 mod bench;
 mod cli;
 mod commands;
+mod consumers;
 mod demo;
 mod dlq;
 mod output;
 mod publish;
 mod remote;
+mod topology;
 
 use std::process::ExitCode;
 
