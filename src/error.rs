@@ -28,6 +28,9 @@ pub enum Error {
     /// Walking a topic failed.
     #[error(transparent)]
     Walk(#[from] crate::walk::Error),
+    /// Pruning a topic failed (boxed: prune errors are large and rare).
+    #[error(transparent)]
+    Prune(Box<crate::prune::Error>),
     /// Talking to a remote failed (boxed: transport errors are large and rare).
     #[error(transparent)]
     Transport(Box<crate::transport::Error>),
@@ -36,6 +39,12 @@ pub enum Error {
 impl From<crate::transport::Error> for Error {
     fn from(err: crate::transport::Error) -> Self {
         Error::Transport(Box::new(err))
+    }
+}
+
+impl From<crate::prune::Error> for Error {
+    fn from(err: crate::prune::Error) -> Self {
+        Error::Prune(Box::new(err))
     }
 }
 

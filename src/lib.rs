@@ -73,9 +73,11 @@ pub mod message;
 pub mod name;
 pub mod odb;
 pub mod produce;
+pub mod prune;
 pub mod refs;
 pub mod repo;
 pub mod restack;
+pub mod shallow;
 pub mod transport;
 pub mod walk;
 

@@ -39,6 +39,8 @@ use super::{
 };
 use crate::{durability, hash::Hasher};
 
+/// The lock file, in the git directory, held while packs are merged (or pruned).
+pub(crate) const LOCK_FILE: &str = "gitmq-consolidate.lock";
 /// A consolidation lock older than this is taken to be left by a killed process.
 const STALE_LOCK: Duration = Duration::from_secs(600);
 
@@ -126,7 +128,7 @@ struct Candidate {
 /// Merge packs of the repository at `git_dir` per `policy`; with `sync`, the new files are
 /// fsynced before the old ones are removed.
 pub fn consolidate(git_dir: &Path, policy: Policy, sync: bool) -> Result<Report, Error> {
-    let Some(_lock) = DirLock::try_take(&git_dir.join("gitmq-consolidate.lock"))? else {
+    let Some(_lock) = DirLock::try_take(&git_dir.join(LOCK_FILE))? else {
         return Ok(Report::default());
     };
     let pack_dir = &git_dir.join("objects").join("pack");
@@ -456,14 +458,16 @@ fn copy_entries(
     ))
 }
 
-/// An exclusive lock file, removed on drop.
-struct DirLock {
+/// An exclusive lock file, removed on drop (also taken by [`crate::prune`], so a prune and a
+/// consolidation never run at once).
+#[derive(Debug)]
+pub(crate) struct DirLock {
     path: PathBuf,
 }
 
 impl DirLock {
     /// Take the lock, or `None` if another live process holds it.
-    fn try_take(path: &Path) -> Result<Option<Self>, Error> {
+    pub(crate) fn try_take(path: &Path) -> Result<Option<Self>, Error> {
         for _ in 0..2 {
             match fs::OpenOptions::new()
                 .write(true)

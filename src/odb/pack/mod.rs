@@ -13,4 +13,5 @@ pub mod index;
 pub mod index_pack;
 pub mod read;
 pub mod set;
+pub mod stream;
 pub mod write;
