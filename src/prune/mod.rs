@@ -297,8 +297,7 @@ pub fn prune(
 ) -> Result<Report, Error> {
     let started = SystemTime::now();
     let _lock = take_lock(repo.git_dir(), options.lock_timeout)?;
-    let objects_dir = repo.git_dir().join("objects");
-    let bytes_before = repack::disk_usage(&objects_dir)?;
+    let bytes_before = repack::disk_usage(&repo.git_dir().join("objects"))?;
     let head = repo
         .refs()
         .find(&topic.ref_name())?
@@ -325,6 +324,12 @@ pub fn prune(
     };
     let Some(cut) = cut::find(&mut odb, topic, head, retain, &mut scratch)? else {
         report.kept = crate::walk::count_after(&mut odb, head, None, &mut scratch)?;
+        // Nothing new to cut, but files an earlier prune kept for their grace period may
+        // be old enough now: finish the job.
+        let shallow = Shallow::read(repo.git_dir())?;
+        if !shallow.is_empty() {
+            finish(repo, shallow, started, options, &mut report)?;
+        }
         return Ok(report);
     };
     let refs = repo.refs().list("refs/")?;
@@ -360,8 +365,23 @@ pub fn prune(
     }
     shallow.write(repo.git_dir(), options.sync)?;
 
-    let repacked = repack::repack(repo, &shallow, started, options)?;
+    report.start = Some(cut.start);
+    report.kept = cut.kept;
+    report.pruned = census.pruned;
+    report.pinned = census.pinned;
+    finish(repo, shallow, started, options, &mut report)?;
+    Ok(report)
+}
 
+/// Repack, drop shallow entries whose commits are gone, and fill in the rest of `report`.
+fn finish(
+    repo: &Repository,
+    mut shallow: Shallow,
+    started: SystemTime,
+    options: &Options,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let repacked = repack::repack(repo, &shallow, started, options)?;
     // Boundaries left by earlier prunes whose commits are gone now.
     let mut odb = repo.odb();
     let before = shallow.len();
@@ -369,18 +389,13 @@ pub fn prune(
     if shallow.len() != before {
         shallow.write(repo.git_dir(), options.sync)?;
     }
-
-    report.start = Some(cut.start);
-    report.kept = cut.kept;
-    report.pruned = census.pruned;
-    report.pinned = census.pinned;
     report.objects = repacked.objects;
     report.new_pack = repacked.new_pack;
     report.packs_removed = repacked.packs_removed;
     report.loose_removed = repacked.loose_removed;
     report.files_kept = repacked.files_kept;
-    report.bytes_after = repack::disk_usage(&objects_dir)?;
-    Ok(report)
+    report.bytes_after = repack::disk_usage(&repo.git_dir().join("objects"))?;
+    Ok(())
 }
 
 /// Prune every topic that has a retention set in the repository's config

@@ -64,6 +64,8 @@ pub enum Command {
         #[arg(long, default_value_t = 1_000_000)]
         max_objects: u64,
     },
+    /// Drop a topic's old history from the local repository (see `gitmq prune --help`).
+    Prune(crate::prune::PruneArgs),
     /// Measure gitmq against git on the same messages, in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),

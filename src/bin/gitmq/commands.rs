@@ -50,6 +50,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Consumers => consumers(&open(repo.as_deref())?),
+        Command::Prune(args) => crate::prune::run(&open(repo.as_deref())?, &args),
         Command::Fetch { remote } => fetch(&open(repo.as_deref())?, &remote),
         Command::Unlock { older_than } => {
             let repo = open(repo.as_deref())?;

@@ -6,6 +6,7 @@ mod cli;
 mod commands;
 mod demo;
 mod output;
+mod prune;
 mod publish;
 
 use std::process::ExitCode;
