@@ -251,7 +251,10 @@ mod tests {
             Shallow::from_bytes(format!("{good}\n\n{good}\n").as_bytes()),
             Err(2)
         );
-        assert_eq!(Shallow::from_bytes(good.to_uppercase().as_bytes()).map(|s| s.len()), Ok(1));
+        assert_eq!(
+            Shallow::from_bytes(good.to_uppercase().as_bytes()).map(|s| s.len()),
+            Ok(1)
+        );
         assert_eq!(Shallow::from_bytes(&good.as_bytes()[1..]), Err(1));
     }
 
@@ -264,7 +267,11 @@ mod tests {
         assert!(!shallow.insert(id("c")));
         shallow.write(dir.path(), true).unwrap();
         let text = fs::read_to_string(dir.path().join(SHALLOW_FILE)).unwrap();
-        assert_eq!(text, format!("{}\n{}\n", id("1"), id("c")), "sorted hex lines");
+        assert_eq!(
+            text,
+            format!("{}\n{}\n", id("1"), id("c")),
+            "sorted hex lines"
+        );
         assert_eq!(Shallow::read(dir.path()).unwrap(), shallow);
         Shallow::default().write(dir.path(), false).unwrap();
         assert!(!dir.path().join(SHALLOW_FILE).exists());

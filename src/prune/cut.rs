@@ -48,8 +48,7 @@ pub(super) fn find(
     let mut id = head;
     let mut kept = 0u64;
     loop {
-        let (location, parent) = match step_back(odb, &id, previous.as_ref(), &mut near, scratch)?
-        {
+        let (location, parent) = match step_back(odb, &id, previous.as_ref(), &mut near, scratch)? {
             Step::Commit { location, parent } => (location, parent),
             Step::Boundary { location, pruned } => {
                 if retain == Retain::Upto(pruned) {

@@ -346,7 +346,11 @@ pub fn prune(
     for behind in unconsumed {
         let name = behind.consumer.position_ref(&behind.topic);
         let lock = repo.refs().lock(&name, Duration::from_secs(10))?;
-        match lock.commit(Expected::MustMatch(behind.position), &cut.last_pruned, options.sync) {
+        match lock.commit(
+            Expected::MustMatch(behind.position),
+            &cut.last_pruned,
+            options.sync,
+        ) {
             Ok(()) => {}
             Err(crate::refs::Error::Changed { .. }) => return Err(Error::PositionMoved { name }),
             Err(err) => return Err(err.into()),

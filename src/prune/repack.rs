@@ -57,8 +57,15 @@ pub(super) struct Repacked {
 /// An old file, a candidate for removal.
 #[derive(Debug)]
 enum OldFile {
-    Pack { pack: PathBuf, modified: SystemTime },
-    Loose { path: PathBuf, id: ObjectId, modified: SystemTime },
+    Pack {
+        pack: PathBuf,
+        modified: SystemTime,
+    },
+    Loose {
+        path: PathBuf,
+        id: ObjectId,
+        modified: SystemTime,
+    },
 }
 
 /// Rewrite the objects of `repo`: see the module docs.
@@ -86,7 +93,9 @@ pub(super) fn repack(
     let (written, _) = stream.finish(options.sync)?;
     drop(odb);
 
-    let cutoff = started.checked_sub(options.grace).unwrap_or(SystemTime::UNIX_EPOCH);
+    let cutoff = started
+        .checked_sub(options.grace)
+        .unwrap_or(SystemTime::UNIX_EPOCH);
     let mut report = Repacked {
         objects: u64::from(count),
         new_pack: Some(written.pack_path.clone()),

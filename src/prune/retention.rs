@@ -112,7 +112,9 @@ fn parse(text: &str) -> Result<BTreeMap<TopicName, Policy>, (usize, &'static str
             continue;
         }
         let Some(topic) = &topic else { continue };
-        let (key, value) = line.split_once('=').ok_or((number, "a key without a value"))?;
+        let (key, value) = line
+            .split_once('=')
+            .ok_or((number, "a key without a value"))?;
         let value = parse_number(value).ok_or((number, "the value is not a whole number"))?;
         let policy = out.entry(topic.clone()).or_default();
         match key.trim() {

@@ -165,7 +165,9 @@ pub fn step(
     match step_back(odb, id, None, near, scratch)? {
         Step::Commit { location, parent } => Ok((location, parent)),
         Step::Boundary { location, .. } => Ok((location, None)),
-        Step::Beyond { .. } => unreachable!("BUG: step_back() without `previous` never goes beyond"),
+        Step::Beyond { .. } => {
+            unreachable!("BUG: step_back() without `previous` never goes beyond")
+        }
     }
 }
 

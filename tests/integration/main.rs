@@ -10,6 +10,7 @@ mod interop;
 mod model;
 mod pack_read;
 mod produce;
+mod prune;
 mod server;
 mod transport;
 mod util;

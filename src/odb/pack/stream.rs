@@ -22,8 +22,8 @@ use gix_hash::{oid, ObjectId};
 use super::{
     format::{encode_entry_header, EntryKind, MAX_ENTRY_HEADER_LEN, PACK_SIGNATURE, PACK_VERSION},
     write::{
-        append_zlib_deflated, append_zlib_stored, build_index, temp_path, Compression,
-        IndexEntry, WrittenPack,
+        append_zlib_deflated, append_zlib_stored, build_index, temp_path, Compression, IndexEntry,
+        WrittenPack,
     },
 };
 use crate::{durability, hash::Hasher};
@@ -246,6 +246,10 @@ mod tests {
         let before = fs::read_dir(&pack_dir).unwrap().count();
         let stream = PackStream::create(&pack_dir, 2, Compression::Stored).unwrap();
         assert!(matches!(stream.finish(false), Err(Error::Count { .. })));
-        assert_eq!(fs::read_dir(&pack_dir).unwrap().count(), before, "tmp removed");
+        assert_eq!(
+            fs::read_dir(&pack_dir).unwrap().count(),
+            before,
+            "tmp removed"
+        );
     }
 }

@@ -1,0 +1,539 @@
+//! `gitmq::prune` and `gitmq prune`: what is kept reads exactly (gitmq, `git log`, `git fsck
+//! --strict`), what is dropped leaves the disk, positions are refused or moved, and nothing
+//! acknowledged is lost while producers keep writing.
+
+use std::{
+    collections::HashSet,
+    fs,
+    path::Path,
+    process::Command,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use gitmq::{
+    prune::{prune, Error, Options, Retain},
+    ConsumerName, ObjectId, Repository, TopicName,
+};
+
+use crate::util::{lines, TempRepo};
+
+fn topic() -> TopicName {
+    TopicName::new("orders").unwrap()
+}
+
+/// No grace: every old file may go (no concurrent writer in these tests).
+fn no_grace() -> Options {
+    Options {
+        grace: Duration::ZERO,
+        ..Options::default()
+    }
+}
+
+/// Publish `n` messages `m0..` in batches of `batch`; their ids.
+fn publish(repo: &Repository, from: usize, n: usize, batch: usize) -> Vec<ObjectId> {
+    let payloads: Vec<Vec<u8>> = (from..from + n)
+        .map(|i| format!("m{i}").into_bytes())
+        .collect();
+    let mut ids = Vec::new();
+    for chunk in payloads.chunks(batch) {
+        ids.extend(repo.producer(&topic()).publish_batch(chunk).unwrap());
+    }
+    ids
+}
+
+/// The payloads `git log` shows, oldest first.
+fn git_log(repo: &TempRepo, topic: &str) -> Vec<String> {
+    lines(&repo.git(&["log", "--reverse", "--format=%B", topic]))
+        .into_iter()
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The payloads gitmq's own walk reads, oldest first.
+fn gitmq_log(repo: &Repository) -> Vec<String> {
+    let head = repo.head(&topic()).unwrap().unwrap();
+    let mut odb = repo.odb();
+    let mut buf = Vec::new();
+    gitmq::walk::ids_after(&mut odb, head, None, &mut buf)
+        .unwrap()
+        .into_iter()
+        .map(|id| {
+            let message = gitmq::walk::read_message(&mut odb, id, &mut buf).unwrap();
+            String::from_utf8(message.payload).unwrap()
+        })
+        .collect()
+}
+
+fn names(from: usize, to: usize) -> Vec<String> {
+    (from..to).map(|i| format!("m{i}")).collect()
+}
+
+fn files_in(dir: &Path) -> HashSet<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect()
+}
+
+fn object_exists(repo: &TempRepo, id: &ObjectId) -> bool {
+    crate::util::git_output(
+        &[
+            "--git-dir",
+            repo.path.to_str().unwrap(),
+            "cat-file",
+            "-e",
+            &id.to_string(),
+        ],
+        None,
+    )
+    .status
+    .success()
+}
+
+/// Set every file under `objects/` back by `age`, as if written that long ago.
+fn age_objects(repo: &TempRepo, age: Duration) {
+    let then = SystemTime::now() - age;
+    let mut dirs = vec![repo.path.join("objects")];
+    while let Some(dir) = dirs.pop() {
+        for entry in fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_dir() {
+                dirs.push(entry.path());
+            } else {
+                let file = fs::File::options().write(true).open(entry.path()).unwrap();
+                file.set_modified(then).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn keep_leaves_exactly_the_newest_messages_for_gitmq_git_log_and_fsck() {
+    let repo = TempRepo::new();
+    let queue = repo.open();
+    let ids = publish(&queue, 0, 300, 50);
+    let old_packs = files_in(&repo.path.join("objects/pack"));
+
+    let report = prune(&queue, &topic(), Retain::Keep(100), &no_grace()).unwrap();
+
+    assert_eq!((report.kept, report.pruned), (100, 200), "{report:?}");
+    assert_eq!(report.start, Some(ids[200]));
+    assert_eq!(
+        git_log(&repo, "orders"),
+        names(200, 300),
+        "git log: the kept messages"
+    );
+    assert_eq!(
+        gitmq_log(&queue),
+        names(200, 300),
+        "gitmq: the kept messages"
+    );
+    repo.assert_fsck_clean();
+    assert_eq!(
+        fs::read_to_string(repo.path.join("shallow")).unwrap(),
+        format!("{}\n", ids[200]),
+        "git's shallow file names the oldest kept message"
+    );
+    assert!(
+        report.bytes_after < report.bytes_before / 2,
+        "{} -> {} bytes",
+        report.bytes_before,
+        report.bytes_after
+    );
+    let now_packs = files_in(&repo.path.join("objects/pack"));
+    assert!(old_packs.is_disjoint(&now_packs), "every old pack is gone");
+    assert_eq!(now_packs.len(), 2, "one pack and its index: {now_packs:?}");
+    assert!(
+        !object_exists(&repo, &ids[199]),
+        "a dropped message left the disk"
+    );
+    assert!(!object_exists(&repo, &ids[0]));
+    assert!(object_exists(&repo, &ids[200]));
+    let counted = String::from_utf8(repo.git(&["count-objects", "-v"])).unwrap();
+    assert!(
+        counted.contains("in-pack: 101\n"),
+        "100 messages + the empty tree: {counted}"
+    );
+}
+
+#[test]
+fn upto_drops_that_message_and_everything_older() {
+    let repo = TempRepo::new();
+    let queue = repo.open();
+    let ids = publish(&queue, 0, 40, 10);
+    let report = prune(&queue, &topic(), Retain::Upto(ids[14]), &no_grace()).unwrap();
+    assert_eq!((report.kept, report.pruned), (25, 15));
+    assert_eq!(git_log(&repo, "orders"), names(15, 40));
+    repo.assert_fsck_clean();
+    assert!(matches!(
+        prune(&queue, &topic(), Retain::Upto(ids[39]), &no_grace()),
+        Err(Error::UptoHead { .. })
+    ));
+    assert!(matches!(
+        prune(&queue, &topic(), Retain::Upto(ids[3]), &no_grace()),
+        Err(Error::NotOnTopic { .. })
+    ));
+    let again = prune(&queue, &topic(), Retain::Upto(ids[14]), &no_grace()).unwrap();
+    assert_eq!(
+        (again.start, again.kept),
+        (None, 25),
+        "already pruned there"
+    );
+}
+
+/// Commits written by git with the given author dates (seconds), oldest first, on `topic`.
+fn dated_messages(repo: &TempRepo, topic: &str, dates: &[i64]) -> Vec<ObjectId> {
+    let empty_tree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+    let mut parent: Option<String> = None;
+    let mut ids = Vec::new();
+    for (i, date) in dates.iter().enumerate() {
+        let mut cmd = Command::new("git");
+        cmd.arg("--git-dir")
+            .arg(&repo.path)
+            .args(["commit-tree", empty_tree, "-m", &format!("m{i}")])
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_AUTHOR_NAME", "a")
+            .env("GIT_AUTHOR_EMAIL", "a@example.com")
+            .env("GIT_AUTHOR_DATE", format!("@{date} +0000"))
+            .env("GIT_COMMITTER_NAME", "a")
+            .env("GIT_COMMITTER_EMAIL", "a@example.com")
+            .env("GIT_COMMITTER_DATE", format!("@{date} +0000"));
+        if let Some(parent) = &parent {
+            cmd.args(["-p", parent]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let id = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        ids.push(ObjectId::from_hex(id.as_bytes()).unwrap());
+        parent = Some(id);
+    }
+    repo.git(&[
+        "update-ref",
+        &format!("refs/heads/{topic}"),
+        parent.as_deref().unwrap(),
+    ]);
+    ids
+}
+
+#[test]
+fn before_cuts_at_the_first_message_older_than_the_time_walking_back() {
+    let repo = TempRepo::new();
+    let queue = repo.open();
+    let base = 1_700_000_000;
+    dated_messages(
+        &repo,
+        "orders",
+        &[base, base + 10, base + 20, base + 30, base + 40],
+    );
+    let at = |s: i64| UNIX_EPOCH + Duration::from_secs(u64::try_from(s).unwrap());
+    let report = prune(&queue, &topic(), Retain::Before(at(base + 25)), &no_grace()).unwrap();
+    assert_eq!((report.kept, report.pruned), (2, 3));
+    assert_eq!(git_log(&repo, "orders"), names(3, 5));
+    repo.assert_fsck_clean();
+    let report = prune(
+        &queue,
+        &topic(),
+        Retain::Before(at(base + 100)),
+        &no_grace(),
+    )
+    .unwrap();
+    assert_eq!(
+        (report.kept, report.pruned),
+        (1, 1),
+        "the head always stays"
+    );
+    assert_eq!(git_log(&repo, "orders"), names(4, 5));
+    repo.assert_fsck_clean();
+}
+
+#[test]
+fn positions_behind_the_cut_refuse_the_prune_unless_forced_which_moves_them() {
+    let repo = TempRepo::new();
+    let queue = repo.open();
+    let ids = publish(&queue, 0, 300, 50);
+    let position = |name: &str, at: usize| {
+        let consumer = ConsumerName::new(name).unwrap();
+        repo.git(&[
+            "update-ref",
+            &consumer.position_ref(&topic()),
+            &ids[at].to_string(),
+        ]);
+    };
+    position("late", 49); // read m0..=m49: m50..=m199 unread would be dropped
+    position("exact", 199); // read everything that Keep(100) drops
+    position("current", 299);
+    repo.git(&["pack-refs", "--all"]);
+    assert!(repo.path.join("packed-refs").is_file());
+    let bytes = crate::prune::du(&repo.path.join("objects"));
+
+    let err = prune(&queue, &topic(), Retain::Keep(100), &no_grace()).unwrap_err();
+    let Error::Unconsumed { behind } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(behind.len(), 1);
+    assert_eq!(
+        (behind[0].consumer.as_str(), behind[0].unconsumed),
+        ("late", 150)
+    );
+    assert!(
+        err.to_string().contains("late on orders (150 unconsumed)"),
+        "{err}"
+    );
+    assert!(
+        !repo.path.join("shallow").exists(),
+        "a refused prune changes nothing"
+    );
+    assert_eq!(crate::prune::du(&repo.path.join("objects")), bytes);
+
+    let forced = Options {
+        force: true,
+        ..no_grace()
+    };
+    let report = prune(&queue, &topic(), Retain::Keep(100), &forced).unwrap();
+    assert_eq!(report.moved.len(), 1);
+    assert_eq!(report.moved[0].to, ids[199]);
+    for (name, expected) in [("late", 100), ("exact", 100), ("current", 0)] {
+        let mut consumer = queue
+            .consumer(&ConsumerName::new(name).unwrap(), &topic())
+            .unwrap();
+        assert_eq!(consumer.lag().unwrap(), expected, "{name}");
+        let got: Vec<String> = consumer
+            .poll(1000)
+            .unwrap()
+            .into_iter()
+            .map(|m| String::from_utf8(m.payload).unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            names(300 - expected, 300),
+            "{name} reads every kept message"
+        );
+        consumer.commit().unwrap();
+    }
+    assert_eq!(git_log(&repo, "orders"), names(200, 300));
+    repo.assert_fsck_clean();
+    let shallow = fs::read_to_string(repo.path.join("shallow")).unwrap();
+    assert_eq!(
+        shallow.lines().count(),
+        2,
+        "the boundary and the positions' commit"
+    );
+    assert!(!object_exists(&repo, &ids[198]));
+    // All positions moved on: the next prune drops the commit they named.
+    prune(&queue, &topic(), Retain::Keep(100), &no_grace()).unwrap();
+    assert_eq!(
+        fs::read_to_string(repo.path.join("shallow")).unwrap(),
+        format!("{}\n", ids[200])
+    );
+    assert!(!object_exists(&repo, &ids[199]));
+    repo.assert_fsck_clean();
+}
+
+#[test]
+fn a_position_older_than_the_kept_history_is_a_clear_walk_error() {
+    let repo = TempRepo::new();
+    let queue = repo.open();
+    let ids = publish(&queue, 0, 20, 5);
+    prune(&queue, &topic(), Retain::Keep(5), &no_grace()).unwrap();
+    // Written behind gitmq's back (git update-ref refuses a missing object).
+    let consumer = ConsumerName::new("stale").unwrap();
+    let path = repo.path.join(consumer.position_ref(&topic()));
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, format!("{}\n", ids[3])).unwrap();
+    let err = queue
+        .consumer(&consumer, &topic())
+        .unwrap()
+        .poll(10)
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!("history pruned at {}", ids[15])),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_pruned_repository_publishes_consumes_and_prunes_again() {
+    let repo = TempRepo::new();
+    let queue = repo.open();
+    publish(&queue, 0, 100, 10);
+    prune(&queue, &topic(), Retain::Keep(30), &no_grace()).unwrap();
+    let new = publish(&queue, 100, 20, 7);
+    assert_eq!(git_log(&repo, "orders"), names(70, 120));
+    let mut reader = queue
+        .consumer(&ConsumerName::new("reader").unwrap(), &topic())
+        .unwrap();
+    let read = reader.poll(1000).unwrap();
+    assert_eq!(read.len(), 50, "from the boundary on");
+    assert_eq!(read.last().unwrap().id, *new.last().unwrap());
+    reader.commit().unwrap();
+    repo.assert_fsck_clean();
+
+    let report = prune(&queue, &topic(), Retain::Keep(10), &no_grace()).unwrap();
+    assert_eq!(
+        (report.kept, report.pruned),
+        (10, 40),
+        "stops at the old boundary"
+    );
+    assert_eq!(git_log(&repo, "orders"), names(110, 120));
+    assert_eq!(
+        fs::read_to_string(repo.path.join("shallow"))
+            .unwrap()
+            .lines()
+            .count(),
+        1,
+        "the old boundary is gone with its commit"
+    );
+    repo.assert_fsck_clean();
+    let out = repo.git(&["log", "--format=%H %s", "-1", "orders~9"]);
+    assert!(String::from_utf8(out).unwrap().ends_with(" m110\n"));
+}
+
+#[test]
+fn a_concurrent_producer_loses_no_acknowledged_message() {
+    let repo = TempRepo::new();
+    let queue = repo.open();
+    publish(&queue, 0, 3000, 100);
+    // The history is an hour old: the grace period lets its packs go.
+    age_objects(&repo, Duration::from_secs(3600));
+    let stop = Arc::new(AtomicBool::new(false));
+    let producer = {
+        let queue = queue.clone();
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut acked: Vec<(ObjectId, String)> = Vec::new();
+            let mut producer = queue
+                .producer(&topic())
+                .with_durability(gitmq::Durability::None);
+            let mut i = 0;
+            while !stop.load(Ordering::Relaxed) || acked.len() < 200 {
+                let batch: Vec<String> = (i..i + 7).map(|j| format!("p{j}")).collect();
+                i += 7;
+                let ids = producer
+                    .publish_batch(batch.iter().map(String::as_bytes))
+                    .unwrap();
+                acked.extend(ids.into_iter().zip(batch));
+            }
+            acked
+        })
+    };
+    let mut reports = Vec::new();
+    for keep in [2000, 1500, 1000] {
+        let head = queue.head(&topic()).unwrap();
+        let report = prune(&queue, &topic(), Retain::Keep(keep), &Options::default()).unwrap();
+        // Messages the producer added while this prune ran.
+        let mut odb = queue.odb();
+        let now = queue.head(&topic()).unwrap().unwrap();
+        let added = gitmq::walk::count_after(&mut odb, now, head, &mut Vec::new()).unwrap();
+        reports.push((usize::try_from(added).unwrap(), report));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let acked = producer.join().unwrap();
+
+    repo.assert_fsck_clean();
+    // The topic is exactly the newest part of everything acknowledged, in order: nothing
+    // lost above the cuts, nothing duplicated.
+    let log = git_log(&repo, "orders");
+    let published: Vec<String> = names(0, 3000)
+        .into_iter()
+        .chain(acked.iter().map(|(_, p)| p.clone()))
+        .collect();
+    assert_eq!(
+        log,
+        published[published.len() - log.len()..],
+        "a suffix of what was published"
+    );
+    let (_, last) = reports.last().unwrap();
+    assert!(
+        log.len() >= 1000,
+        "the last prune kept 1000 and more came: {last:?}"
+    );
+    let mut odb = queue.odb();
+    let mut buf = Vec::new();
+    for (id, payload) in acked.iter().rev().take(log.len()) {
+        let message = gitmq::walk::read_message(&mut odb, *id, &mut buf).unwrap();
+        assert_eq!(
+            message.payload,
+            payload.as_bytes(),
+            "acknowledged ids read back"
+        );
+    }
+    let removed: usize = reports.iter().map(|(_, r)| r.packs_removed).sum();
+    assert!(removed > 0, "old packs were removed: {reports:?}");
+    let during: usize = reports.iter().map(|(n, _)| *n).sum();
+    assert!(
+        during > 0,
+        "the producer acknowledged messages while prunes ran"
+    );
+}
+
+#[test]
+fn the_cli_prunes_by_count_and_by_config_and_refuses_bad_input() {
+    let repo = TempRepo::new();
+    publish(&repo.open(), 0, 30, 10);
+    let out = repo.gitmq(&["prune", "orders", "--keep", "10", "--grace", "0"], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.starts_with("orders: kept 10 messages from "), "{text}");
+    assert!(text.contains(", pruned 20\n"), "{text}");
+    assert!(text.contains("objects/ "), "{text}");
+
+    repo.git(&["config", "gitmq.topic.orders.retainMessages", "4"]);
+    let out = repo.gitmq(&["prune", "--all", "--grace", "0"], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains("kept 4 messages"));
+    assert_eq!(git_log(&repo, "orders"), names(26, 30));
+    repo.assert_fsck_clean();
+
+    for bad in [
+        &["prune", "orders"][..],
+        &["prune", "orders", "--keep", "1", "--upto", "x"],
+        &["prune", "--all", "orders"],
+    ] {
+        assert_eq!(repo.gitmq(bad, b"").status.code(), Some(2), "{bad:?}");
+    }
+    for bad in [
+        &["prune", "orders", "--keep", "0"][..],
+        &["prune", "orders", "--upto", "abc"],
+        &["prune", "orders", "--before", "not a date"],
+        &["prune", "nope", "--keep", "1"],
+    ] {
+        let out = repo.gitmq(bad, b"");
+        assert_eq!(out.status.code(), Some(1), "{bad:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("gitmq: "));
+    }
+}
+
+/// Bytes of the files under `dir`.
+pub fn du(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() {
+            du(&entry.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
