@@ -1,5 +1,5 @@
-//! Owns choosing where a topic's history is cut ([`find()`]) and what lies below the cut
-//! ([`census()`]): how many messages go, which consumer positions and other refs name them.
+//! Owns choosing where a topic's history is cut (`find`) and what lies below the cut
+//! (`census`): how many messages go, which consumer positions and other refs name them.
 //!
 //! Invariants: read-only; walks first parents only, from the head down, and stops at a root
 //! or at a shallow boundary left by an earlier prune (so a second prune walks only what the

@@ -4,7 +4,7 @@
 //!
 //! Data flow of [`prune()`]: take the pack lock (`gitmq-consolidate.lock`: no consolidation
 //! runs meanwhile) -> walk the topic's first parents from its head to the cut [`Retain`] asks
-//! for ([`cut::find()`]) -> walk below it ([`cut::census()`]): messages dropped, consumer
+//! for (`cut::find`) -> walk below it (`cut::census`): messages dropped, consumer
 //! positions and other refs naming them -> refuse if a position would lose unconsumed
 //! messages (unless [`Options::force`], which moves those positions to the cut) -> add the
 //! oldest kept message (and the newest dropped one if a position names it) to

@@ -272,7 +272,9 @@ fn list_old_files(objects_dir: &Path) -> Result<Vec<OldFile>, Error> {
         let entry = entry.map_err(io_err(&pack_dir))?;
         let path = entry.path();
         let is_pack = entry.file_name().to_str().is_some_and(|name| {
-            name.starts_with("pack-") && name.ends_with(".pack") && name.len() == 50
+            name.strip_prefix("pack-")
+                .and_then(|n| n.strip_suffix(".pack"))
+                .is_some_and(|stem| stem.len() == 40 && stem.bytes().all(|b| b.is_ascii_hexdigit()))
         });
         if !is_pack || !path.with_extension("idx").is_file() || path.with_extension("keep").exists()
         {
