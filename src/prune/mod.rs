@@ -28,6 +28,12 @@
 //! pack holds all their objects (see [`repack`]); the prune is local (no remote is touched),
 //! and producers' hot path is untouched: they append on the head, far above the cut.
 //!
+//! Roots: every ref under `refs/` (loose or in `packed-refs`) and `HEAD`. Reflogs are not
+//! roots (gitmq writes none; bare repositories keep none by default): an entry naming a
+//! pruned message would make `git fsck` complain, so expire them first (`git reflog expire`).
+//! A repository with a work tree (an `index` or `worktrees/`) is refused: its staged objects
+//! are reachable from no ref.
+//!
 //! Not guaranteed: a ref moved, while a prune runs, to a message the prune drops (a `reset`
 //! into the pruned range) may name a missing object; a producer stalled for longer than the
 //! grace period between writing its pack and moving its ref may find its pack gone. Shallow
@@ -103,6 +109,13 @@ pub enum Error {
     PositionMoved {
         /// The position ref.
         name: String,
+    },
+    /// The repository has a work tree: its index may name staged objects no ref reaches,
+    /// which a prune would remove.
+    #[error("{path} exists: prune works on bare repositories (`gitmq init` makes one), whose objects are all reachable from refs")]
+    WorkTree {
+        /// The index file or worktrees directory.
+        path: PathBuf,
     },
     /// A consolidation held the pack lock for too long.
     #[error("another process holds {path} (a consolidation or a prune); try again later")]
@@ -296,6 +309,12 @@ pub fn prune(
     options: &Options,
 ) -> Result<Report, Error> {
     let started = SystemTime::now();
+    for path in ["index", "worktrees"] {
+        let path = repo.git_dir().join(path);
+        if path.exists() {
+            return Err(Error::WorkTree { path });
+        }
+    }
     let _lock = take_lock(repo.git_dir(), options.lock_timeout)?;
     let bytes_before = repack::disk_usage(&repo.git_dir().join("objects"))?;
     let head = repo

@@ -523,6 +523,18 @@ fn the_cli_prunes_by_count_and_by_config_and_refuses_bad_input() {
     }
 }
 
+#[test]
+fn a_repository_with_a_work_tree_index_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    crate::util::git(&["init", "-q", dir.path().to_str().unwrap()], None);
+    fs::write(dir.path().join("staged.txt"), "staged only").unwrap();
+    crate::util::git(&["add", "staged.txt"], Some(dir.path()));
+    let queue = Repository::open(dir.path()).unwrap();
+    publish(&queue, 0, 3, 1);
+    let err = prune(&queue, &topic(), Retain::Keep(1), &no_grace()).unwrap_err();
+    assert!(matches!(err, Error::WorkTree { .. }), "{err}");
+}
+
 /// Bytes of the files under `dir`.
 pub fn du(dir: &Path) -> u64 {
     let mut total = 0;
