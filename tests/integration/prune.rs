@@ -524,6 +524,41 @@ fn the_cli_prunes_by_count_and_by_config_and_refuses_bad_input() {
 }
 
 #[test]
+fn a_pruned_repository_fetches_new_messages_from_a_served_one() {
+    let server = crate::server::HttpServer::start();
+    server.bare_repo("q");
+    let url = server.url("q");
+    let upstream = TempRepo::new();
+    publish(&upstream.open(), 0, 100, 25);
+    let push = |repo: &TempRepo| repo.git(&["push", "-q", &url, "refs/heads/*:refs/heads/*"]);
+    push(&upstream);
+
+    let local = TempRepo::new();
+    let queue = local.open();
+    let fetch =
+        || gitmq::transport::fetch(&queue, &url, &gitmq::transport::fetch::DEFAULT_PREFIXES);
+    fetch().unwrap();
+    prune(&queue, &topic(), Retain::Keep(20), &no_grace()).unwrap();
+    local.assert_fsck_clean();
+
+    publish(&upstream.open(), 100, 10, 10);
+    push(&upstream);
+    let fetched = fetch().unwrap();
+    assert_eq!(
+        fetched.pack.as_ref().unwrap().objects,
+        10,
+        "only the new messages"
+    );
+    assert_eq!(
+        fetched.updates[0].kind,
+        gitmq::transport::UpdateKind::FastForward
+    );
+    assert_eq!(git_log(&local, "orders"), names(80, 110));
+    assert_eq!(gitmq_log(&queue), names(80, 110));
+    local.assert_fsck_clean();
+}
+
+#[test]
 fn a_repository_with_a_work_tree_index_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     crate::util::git(&["init", "-q", dir.path().to_str().unwrap()], None);
