@@ -362,6 +362,30 @@ fn a_position_older_than_the_kept_history_is_a_clear_walk_error() {
 }
 
 #[test]
+fn a_walk_that_read_the_shallow_list_before_a_prune_stops_at_the_new_boundary() {
+    let repo = TempRepo::new();
+    let queue = repo.open();
+    let ids = publish(&queue, 0, 30, 10);
+    let mut odb = queue.odb();
+    assert!(!odb.is_shallow(&ids[0]).unwrap(), "the list is read: empty");
+    prune(&queue, &topic(), Retain::Keep(10), &no_grace()).unwrap();
+    let head = queue.head(&topic()).unwrap().unwrap();
+    let mut buf = Vec::new();
+    let walked = gitmq::walk::ids_after(&mut odb, head, None, &mut buf).unwrap();
+    assert_eq!(
+        walked,
+        ids[20..],
+        "the missing parent made it read the list again"
+    );
+    let counted = gitmq::walk::count_after(&mut queue.odb(), head, Some(ids[19]), &mut buf);
+    assert_eq!(
+        counted.unwrap(),
+        10,
+        "a stop at the last pruned message is met"
+    );
+}
+
+#[test]
 fn a_pruned_repository_publishes_consumes_and_prunes_again() {
     let repo = TempRepo::new();
     let queue = repo.open();
