@@ -150,6 +150,26 @@ pub(super) struct Census {
     pub pinned: Vec<String>,
 }
 
+impl Census {
+    /// Record the refs naming `id`, a dropped message with `self.pruned` newer ones dropped.
+    fn note(&mut self, by_target: &HashMap<ObjectId, Vec<&str>>, id: &ObjectId) {
+        for name in by_target.get(id).into_iter().flatten() {
+            match name
+                .strip_prefix(POSITION_PREFIX)
+                .and_then(|_| ConsumerName::parse_position_ref(name))
+            {
+                Some((consumer, topic)) => self.behind.push(Behind {
+                    consumer,
+                    topic,
+                    position: *id,
+                    unconsumed: self.pruned,
+                }),
+                None => self.pinned.push((*name).to_owned()),
+            }
+        }
+    }
+}
+
 /// Walk the chain below `cut` (down to a root or an earlier boundary): count its messages and
 /// find the refs that name them.
 pub(super) fn census(
@@ -167,26 +187,18 @@ pub(super) fn census(
     let mut near = None;
     let mut next = Some(cut.last_pruned);
     while let Some(id) = next {
-        let parent = match step_back(odb, &id, previous.as_ref(), &mut near, scratch)? {
-            Step::Commit { parent, .. } => parent,
-            Step::Boundary { .. } => None,
+        let (parent, older) = match step_back(odb, &id, previous.as_ref(), &mut near, scratch)? {
+            Step::Commit { parent, .. } => (parent, None),
+            // An earlier prune's boundary: its absent parent may still be named by a
+            // position (kept alone), which is now behind this cut too.
+            Step::Boundary { pruned, .. } => (None, Some(pruned)),
             Step::Beyond { .. } => break,
         };
-        for name in by_target.get(&id).into_iter().flatten() {
-            match name
-                .strip_prefix(POSITION_PREFIX)
-                .and_then(|_| ConsumerName::parse_position_ref(name))
-            {
-                Some((consumer, topic)) => census.behind.push(Behind {
-                    consumer,
-                    topic,
-                    position: id,
-                    unconsumed: census.pruned,
-                }),
-                None => census.pinned.push((*name).to_owned()),
-            }
-        }
+        census.note(&by_target, &id);
         census.pruned += 1;
+        if let Some(older) = older {
+            census.note(&by_target, &older);
+        }
         previous = Some(id);
         next = parent;
     }

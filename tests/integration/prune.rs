@@ -8,7 +8,7 @@ use std::{
     path::Path,
     process::Command,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -430,9 +430,11 @@ fn a_concurrent_producer_loses_no_acknowledged_message() {
     // The history is an hour old: the grace period lets its packs go.
     age_objects(&repo, Duration::from_secs(3600));
     let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicUsize::new(0));
     let producer = {
         let queue = queue.clone();
         let stop = Arc::clone(&stop);
+        let count = Arc::clone(&count);
         std::thread::spawn(move || {
             let mut acked: Vec<(ObjectId, String)> = Vec::new();
             let mut producer = queue
@@ -446,22 +448,25 @@ fn a_concurrent_producer_loses_no_acknowledged_message() {
                     .publish_batch(batch.iter().map(String::as_bytes))
                     .unwrap();
                 acked.extend(ids.into_iter().zip(batch));
+                count.store(acked.len(), Ordering::Relaxed);
             }
             acked
         })
     };
     let mut reports = Vec::new();
     for keep in [2000, 1500, 1000] {
-        let head = queue.head(&topic()).unwrap();
-        let report = prune(&queue, &topic(), Retain::Keep(keep), &Options::default()).unwrap();
-        // Messages the producer added while this prune ran.
-        let mut odb = queue.odb();
-        let now = queue.head(&topic()).unwrap().unwrap();
-        let added = gitmq::walk::count_after(&mut odb, now, head, &mut Vec::new()).unwrap();
-        reports.push((usize::try_from(added).unwrap(), report));
+        let before = count.load(Ordering::Relaxed);
+        let report = prune(&queue, &topic(), Retain::Keep(keep), &Options::default());
+        // Messages the producer acknowledged while this prune ran.
+        let added = count.load(Ordering::Relaxed) - before;
+        reports.push((added, report));
     }
     stop.store(true, Ordering::Relaxed);
     let acked = producer.join().unwrap();
+    let reports: Vec<_> = reports
+        .into_iter()
+        .map(|(n, r)| (n, r.expect("prune next to a producer")))
+        .collect();
 
     repo.assert_fsck_clean();
     // The topic is exactly the newest part of everything acknowledged, in order: nothing
@@ -580,6 +585,82 @@ fn a_pruned_repository_fetches_new_messages_from_a_served_one() {
     assert_eq!(git_log(&local, "orders"), names(80, 110));
     assert_eq!(gitmq_log(&queue), names(80, 110));
     local.assert_fsck_clean();
+}
+
+/// A model of one topic and two consumers against random publishes, consumes and prunes:
+/// the topic is always the model's kept suffix, and a consumer reads exactly the kept
+/// messages after its position (or, moved by a forced prune, from the cut on).
+#[test]
+fn random_publishes_consumes_and_prunes_agree_with_a_model() {
+    let mut rng = crate::util::Rng::new(0x5eed_0f_9e7);
+    let repo = TempRepo::new();
+    let queue = repo.open();
+    let mut published: Vec<String> = Vec::new(); // every payload, oldest first
+    let mut start = 0; // index of the oldest kept message
+    let names_of = |c: usize| ConsumerName::new(["a", "b"][c]).unwrap();
+    let mut read_upto = [0usize; 2]; // per consumer: payloads read and committed
+    for step in 0..40 {
+        match rng.below(4) {
+            0 | 1 => {
+                let n = 1 + rng.below(30);
+                let from = published.len();
+                publish(&queue, from, n, 1 + rng.below(10));
+                published.extend(names(from, from + n));
+            }
+            2 => {
+                let c = rng.below(2);
+                let mut consumer = queue.consumer(&names_of(c), &topic()).unwrap();
+                let max = rng.below(40);
+                let got: Vec<String> = consumer
+                    .poll(max)
+                    .unwrap()
+                    .into_iter()
+                    .map(|m| String::from_utf8(m.payload).unwrap())
+                    .collect();
+                let from = read_upto[c].max(start);
+                let expected = &published[from..(from + max).min(published.len())];
+                assert_eq!(
+                    got, expected,
+                    "step {step}: consumer {c} reads what follows"
+                );
+                consumer.commit().unwrap();
+                read_upto[c] = from + got.len();
+            }
+            _ if !published.is_empty() => {
+                let keep = 1 + rng.below(published.len() - start);
+                let force = rng.below(2) == 0;
+                let options = Options {
+                    force,
+                    ..no_grace()
+                };
+                let cut = published.len() - keep;
+                // A consumer that never committed has no position: nothing to refuse.
+                let behind = (0..2).any(|c| read_upto[c] > 0 && read_upto[c] < cut);
+                match prune(&queue, &topic(), Retain::Keep(keep as u64), &options) {
+                    Ok(report) => {
+                        assert!(force || !behind, "step {step}: should have refused");
+                        if cut > start {
+                            assert_eq!(report.pruned as usize, cut - start, "step {step}");
+                            start = cut;
+                        }
+                        for upto in &mut read_upto {
+                            if *upto > 0 && *upto < start {
+                                *upto = start; // moved to the cut
+                            }
+                        }
+                    }
+                    Err(Error::Unconsumed { .. }) => assert!(behind && !force, "step {step}"),
+                    Err(err) => panic!("step {step}: {err}"),
+                }
+            }
+            _ => {}
+        }
+        if !published.is_empty() {
+            assert_eq!(git_log(&repo, "orders"), published[start..], "step {step}");
+        }
+    }
+    repo.assert_fsck_clean();
+    assert!(start > 0, "the sequence pruned something");
 }
 
 #[test]
