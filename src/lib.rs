@@ -54,7 +54,8 @@
 //!
 //! - a broker: there is no server process; the git repository (and, later, a git host) is the
 //!   shared state;
-//! - a way to delete single messages: history is append-only.
+//! - a way to delete single messages: history is append-only (a topic's oldest messages can be
+//!   dropped in bulk, locally, with [`prune`]).
 //!
 //! ## Features
 //!

@@ -19,6 +19,9 @@
 //! commit is kept on its own, listed as shallow too, and a consumer reads from the oldest kept
 //! message on.
 //!
+//! The oldest kept message still names its absent first parent in [`crate::Message::parent`]
+//! (the commit is unchanged: ids never change).
+//!
 //! Positions: refusing is the default because a queue's consumers expect at-least-once
 //! delivery and no silent skipping; `force` moves each position that is behind to the newest
 //! dropped message and reports how many unconsumed messages it skipped.

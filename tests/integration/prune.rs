@@ -664,6 +664,27 @@ fn random_publishes_consumes_and_prunes_agree_with_a_model() {
 }
 
 #[test]
+fn a_ref_naming_a_dropped_message_keeps_its_history_and_is_reported() {
+    let repo = TempRepo::new();
+    let queue = repo.open();
+    let ids = publish(&queue, 0, 50, 10);
+    repo.git(&["tag", "audit", &ids[9].to_string()]);
+    let report = prune(&queue, &topic(), Retain::Keep(10), &no_grace()).unwrap();
+    assert_eq!(report.pinned, ["refs/tags/audit"]);
+    assert_eq!(git_log(&repo, "orders"), names(40, 50), "the topic is cut");
+    assert_eq!(
+        git_log(&repo, "audit"),
+        names(0, 10),
+        "the tag keeps its history"
+    );
+    assert!(
+        !object_exists(&repo, &ids[10]),
+        "what no ref reaches is gone"
+    );
+    repo.assert_fsck_clean();
+}
+
+#[test]
 fn a_repository_with_a_work_tree_index_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     crate::util::git(&["init", "-q", dir.path().to_str().unwrap()], None);
