@@ -592,7 +592,7 @@ fn a_pruned_repository_fetches_new_messages_from_a_served_one() {
 /// messages after its position (or, moved by a forced prune, from the cut on).
 #[test]
 fn random_publishes_consumes_and_prunes_agree_with_a_model() {
-    let mut rng = crate::util::Rng::new(0x5eed_0f_9e7);
+    let mut rng = crate::util::Rng::new(0x0005_eed0_f9e7);
     let repo = TempRepo::new();
     let queue = repo.open();
     let mut published: Vec<String> = Vec::new(); // every payload, oldest first
@@ -640,7 +640,7 @@ fn random_publishes_consumes_and_prunes_agree_with_a_model() {
                     Ok(report) => {
                         assert!(force || !behind, "step {step}: should have refused");
                         if cut > start {
-                            assert_eq!(report.pruned as usize, cut - start, "step {step}");
+                            assert_eq!(report.pruned, (cut - start) as u64, "step {step}");
                             start = cut;
                         }
                         for upto in &mut read_upto {
