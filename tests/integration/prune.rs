@@ -685,6 +685,69 @@ fn a_ref_naming_a_dropped_message_keeps_its_history_and_is_reported() {
 }
 
 #[test]
+fn sigkill_at_random_moments_of_a_prune_leaves_a_readable_fsck_clean_queue() {
+    let repo = TempRepo::new();
+    let queue = repo.open();
+    let total = 8_000;
+    publish(&queue, 0, total, 500);
+    let mut rng = crate::util::Rng::new(0x00c0_ffee);
+    let mut kept = total;
+    for round in 0..8 {
+        let keep = kept - 1 - rng.below(kept / 4);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gitmq"))
+            .arg("--repo")
+            .arg(&repo.path)
+            .args([
+                "prune",
+                "orders",
+                "--keep",
+                &keep.to_string(),
+                "--grace",
+                "0",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(rng.below(500) as u64));
+        let _ = child.kill();
+        let finished = child.wait().unwrap().success();
+        // A killed prune leaves its locks, as a killed git does: removed by hand.
+        let _ = fs::remove_file(repo.path.join("gitmq-consolidate.lock"));
+        let _ = fs::remove_file(repo.path.join("shallow.lock"));
+        for line in repo.fsck_complaints() {
+            let tolerated = line.starts_with("warning: garbage found:") && line.contains("/tmp_");
+            assert!(tolerated, "round {round}: fsck complained: {line}");
+        }
+        let log = git_log(&repo, "orders");
+        assert!(
+            log.len() == kept || log.len() == keep,
+            "round {round}: the old or the new history, {} messages",
+            log.len()
+        );
+        assert!(!finished || log.len() == keep, "round {round}");
+        assert_eq!(log, names(total - log.len(), total), "round {round}");
+        assert_eq!(
+            gitmq_log(&queue),
+            log,
+            "round {round}: gitmq reads the same"
+        );
+        kept = log.len();
+    }
+    // A later prune finishes whatever a killed one left.
+    let report = prune(&queue, &topic(), Retain::Keep(100), &no_grace()).unwrap();
+    assert_eq!(report.kept, 100);
+    assert_eq!(
+        files_in(&repo.path.join("objects/pack"))
+            .iter()
+            .filter(|f| f.ends_with(".pack"))
+            .count(),
+        1
+    );
+    repo.assert_fsck_clean();
+}
+
+#[test]
 fn a_repository_with_a_work_tree_index_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     crate::util::git(&["init", "-q", dir.path().to_str().unwrap()], None);
