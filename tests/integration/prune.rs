@@ -740,7 +740,7 @@ fn sigkill_at_random_moments_of_a_prune_leaves_a_readable_fsck_clean_queue() {
     assert_eq!(
         files_in(&repo.path.join("objects/pack"))
             .iter()
-            .filter(|f| f.ends_with(".pack"))
+            .filter(|f| Path::new(f).extension().is_some_and(|e| e == "pack"))
             .count(),
         1
     );
