@@ -41,7 +41,8 @@ use crate::{durability, hash::Hasher};
 
 /// The lock file, in the git directory, held while packs are merged (or pruned).
 pub(crate) const LOCK_FILE: &str = "gitmq-consolidate.lock";
-/// A consolidation lock older than this is taken to be left by a killed process.
+/// A consolidation lock older than this is taken to be left by a killed process (one whose
+/// pid, written in it, is not running is taken to be at once).
 const STALE_LOCK: Duration = Duration::from_secs(600);
 
 /// Returned by [`consolidate()`].
@@ -474,17 +475,20 @@ impl DirLock {
                 .create_new(true)
                 .open(path)
             {
-                Ok(_) => {
+                Ok(mut file) => {
+                    // Who holds it, so a lock left by a killed process is seen at once.
+                    let _ = write!(file, "{}", std::process::id());
                     return Ok(Some(Self {
                         path: path.to_owned(),
-                    }))
+                    }));
                 }
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                    let stale = fs::metadata(path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| SystemTime::now().duration_since(t).ok())
-                        .is_some_and(|age| age > STALE_LOCK);
+                    let stale = holder_is_gone(path)
+                        || fs::metadata(path)
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|t| SystemTime::now().duration_since(t).ok())
+                            .is_some_and(|age| age > STALE_LOCK);
                     if !stale {
                         return Ok(None);
                     }
@@ -495,6 +499,20 @@ impl DirLock {
         }
         Ok(None)
     }
+}
+
+/// Whether the lock at `path` names a process that is no longer running (where `/proc`
+/// tells; a lock without a pid, just created or written by an older gitmq, is not).
+fn holder_is_gone(path: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(path) else {
+        return false;
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return false;
+    };
+    pid != std::process::id()
+        && Path::new("/proc/self").exists()
+        && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 impl Drop for DirLock {
