@@ -453,6 +453,39 @@ fn a_concurrent_producer_loses_no_acknowledged_message() {
             acked
         })
     };
+    // A reader that starts from the oldest kept message, again and again, while prunes run:
+    // what it reads is always a run of consecutive messages.
+    let reader = {
+        let queue = queue.clone();
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut reads = 0;
+            let reader = ConsumerName::new("reader").unwrap();
+            while !stop.load(Ordering::Relaxed) {
+                let mut consumer = queue.consumer(&reader, &topic()).unwrap();
+                let got: Vec<String> = consumer
+                    .poll(5000)
+                    .unwrap_or_else(|err| panic!("a read next to a prune failed: {err}"))
+                    .into_iter()
+                    .map(|m| String::from_utf8(m.payload).unwrap())
+                    .collect();
+                let number = |p: &str| {
+                    p[1..].parse::<usize>().unwrap() + usize::from(p.starts_with('p')) * 1_000_000
+                };
+                for pair in got.windows(2) {
+                    let (a, b) = (number(&pair[0]), number(&pair[1]));
+                    assert!(
+                        b == a + 1 || (b == 1_000_000 && a == 2999),
+                        "{} then {}",
+                        pair[0],
+                        pair[1]
+                    );
+                }
+                reads += 1;
+            }
+            reads
+        })
+    };
     let mut reports = Vec::new();
     for keep in [2000, 1500, 1000] {
         let before = count.load(Ordering::Relaxed);
@@ -463,6 +496,8 @@ fn a_concurrent_producer_loses_no_acknowledged_message() {
     }
     stop.store(true, Ordering::Relaxed);
     let acked = producer.join().unwrap();
+    let reads = reader.join().unwrap();
+    assert!(reads > 0);
     let reports: Vec<_> = reports
         .into_iter()
         .map(|(n, r)| (n, r.expect("prune next to a producer")))
