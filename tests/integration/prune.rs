@@ -422,6 +422,61 @@ fn a_pruned_repository_publishes_consumes_and_prunes_again() {
     assert!(String::from_utf8(out).unwrap().ends_with(" m110\n"));
 }
 
+/// A producer publishing batches of 7 until `stop` (and at least 200); its acknowledgements.
+fn spawn_producer(
+    queue: &Repository,
+    stop: &Arc<AtomicBool>,
+    count: &Arc<AtomicUsize>,
+) -> std::thread::JoinHandle<Vec<(ObjectId, String)>> {
+    let (queue, stop, count) = (queue.clone(), Arc::clone(stop), Arc::clone(count));
+    std::thread::spawn(move || {
+        let mut acked: Vec<(ObjectId, String)> = Vec::new();
+        let mut producer = queue
+            .producer(&topic())
+            .with_durability(gitmq::Durability::None);
+        let mut i = 0;
+        while !stop.load(Ordering::Relaxed) || acked.len() < 200 {
+            let batch: Vec<String> = (i..i + 7).map(|j| format!("p{j}")).collect();
+            i += 7;
+            let ids = producer
+                .publish_batch(batch.iter().map(String::as_bytes))
+                .unwrap();
+            acked.extend(ids.into_iter().zip(batch));
+            count.store(acked.len(), Ordering::Relaxed);
+        }
+        acked
+    })
+}
+
+/// A reader that starts from the oldest kept message, again and again, until `stop`: what
+/// it reads is always a run of consecutive messages. How many reads it made.
+fn spawn_reader(queue: &Repository, stop: &Arc<AtomicBool>) -> std::thread::JoinHandle<usize> {
+    let (queue, stop) = (queue.clone(), Arc::clone(stop));
+    std::thread::spawn(move || {
+        let mut reads = 0;
+        let reader = ConsumerName::new("reader").unwrap();
+        let number = |p: &str| {
+            p[1..].parse::<usize>().unwrap() + usize::from(p.starts_with('p')) * 1_000_000
+        };
+        while !stop.load(Ordering::Relaxed) {
+            let mut consumer = queue.consumer(&reader, &topic()).unwrap();
+            let got: Vec<String> = consumer
+                .poll(5000)
+                .unwrap_or_else(|err| panic!("a read next to a prune failed: {err}"))
+                .into_iter()
+                .map(|m| String::from_utf8(m.payload).unwrap())
+                .collect();
+            for pair in got.windows(2) {
+                let (a, b) = (number(&pair[0]), number(&pair[1]));
+                let next = b == a + 1 || (b == 1_000_000 && a == 2999);
+                assert!(next, "{} then {}", pair[0], pair[1]);
+            }
+            reads += 1;
+        }
+        reads
+    })
+}
+
 #[test]
 fn a_concurrent_producer_loses_no_acknowledged_message() {
     let repo = TempRepo::new();
@@ -431,61 +486,8 @@ fn a_concurrent_producer_loses_no_acknowledged_message() {
     age_objects(&repo, Duration::from_secs(3600));
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicUsize::new(0));
-    let producer = {
-        let queue = queue.clone();
-        let stop = Arc::clone(&stop);
-        let count = Arc::clone(&count);
-        std::thread::spawn(move || {
-            let mut acked: Vec<(ObjectId, String)> = Vec::new();
-            let mut producer = queue
-                .producer(&topic())
-                .with_durability(gitmq::Durability::None);
-            let mut i = 0;
-            while !stop.load(Ordering::Relaxed) || acked.len() < 200 {
-                let batch: Vec<String> = (i..i + 7).map(|j| format!("p{j}")).collect();
-                i += 7;
-                let ids = producer
-                    .publish_batch(batch.iter().map(String::as_bytes))
-                    .unwrap();
-                acked.extend(ids.into_iter().zip(batch));
-                count.store(acked.len(), Ordering::Relaxed);
-            }
-            acked
-        })
-    };
-    // A reader that starts from the oldest kept message, again and again, while prunes run:
-    // what it reads is always a run of consecutive messages.
-    let reader = {
-        let queue = queue.clone();
-        let stop = Arc::clone(&stop);
-        std::thread::spawn(move || {
-            let mut reads = 0;
-            let reader = ConsumerName::new("reader").unwrap();
-            while !stop.load(Ordering::Relaxed) {
-                let mut consumer = queue.consumer(&reader, &topic()).unwrap();
-                let got: Vec<String> = consumer
-                    .poll(5000)
-                    .unwrap_or_else(|err| panic!("a read next to a prune failed: {err}"))
-                    .into_iter()
-                    .map(|m| String::from_utf8(m.payload).unwrap())
-                    .collect();
-                let number = |p: &str| {
-                    p[1..].parse::<usize>().unwrap() + usize::from(p.starts_with('p')) * 1_000_000
-                };
-                for pair in got.windows(2) {
-                    let (a, b) = (number(&pair[0]), number(&pair[1]));
-                    assert!(
-                        b == a + 1 || (b == 1_000_000 && a == 2999),
-                        "{} then {}",
-                        pair[0],
-                        pair[1]
-                    );
-                }
-                reads += 1;
-            }
-            reads
-        })
-    };
+    let producer = spawn_producer(&queue, &stop, &count);
+    let reader = spawn_reader(&queue, &stop);
     let mut reports = Vec::new();
     for keep in [2000, 1500, 1000] {
         let before = count.load(Ordering::Relaxed);
