@@ -5,9 +5,10 @@
 //! read every ref under `refs/` and `HEAD` -> walk everything reachable from them (commits'
 //! trees and parents, trees' entries, tags' targets), a shallow commit's parents excepted ->
 //! stream those objects, oldest first, into one new pack ([`PackStream`]), renamed into place
-//! (and synced) -> decide which old files go -> read the refs again and walk from any that
-//! moved: an object they reach that is not in the new pack keeps every old file holding it ->
-//! remove: index before pack, then loose objects.
+//! (and synced) -> read the refs again and walk from any that moved: an object they reach
+//! that is not in the new pack keeps every old file holding it -> decide which other old
+//! files go (one old index in memory at a time) -> remove: index before pack, then loose
+//! objects.
 //!
 //! The grace rule (like `git gc`'s `gc.pruneExpire`, but for whole files): an old file is
 //! removed if every object in it is in the new pack (nothing is lost however young it is), or
@@ -101,52 +102,42 @@ pub(super) fn repack(
         new_pack: Some(written.pack_path.clone()),
         ..Repacked::default()
     };
-    let mut doomed = Vec::new();
-    for file in old {
-        match &file {
-            OldFile::Pack { pack, modified } => {
-                if *pack == written.pack_path {
-                    continue; // the same objects written again: the same name
-                }
-                let index = read_index(&pack.with_extension("idx"))?;
-                let all_kept = index.iter().all(|(id, _)| kept.contains(id));
-                if all_kept || *modified < cutoff {
-                    doomed.push((file, Some(index)));
-                } else {
-                    report.files_kept += 1;
-                }
-            }
-            OldFile::Loose { id, modified, .. } => {
-                if kept.contains(id) || *modified < cutoff {
-                    doomed.push((file, None));
-                } else {
-                    report.files_kept += 1;
-                }
-            }
-        }
-    }
-
     // Refs that moved since they were read (a producer's batch, a fetch, a commit) may reach
     // objects outside the new pack: the files holding them stay.
     let moved: Vec<ObjectId> = tips(repo)?
         .into_iter()
         .filter(|id| !kept.contains(id))
         .collect();
-    if !moved.is_empty() {
-        let mut odb = repo.odb();
-        let (extra, _) = reachable(&mut odb, &moved, shallow, &kept)?;
-        let before = doomed.len();
-        doomed.retain(|(file, index)| match (file, index) {
-            (OldFile::Pack { .. }, Some(index)) => {
-                !extra.iter().any(|id| index.lookup(id).is_some())
+    let extra = if moved.is_empty() {
+        HashSet::new()
+    } else {
+        reachable(&mut repo.odb(), &moved, shallow, &kept)?.1
+    };
+
+    let mut doomed = Vec::new();
+    for file in old {
+        let goes = match &file {
+            OldFile::Pack { pack, modified } => {
+                if *pack == written.pack_path {
+                    continue; // the same objects written again: the same name
+                }
+                let index = read_index(&pack.with_extension("idx"))?;
+                let needed = extra.iter().any(|id| index.lookup(id).is_some());
+                let all_kept = || index.iter().all(|(id, _)| kept.contains(id));
+                !needed && (*modified < cutoff || all_kept())
             }
-            (OldFile::Loose { id, .. }, _) => !extra.contains(id),
-            _ => true,
-        });
-        report.files_kept += before - doomed.len();
+            OldFile::Loose { id, modified, .. } => {
+                !extra.contains(id) && (*modified < cutoff || kept.contains(id))
+            }
+        };
+        if goes {
+            doomed.push(file);
+        } else {
+            report.files_kept += 1;
+        }
     }
 
-    for (file, _) in doomed {
+    for file in doomed {
         match file {
             OldFile::Pack { pack, .. } => {
                 // Index first: readers look for the index, so none opens a half-removed pack.
