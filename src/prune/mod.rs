@@ -222,6 +222,8 @@ pub struct Options {
     pub compression: Compression,
     /// How long to wait for a running consolidation.
     pub lock_timeout: Duration,
+    /// Only report what would be dropped (and which positions are behind): change nothing.
+    pub dry_run: bool,
 }
 
 impl Default for Options {
@@ -232,6 +234,7 @@ impl Default for Options {
             sync: true,
             compression: Compression::Stored,
             lock_timeout: Duration::from_secs(60),
+            dry_run: false,
         }
     }
 }
@@ -256,6 +259,8 @@ pub struct Report {
     pub kept: u64,
     /// Messages dropped from the topic's log.
     pub pruned: u64,
+    /// Positions that named dropped messages (with a dry run: that would).
+    pub behind: Vec<Behind>,
     /// Positions moved to the cut (only with [`Options::force`]).
     pub moved: Vec<Moved>,
     /// Refs other than positions that name dropped messages: their history stays on disk.
@@ -334,6 +339,7 @@ pub fn prune(
         start: None,
         kept: 0,
         pruned: 0,
+        behind: Vec::new(),
         moved: Vec::new(),
         pinned: Vec::new(),
         objects: 0,
@@ -349,13 +355,21 @@ pub fn prune(
         // Nothing new to cut, but files an earlier prune kept for their grace period may
         // be old enough now: finish the job.
         let shallow = Shallow::read(repo.git_dir())?;
-        if !shallow.is_empty() {
+        if !shallow.is_empty() && !options.dry_run {
             finish(repo, shallow, started, options, &mut report)?;
         }
         return Ok(report);
     };
     let refs = repo.refs().list("refs/")?;
     let census = cut::census(&mut odb, &cut, &refs, &mut scratch)?;
+    report.start = Some(cut.start);
+    report.kept = cut.kept;
+    report.pruned = census.pruned;
+    report.pinned.clone_from(&census.pinned);
+    report.behind.clone_from(&census.behind);
+    if options.dry_run {
+        return Ok(report);
+    }
     let unconsumed: Vec<Behind> = census
         .behind
         .iter()
@@ -391,10 +405,6 @@ pub fn prune(
     }
     shallow.write(repo.git_dir(), options.sync)?;
 
-    report.start = Some(cut.start);
-    report.kept = cut.kept;
-    report.pruned = census.pruned;
-    report.pinned = census.pinned;
     finish(repo, shallow, started, options, &mut report)?;
     Ok(report)
 }

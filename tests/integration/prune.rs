@@ -256,6 +256,49 @@ fn before_cuts_at_the_first_message_older_than_the_time_walking_back() {
 }
 
 #[test]
+fn a_dry_run_lists_what_would_go_and_the_positions_behind_and_changes_nothing() {
+    let repo = TempRepo::new();
+    let queue = repo.open();
+    let ids = publish(&queue, 0, 300, 50);
+    for (name, at) in [("late", 49), ("exact", 199)] {
+        let consumer = ConsumerName::new(name).unwrap();
+        repo.git(&[
+            "update-ref",
+            &consumer.position_ref(&topic()),
+            &ids[at].to_string(),
+        ]);
+    }
+    let bytes = crate::prune::du(&repo.path.join("objects"));
+    let dry = Options {
+        dry_run: true,
+        ..no_grace()
+    };
+    let report = prune(&queue, &topic(), Retain::Keep(100), &dry).unwrap();
+    assert_eq!(
+        (report.kept, report.pruned, report.new_pack),
+        (100, 200, None)
+    );
+    let mut behind: Vec<(&str, u64)> = report
+        .behind
+        .iter()
+        .map(|b| (b.consumer.as_str(), b.unconsumed))
+        .collect();
+    behind.sort_unstable();
+    assert_eq!(
+        behind,
+        [("exact", 0), ("late", 150)],
+        "a dry run lists them"
+    );
+    assert_eq!(
+        crate::prune::du(&repo.path.join("objects")),
+        bytes,
+        "and changes nothing"
+    );
+
+    assert!(!repo.path.join("shallow").exists());
+}
+
+#[test]
 fn positions_behind_the_cut_refuse_the_prune_unless_forced_which_moves_them() {
     let repo = TempRepo::new();
     let queue = repo.open();
@@ -546,6 +589,18 @@ fn a_concurrent_producer_loses_no_acknowledged_message() {
 fn the_cli_prunes_by_count_and_by_config_and_refuses_bad_input() {
     let repo = TempRepo::new();
     publish(&repo.open(), 0, 30, 10);
+    let out = repo.gitmq(&["prune", "orders", "--keep", "10", "--dry-run"], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("would keep 10 messages from "), "{text}");
+    assert!(
+        !repo.path.join("shallow").exists(),
+        "a dry run changes nothing"
+    );
     let out = repo.gitmq(&["prune", "orders", "--keep", "10", "--grace", "0"], b"");
     assert!(
         out.status.success(),

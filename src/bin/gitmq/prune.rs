@@ -42,6 +42,9 @@ pub struct PruneArgs {
     /// pack (protects packs whose producer has not moved its ref yet).
     #[arg(long, default_value_t = 600, value_name = "SECONDS")]
     pub grace: u64,
+    /// Only print what would be dropped and which positions are behind; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
     /// Deflate the new pack at this level (1..9); default 0: stored blocks.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=9))]
     pub compression: u8,
@@ -50,6 +53,7 @@ pub struct PruneArgs {
 pub fn run(repo: &Repository, args: &PruneArgs) -> Result<()> {
     let options = Options {
         force: args.force,
+        dry_run: args.dry_run,
         grace: Duration::from_secs(args.grace),
         compression: match args.compression {
             0 => Compression::Stored,
@@ -94,10 +98,24 @@ fn print(report: &Report) {
     let topic = &report.topic;
     match report.start {
         None => println!("{topic}: nothing new to prune ({} messages)", report.kept),
+        Some(start) if report.new_pack.is_none() => println!(
+            "{topic}: would keep {} messages from {start}, prune {} (dry run)",
+            report.kept, report.pruned
+        ),
         Some(start) => println!(
             "{topic}: kept {} messages from {start}, pruned {}",
             report.kept, report.pruned
         ),
+    }
+    if report.new_pack.is_none() && report.start.is_some() {
+        for behind in &report.behind {
+            println!(
+                "{topic}: {} at {} is behind the cut ({} unconsumed)",
+                behind.ref_name(),
+                behind.position,
+                behind.unconsumed
+            );
+        }
     }
     for moved in &report.moved {
         println!(
