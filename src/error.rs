@@ -41,6 +41,9 @@ pub enum Error {
     #[cfg(feature = "json")]
     #[error(transparent)]
     Json(#[from] crate::typed::Error),
+    /// Pruning a topic failed (boxed: prune errors are large and rare).
+    #[error(transparent)]
+    Prune(Box<crate::prune::Error>),
     /// Talking to a remote failed (boxed: transport errors are large and rare).
     #[error(transparent)]
     Transport(Box<crate::transport::Error>),
@@ -61,6 +64,12 @@ impl From<crate::message::HeaderError> for Error {
 impl From<crate::handler::Error> for Error {
     fn from(err: crate::handler::Error) -> Self {
         Error::Handler(Box::new(err))
+    }
+}
+
+impl From<crate::prune::Error> for Error {
+    fn from(err: crate::prune::Error) -> Self {
+        Error::Prune(Box::new(err))
     }
 }
 

@@ -65,7 +65,8 @@
 //!
 //! - a broker: there is no server process; the git repository (and, later, a git host) is the
 //!   shared state;
-//! - a way to delete single messages: history is append-only.
+//! - a way to delete single messages: history is append-only (a topic's oldest messages can be
+//!   dropped in bulk, locally, with [`prune`]).
 //!
 //! ## Features
 //!
@@ -89,10 +90,12 @@ pub mod name;
 pub mod odb;
 pub mod position;
 pub mod produce;
+pub mod prune;
 pub mod refs;
 pub mod repo;
 pub mod restack;
 pub mod topology;
+pub mod shallow;
 pub mod transport;
 #[cfg(feature = "json")]
 pub mod typed;

@@ -20,6 +20,8 @@ use gix_hash::{oid, ObjectId};
 
 pub use loose::LooseStore;
 
+use crate::shallow::Shallow;
+
 use self::pack::{
     read::{DeltaBaseCache, PackFile},
     set::{Near, PackKey, PackSet},
@@ -44,6 +46,9 @@ pub enum Error {
     /// repack or `git gc`) since the object was located. Locate the object again.
     #[error("an object was located in a pack that has since been removed; locate it again")]
     StaleLocation,
+    /// The shallow file (the boundaries of pruned history) could not be read.
+    #[error(transparent)]
+    Shallow(#[from] crate::shallow::Error),
     /// The object exists but is not a commit.
     #[error("object {id} is a {kind}, not a commit")]
     NotACommit {
@@ -105,6 +110,8 @@ pub struct Odb {
     loose: LooseStore,
     packs: Option<PackSet>,
     cache: DeltaBaseCache,
+    /// `<git dir>/shallow`, read on first use and again by [`Odb::reload_shallow()`].
+    shallow: Option<Shallow>,
 }
 
 /// Lifecycle
@@ -117,6 +124,7 @@ impl Odb {
             objects_dir,
             packs: None,
             cache: DeltaBaseCache::default(),
+            shallow: None,
         }
     }
 }
@@ -260,6 +268,23 @@ impl Odb {
         self.loose
             .read(id, body)?
             .ok_or_else(|| Error::Missing { id: id.to_owned() })
+    }
+
+    /// Whether `id` is a shallow commit: one whose parents were pruned on purpose (listed in
+    /// `<git dir>/shallow`, the parent of `objects/`). The list is read once per handle;
+    /// [`reload_shallow()`](Self::reload_shallow) reads it again.
+    pub fn is_shallow(&mut self, id: &oid) -> Result<bool, Error> {
+        if self.shallow.is_none() {
+            self.reload_shallow()?;
+        }
+        Ok(self.shallow.as_ref().is_some_and(|s| s.contains(id)))
+    }
+
+    /// Read the shallow list again (a prune may have moved a boundary since).
+    pub fn reload_shallow(&mut self) -> Result<(), Error> {
+        let git_dir = self.objects_dir.parent().unwrap_or(&self.objects_dir);
+        self.shallow = Some(Shallow::read(git_dir)?);
+        Ok(())
     }
 
     /// Whether the object exists in any store.

@@ -110,7 +110,8 @@ pub struct Backlog {
 impl Backlog {
     /// Walk back from `head` to `stop` (exclusive; `None`: to the first message) and plan
     /// delivering what lies between in segments of at most `segment_len` messages.
-    /// [`Error::NotOnTopic`] if the walk never meets `stop`.
+    /// [`Error::NotOnTopic`] if the walk never meets `stop`, [`Error::Pruned`] if `stop` is
+    /// older than a shallow boundary the chain ends at.
     pub fn plan(
         odb: &mut Odb,
         head: ObjectId,
@@ -123,25 +124,17 @@ impl Backlog {
         let mut segment = Segment::default();
         let mut top = head;
         let mut remaining = 0u64;
-        let mut near = None;
-        let mut next = Some(head);
-        while let Some(id) = next {
-            if Some(id) == stop {
-                break;
-            }
+        let mut chain = super::Chain::new(head, stop);
+        while let Some((id, location)) = chain.next(odb, scratch)? {
             if segment.len() == segment_len {
                 tops.push(top);
                 segment.clear();
                 top = id;
             }
-            let (location, parent) = step(odb, &id, &mut near, scratch)?;
             segment.push(location);
             remaining += 1;
-            next = parent;
         }
-        if let (None, Some(stop)) = (next, stop) {
-            return Err(Error::NotOnTopic { stop, head });
-        }
+        chain.finish(odb)?;
         segment.reverse();
         Ok(Self {
             head,

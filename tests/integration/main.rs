@@ -13,6 +13,7 @@ mod pack_read;
 mod produce;
 mod push;
 mod replay;
+mod prune;
 mod server;
 mod sync_cli;
 mod topology;

@@ -108,6 +108,8 @@ pub enum Command {
     /// Dead letters of a topic (on `<TOPIC>.dlq`): list them, or redrive them onto the topic.
     #[command(subcommand)]
     Dlq(crate::dlq::DlqCommand),
+    /// Drop a topic's old history from the local repository (see `gitmq prune --help`).
+    Prune(crate::prune::PruneArgs),
     /// Measure gitmq against git on the same messages, in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),

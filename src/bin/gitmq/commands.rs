@@ -78,6 +78,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Remote(RemoteCommand::Add { name, url }) => {
             crate::remote::remote_add(&open(repo.as_deref())?, &name, &url)
         }
+        Command::Prune(args) => crate::prune::run(&open(repo.as_deref())?, &args),
         Command::Unlock { older_than } => {
             let repo = open(repo.as_deref())?;
             let age = std::time::Duration::from_secs(older_than);

@@ -8,6 +8,7 @@ mod consumers;
 mod demo;
 mod dlq;
 mod output;
+mod prune;
 mod publish;
 mod remote;
 mod topology;

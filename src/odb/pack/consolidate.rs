@@ -39,7 +39,10 @@ use super::{
 };
 use crate::{durability, hash::Hasher};
 
-/// A consolidation lock older than this is taken to be left by a killed process.
+/// The lock file, in the git directory, held while packs are merged (or pruned).
+pub(crate) const LOCK_FILE: &str = "gitmq-consolidate.lock";
+/// A consolidation lock older than this is taken to be left by a killed process (one whose
+/// pid, written in it, is not running is taken to be at once).
 const STALE_LOCK: Duration = Duration::from_secs(600);
 
 /// Returned by [`consolidate()`].
@@ -126,7 +129,7 @@ struct Candidate {
 /// Merge packs of the repository at `git_dir` per `policy`; with `sync`, the new files are
 /// fsynced before the old ones are removed.
 pub fn consolidate(git_dir: &Path, policy: Policy, sync: bool) -> Result<Report, Error> {
-    let Some(_lock) = DirLock::try_take(&git_dir.join("gitmq-consolidate.lock"))? else {
+    let Some(_lock) = DirLock::try_take(&git_dir.join(LOCK_FILE))? else {
         return Ok(Report::default());
     };
     let pack_dir = &git_dir.join("objects").join("pack");
@@ -456,31 +459,36 @@ fn copy_entries(
     ))
 }
 
-/// An exclusive lock file, removed on drop.
-struct DirLock {
+/// An exclusive lock file, removed on drop (also taken by [`crate::prune`], so a prune and a
+/// consolidation never run at once).
+#[derive(Debug)]
+pub(crate) struct DirLock {
     path: PathBuf,
 }
 
 impl DirLock {
     /// Take the lock, or `None` if another live process holds it.
-    fn try_take(path: &Path) -> Result<Option<Self>, Error> {
+    pub(crate) fn try_take(path: &Path) -> Result<Option<Self>, Error> {
         for _ in 0..2 {
             match fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .open(path)
             {
-                Ok(_) => {
+                Ok(mut file) => {
+                    // Who holds it, so a lock left by a killed process is seen at once.
+                    let _ = write!(file, "{}", std::process::id());
                     return Ok(Some(Self {
                         path: path.to_owned(),
-                    }))
+                    }));
                 }
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                    let stale = fs::metadata(path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| SystemTime::now().duration_since(t).ok())
-                        .is_some_and(|age| age > STALE_LOCK);
+                    let stale = holder_is_gone(path)
+                        || fs::metadata(path)
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|t| SystemTime::now().duration_since(t).ok())
+                            .is_some_and(|age| age > STALE_LOCK);
                     if !stale {
                         return Ok(None);
                     }
@@ -491,6 +499,20 @@ impl DirLock {
         }
         Ok(None)
     }
+}
+
+/// Whether the lock at `path` names a process that is no longer running (where `/proc`
+/// tells; a lock without a pid, just created or written by an older gitmq, is not).
+fn holder_is_gone(path: &Path) -> bool {
+    let Ok(text) = fs::read_to_string(path) else {
+        return false;
+    };
+    let Ok(pid) = text.trim().parse::<u32>() else {
+        return false;
+    };
+    pid != std::process::id()
+        && Path::new("/proc/self").exists()
+        && !Path::new(&format!("/proc/{pid}")).exists()
 }
 
 impl Drop for DirLock {

@@ -14,4 +14,5 @@ pub mod index_pack;
 pub mod read;
 pub mod set;
 pub mod spool;
+pub mod stream;
 pub mod write;

@@ -1,0 +1,218 @@
+//! Owns reading per-topic retention from a repository's git config:
+//!
+//! ```text
+//! [gitmq "topic.orders"]          # git config gitmq.topic.orders.retainMessages 100000
+//!     retainMessages = 100000     # keep the newest 100,000 messages
+//!     retainSeconds = 604800      # and none older than a week
+//! ```
+//!
+//! Strict and small on purpose (like [`crate::transport`]'s config reader): it reads
+//! `<git-dir>/config` only; section names are case-insensitive, the subsection (`topic.` and
+//! a topic name) case-sensitive with `\"` and `\\` escapes; keys are case-insensitive; values
+//! are decimal integers, optionally quoted, with `#`/`;` comments. Inside a `gitmq "topic.*"`
+//! section, anything else (an unknown key, a bad number, an invalid topic name) is an
+//! [`Error::Malformed`] rather than a guess; other sections are skipped unread. `include` is
+//! not followed. A later value of the same key wins, as in git.
+
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
+
+use std::{
+    collections::BTreeMap,
+    io,
+    path::{Path, PathBuf},
+    time::{Duration, SystemTime},
+};
+
+use super::Retain;
+use crate::TopicName;
+
+/// Returned by [`read()`].
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config file could not be read.
+    #[error("reading {path} failed")]
+    Io {
+        /// The config file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A line of a `gitmq "topic.*"` section gitmq does not understand.
+    #[error("{path}:{line}: {reason}")]
+    Malformed {
+        /// The config file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// The retention of one topic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Policy {
+    /// `retainMessages`: keep at most this many messages.
+    pub messages: Option<u64>,
+    /// `retainSeconds`: keep no message older than this.
+    pub seconds: Option<u64>,
+}
+
+impl Policy {
+    /// The prunes this policy asks for at `now`: by count, then by age.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use gitmq::prune::{retention::Policy, Retain};
+    /// let now = SystemTime::now();
+    /// let policy = Policy { messages: Some(100), seconds: Some(60) };
+    /// assert_eq!(
+    ///     policy.retains(now),
+    ///     [Retain::Keep(100), Retain::Before(now - Duration::from_secs(60))]
+    /// );
+    /// ```
+    pub fn retains(&self, now: SystemTime) -> Vec<Retain> {
+        let mut out = Vec::new();
+        if let Some(n) = self.messages {
+            out.push(Retain::Keep(n.max(1)));
+        }
+        if let Some(seconds) = self.seconds {
+            let time = now
+                .checked_sub(Duration::from_secs(seconds))
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            out.push(Retain::Before(time));
+        }
+        out
+    }
+}
+
+/// Every topic with a retention in `<git_dir>/config`, sorted by name.
+pub fn read(git_dir: &Path) -> Result<BTreeMap<TopicName, Policy>, Error> {
+    let path = git_dir.join("config");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(source) => return Err(Error::Io { path, source }),
+    };
+    parse(&text).map_err(|(line, reason)| Error::Malformed { path, line, reason })
+}
+
+/// The policies in config text; errors are (line number, reason).
+fn parse(text: &str) -> Result<BTreeMap<TopicName, Policy>, (usize, &'static str)> {
+    let mut out: BTreeMap<TopicName, Policy> = BTreeMap::new();
+    let mut topic: Option<TopicName> = None;
+    for (number, line) in text.lines().enumerate() {
+        let number = number + 1;
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(header) = line.strip_prefix('[') {
+            topic = parse_header(header).map_err(|reason| (number, reason))?;
+            continue;
+        }
+        let Some(topic) = &topic else { continue };
+        let (key, value) = line
+            .split_once('=')
+            .ok_or((number, "a key without a value"))?;
+        let value = parse_number(value).ok_or((number, "the value is not a whole number"))?;
+        let policy = out.entry(topic.clone()).or_default();
+        match key.trim() {
+            key if key.eq_ignore_ascii_case("retainMessages") => policy.messages = Some(value),
+            key if key.eq_ignore_ascii_case("retainSeconds") => policy.seconds = Some(value),
+            _ => return Err((number, "unknown key (retainMessages or retainSeconds)")),
+        }
+    }
+    Ok(out)
+}
+
+/// The topic of a `gitmq "topic.<name>"]` header (after `[`); `None` for other sections.
+fn parse_header(header: &str) -> Result<Option<TopicName>, &'static str> {
+    let Some((section, rest)) = header.split_once(char::is_whitespace) else {
+        return Ok(None);
+    };
+    if !section.eq_ignore_ascii_case("gitmq") {
+        return Ok(None);
+    }
+    let Some(quoted) = rest.trim_start().strip_prefix('"') else {
+        return Ok(None);
+    };
+    let mut name = String::new();
+    let mut chars = quoted.chars();
+    loop {
+        match chars.next() {
+            Some('"') => break,
+            Some('\\') => name.push(chars.next().ok_or("unterminated section header")?),
+            Some(c) => name.push(c),
+            None => return Err("unterminated section header"),
+        }
+    }
+    let after = chars
+        .as_str()
+        .trim_start()
+        .strip_prefix(']')
+        .ok_or("unterminated section header")?
+        .trim_start();
+    if !(after.is_empty() || after.starts_with('#') || after.starts_with(';')) {
+        return Err("unexpected text after a section header");
+    }
+    let Some(topic) = name.strip_prefix("topic.") else {
+        return Ok(None);
+    };
+    TopicName::new(topic)
+        .map(Some)
+        .map_err(|_| "invalid topic name in a gitmq \"topic.<name>\" section")
+}
+
+/// A decimal integer, optionally quoted, then optionally a comment.
+fn parse_number(value: &str) -> Option<u64> {
+    let value = value.trim();
+    let end = value.find(['#', ';']).unwrap_or(value.len());
+    let value = value.get(..end)?.trim();
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    value.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn topics_with_retention_are_read_and_other_sections_skipped() {
+        let text = "[core]\n\tbare = true\n[remote \"origin\"]\n\turl = x\n\
+                    [gitmq \"topic.eu/orders\"]\n\tretainMessages = 1000 # comment\n\
+                    \tRETAINSECONDS = \"60\"\n[GITMQ \"topic.logs\"]\n\tretainSeconds=5\n\
+                    [gitmq \"other\"]\n\twhatever = x\n";
+        let policies = parse(text).unwrap();
+        let orders = TopicName::new("eu/orders").unwrap();
+        assert_eq!(
+            policies[&orders],
+            Policy {
+                messages: Some(1000),
+                seconds: Some(60)
+            }
+        );
+        assert_eq!(policies[&TopicName::new("logs").unwrap()].seconds, Some(5));
+        assert_eq!(policies.len(), 2);
+    }
+
+    #[test]
+    fn malformed_retention_lines_are_errors_with_their_line() {
+        for (text, line) in [
+            ("[gitmq \"topic.a\"]\nretainMessages = -1\n", 2),
+            ("[gitmq \"topic.a\"]\nretainMessages = 1e6\n", 2),
+            ("[gitmq \"topic.a\"]\nretainBytes = 1\n", 2),
+            ("[gitmq \"topic.a\"]\nretainMessages\n", 2),
+            ("[gitmq \"topic.../x\"]\n", 1),
+            ("[gitmq \"topic.a\n", 1),
+        ] {
+            assert_eq!(parse(text).map(|_| ()).unwrap_err().0, line, "{text:?}");
+        }
+    }
+}
