@@ -94,8 +94,8 @@ pub mod prune;
 pub mod refs;
 pub mod repo;
 pub mod restack;
-pub mod topology;
 pub mod shallow;
+pub mod topology;
 pub mod transport;
 #[cfg(feature = "json")]
 pub mod typed;
