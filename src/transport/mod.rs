@@ -190,6 +190,13 @@ pub enum Error {
         /// The full ref name.
         name: String,
     },
+    /// The remote lacks history that was pruned here: a pruned repository can push only onto
+    /// a remote that holds what lies below its boundary.
+    #[error("the remote lacks the history pruned here below {boundary}: push from a repository that has it, or to a remote that does")]
+    PrunedHere {
+        /// The oldest message kept here (a shallow commit).
+        boundary: gix_hash::ObjectId,
+    },
     /// Other producers kept pushing first.
     #[error("gave up after {attempts} attempts: other producers kept moving the remote")]
     Conflicts {

@@ -293,9 +293,23 @@ impl<C: HttpClient> Pusher<C> {
             return Ok(true);
         }
         let stop: HashSet<ObjectId> = remote_refs.values().copied().collect();
-        let spooled = spool_pack(repo, &plan.tips, &stop)?;
+        let (spooled, boundary) = spool_pack(repo, &plan.tips, &stop)?;
         report.requests += 1;
         let (verdict, atomic) = self.send(&advertisement, &plan.commands, &spooled, options)?;
+        if let Some(boundary) = boundary {
+            let missing = |reason: &str| reason.contains("missing");
+            let lacks = verdict.unpack_error.as_deref().is_some_and(missing)
+                || verdict
+                    .refs
+                    .iter()
+                    .any(|(_, status)| matches!(status, RefStatus::Rejected(r) if missing(r)));
+            if lacks {
+                return Err(Error::PrunedHere { boundary });
+            }
+        }
+        if let Some(reason) = verdict.unpack_error {
+            return Err(Error::Unpack { reason });
+        }
         let mut all_ok = true;
         for command in &plan.commands {
             match verdict.status(&command.name) {
@@ -685,13 +699,15 @@ fn rebuild(
 }
 
 /// Write every commit reachable from `tips` and not from `stop` (all parents), plus the
-/// empty tree, into a spooled pack.
+/// empty tree, into a spooled pack; the walk ends at shallow commits (a prune's boundary),
+/// the last of which is returned: the remote must already hold what lies below it.
 fn spool_pack(
     repo: &Repository,
     tips: &[ObjectId],
     stop: &HashSet<ObjectId>,
-) -> Result<SpooledPack, Error> {
+) -> Result<(SpooledPack, Option<ObjectId>), Error> {
     let spool_err = |source| Error::Spool { source };
+    let mut boundary = None;
     let mut odb = repo.odb();
     let mut spool = PackSpool::create(&repo.git_dir().join("objects/pack")).map_err(spool_err)?;
     spool.add(gix_object::Kind::Tree, b"").map_err(spool_err)?;
@@ -707,9 +723,14 @@ fn spool_pack(
         spool
             .add(gix_object::Kind::Commit, &body)
             .map_err(spool_err)?;
+        // A shallow commit's parents were pruned here: the remote must have them already.
+        if odb.is_shallow(&id).map_err(crate::walk::Error::from)? {
+            boundary = Some(id);
+            continue;
+        }
         parents(&body, &mut stack);
     }
-    spool.finish().map_err(spool_err)
+    Ok((spool.finish().map_err(spool_err)?, boundary))
 }
 
 /// Push every `parent <hex>` id of a commit body onto `out`, the first parent last (so a

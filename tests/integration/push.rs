@@ -516,3 +516,42 @@ fn a_push_cut_off_mid_way_moves_nothing_leaves_nothing_and_the_next_push_deliver
     transport::push::push_with(&repo, &url, client(), PushOptions::default()).unwrap();
     assert_eq!(remote_log(&url, "t").len(), 2000);
 }
+
+#[test]
+fn a_pruned_repository_pushes_onto_a_remote_with_its_history_and_refuses_clearly_onto_one_without()
+{
+    let server = HttpServer::start();
+    server.bare_repo("full");
+    server.bare_repo("empty");
+    let producer = with_origin(&server.url("full"));
+    publish(&producer, "t", (0..20).map(|i| format!("m{i}")));
+    let repo = producer.open();
+    transport::push::push_with(&repo, "origin", client(), PushOptions::default()).unwrap();
+    let options = gitmq::prune::Options {
+        grace: std::time::Duration::ZERO,
+        ..gitmq::prune::Options::default()
+    };
+    gitmq::prune::prune(
+        &repo,
+        &TopicName::new("t").unwrap(),
+        gitmq::prune::Retain::Keep(5),
+        &options,
+    )
+    .unwrap();
+    publish(&producer, "t", (20..25).map(|i| format!("m{i}")));
+    transport::push::push_with(&repo, "origin", client(), PushOptions::default()).unwrap();
+    assert_eq!(remote_log(&server.url("full"), "t").len(), 25);
+
+    let err = transport::push::push_with(
+        &repo,
+        &server.url("empty"),
+        client(),
+        PushOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, transport::Error::PrunedHere { .. }),
+        "{err:?}"
+    );
+    assert!(remote_refs(&server.url("empty")).is_empty());
+}
