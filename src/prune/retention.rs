@@ -6,10 +6,9 @@
 //!     retainSeconds = 604800      # and none older than a week
 //! ```
 //!
-//! Strict and small on purpose (like [`crate::transport`]'s config reader): it reads
-//! `<git-dir>/config` only; section names are case-insensitive, the subsection (`topic.` and
-//! a topic name) case-sensitive with `\"` and `\\` escapes; keys are case-insensitive; values
-//! are decimal integers, optionally quoted, with `#`/`;` comments. Inside a `gitmq "topic.*"`
+//! Strict and small on purpose: it reads `<git-dir>/config` only, with the syntax of
+//! `crate::gitconfig` (shared with the remotes reader); keys are case-insensitive; values are
+//! decimal integers, optionally quoted, with `#`/`;` comments. Inside a `gitmq "topic.*"`
 //! section, anything else (an unknown key, a bad number, an invalid topic name) is an
 //! [`Error::Malformed`] rather than a guess; other sections are skipped unread. `include` is
 //! not followed. A later value of the same key wins, as in git.
@@ -24,7 +23,10 @@ use std::{
 };
 
 use super::Retain;
-use crate::TopicName;
+use crate::{
+    gitconfig::{self, Line},
+    TopicName,
+};
 
 /// Returned by [`read()`].
 #[derive(Debug, thiserror::Error)]
@@ -101,67 +103,45 @@ pub fn read(git_dir: &Path) -> Result<BTreeMap<TopicName, Policy>, Error> {
 fn parse(text: &str) -> Result<BTreeMap<TopicName, Policy>, (usize, &'static str)> {
     let mut out: BTreeMap<TopicName, Policy> = BTreeMap::new();
     let mut topic: Option<TopicName> = None;
-    for (number, line) in text.lines().enumerate() {
-        let number = number + 1;
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(header) = line.strip_prefix('[') {
-            topic = parse_header(header).map_err(|reason| (number, reason))?;
-            continue;
-        }
-        let Some(topic) = &topic else { continue };
-        let (key, value) = line
-            .split_once('=')
-            .ok_or((number, "a key without a value"))?;
-        let value = parse_number(value).ok_or((number, "the value is not a whole number"))?;
-        let policy = out.entry(topic.clone()).or_default();
-        match key.trim() {
-            key if key.eq_ignore_ascii_case("retainMessages") => policy.messages = Some(value),
-            key if key.eq_ignore_ascii_case("retainSeconds") => policy.seconds = Some(value),
-            _ => return Err((number, "unknown key (retainMessages or retainSeconds)")),
+    for line in gitconfig::lines(text) {
+        match line? {
+            (
+                number,
+                Line::Section {
+                    section,
+                    subsection,
+                },
+            ) => {
+                topic = match subsection.as_deref().and_then(|s| s.strip_prefix("topic.")) {
+                    Some(name) if section == "gitmq" => {
+                        Some(TopicName::new(name).map_err(|_| {
+                            (
+                                number,
+                                "invalid topic name in a gitmq \"topic.<name>\" section",
+                            )
+                        })?)
+                    }
+                    _ => None,
+                };
+            }
+            (number, Line::Entry { key, raw_value }) => {
+                let Some(topic) = &topic else { continue };
+                let value =
+                    parse_number(raw_value).ok_or((number, "the value is not a whole number"))?;
+                let policy = out.entry(topic.clone()).or_default();
+                match key {
+                    key if key.eq_ignore_ascii_case("retainMessages") => {
+                        policy.messages = Some(value);
+                    }
+                    key if key.eq_ignore_ascii_case("retainSeconds") => {
+                        policy.seconds = Some(value);
+                    }
+                    _ => return Err((number, "unknown key (retainMessages or retainSeconds)")),
+                }
+            }
         }
     }
     Ok(out)
-}
-
-/// The topic of a `gitmq "topic.<name>"]` header (after `[`); `None` for other sections.
-fn parse_header(header: &str) -> Result<Option<TopicName>, &'static str> {
-    let Some((section, rest)) = header.split_once(char::is_whitespace) else {
-        return Ok(None);
-    };
-    if !section.eq_ignore_ascii_case("gitmq") {
-        return Ok(None);
-    }
-    let Some(quoted) = rest.trim_start().strip_prefix('"') else {
-        return Ok(None);
-    };
-    let mut name = String::new();
-    let mut chars = quoted.chars();
-    loop {
-        match chars.next() {
-            Some('"') => break,
-            Some('\\') => name.push(chars.next().ok_or("unterminated section header")?),
-            Some(c) => name.push(c),
-            None => return Err("unterminated section header"),
-        }
-    }
-    let after = chars
-        .as_str()
-        .trim_start()
-        .strip_prefix(']')
-        .ok_or("unterminated section header")?
-        .trim_start();
-    if !(after.is_empty() || after.starts_with('#') || after.starts_with(';')) {
-        return Err("unexpected text after a section header");
-    }
-    let Some(topic) = name.strip_prefix("topic.") else {
-        return Ok(None);
-    };
-    TopicName::new(topic)
-        .map(Some)
-        .map_err(|_| "invalid topic name in a gitmq \"topic.<name>\" section")
 }
 
 /// A decimal integer, optionally quoted, then optionally a comment.

@@ -16,6 +16,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use crate::gitconfig::{parse_value, Line};
+
 /// Returned by [`remote_url()`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -53,103 +55,25 @@ pub fn remote_url(git_dir: &Path, name: &str) -> Result<Option<String>, Error> {
 /// The first `remote.<name>.url` in config text; errors are (line number, reason).
 fn find_remote_url(text: &str, name: &str) -> Result<Option<String>, (usize, &'static str)> {
     let mut in_section = false;
-    for (number, line) in text.lines().enumerate() {
-        let number = number + 1;
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
-            continue;
-        }
-        if let Some(header) = line.strip_prefix('[') {
-            in_section = parse_header(header).map_err(|reason| (number, reason))?
-                == Some(("remote", name.to_owned()));
-            continue;
-        }
-        if !in_section {
-            continue;
-        }
-        let (key, value) = match line.split_once('=') {
-            Some((key, value)) => (key.trim(), value),
-            None => (line, ""),
-        };
-        if key.eq_ignore_ascii_case("url") {
-            return parse_value(value)
-                .map(Some)
-                .map_err(|reason| (number, reason));
+    for line in crate::gitconfig::lines(text) {
+        match line? {
+            (
+                _,
+                Line::Section {
+                    section,
+                    subsection,
+                },
+            ) => in_section = section == "remote" && subsection.as_deref() == Some(name),
+            (number, Line::Entry { key, raw_value }) => {
+                if in_section && key.eq_ignore_ascii_case("url") {
+                    return parse_value(raw_value)
+                        .map(Some)
+                        .map_err(|reason| (number, reason));
+                }
+            }
         }
     }
     Ok(None)
-}
-
-/// Parse a section header (after `[`): `Some(("remote", name))` for `remote "name"]`, or
-/// `None` for a header of another shape.
-fn parse_header(header: &str) -> Result<Option<(&'static str, String)>, &'static str> {
-    let Some((section, rest)) = header.split_once(char::is_whitespace) else {
-        return Ok(None);
-    };
-    if !section.eq_ignore_ascii_case("remote") {
-        return Ok(None);
-    }
-    let rest = rest.trim_start();
-    let Some(quoted) = rest.strip_prefix('"') else {
-        return Ok(None);
-    };
-    let mut name = String::new();
-    let mut chars = quoted.chars();
-    loop {
-        match chars.next() {
-            Some('"') => break,
-            Some('\\') => name.push(chars.next().ok_or("unterminated section header")?),
-            Some(c) => name.push(c),
-            None => return Err("unterminated section header"),
-        }
-    }
-    let after = chars
-        .as_str()
-        .trim_start()
-        .strip_prefix(']')
-        .ok_or("unterminated section header")?
-        .trim_start();
-    if !(after.is_empty() || after.starts_with('#') || after.starts_with(';')) {
-        return Err("unexpected text after a section header");
-    }
-    Ok(Some(("remote", name)))
-}
-
-/// Parse a value: quotes, escapes, comments; surrounding whitespace dropped.
-fn parse_value(value: &str) -> Result<String, &'static str> {
-    let mut out = String::new();
-    let mut pending_space = String::new();
-    let mut quoted = false;
-    let mut chars = value.trim_start().chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => quoted = !quoted,
-            '\\' => {
-                let escaped = match chars.next() {
-                    Some('n') => '\n',
-                    Some('t') => '\t',
-                    Some('b') => '\u{8}',
-                    Some(c @ ('"' | '\\')) => c,
-                    None => return Err("line continuations are not supported"),
-                    Some(_) => return Err("unknown escape in value"),
-                };
-                out.push_str(&pending_space);
-                pending_space.clear();
-                out.push(escaped);
-            }
-            '#' | ';' if !quoted => break,
-            c if c.is_whitespace() && !quoted => pending_space.push(c),
-            c => {
-                out.push_str(&pending_space);
-                pending_space.clear();
-                out.push(c);
-            }
-        }
-    }
-    if quoted {
-        return Err("unterminated quote in value");
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
