@@ -452,6 +452,67 @@ pub fn prune_all(repo: &Repository, options: &Options) -> Result<Vec<Report>, Er
     Ok(reports)
 }
 
+/// What [`apply_retention()`] did for one topic and retention.
+#[derive(Debug)]
+pub struct Applied {
+    /// The topic.
+    pub topic: TopicName,
+    /// The retention applied.
+    pub retain: Retain,
+    /// The prune's report (`pruned == 0`: nothing was due, nothing was rewritten), or why it
+    /// did not run (positions behind the cut are never moved here: that needs `--force`).
+    pub outcome: Result<Report, Error>,
+}
+
+/// Apply every retention configured in the repository (as [`prune_all()`]), the way a
+/// long-running process does it: each topic and retention on its own (one failure does not
+/// stop the others), a dry run first, and a real prune (which rewrites the packs) only when
+/// it drops messages. `options.force` and `options.dry_run` are ignored: positions behind
+/// the cut make that topic's outcome [`Error::Unconsumed`], never a skip.
+///
+/// ```
+/// # fn main() -> Result<(), gitmq::Error> {
+/// # let dir = tempfile::tempdir().unwrap();
+/// let repo = gitmq::Repository::init(dir.path())?;
+/// // Nothing configured: nothing to do.
+/// let applied = gitmq::prune::apply_retention(&repo, &gitmq::prune::Options::default())?;
+/// assert!(applied.is_empty());
+/// # Ok(()) }
+/// ```
+pub fn apply_retention(repo: &Repository, options: &Options) -> Result<Vec<Applied>, Error> {
+    let policies = retention::read(repo.git_dir())?;
+    let now = SystemTime::now();
+    let dry = Options {
+        dry_run: true,
+        force: false,
+        ..*options
+    };
+    let real = Options {
+        dry_run: false,
+        force: false,
+        ..*options
+    };
+    let mut applied = Vec::new();
+    for (topic, policy) in policies {
+        if repo.refs().find(&topic.ref_name())?.is_none() {
+            continue;
+        }
+        for retain in policy.retains(now) {
+            let outcome = match prune(repo, &topic, retain, &dry) {
+                Ok(preview) if preview.pruned == 0 => Ok(preview),
+                Ok(_) => prune(repo, &topic, retain, &real),
+                Err(err) => Err(err),
+            };
+            applied.push(Applied {
+                topic: topic.clone(),
+                retain,
+                outcome,
+            });
+        }
+    }
+    Ok(applied)
+}
+
 /// Take the pack lock, waiting up to `timeout` for a consolidation to finish.
 fn take_lock(git_dir: &Path, timeout: Duration) -> Result<consolidate::DirLock, Error> {
     let path = git_dir.join(consolidate::LOCK_FILE);

@@ -151,3 +151,69 @@ fn sync_pushes_on_linger_and_stops_cleanly_on_sigterm() {
     );
     assert!(!producer.join("refs/heads/t.lock").exists());
 }
+
+#[test]
+fn sync_applies_the_configured_retention_and_never_moves_a_position_to_do_it() {
+    let server = HttpServer::start();
+    server.bare_repo("queue");
+    let url = server.url("queue");
+    let dir = tempfile::tempdir().unwrap();
+    let node = node(dir.path(), "node.git", &url);
+    let lines_of = |topic: &str| -> Vec<u8> {
+        (0..20)
+            .map(|i| format!("{topic} {i}\n"))
+            .collect::<String>()
+            .into_bytes()
+    };
+    gitmq_ok(&node, &["publish", "logs"], &lines_of("logs"));
+    gitmq_ok(&node, &["publish", "jobs"], &lines_of("jobs"));
+    gitmq_ok(
+        &node,
+        &["consume", "jobs", "--consumer", "worker", "--max", "2"],
+        b"",
+    );
+    for (key, value) in [
+        ("gitmq.topic.logs.retainMessages", "5"),
+        ("gitmq.topic.jobs.retainMessages", "5"),
+    ] {
+        crate::util::git(
+            &["--git-dir", node.to_str().unwrap(), "config", key, value],
+            None,
+        );
+    }
+    let out = gitmq_in(
+        Some(&node),
+        &["sync", "--interval", "50ms", "--rounds", "1"],
+        b"",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = lines(&out.stdout);
+    assert!(
+        stdout
+            .iter()
+            .any(|l| l.starts_with("pruned\tlogs\t15 messages")),
+        "{stdout:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("retention of jobs skipped"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(gitmq_ok(&node, &["log", "logs"], b"").len(), 5);
+    assert_eq!(gitmq_ok(&node, &["log", "jobs"], b"").len(), 20);
+    let worker = gitmq_ok(&node, &["consume", "jobs", "--consumer", "worker"], b"");
+    assert_eq!(worker.len(), 18, "the worker's position was not moved");
+    let fsck = crate::util::git_output(
+        &["--git-dir", node.to_str().unwrap(), "fsck", "--strict"],
+        None,
+    );
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+}

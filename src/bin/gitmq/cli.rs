@@ -85,6 +85,10 @@ pub enum Command {
         /// Stop after N rounds.
         #[arg(long, value_name = "N")]
         rounds: Option<u64>,
+        /// Apply the retention configured per topic (`gitmq.topic.<t>.retainMessages` /
+        /// `retainSeconds`) this often; 0 turns it off. Never moves a consumer's position.
+        #[arg(long, default_value = "10m", value_parser = crate::remote::parse_duration)]
+        retention_interval: std::time::Duration,
     },
     /// Manage remotes (the repository's git config: `git remote` works too).
     #[command(subcommand)]

@@ -65,6 +65,7 @@ pub fn run(cli: Cli) -> Result<()> {
             linger,
             topics,
             rounds,
+            retention_interval,
         } => crate::remote::sync(
             &open(repo.as_deref())?,
             &crate::remote::SyncArgs {
@@ -73,6 +74,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 linger,
                 topics: &topics,
                 rounds,
+                retention_interval: Some(retention_interval).filter(|d| !d.is_zero()),
             },
         ),
         Command::Remote(RemoteCommand::Add { name, url }) => {

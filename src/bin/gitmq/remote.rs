@@ -225,6 +225,8 @@ pub struct SyncArgs<'a> {
     pub topics: &'a [String],
     /// Stop after this many rounds (tests, scripts).
     pub rounds: Option<u64>,
+    /// Apply the retention configured per topic this often (`None`: never).
+    pub retention_interval: Option<Duration>,
 }
 
 /// `gitmq sync [REMOTE] --interval 10s [--linger 200ms]`: push and fetch until Ctrl-C or
@@ -242,6 +244,7 @@ pub fn sync(repo: &Repository, args: &SyncArgs<'_>) -> Result<()> {
     let mut pushed_heads = None;
     let mut dirty_since: Option<Instant> = None;
     let mut next_round = Instant::now();
+    let mut next_retention = Instant::now();
     let mut rounds = 0u64;
     let mut out = io::stdout();
     while !stop.load(Ordering::Relaxed) && args.rounds.is_none_or(|max| rounds < max) {
@@ -283,7 +286,35 @@ pub fn sync(repo: &Repository, args: &SyncArgs<'_>) -> Result<()> {
                 }
             }
         }
+        if let Some(interval) = args.retention_interval.filter(|_| now >= next_retention) {
+            next_retention = now + interval;
+            apply_retention(repo, &mut out)?;
+        }
         out.flush()?;
+    }
+    Ok(())
+}
+
+/// Apply the configured retention (`gitmq.topic.<t>.retainMessages/retainSeconds`): print
+/// what was pruned, and why a topic was not (positions behind the cut are never moved here).
+fn apply_retention(repo: &Repository, out: &mut impl Write) -> Result<()> {
+    let applied = match gitmq::prune::apply_retention(repo, &gitmq::prune::Options::default()) {
+        Ok(applied) => applied,
+        Err(err) => {
+            eprintln!("gitmq sync: retention not applied: {err}");
+            return Ok(());
+        }
+    };
+    for entry in applied {
+        match entry.outcome {
+            Ok(report) if report.pruned > 0 => writeln!(
+                out,
+                "pruned\t{}\t{} messages\t{} -> {} bytes",
+                entry.topic, report.pruned, report.bytes_before, report.bytes_after
+            )?,
+            Ok(_) => {}
+            Err(err) => eprintln!("gitmq sync: retention of {} skipped: {err}", entry.topic),
+        }
     }
     Ok(())
 }
