@@ -160,10 +160,11 @@ fn sync_applies_the_configured_retention_and_never_moves_a_position_to_do_it() {
     let dir = tempfile::tempdir().unwrap();
     let node = node(dir.path(), "node.git", &url);
     let lines_of = |topic: &str| -> Vec<u8> {
-        (0..20)
-            .map(|i| format!("{topic} {i}\n"))
-            .collect::<String>()
-            .into_bytes()
+        let mut text = Vec::new();
+        for i in 0..20 {
+            text.extend_from_slice(format!("{topic} {i}\n").as_bytes());
+        }
+        text
     };
     gitmq_ok(&node, &["publish", "logs"], &lines_of("logs"));
     gitmq_ok(&node, &["publish", "jobs"], &lines_of("jobs"));
