@@ -136,8 +136,10 @@ impl<C: HttpClient> Remote<C> {
             v0::read_fetch_response(&mut lines)?;
         }
         let mut ignore = |_: &[u8]| {};
-        let progress = progress.unwrap_or(&mut ignore);
-        let mut pack = sideband::Reader::new(&mut lines, progress);
+        let mut pack = match progress {
+            Some(progress) => sideband::Reader::new(&mut lines, progress).with_receive_progress(),
+            None => sideband::Reader::new(&mut lines, &mut ignore),
+        };
         let indexed = index_pack::index_pack(&mut pack, pack_dir, limits, sync);
         if let Some(err) = pack.take_error() {
             return Err(err.into());

@@ -92,7 +92,13 @@ pub struct Reader<'a, R> {
     pos: usize,
     done: bool,
     error: Option<Error>,
+    /// Band-1 bytes received, and when they were last reported (if reporting).
+    received: u64,
+    reported: Option<std::time::Instant>,
 }
+
+/// How often [`Reader::with_receive_progress()`] reports.
+const RECEIVE_REPORT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 impl<R> std::fmt::Debug for Reader<'_, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,7 +121,33 @@ impl<'a, R: Read> Reader<'a, R> {
             pos: 0,
             done: false,
             error: None,
+            received: 0,
+            reported: None,
         }
+    }
+
+    /// Also report the band-1 bytes received so far to the progress callback, as git's
+    /// "Receiving objects" line does: at most every 250 ms, then once at the end.
+    #[must_use]
+    pub fn with_receive_progress(mut self) -> Self {
+        self.reported = Some(std::time::Instant::now());
+        self
+    }
+
+    fn report_received(&mut self, done: bool) {
+        let Some(last) = self.reported else { return };
+        if !done && last.elapsed() < RECEIVE_REPORT_EVERY {
+            return;
+        }
+        #[allow(clippy::cast_precision_loss)] // a progress line
+        let mib = self.received as f64 / f64::from(1 << 20);
+        let line = if done {
+            format!("Receiving pack: {mib:.2} MiB, done.\n")
+        } else {
+            format!("Receiving pack: {mib:.2} MiB\r")
+        };
+        (self.progress)(line.as_bytes());
+        self.reported = Some(std::time::Instant::now());
     }
 
     /// The error that made a read fail, if it was the stream's and not the caller's.
@@ -134,7 +166,10 @@ impl<'a, R: Read> Reader<'a, R> {
             let line = self.lines.expect_line()?;
             let payload = match line {
                 PacketLine::Data(payload) => payload,
-                PacketLine::Flush => return Ok(false),
+                PacketLine::Flush => {
+                    self.report_received(true);
+                    return Ok(false);
+                }
                 PacketLine::Delim | PacketLine::ResponseEnd => return Err(Error::UnexpectedPacket),
             };
             match demux(payload)? {
@@ -142,6 +177,8 @@ impl<'a, R: Read> Reader<'a, R> {
                     self.buf.clear();
                     self.buf.extend_from_slice(data);
                     self.pos = 0;
+                    self.received += data.len() as u64;
+                    self.report_received(false);
                     if !self.buf.is_empty() {
                         return Ok(true);
                     }
@@ -255,5 +292,32 @@ mod tests {
         assert!(reader.read_to_end(&mut data).is_err());
         let err = reader.take_error().unwrap();
         assert!(err.is_spurious(), "{err}");
+    }
+
+    #[test]
+    fn receive_progress_reports_the_bytes_once_done_and_only_when_asked() {
+        let body = packets(&[b"\x01PACK", b"\x02Counting\n", b"\x01more", b""]);
+        let mut text = Vec::new();
+        let mut lines = pktline::Reader::new(&body[..]);
+        let mut sink = |t: &[u8]| text.extend_from_slice(t);
+        let mut data = Vec::new();
+        Reader::new(&mut lines, &mut sink)
+            .with_receive_progress()
+            .read_to_end(&mut data)
+            .unwrap();
+        assert_eq!(data, b"PACKmore");
+        let text = String::from_utf8(text).unwrap();
+        assert!(text.starts_with("Counting\n"), "{text:?}");
+        assert!(
+            text.ends_with("Receiving pack: 0.00 MiB, done.\n"),
+            "{text:?}"
+        );
+        let mut quiet = Vec::new();
+        let mut lines = pktline::Reader::new(&body[..]);
+        let mut sink = |t: &[u8]| quiet.extend_from_slice(t);
+        Reader::new(&mut lines, &mut sink)
+            .read_to_end(&mut data)
+            .unwrap();
+        assert_eq!(quiet, b"Counting\n");
     }
 }
