@@ -15,6 +15,7 @@
 
 mod codec;
 mod delta;
+mod files;
 mod pack;
 mod queue_model;
 mod transport;
@@ -23,6 +24,7 @@ use std::path::PathBuf;
 
 pub use codec::{commit_decode, loose_object, packed_refs, ref_name};
 pub use delta::pack_delta;
+pub use files::local_files;
 pub use pack::{pack_entry, pack_index};
 pub use queue_model::queue_model;
 pub use transport::{pktline, received_pack};
@@ -32,7 +34,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target by name, as `fuzz/Cargo.toml`, `fuzz/corpus/<name>/` and
 /// `fuzz/artifacts/<name>/` spell it.
-pub const TARGETS: [(&str, Check); 10] = [
+pub const TARGETS: [(&str, Check); 11] = [
     ("commit_decode", commit_decode),
     ("loose_object", loose_object),
     ("pack_index", pack_index),
@@ -43,6 +45,7 @@ pub const TARGETS: [(&str, Check); 10] = [
     ("queue_model", queue_model),
     ("pktline", pktline),
     ("received_pack", received_pack),
+    ("local_files", local_files),
 ];
 
 /// A fresh temporary directory for targets that need files: in `/dev/shm` when it exists,
