@@ -310,10 +310,24 @@ impl<C: HttpClient> Pusher<C> {
         if let Some(reason) = verdict.unpack_error {
             return Err(Error::Unpack { reason });
         }
+        let mut advertisement = advertisement;
         let mut all_ok = true;
+        let mut moved = 0;
         for command in &plan.commands {
             match verdict.status(&command.name) {
-                Some(RefStatus::Ok) => {}
+                Some(RefStatus::Ok) => {
+                    let Some(new) = command.new else { continue };
+                    // Tracking refs repeat the remote: not fsynced (a later fetch or push
+                    // corrects them).
+                    self.track(repo, &command.name, new, false)?;
+                    report.updates.push(PushedRef {
+                        name: command.name.clone(),
+                        old: command.old,
+                        new,
+                    });
+                    remember(&mut advertisement, &command.name, new);
+                    moved += 1;
+                }
                 Some(RefStatus::Rejected(reason)) => {
                     all_ok = false;
                     // In an atomic push the other refs fail with "atomic push failure": only
@@ -333,33 +347,14 @@ impl<C: HttpClient> Pusher<C> {
                 }
             }
         }
-        if !all_ok {
+        if moved == 0 {
             return Ok(false);
         }
         report.objects += spooled.count;
         report.pack_bytes += spooled.len;
-        let mut advertisement = advertisement;
-        for command in &plan.commands {
-            let Some(new) = command.new else { continue };
-            // Tracking refs repeat the remote: not fsynced (a later fetch or push corrects them).
-            self.track(repo, &command.name, new, false)?;
-            report.updates.push(PushedRef {
-                name: command.name.clone(),
-                old: command.old,
-                new,
-            });
-            match advertisement
-                .refs
-                .iter_mut()
-                .find(|r| r.name == command.name)
-            {
-                Some(known) => known.id = new,
-                None => advertisement.refs.push(super::v2::RemoteRef {
-                    name: command.name.clone(),
-                    id: new,
-                    symref_target: None,
-                }),
-            }
+        if !all_ok {
+            // Some refs moved (a non-atomic push): plan again against fresh refs.
+            return Ok(false);
         }
         self.cached = Some(advertisement);
         Ok(true)
@@ -571,6 +566,18 @@ impl<C: HttpClient> Pusher<C> {
             }
         }
         Ok(())
+    }
+}
+
+/// Record in a remembered advertisement that `name` now holds `new`.
+fn remember(advertisement: &mut Advertisement, name: &str, new: ObjectId) {
+    match advertisement.refs.iter_mut().find(|r| r.name == name) {
+        Some(known) => known.id = new,
+        None => advertisement.refs.push(super::v2::RemoteRef {
+            name: name.to_owned(),
+            id: new,
+            symref_target: None,
+        }),
     }
 }
 

@@ -555,3 +555,53 @@ fn a_pruned_repository_pushes_onto_a_remote_with_its_history_and_refuses_clearly
     );
     assert!(remote_refs(&server.url("empty")).is_empty());
 }
+
+#[test]
+fn without_atomic_the_refs_that_moved_are_tracked_even_when_another_is_refused() {
+    let server = HttpServer::start();
+    let bare = server.bare_repo("q");
+    let hook = bare.join("hooks/update");
+    std::fs::write(
+        &hook,
+        "#!/bin/sh\ncase \"$1\" in refs/gitmq/*) exit 1;; esac\nexit 0\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let producer = with_origin(&server.url("q"));
+    publish(&producer, "t", (0..3).map(|i| format!("m{i}")));
+    let repo = producer.open();
+    let topic = TopicName::new("t").unwrap();
+    let mut consumer =
+        gitmq::Consumer::open(repo.clone(), ConsumerName::new("c").unwrap(), topic.clone())
+            .unwrap();
+    consumer.poll(1).unwrap();
+    consumer.commit().unwrap();
+    let err = transport::push::push_with(
+        &repo,
+        "origin",
+        client(),
+        PushOptions {
+            atomic: false,
+            ..PushOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, transport::Error::Rejected { name, .. } if name == "refs/gitmq/consumers/c/t"),
+        "{err:?}"
+    );
+    assert_eq!(
+        remote_log(&server.url("q"), "t").len(),
+        3,
+        "the topic moved"
+    );
+    assert_eq!(
+        repo.refs().find("refs/remotes/origin/t").unwrap(),
+        repo.head(&topic).unwrap(),
+        "and is tracked"
+    );
+}
