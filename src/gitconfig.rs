@@ -9,9 +9,54 @@
 //! unterminated quote or header) is an error naming why, never a guess. `include`,
 //! `includeIf` and `[section.subsection]` (the old dotted form) are not followed.
 //!
-//! Invariants: never panics on any text; errors are `(1-based line, reason)`.
+//! Invariants: never panics on any text; parse errors are `(1-based line, reason)`, which
+//! `read()` turns into an [`Error`] naming the file.
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
+
+use std::{
+    io,
+    path::{Path, PathBuf},
+};
+
+/// Returned by the readers of `<git-dir>/config` (remotes, retention).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The config file could not be read.
+    #[error("reading {path} failed")]
+    Io {
+        /// The config file.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// A line gitmq's reader does not understand.
+    #[error("{path}:{line}: {reason}")]
+    Malformed {
+        /// The config file.
+        path: PathBuf,
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+}
+
+/// Read `<git_dir>/config` and hand its text to `parse`; `None` if there is no config file.
+pub(crate) fn read<T>(
+    git_dir: &Path,
+    parse: impl FnOnce(&str) -> Result<T, (usize, &'static str)>,
+) -> Result<Option<T>, Error> {
+    let path = git_dir.join("config");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(Error::Io { path, source }),
+    };
+    parse(&text)
+        .map(Some)
+        .map_err(|(line, reason)| Error::Malformed { path, line, reason })
+}
 
 /// One meaningful line of a config file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -83,7 +83,7 @@ pub mod consume;
 pub mod dlq;
 pub mod durability;
 mod error;
-mod gitconfig;
+pub mod gitconfig;
 pub mod handler;
 pub mod hash;
 pub mod message;

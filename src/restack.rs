@@ -69,11 +69,6 @@ impl Restacked {
     pub fn tip(&self) -> Option<ObjectId> {
         self.copies.last().map(|c| c.new)
     }
-
-    /// The copy of `old`, if it was copied.
-    pub fn copy_of(&self, old: &oid) -> Option<ObjectId> {
-        self.copies.iter().find(|c| c.old == old).map(|c| c.new)
-    }
 }
 
 /// Write into `out` (cleared first) the commit `body` (of commit `id`) with its first parent

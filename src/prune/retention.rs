@@ -17,8 +17,7 @@
 
 use std::{
     collections::BTreeMap,
-    io,
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, SystemTime},
 };
 
@@ -28,28 +27,7 @@ use crate::{
     TopicName,
 };
 
-/// Returned by [`read()`].
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The config file could not be read.
-    #[error("reading {path} failed")]
-    Io {
-        /// The config file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
-    /// A line of a `gitmq "topic.*"` section gitmq does not understand.
-    #[error("{path}:{line}: {reason}")]
-    Malformed {
-        /// The config file.
-        path: PathBuf,
-        /// The 1-based line number.
-        line: usize,
-        /// What is wrong.
-        reason: &'static str,
-    },
-}
+pub use crate::gitconfig::Error;
 
 /// The retention of one topic.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -90,13 +68,7 @@ impl Policy {
 
 /// Every topic with a retention in `<git_dir>/config`, sorted by name.
 pub fn read(git_dir: &Path) -> Result<BTreeMap<TopicName, Policy>, Error> {
-    let path = git_dir.join("config");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
-        Err(source) => return Err(Error::Io { path, source }),
-    };
-    parse(&text).map_err(|(line, reason)| Error::Malformed { path, line, reason })
+    Ok(gitconfig::read(git_dir, parse)?.unwrap_or_default())
 }
 
 /// The policies in config text; errors are (line number, reason).

@@ -118,14 +118,7 @@ impl RefLock {
     /// its directory are fsynced before this returns. On a mismatch the lock is released and
     /// [`Error::Changed`] tells what the ref holds now.
     pub fn commit(mut self, expected: Expected, new: &oid, sync: bool) -> Result<(), Error> {
-        let actual = self.current()?;
-        if !expected.admits(actual) {
-            return Err(Error::Changed {
-                name: self.name.clone(),
-                expected,
-                actual,
-            });
-        }
+        self.check(expected)?;
         let mut file = self.file.take().expect("BUG: a lock is committed once");
         let mut line = [0u8; 41];
         let hex_len = new.hex_to_buf(&mut line).len();
@@ -145,6 +138,23 @@ impl RefLock {
     }
 }
 
+/// Checking
+impl RefLock {
+    /// What the ref holds, if it is what `expected` admits; else [`Error::Changed`].
+    fn check(&self, expected: Expected) -> Result<Option<ObjectId>, Error> {
+        let actual = self.current()?;
+        if expected.admits(actual) {
+            Ok(actual)
+        } else {
+            Err(Error::Changed {
+                name: self.name.clone(),
+                expected,
+                actual,
+            })
+        }
+    }
+}
+
 /// Deleting
 impl RefLock {
     /// Delete the ref if it currently matches `expected`: its `packed-refs` entry first (under
@@ -152,14 +162,7 @@ impl RefLock {
     /// Whether there was anything to delete; on a mismatch, [`Error::Changed`] and nothing
     /// changes. With `sync`, `packed-refs` and the directories are fsynced.
     pub fn delete(mut self, expected: Expected, sync: bool) -> Result<bool, Error> {
-        let actual = self.current()?;
-        if !expected.admits(actual) {
-            return Err(Error::Changed {
-                name: self.name.clone(),
-                expected,
-                actual,
-            });
-        }
+        let actual = self.check(expected)?;
         let dir = self
             .path
             .parent()

@@ -11,45 +11,14 @@
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
-use std::{
-    io,
-    path::{Path, PathBuf},
-};
+use std::path::Path;
 
+pub use crate::gitconfig::Error;
 use crate::gitconfig::{parse_value, Line};
-
-/// Returned by [`remote_url()`].
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The config file could not be read.
-    #[error("reading {path} failed")]
-    Io {
-        /// The config file.
-        path: PathBuf,
-        /// The cause.
-        source: io::Error,
-    },
-    /// A line gitmq's reader does not understand.
-    #[error("{path}:{line}: {reason}")]
-    Malformed {
-        /// The config file.
-        path: PathBuf,
-        /// The 1-based line number.
-        line: usize,
-        /// What is wrong.
-        reason: &'static str,
-    },
-}
 
 /// The first `remote.<name>.url` in `<git_dir>/config`, or `None`.
 pub fn remote_url(git_dir: &Path, name: &str) -> Result<Option<String>, Error> {
-    let path = git_dir.join("config");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => return Err(Error::Io { path, source }),
-    };
-    find_remote_url(&text, name).map_err(|(line, reason)| Error::Malformed { path, line, reason })
+    Ok(crate::gitconfig::read(git_dir, |text| find_remote_url(text, name))?.flatten())
 }
 
 /// The first `remote.<name>.url` in config text; errors are (line number, reason).

@@ -28,7 +28,7 @@ use gix_hash::ObjectId;
 
 use super::{config, v2::RemoteRef, Error, HttpClient, Remote, RemoteUrl};
 use crate::{
-    name::{ConsumerName, TopicName},
+    name::{ConsumerName, TopicName, POSITION_PREFIX, TOPIC_PREFIX},
     odb::pack::index_pack::{IndexedPack, Limits},
     refs::Expected,
     Repository,
@@ -307,13 +307,12 @@ fn fetch_from<C: HttpClient>(
         let mut last_seen = None;
         if let Some(name) = &name {
             let tracking = match target {
-                Target::Topic(topic) => format!("refs/remotes/{name}/{}", topic.as_str()),
-                Target::Position(consumer, topic) => format!(
-                    "{REMOTE_POSITIONS_PREFIX}{name}/consumers/{}/{}",
-                    consumer.as_str(),
-                    topic.as_str()
-                ),
-            };
+                Target::Topic(topic) => tracking_ref(name, &topic.ref_name()),
+                Target::Position(consumer, topic) => {
+                    tracking_ref(name, &consumer.position_ref(topic))
+                }
+            }
+            .expect("BUG: topics and positions have tracking refs");
             last_seen = repo.refs().find(&tracking)?;
             updates.extend(move_tracking_ref(
                 repo,
@@ -356,6 +355,17 @@ fn fetch_from<C: HttpClient>(
         updates,
         skipped,
     })
+}
+
+/// The local tracking ref of `remote_ref` (a topic or a position) of the remote named
+/// `remote`, per the table in the module documentation; `None` for other refs.
+pub(crate) fn tracking_ref(remote: &str, remote_ref: &str) -> Option<String> {
+    if let Some(topic) = remote_ref.strip_prefix(TOPIC_PREFIX) {
+        return Some(format!("refs/remotes/{remote}/{topic}"));
+    }
+    remote_ref
+        .strip_prefix(POSITION_PREFIX)
+        .map(|rest| format!("{REMOTE_POSITIONS_PREFIX}{remote}/consumers/{rest}"))
 }
 
 fn target_of(full_ref: &str) -> Option<Target> {

@@ -183,6 +183,20 @@ pub fn encode_text(out: &mut Vec<u8>, text: &str) {
     encode_data(out, &line).expect("BUG: protocol lines are shorter than a packet");
 }
 
+/// Test input: each part as a text packet, `"0000"` a flush, `"0001"` a delimiter.
+#[cfg(test)]
+pub(crate) fn encode_lines(parts: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in parts {
+        match *part {
+            "0000" => out.extend_from_slice(FLUSH_PKT),
+            "0001" => out.extend_from_slice(DELIM_PKT),
+            text => encode_text(&mut out, text),
+        }
+    }
+    out
+}
+
 /// A packet's kind, without the borrow (lets [`Reader`] return a packet from its buffer).
 #[derive(Clone, Copy)]
 enum Shape {

@@ -415,16 +415,7 @@ impl<C: HttpClient> Pusher<C> {
 
     /// The tracking ref of remote ref `name`, for a named remote.
     fn tracking_ref(&self, name: &str) -> Option<String> {
-        let remote = self.name.as_deref()?;
-        if let Some(topic) = name.strip_prefix(TOPIC_PREFIX) {
-            return Some(format!("refs/remotes/{remote}/{topic}"));
-        }
-        name.strip_prefix(POSITION_PREFIX).map(|rest| {
-            format!(
-                "{}{remote}/consumers/{rest}",
-                fetch::REMOTE_POSITIONS_PREFIX
-            )
-        })
+        fetch::tracking_ref(self.name.as_deref()?, name)
     }
 
     fn track(&self, repo: &Repository, name: &str, new: ObjectId, sync: bool) -> Result<(), Error> {

@@ -262,17 +262,7 @@ mod tests {
         ObjectId::from_hex(hex.as_bytes()).unwrap()
     }
 
-    fn lines(parts: &[&str]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for part in parts {
-            if *part == "0000" {
-                out.extend_from_slice(pktline::FLUSH_PKT);
-            } else {
-                pktline::encode_text(&mut out, part);
-            }
-        }
-        out
-    }
+    use crate::transport::pktline::encode_lines as lines;
 
     fn advertisement(caps: &str) -> Advertisement {
         let mut body = lines(&["# service=git-receive-pack", "0000"]);

@@ -169,17 +169,7 @@ mod tests {
     const A: &str = "ce013625030ba8dba906f756967f9e9ca394464a";
     const B: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
 
-    fn lines(parts: &[&str]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for part in parts {
-            if *part == "0000" {
-                out.extend_from_slice(pktline::FLUSH_PKT);
-            } else {
-                pktline::encode_text(&mut out, part);
-            }
-        }
-        out
-    }
+    use crate::transport::pktline::encode_lines as lines;
 
     #[test]
     fn refs_and_capabilities_are_parsed_and_peeled_lines_skipped() {

@@ -253,39 +253,17 @@ pub enum BenchCommand {
     Append(AppendArgs),
     /// Fetch N messages with `gitmq fetch` and with `git fetch` from the same smart-HTTP
     /// server (full, one new message, nothing new); print medians and ratios.
-    Fetch(FetchBenchArgs),
+    Fetch(ServerBenchArgs),
     /// Build a topic of N messages with gitmq's producer, then consume all of it with gitmq
     /// and with `git log --reverse --format=%B`, before and after `git gc --aggressive`; print
     /// rates, ratios and the time of a caught-up poll.
     Consume(crate::bench::consume::ConsumeOptions),
     /// Push N messages with gitmq and with `git push` to the same smart-HTTP server (full
     /// history, then one new message on top); print medians and ratios.
-    Push(PushBenchArgs),
+    Push(ServerBenchArgs),
     /// One message published -> pushed -> fetched by another repository -> consumed, R
     /// rounds, gitmq next to the git CLI doing the same; print p50/p90/p99.
     Latency(LatencyBenchArgs),
-}
-
-/// `gitmq bench push` arguments.
-#[derive(Debug, clap::Args)]
-pub struct PushBenchArgs {
-    /// A smart-HTTP repository that accepts pushes (`gitmq-bench-<pid>-*` branches are pushed
-    /// there and deleted at the end; see scripts/git-http-server).
-    #[arg(long)]
-    pub url: String,
-    /// How many messages.
-    #[arg(long, default_value_t = 100_000)]
-    pub messages: usize,
-    /// Rounds (medians are printed).
-    #[arg(long, default_value_t = 3)]
-    pub rounds: usize,
-    /// Write the histories with `git fast-import`, every commit (and the new one) with one
-    /// timestamp: git's date-ordered walks then cross the whole history.
-    #[arg(long)]
-    pub equal_timestamps: bool,
-    /// Keep the scratch repositories.
-    #[arg(long)]
-    pub keep: bool,
 }
 
 /// `gitmq bench latency` arguments.
@@ -302,11 +280,11 @@ pub struct LatencyBenchArgs {
     pub keep: bool,
 }
 
-/// `gitmq bench fetch` arguments.
+/// `gitmq bench fetch` and `gitmq bench push` arguments.
 #[derive(Debug, clap::Args)]
-pub struct FetchBenchArgs {
-    /// A smart-HTTP repository that accepts pushes; a `gitmq-bench-<pid>` branch is pushed
-    /// there and deleted at the end.
+pub struct ServerBenchArgs {
+    /// A smart-HTTP repository that accepts pushes (`gitmq-bench-<pid>*` branches are pushed
+    /// there and deleted at the end; see scripts/git-http-server).
     #[arg(long)]
     pub url: String,
     /// How many messages.
@@ -315,8 +293,8 @@ pub struct FetchBenchArgs {
     /// Rounds of each measurement (medians are printed).
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
-    /// Write the history with `git fast-import`, every commit with one timestamp (git's
-    /// date-ordered walks then go through the whole history).
+    /// Write the histories with `git fast-import`, every commit (and each new one) with one
+    /// timestamp: git's date-ordered walks then go through the whole history.
     #[arg(long)]
     pub equal_timestamps: bool,
     /// Keep the scratch repositories.

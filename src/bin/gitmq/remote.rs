@@ -249,18 +249,27 @@ pub fn sync(repo: &Repository, args: &SyncArgs<'_>) -> Result<()> {
     let mut out = io::stdout();
     while !stop.load(Ordering::Relaxed) && args.rounds.is_none_or(|max| rounds < max) {
         let now = Instant::now();
-        let heads = repo.topics()?;
-        if pushed_heads.as_ref() != Some(&heads) {
-            dirty_since.get_or_insert(now);
+        let mut heads = None;
+        if now < next_round {
+            // Between rounds only --linger needs the local topics' heads.
+            let Some(linger) = args.linger else {
+                std::thread::sleep(LOCAL_POLL);
+                continue;
+            };
+            let current = repo.topics()?;
+            if pushed_heads.as_ref() != Some(&current) {
+                dirty_since.get_or_insert(now);
+            }
+            heads = Some(current);
+            if dirty_since.is_none_or(|since| now.duration_since(since) < linger) {
+                std::thread::sleep(LOCAL_POLL);
+                continue;
+            }
         }
-        let lingered = match (dirty_since, args.linger) {
-            (Some(since), Some(linger)) => now.duration_since(since) >= linger,
-            _ => false,
+        let heads = match heads {
+            Some(heads) => heads,
+            None => repo.topics()?,
         };
-        if now < next_round && !lingered {
-            std::thread::sleep(LOCAL_POLL);
-            continue;
-        }
         rounds += 1;
         next_round = now + args.interval;
         match push_once(repo, &mut pusher, only.as_deref()) {

@@ -88,11 +88,6 @@ impl PackSpool {
         Ok(())
     }
 
-    /// Objects added so far.
-    pub fn count(&self) -> u32 {
-        self.count
-    }
-
     /// Patch the header, append the trailer and rewind: the pack, ready to be read from its
     /// start.
     pub fn finish(mut self) -> io::Result<SpooledPack> {

@@ -2,17 +2,7 @@
 
 use super::*;
 
-fn lines(parts: &[&str]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for part in parts {
-        match *part {
-            "0000" => out.extend_from_slice(pktline::FLUSH_PKT),
-            "0001" => out.extend_from_slice(pktline::DELIM_PKT),
-            text => pktline::encode_text(&mut out, text),
-        }
-    }
-    out
-}
+use crate::transport::pktline::encode_lines as lines;
 
 const A: &str = "ce013625030ba8dba906f756967f9e9ca394464a";
 const B: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";

@@ -20,7 +20,7 @@ use super::{
     git::{git, path},
     workload, Scratch,
 };
-use crate::{cli::FetchBenchArgs, commands::Result};
+use crate::{cli::ServerBenchArgs, commands::Result};
 
 /// One timed operation: seconds for git and for gitmq, per round.
 struct Row {
@@ -29,7 +29,7 @@ struct Row {
     gitmq: Vec<f64>,
 }
 
-pub fn fetch(opts: &FetchBenchArgs) -> Result<()> {
+pub fn fetch(opts: &ServerBenchArgs) -> Result<()> {
     let scratch = Scratch::new(opts.keep)?;
     if opts.keep {
         eprintln!("scratch repositories in {}", scratch.path.display());
@@ -108,7 +108,7 @@ pub fn fetch(opts: &FetchBenchArgs) -> Result<()> {
 }
 
 fn rounds(
-    opts: &FetchBenchArgs,
+    opts: &ServerBenchArgs,
     scratch: &Path,
     producer: &Path,
     branch: &str,

@@ -22,7 +22,7 @@ use super::{
     workload, Scratch,
 };
 use crate::{
-    cli::{LatencyBenchArgs, PushBenchArgs},
+    cli::{LatencyBenchArgs, ServerBenchArgs},
     commands::Result,
 };
 
@@ -73,7 +73,7 @@ fn delete_branches(url: &str, scratch: &Path, branches: &[String]) {
     }
 }
 
-pub fn push(opts: &PushBenchArgs) -> Result<()> {
+pub fn push(opts: &ServerBenchArgs) -> Result<()> {
     let scratch = Scratch::new(opts.keep)?;
     let url = opts.url.as_str();
     let n = opts.messages;
@@ -314,58 +314,30 @@ fn git_rounds(opts: &LatencyBenchArgs, scratch: &Path, git_branch: &str) -> Resu
     }
     let bare = scratch.join("git-consumer.git");
     git(&["init", "-q", "--bare", path(&bare)?], None)?;
+    let (work, bare) = (path(&work)?, path(&bare)?);
     let push_spec = format!("HEAD:refs/heads/{git_branch}");
     let fetch_spec = format!("+refs/heads/{git_branch}:refs/heads/{git_branch}");
-    git(
-        &[
-            "-C",
-            path(&work)?,
-            "commit",
-            "-q",
-            "--allow-empty",
-            "-m",
-            "warm-up",
-        ],
-        None,
-    )?;
-    git(&["-C", path(&work)?, "push", "-q", url, &push_spec], None)?;
-    git(
-        &["--git-dir", path(&bare)?, "fetch", "-q", url, &fetch_spec],
-        None,
-    )?;
+    // One message through git's CLI: commit, push, fetch into the other repository, read it.
+    let round_trip = |message: &str| -> Result<String> {
+        git(
+            &["-C", work, "commit", "-q", "--allow-empty", "-m", message],
+            None,
+        )?;
+        git(&["-C", work, "push", "-q", url, &push_spec], None)?;
+        git(&["--git-dir", bare, "fetch", "-q", url, &fetch_spec], None)?;
+        let out = std::process::Command::new("git")
+            .args(["--git-dir", bare, "log", "-1", "--format=%B", git_branch])
+            .output()?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    round_trip("warm-up")?;
     let mut git_samples = Vec::with_capacity(opts.rounds);
     for round in 0..opts.rounds {
         let payload = String::from_utf8(workload::message(round))?;
         let start = Instant::now();
-        git(
-            &[
-                "-C",
-                path(&work)?,
-                "commit",
-                "-q",
-                "--allow-empty",
-                "-m",
-                &payload,
-            ],
-            None,
-        )?;
-        git(&["-C", path(&work)?, "push", "-q", url, &push_spec], None)?;
-        git(
-            &["--git-dir", path(&bare)?, "fetch", "-q", url, &fetch_spec],
-            None,
-        )?;
-        let out = std::process::Command::new("git")
-            .args([
-                "--git-dir",
-                path(&bare)?,
-                "log",
-                "-1",
-                "--format=%B",
-                git_branch,
-            ])
-            .output()?;
+        let read = round_trip(&payload)?;
         git_samples.push(start.elapsed().as_secs_f64());
-        if String::from_utf8_lossy(&out.stdout).trim() != payload {
+        if read != payload {
             return Err(format!("round {round}: git read another message").into());
         }
     }
