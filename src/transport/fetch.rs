@@ -20,7 +20,10 @@
 //! is left alone and reported as [`UpdateKind::Diverged`]; a local position is set to the
 //! remote's only when it does not exist (a consumer on a new machine) or still holds what the
 //! tracking ref held before this fetch (the local consumer has not moved since), and only
-//! once its topic is in sync. Remote refs that were deleted are not pruned locally.
+//! once its topic is in sync. Remote refs that were deleted are not pruned locally. Packs are
+//! asked for thin ([`FetchOptions::thin_pack`], as git's client does) and completed from the
+//! local objects on arrival, except in a pruned (shallow) repository, which lacks history the
+//! server could delta against.
 
 use std::time::Duration;
 
@@ -62,6 +65,10 @@ pub struct FetchOptions<'a> {
     pub sync: bool,
     /// Where the server's progress text goes; `None` asks the server for none.
     pub progress: Option<super::Progress<'a>>,
+    /// Ask for a thin pack (deltas against objects this repository has, smaller on an
+    /// incremental fetch; some servers require it) and complete it from the local objects
+    /// before it lands. Default `true`; ignored in a pruned (shallow) repository.
+    pub thin_pack: bool,
 }
 
 impl Default for FetchOptions<'_> {
@@ -71,6 +78,7 @@ impl Default for FetchOptions<'_> {
             limits: Limits::default(),
             sync: true,
             progress: None,
+            thin_pack: true,
         }
     }
 }
@@ -81,6 +89,7 @@ impl std::fmt::Debug for FetchOptions<'_> {
             .field("prefixes", &self.prefixes)
             .field("limits", &self.limits)
             .field("sync", &self.sync)
+            .field("thin_pack", &self.thin_pack)
             .finish_non_exhaustive()
     }
 }
@@ -236,6 +245,7 @@ impl<C: HttpClient> Fetcher<C> {
                 prefixes: options.prefixes,
                 limits: options.limits,
                 sync: options.sync,
+                thin_pack: options.thin_pack,
                 progress: options
                     .progress
                     .as_mut()
@@ -283,12 +293,15 @@ fn fetch_from<C: HttpClient>(
     if !wants.is_empty() {
         let haves = local_tips(repo, name.as_deref())?;
         let pack_dir = repo.git_dir().join("objects/pack");
+        let mut local = repo.odb();
+        let thin = options.thin_pack && !is_pruned(repo)?;
         pack = server.fetch_pack(
             &wants,
             &haves,
             &pack_dir,
             &options.limits,
             options.sync,
+            thin.then_some(&mut local),
             options.progress,
         )?;
         let mut odb = repo.odb();
@@ -355,6 +368,14 @@ fn fetch_from<C: HttpClient>(
         updates,
         skipped,
     })
+}
+
+/// Whether history was pruned here (`<git-dir>/shallow` lists a boundary): the server may
+/// take any object our tips reach as a thin pack's base, and some lie below the boundary.
+fn is_pruned(repo: &Repository) -> Result<bool, Error> {
+    let shallow = crate::shallow::Shallow::read(repo.git_dir())
+        .map_err(|err| crate::walk::Error::from(crate::odb::Error::from(err)))?;
+    Ok(!shallow.is_empty())
 }
 
 /// The local tracking ref of `remote_ref` (a topic or a position) of the remote named
