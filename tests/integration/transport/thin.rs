@@ -120,6 +120,41 @@ fn seqs(messages: &[gitmq::Message]) -> Vec<usize> {
         .collect()
 }
 
+/// A fetch that does not offer thin-pack is refused by this server: nothing lands, no ref
+/// moves.
+fn refused_without_thin_pack(local: &TempRepo, bare: &Path, client: &ReqwestClient) {
+    let packs = std::fs::read_dir(local.path.join("objects/pack"))
+        .unwrap()
+        .count();
+    let refused = transport::fetch_with(
+        &local.open(),
+        "origin",
+        client,
+        FetchOptions {
+            thin_pack: false,
+            ..FetchOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(
+        matches!(refused, transport::Error::Status { status: 500, .. }),
+        "{refused:?}"
+    );
+    assert!(
+        verdicts(bare).iter().all(|v| v == "refused") && !verdicts(bare).is_empty(),
+        "the server refused a fetch without thin-pack: {:?}",
+        verdicts(bare)
+    );
+    assert!(local.open().topics().unwrap().is_empty(), "no ref moved");
+    assert_eq!(
+        std::fs::read_dir(local.path.join("objects/pack"))
+            .unwrap()
+            .count(),
+        packs,
+        "no pack landed"
+    );
+}
+
 #[test]
 fn a_server_that_insists_on_thin_packs_is_fetched_consumed_and_resumed() {
     let server = HttpServer::start_wrapped(thin_pack_required);
@@ -139,27 +174,7 @@ fn a_server_that_insists_on_thin_packs_is_fetched_consumed_and_resumed() {
     let local = TempRepo::new();
     local.git(&["remote", "add", "origin", &url]);
     let client = ReqwestClient::new(transport::http::Options::default()).unwrap();
-    // Without thin-pack, this server refuses: nothing lands, no ref moves.
-    let refused = transport::fetch_with(
-        &local.open(),
-        "origin",
-        &client,
-        FetchOptions {
-            thin_pack: false,
-            ..FetchOptions::default()
-        },
-    )
-    .unwrap_err();
-    assert!(
-        matches!(refused, transport::Error::Status { status: 500, .. }),
-        "{refused:?}"
-    );
-    assert!(
-        verdicts(&bare).iter().all(|v| v == "refused") && !verdicts(&bare).is_empty(),
-        "the server refused a fetch without thin-pack: {:?}",
-        verdicts(&bare)
-    );
-    assert!(local.open().topics().unwrap().is_empty(), "no ref moved");
+    refused_without_thin_pack(&local, &bare, &client);
 
     // The initial fetch, with the CLI: it offers thin-pack.
     let out = local.gitmq(&["fetch"], b"");
