@@ -18,6 +18,7 @@ mod delta;
 mod files;
 mod pack;
 mod queue_model;
+mod thin;
 mod transport;
 
 use std::path::PathBuf;
@@ -27,6 +28,7 @@ pub use delta::pack_delta;
 pub use files::local_files;
 pub use pack::{pack_entry, pack_index};
 pub use queue_model::queue_model;
+pub use thin::thin_pack;
 pub use transport::{pktline, received_pack};
 
 /// A fuzz check: runs gitmq on one input and panics if an invariant breaks.
@@ -34,7 +36,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target by name, as `fuzz/Cargo.toml`, `fuzz/corpus/<name>/` and
 /// `fuzz/artifacts/<name>/` spell it.
-pub const TARGETS: [(&str, Check); 11] = [
+pub const TARGETS: [(&str, Check); 12] = [
     ("commit_decode", commit_decode),
     ("loose_object", loose_object),
     ("pack_index", pack_index),
@@ -46,6 +48,7 @@ pub const TARGETS: [(&str, Check); 11] = [
     ("pktline", pktline),
     ("received_pack", received_pack),
     ("local_files", local_files),
+    ("thin_pack", thin_pack),
 ];
 
 /// A fresh temporary directory for targets that need files: in `/dev/shm` when it exists,
