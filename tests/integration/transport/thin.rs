@@ -251,3 +251,40 @@ fn a_server_that_insists_on_thin_packs_is_fetched_consumed_and_resumed() {
         b"100\n".to_vec()
     );
 }
+
+#[test]
+fn gitmq_bench_fetch_thin_compares_git_thin_and_whole_and_cleans_up() {
+    let server = HttpServer::start();
+    let bare = server.bare_repo("bench");
+    let url = server.url("bench");
+    let args = [
+        "bench",
+        "fetch",
+        "--messages",
+        "60",
+        "--rounds",
+        "1",
+        "--thin",
+        "20",
+        "--url",
+        &url,
+        "--server-git-dir",
+        bare.to_str().unwrap(),
+    ];
+    let out = crate::util::gitmq_in(None, &args, b"");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for row in [
+        "incremental fetch of 20 new messages onto 60",
+        "as pushed",
+        "server repacked",
+    ] {
+        assert!(stdout.contains(row), "{row} in {stdout}");
+    }
+    let refs = crate::util::git(&["--git-dir", bare.to_str().unwrap(), "for-each-ref"], None);
+    assert!(refs.is_empty(), "the bench branch was deleted");
+}

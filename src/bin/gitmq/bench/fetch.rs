@@ -76,7 +76,11 @@ pub fn fetch(opts: &ServerBenchArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
 
-    let result = rounds(opts, &scratch.path, &producer, &branch, &refspec, &prefix);
+    let result = match opts.thin {
+        Some(new) => super::thin::compare(opts, new, &scratch.path, &producer, &branch, &refspec)
+            .map(|()| Vec::new()),
+        None => rounds(opts, &scratch.path, &producer, &branch, &refspec, &prefix),
+    };
     // Remove the benchmark branch from the server whatever happened.
     let _ = git(
         &[
@@ -90,6 +94,9 @@ pub fn fetch(opts: &ServerBenchArgs) -> Result<()> {
         None,
     );
     let rows = result?;
+    if rows.is_empty() {
+        return Ok(());
+    }
 
     println!();
     println!(

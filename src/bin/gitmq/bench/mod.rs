@@ -15,6 +15,7 @@ mod fetch;
 mod git;
 mod phases;
 mod push;
+mod thin;
 mod workload;
 
 use std::{
