@@ -36,12 +36,15 @@ struct Links {
 }
 
 impl Links {
-    /// The deltas whose base is `entry` (by its offset, and by its id once known).
-    fn children_of(&self, entry: &Entry) -> Vec<usize> {
+    /// The deltas not resolved yet whose base is `entry` (by its offset, and by its id once
+    /// known). A delta whose result has its base's id (hostile, or a duplicate) is resolved
+    /// already when its result is looked up, so it is not its own child: no endless walk.
+    fn children_of(&self, entry: &Entry, entries: &[Entry]) -> Vec<usize> {
         let mut children: Vec<usize> = matching(&self.by_offset, &entry.offset);
         if let Some(id) = &entry.id {
             children.extend(matching(&self.by_id, id));
         }
+        children.retain(|&child| entries.get(child).is_some_and(|e| e.id.is_none()));
         children
     }
 }
@@ -88,6 +91,10 @@ impl Walk<'_> {
             let entry = entries
                 .get(child)
                 .expect("BUG: child indexes come from entries");
+            if entry.id.is_some() {
+                // Resolved meanwhile through another base with the same id (a duplicate).
+                continue;
+            }
             let mut delta_data = Vec::new();
             inflate_entry(
                 self.file,
@@ -121,7 +128,10 @@ impl Walk<'_> {
             entry.kind = Some(kind);
             entry.id = Some(id);
             self.resolved += 1;
-            let grandchildren = links.children_of(entry);
+            let entry = entries
+                .get(child)
+                .expect("BUG: child indexes come from entries");
+            let grandchildren = links.children_of(entry, entries);
             if !grandchildren.is_empty() {
                 held += result.len();
                 if stack.len() >= self.limits.max_chain_len
@@ -198,7 +208,7 @@ impl<'a> Resolver<'a> {
 
     /// How many deltas are not resolved yet.
     pub(super) fn unresolved(&self) -> usize {
-        self.deltas - self.walk.resolved
+        self.deltas.saturating_sub(self.walk.resolved)
     }
 
     /// Resolve every delta reachable from a base object of the pack.
@@ -213,7 +223,7 @@ impl<'a> Resolver<'a> {
             if entry.base != Base::None {
                 continue;
             }
-            let children = self.links.children_of(entry);
+            let children = self.links.children_of(entry, entries);
             if !children.is_empty() {
                 let mut body = Vec::new();
                 inflate_entry(
@@ -242,7 +252,7 @@ impl<'a> Resolver<'a> {
         let entry = entries
             .get(root)
             .expect("BUG: the caller pushed the root entry");
-        let children = self.links.children_of(entry);
+        let children = self.links.children_of(entry, entries);
         if children.is_empty() {
             return Ok(());
         }

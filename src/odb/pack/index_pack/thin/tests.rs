@@ -475,3 +475,29 @@ fn a_pack_that_is_not_thin_is_indexed_as_index_pack_does() {
         "the received bytes, untouched"
     );
 }
+
+/// Found by the `thin_pack` fuzz target: a REF_DELTA whose result is its own base (here the
+/// empty blob, from an empty delta) made the resolve walk find the delta as its own child and
+/// loop forever, in `index_pack` too. It is now a duplicate object, refused.
+#[test]
+fn a_delta_whose_result_is_its_own_base_is_a_duplicate_not_an_endless_walk() {
+    let empty = crate::hash::object_id(gix_object::Kind::Blob, b"");
+    let itself = entry(EntryKind::RefDelta, 2, &[0, 0], empty.as_bytes());
+    let blob = EntryKind::Base(gix_object::Kind::Blob);
+    let dir = tempfile::tempdir().unwrap();
+    let in_pack = hand_pack(2, &[entry(blob, 0, b"", b""), itself.clone()]);
+    assert!(matches!(
+        index_pack(&in_pack[..], dir.path(), &Limits::default(), false),
+        Err(Error::Duplicate { id }) if id == empty
+    ));
+    let thin = hand_pack(1, &[itself]);
+    let local = dir.path().join("q.git");
+    let repo = repo_with_blob(&local, b"");
+    let pack_dir = local.join("objects/pack");
+    assert!(matches!(
+        index_thin_pack(&thin[..], &pack_dir, &Limits::default(), false, &mut repo.odb()),
+        Err(Error::Duplicate { id }) if id == empty
+    ));
+    assert!(files_in(&pack_dir).is_empty());
+    assert!(files_in(dir.path()).iter().all(|name| name == "q.git"));
+}
