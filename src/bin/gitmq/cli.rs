@@ -308,6 +308,10 @@ pub struct ServerBenchArgs {
     /// again with it repacked (`git repack -adb`) after each push.
     #[arg(long, value_name = "PATH", requires = "thin")]
     pub server_git_dir: Option<std::path::PathBuf>,
+    /// `bench fetch --thin` only: messages of ~1.7 KB sharing a large envelope, which git
+    /// stores as deltas against each other (the standard ~150-byte messages hardly delta).
+    #[arg(long, requires = "thin")]
+    pub similar_payloads: bool,
 }
 
 /// `gitmq bench append` arguments.

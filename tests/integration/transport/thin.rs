@@ -270,6 +270,7 @@ fn gitmq_bench_fetch_thin_compares_git_thin_and_whole_and_cleans_up() {
         &url,
         "--server-git-dir",
         bare.to_str().unwrap(),
+        "--similar-payloads",
     ];
     let out = crate::util::gitmq_in(None, &args, b"");
     let stdout = String::from_utf8_lossy(&out.stdout);

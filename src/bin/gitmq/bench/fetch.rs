@@ -54,7 +54,12 @@ pub fn fetch(opts: &ServerBenchArgs) -> Result<()> {
             ..ProducerConfig::default()
         };
         let mut producer = Producer::with_config(repo, topic, config);
-        for chunk in workload::messages(n).chunks(10_000) {
+        let messages: Vec<Vec<u8>> = if opts.similar_payloads {
+            (0..n).map(workload::similar_message).collect()
+        } else {
+            workload::messages(n)
+        };
+        for chunk in messages.chunks(10_000) {
             producer.publish_batch(chunk.iter().map(Vec::as_slice))?;
         }
     }

@@ -3,8 +3,9 @@
 //! self-contained one, from the same server in the same run. Phases: three replicas fetch the
 //! whole history; then per round the producer publishes M messages and pushes them with git,
 //! and each replica fetches them (the order rotates per round), timed, counting the bytes of
-//! every HTTP response body (gitmq: a counting client; git: `GIT_TRACE_CURL`'s "Recv data"
-//! lines). With `--server-git-dir`, the rounds run twice: as pushed, and with the server
+//! every HTTP response body (gitmq: a counting client; git: the "Recv data" lines of
+//! `GIT_TRACE_CURL`, from a second git replica fetching the same, untimed, since tracing the
+//! data costs time). With `--server-git-dir`, the rounds run twice: as pushed, and with the server
 //! repacked by `git repack -adb` after each push (deltas and bitmaps, as `git gc` leaves a
 //! server), which is when a thin pack can reuse deltas against what the client has.
 
@@ -92,11 +93,14 @@ pub fn compare(
         bytes: Arc::new(AtomicU64::new(0)),
     };
     let git_repo = scratch.join("git-thin.git");
-    git(&["init", "-q", "--bare", path(&git_repo)?], None)?;
-    git(
-        &["--git-dir", path(&git_repo)?, "fetch", "-q", url, refspec],
-        None,
-    )?;
+    let git_traced = scratch.join("git-traced.git");
+    for repo in [&git_repo, &git_traced] {
+        git(&["init", "-q", "--bare", path(repo)?], None)?;
+        git(
+            &["--git-dir", path(repo)?, "fetch", "-q", url, refspec],
+            None,
+        )?;
+    }
     let thin = Repository::init(scratch.join("gitmq-thin.git"))?;
     let whole = Repository::init(scratch.join("gitmq-whole.git"))?;
     for repo in [&thin, &whole] {
@@ -105,6 +109,7 @@ pub fn compare(
     eprintln!("replicas hold the {} messages", opts.messages);
     let replicas = Replicas {
         git: &git_repo,
+        git_traced: &git_traced,
         thin: &thin,
         whole: &whole,
         client: &client,
@@ -140,7 +145,12 @@ pub fn compare(
         let (mut git_s, mut thin_s, mut whole_s) =
             (Samples::default(), Samples::default(), Samples::default());
         for round in 0..opts.rounds {
-            let payloads: Vec<Vec<u8>> = (next..next + new).map(workload::message).collect();
+            let message = if opts.similar_payloads {
+                workload::similar_message
+            } else {
+                workload::message
+            };
+            let payloads: Vec<Vec<u8>> = (next..next + new).map(message).collect();
             next += new;
             Repository::open(producer)?
                 .producer(&topic)
@@ -181,6 +191,7 @@ pub fn compare(
 /// The three replicas that fetch each round's messages.
 struct Replicas<'a> {
     git: &'a Path,
+    git_traced: &'a Path,
     thin: &'a Repository,
     whole: &'a Repository,
     client: &'a Counting,
@@ -198,10 +209,12 @@ impl Replicas<'_> {
         for turn in 0..3 {
             match (turn + round) % 3 {
                 0 => {
-                    let (seconds, bytes) =
-                        git_fetch(self.git, self.url, self.refspec, self.scratch)?;
-                    git_s.seconds.push(seconds);
-                    git_s.bytes.push(bytes as f64);
+                    git_s
+                        .seconds
+                        .push(git_fetch(self.git, self.url, self.refspec, None)?);
+                    let trace = self.scratch.join("git-curl-trace");
+                    git_fetch(self.git_traced, self.url, self.refspec, Some(&trace))?;
+                    git_s.bytes.push(received_bytes(&trace)? as f64);
                 }
                 contender => {
                     let (repo, samples, thin_pack) = if contender == 1 {
@@ -241,27 +254,32 @@ fn gitmq_fetch(
     Ok(transport::fetch_with(repo, url, client, options)?)
 }
 
-/// `git fetch` into `repo`: seconds, and the bytes of response bodies it received (summed
-/// from `GIT_TRACE_CURL`, without data dumps).
-fn git_fetch(repo: &Path, url: &str, refspec: &str, scratch: &Path) -> Result<(f64, u64)> {
-    let trace = scratch.join("git-curl-trace");
-    let start = Instant::now();
-    let out = Command::new("git")
+/// `git fetch` into `repo`, tracing its HTTP traffic into `trace` if given; seconds.
+fn git_fetch(repo: &Path, url: &str, refspec: &str, trace: Option<&Path>) -> Result<f64> {
+    let mut command = Command::new("git");
+    command
         .args(["--git-dir", path(repo)?, "fetch", "-q", url, refspec])
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_TRACE_CURL", &trace)
-        .env("GIT_TRACE_CURL_NO_DATA", "1")
-        .output()?;
+        .env("GIT_CONFIG_NOSYSTEM", "1");
+    if let Some(trace) = trace {
+        command.env("GIT_TRACE_CURL", trace);
+    }
+    let start = Instant::now();
+    let out = command.output()?;
     let seconds = start.elapsed().as_secs_f64();
     if !out.status.success() {
         return Err(format!("git fetch failed: {}", String::from_utf8_lossy(&out.stderr)).into());
     }
-    let text = std::fs::read_to_string(&trace)?;
-    std::fs::remove_file(&trace)?;
-    let bytes = text
+    Ok(seconds)
+}
+
+/// The bytes of response bodies in a `GIT_TRACE_CURL` file ("<= Recv data, N bytes"), which
+/// is removed.
+fn received_bytes(trace: &Path) -> Result<u64> {
+    let text = String::from_utf8_lossy(&std::fs::read(trace)?).into_owned();
+    std::fs::remove_file(trace)?;
+    Ok(text
         .lines()
         .filter_map(|line| line.split_once("<= Recv data, "))
         .filter_map(|(_, rest)| rest.split(' ').next()?.parse::<u64>().ok())
-        .sum();
-    Ok((seconds, bytes))
+        .sum())
 }
