@@ -88,10 +88,7 @@ pub fn compare(
     let url = opts.url.as_str();
     let prefix = format!("refs/heads/{branch}");
     let prefixes = [prefix.as_str()];
-    let client = Counting {
-        inner: ReqwestClient::new(Options::default())?,
-        bytes: Arc::new(AtomicU64::new(0)),
-    };
+    let bytes = Arc::new(AtomicU64::new(0));
     let git_repo = scratch.join("git-thin.git");
     let git_traced = scratch.join("git-traced.git");
     for repo in [&git_repo, &git_traced] {
@@ -104,7 +101,7 @@ pub fn compare(
     let thin = Repository::init(scratch.join("gitmq-thin.git"))?;
     let whole = Repository::init(scratch.join("gitmq-whole.git"))?;
     for repo in [&thin, &whole] {
-        gitmq_fetch(repo, url, &client, &prefixes, true)?;
+        gitmq_fetch(repo, url, &bytes, &prefixes, true)?;
     }
     eprintln!("replicas hold the {} messages", opts.messages);
     let replicas = Replicas {
@@ -112,7 +109,7 @@ pub fn compare(
         git_traced: &git_traced,
         thin: &thin,
         whole: &whole,
-        client: &client,
+        bytes: &bytes,
         url,
         refspec,
         prefixes: &prefixes,
@@ -194,7 +191,8 @@ struct Replicas<'a> {
     git_traced: &'a Path,
     thin: &'a Repository,
     whole: &'a Repository,
-    client: &'a Counting,
+    /// Bytes of response bodies gitmq received.
+    bytes: &'a Arc<AtomicU64>,
     url: &'a str,
     refspec: &'a str,
     prefixes: &'a [&'a str],
@@ -222,14 +220,13 @@ impl Replicas<'_> {
                     } else {
                         (self.whole, &mut *whole_s, false)
                     };
-                    self.client.bytes.store(0, Ordering::Relaxed);
+                    self.bytes.store(0, Ordering::Relaxed);
                     let start = Instant::now();
-                    let report =
-                        gitmq_fetch(repo, self.url, self.client, self.prefixes, thin_pack)?;
+                    let report = gitmq_fetch(repo, self.url, self.bytes, self.prefixes, thin_pack)?;
                     samples.seconds.push(start.elapsed().as_secs_f64());
                     samples
                         .bytes
-                        .push(self.client.bytes.load(Ordering::Relaxed) as f64);
+                        .push(self.bytes.load(Ordering::Relaxed) as f64);
                     let bases = report.pack.map_or(0, |p| p.local_bases);
                     samples.local_bases.push(f64::from(bases));
                 }
@@ -242,7 +239,7 @@ impl Replicas<'_> {
 fn gitmq_fetch(
     repo: &Repository,
     url: &str,
-    client: &Counting,
+    bytes: &Arc<AtomicU64>,
     prefixes: &[&str],
     thin_pack: bool,
 ) -> Result<transport::FetchReport> {
@@ -251,7 +248,13 @@ fn gitmq_fetch(
         thin_pack,
         ..FetchOptions::default()
     };
-    Ok(transport::fetch_with(repo, url, client, options)?)
+    // A new client (and connection) per fetch, as `transport::fetch` and a `git fetch` process
+    // have: a kept-alive connection may have been closed by the server meanwhile.
+    let client = Counting {
+        inner: ReqwestClient::new(Options::default())?,
+        bytes: Arc::clone(bytes),
+    };
+    Ok(transport::fetch_with(repo, url, &client, options)?)
 }
 
 /// `git fetch` into `repo`, tracing its HTTP traffic into `trace` if given; seconds.
