@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use gitmq::{
-    odb::pack::consolidate::{consolidate, Policy},
+    git::odb::pack::consolidate::{consolidate, Policy},
     produce::{Producer, ProducerConfig},
     Durability, Repository, TopicName,
 };

@@ -14,7 +14,7 @@ use std::{
 };
 
 use gitmq::{
-    odb::pack::write::Compression,
+    git::odb::pack::write::Compression,
     produce::{Producer, ProducerConfig},
     Durability, Repository, TopicName,
 };

@@ -28,7 +28,7 @@
 use std::{collections::VecDeque, time::Duration};
 
 use gitmq::{
-    odb::pack::{consolidate::Policy, write::Compression},
+    git::odb::pack::{consolidate::Policy, write::Compression},
     produce::ProducerConfig,
     Consumer, ConsumerName, Durability, Identity, ObjectId, Repository, TopicName,
 };

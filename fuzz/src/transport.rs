@@ -4,12 +4,12 @@
 use std::io::{self, Read};
 
 use gitmq::{
-    hash::Hasher,
-    odb::pack::{
+    git::hash::Hasher,
+    git::odb::pack::{
         index_pack::{index_pack, Limits},
         read::{DeltaBaseCache, Options, PackFile},
     },
-    transport::{
+    git::wire::{
         pktline::{self, PacketLine, Stream},
         receive_pack, sideband, v0, v2,
     },

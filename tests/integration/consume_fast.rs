@@ -498,7 +498,7 @@ fn borrowed_and_owned_reads_mix_and_a_failed_visit_comes_again() {
                 let result = consumer.poll_with(1 + rng.below(9), |m| {
                     seen += 1;
                     if Some(seen) == fail_at {
-                        return Err(gitmq::Error::from(gitmq::walk::Error::Diverged {
+                        return Err(gitmq::Error::from(gitmq::git::walk::Error::Diverged {
                             top: m.id,
                         }));
                     }

@@ -37,7 +37,7 @@ fn all(repo: &Repository, t: &TopicName) -> Vec<Message> {
 }
 
 fn read(repo: &Repository, id: ObjectId) -> Message {
-    gitmq::walk::read_message(&mut repo.odb(), id, &mut Vec::new()).unwrap()
+    gitmq::git::walk::read_message(&mut repo.odb(), id, &mut Vec::new()).unwrap()
 }
 
 #[test]
@@ -174,7 +174,8 @@ fn stable_ids_and_headers_survive_a_restack() {
         .with_header("h", "v")
         .unwrap();
     let original = repo.producer(&y).publish_with(b"m", &envelope).unwrap();
-    let restacked = gitmq::restack::restack(&repo, Some(base), &[original], false).unwrap();
+    let restacked =
+        gitmq::git::message::restack::restack(&repo, Some(base), &[original], false).unwrap();
     let copy = read(&repo, restacked.tip().unwrap());
     assert_ne!(copy.id, original);
     assert_eq!(copy.parent, Some(base));

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use gitmq::{
-    odb::pack::{consolidate, write::Compression},
+    git::odb::pack::{consolidate, write::Compression},
     produce::{Producer, ProducerConfig, SharedProducer},
     ConsumerName, Durability, TopicName,
 };

@@ -58,11 +58,11 @@ fn gitmq_log(repo: &Repository) -> Vec<String> {
     let head = repo.head(&topic()).unwrap().unwrap();
     let mut odb = repo.odb();
     let mut buf = Vec::new();
-    gitmq::walk::ids_after(&mut odb, head, None, &mut buf)
+    gitmq::git::walk::ids_after(&mut odb, head, None, &mut buf)
         .unwrap()
         .into_iter()
         .map(|id| {
-            let message = gitmq::walk::read_message(&mut odb, id, &mut buf).unwrap();
+            let message = gitmq::git::walk::read_message(&mut odb, id, &mut buf).unwrap();
             String::from_utf8(message.payload).unwrap()
         })
         .collect()
@@ -414,13 +414,13 @@ fn a_walk_that_read_the_shallow_list_before_a_prune_stops_at_the_new_boundary() 
     prune(&queue, &topic(), Retain::Keep(10), &no_grace()).unwrap();
     let head = queue.head(&topic()).unwrap().unwrap();
     let mut buf = Vec::new();
-    let walked = gitmq::walk::ids_after(&mut odb, head, None, &mut buf).unwrap();
+    let walked = gitmq::git::walk::ids_after(&mut odb, head, None, &mut buf).unwrap();
     assert_eq!(
         walked,
         ids[20..],
         "the missing parent made it read the list again"
     );
-    let counted = gitmq::walk::count_after(&mut queue.odb(), head, Some(ids[19]), &mut buf);
+    let counted = gitmq::git::walk::count_after(&mut queue.odb(), head, Some(ids[19]), &mut buf);
     assert_eq!(
         counted.unwrap(),
         10,
@@ -569,7 +569,7 @@ fn a_concurrent_producer_loses_no_acknowledged_message() {
     let mut odb = queue.odb();
     let mut buf = Vec::new();
     for (id, payload) in acked.iter().rev().take(log.len()) {
-        let message = gitmq::walk::read_message(&mut odb, *id, &mut buf).unwrap();
+        let message = gitmq::git::walk::read_message(&mut odb, *id, &mut buf).unwrap();
         assert_eq!(
             message.payload,
             payload.as_bytes(),
@@ -657,7 +657,7 @@ fn a_pruned_repository_fetches_new_messages_from_a_served_one() {
     let local = TempRepo::new();
     let queue = local.open();
     let fetch =
-        || gitmq::transport::fetch(&queue, &url, &gitmq::transport::fetch::DEFAULT_PREFIXES);
+        || gitmq::replicate::fetch(&queue, &url, &gitmq::replicate::fetch::DEFAULT_PREFIXES);
     fetch().unwrap();
     prune(&queue, &topic(), Retain::Keep(20), &no_grace()).unwrap();
     local.assert_fsck_clean();
@@ -672,7 +672,7 @@ fn a_pruned_repository_fetches_new_messages_from_a_served_one() {
     );
     assert_eq!(
         fetched.updates[0].kind,
-        gitmq::transport::UpdateKind::FastForward
+        gitmq::replicate::UpdateKind::FastForward
     );
     assert_eq!(git_log(&local, "orders"), names(80, 110));
     assert_eq!(gitmq_log(&queue), names(80, 110));

@@ -84,7 +84,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Unlock { older_than } => {
             let repo = open(repo.as_deref())?;
             let age = std::time::Duration::from_secs(older_than);
-            for removed in gitmq::refs::remove_stale_locks(repo.refs(), age)? {
+            for removed in gitmq::git::refs::remove_stale_locks(repo.refs(), age)? {
                 println!("removed {}", removed.display());
             }
             Ok(())
@@ -94,11 +94,12 @@ pub fn run(cli: Cli) -> Result<()> {
             max_objects,
         } => {
             let repo = open(repo.as_deref())?;
-            let policy = gitmq::odb::pack::consolidate::Policy {
+            let policy = gitmq::git::odb::pack::consolidate::Policy {
                 min_packs,
                 max_objects,
             };
-            let report = gitmq::odb::pack::consolidate::consolidate(repo.git_dir(), policy, true)?;
+            let report =
+                gitmq::git::odb::pack::consolidate::consolidate(repo.git_dir(), policy, true)?;
             println!(
                 "merged {} packs into new packs holding {} objects ({} bytes)",
                 report.merged_packs, report.objects, report.bytes
@@ -167,8 +168,8 @@ pub fn print_log(repo: &Repository, topic: &TopicName, format: Format) -> Result
     };
     let mut buf = Vec::new();
     let mut odb = repo.odb();
-    let segment_len = gitmq::walk::DEFAULT_SEGMENT_LEN;
-    let mut backlog = gitmq::walk::Backlog::plan(&mut odb, head, None, segment_len, &mut buf)?;
+    let segment_len = gitmq::consume::DEFAULT_SEGMENT_LEN;
+    let mut backlog = gitmq::consume::Backlog::plan(&mut odb, head, None, segment_len, &mut buf)?;
     let mut out = BufWriter::new(io::stdout().lock());
     while let Some(written) =
         backlog.next_message_with(&mut odb, &mut buf, |m| write_message(&mut out, m, format))?

@@ -13,7 +13,7 @@ use std::{
 };
 
 use gitmq::{
-    odb::pack::write::Compression,
+    git::odb::pack::write::Compression,
     produce::{MessageIds, Producer, ProducerConfig},
     Envelope, Identity, ObjectId, Repository, TopicName,
 };

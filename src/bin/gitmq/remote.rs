@@ -1,4 +1,4 @@
-//! `gitmq push`, `fetch`, `sync` and `remote add`: the CLI over `gitmq::transport`, printing
+//! `gitmq push`, `fetch`, `sync` and `remote add`: the CLI over `gitmq::replicate`, printing
 //! every ref that moved, one per line (`<what>\t<ref>\t<ids>`), progress on stderr only when
 //! it is a terminal.
 
@@ -12,7 +12,7 @@ use std::{
 };
 
 use gitmq::{
-    transport::{
+    replicate::{
         self,
         fetch::{Fetcher, DEFAULT_PREFIXES},
         http::{Options, ReqwestClient},
@@ -62,7 +62,7 @@ fn push_once(
     repo: &Repository,
     pusher: &mut Pusher<&ReqwestClient>,
     only: Option<&[TopicName]>,
-) -> std::result::Result<PushReport, transport::Error> {
+) -> std::result::Result<PushReport, replicate::Error> {
     let mut sink = progress_sink();
     let options = PushOptions {
         topics: only,
@@ -114,10 +114,10 @@ pub fn fetch(repo: &Repository, remote: &str) -> Result<()> {
     Ok(())
 }
 
-fn fetch_once<C: transport::HttpClient>(
+fn fetch_once<C: replicate::HttpClient>(
     repo: &Repository,
     fetcher: &Fetcher<C>,
-) -> std::result::Result<FetchReport, transport::Error> {
+) -> std::result::Result<FetchReport, replicate::Error> {
     let mut sink = progress_sink();
     let options = FetchOptions {
         prefixes: &DEFAULT_PREFIXES,
@@ -195,7 +195,7 @@ impl Follower {
             if let Err(err) = fetch_once(repo, fetcher) {
                 if matches!(
                     err,
-                    transport::Error::Status {
+                    replicate::Error::Status {
                         status: 401 | 403,
                         ..
                     }
@@ -329,8 +329,8 @@ fn apply_retention(repo: &Repository, out: &mut impl Write) -> Result<()> {
 }
 
 /// Print a round's error; refused credentials or access end the sync.
-fn report_error(what: &str, err: &transport::Error) -> Result<()> {
-    if let transport::Error::Status {
+fn report_error(what: &str, err: &replicate::Error) -> Result<()> {
+    if let replicate::Error::Status {
         status: 401 | 403, ..
     } = err
     {
@@ -347,7 +347,7 @@ pub fn remote_add(repo: &Repository, name: &str, url: &str) -> Result<()> {
     if !valid {
         return Err(format!("invalid remote name {name:?}").into());
     }
-    if transport::config::remote_url(repo.git_dir(), name)?.is_some() {
+    if gitmq::git::config::remote::remote_url(repo.git_dir(), name)?.is_some() {
         return Err(format!("remote {name:?} already exists").into());
     }
     let path = repo.git_dir().join("config");

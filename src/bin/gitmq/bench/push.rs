@@ -7,7 +7,7 @@ use std::{path::Path, time::Instant};
 
 use gitmq::{
     produce::{Producer, ProducerConfig},
-    transport::{
+    replicate::{
         fetch::Fetcher,
         http::{Options, ReqwestClient},
         push::{PushOptions, Pusher},
