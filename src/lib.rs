@@ -92,7 +92,7 @@ pub use git::repo::Repository;
 pub use queue::consume::{self, dlq, handler, position, Consumer};
 pub use queue::durability::{self, Durability};
 pub use queue::names::{self as name, ConsumerName, TopicName};
-pub use queue::produce::{self, Producer};
+pub use queue::produce::{self, Producer, ProducerConfig, SharedProducer};
 #[cfg(feature = "json")]
 pub use queue::typed;
 pub use queue::{prune, replicate, topology};

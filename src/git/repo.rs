@@ -12,7 +12,8 @@ use std::{
 use gix_hash::ObjectId;
 
 use crate::{
-    git::odb::{LooseStore, Odb},
+    git::fs::{real, SharedFs},
+    git::odb::Odb,
     git::refs::RefStore,
     queue::names::{ConsumerName, TopicName, POSITION_PREFIX, TOPIC_PREFIX},
 };
@@ -77,6 +78,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 pub struct Repository {
     git_dir: PathBuf,
     refs: RefStore,
+    fs: SharedFs,
 }
 
 /// Lifecycle
@@ -125,14 +127,21 @@ impl Repository {
 
     /// Open the repository at `path`: a git directory (bare), or a work tree holding `.git`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with_fs(path, real())
+    }
+
+    /// Open the repository at `path` as [`open()`](Self::open) does, with every write going
+    /// through `fs` (a test puts a file system that fails on demand here).
+    pub fn open_with_fs(path: impl AsRef<Path>, fs: SharedFs) -> Result<Self, Error> {
         let path = path.as_ref();
         let git_dir = Self::git_dir_at(path).ok_or_else(|| Error::NotARepository {
             path: path.to_owned(),
         })?;
         check_format(&git_dir)?;
         Ok(Self {
-            refs: RefStore::at(&git_dir),
+            refs: RefStore::with_fs(&git_dir, fs.clone()),
             git_dir,
+            fs,
         })
     }
 
@@ -172,7 +181,7 @@ impl Repository {
             let mut dirs = Vec::new();
             odb.loose()
                 .write(gix_object::Kind::Tree, b"", true, &mut dirs)?;
-            LooseStore::sync_dirs(&mut dirs)?;
+            odb.loose().sync_dirs(&mut dirs)?;
         }
         Ok(())
     }
@@ -187,7 +196,12 @@ impl Repository {
 
     /// A new handle on the object database (packs are listed on its first read).
     pub fn odb(&self) -> Odb {
-        Odb::at(self.git_dir.join("objects"))
+        Odb::with_fs(self.git_dir.join("objects"), self.fs.clone())
+    }
+
+    /// The file system every write of this repository goes through.
+    pub fn fs(&self) -> &SharedFs {
+        &self.fs
     }
 
     /// The refs.

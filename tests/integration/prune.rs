@@ -389,7 +389,7 @@ fn a_position_older_than_the_kept_history_is_a_clear_walk_error() {
     prune(&queue, &topic(), Retain::Keep(5), &no_grace()).unwrap();
     // Written behind gitmq's back (git update-ref refuses a missing object).
     let consumer = ConsumerName::new("stale").unwrap();
-    let path = repo.path.join(consumer.position_ref(&topic()));
+    let path = repo.path.join(consumer.position_ref(&topic()).as_str());
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(&path, format!("{}\n", ids[3])).unwrap();
     let err = queue
@@ -474,9 +474,9 @@ fn spawn_producer(
     let (queue, stop, count) = (queue.clone(), Arc::clone(stop), Arc::clone(count));
     std::thread::spawn(move || {
         let mut acked: Vec<(ObjectId, String)> = Vec::new();
-        let mut producer = queue
-            .producer(&topic())
-            .with_durability(gitmq::Durability::None);
+        let mut producer = gitmq::ProducerConfig::default()
+            .with_durability(gitmq::Durability::None)
+            .open(&queue, &topic());
         let mut i = 0;
         while !stop.load(Ordering::Relaxed) || acked.len() < 200 {
             let batch: Vec<String> = (i..i + 7).map(|j| format!("p{j}")).collect();

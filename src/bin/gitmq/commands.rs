@@ -98,8 +98,12 @@ pub fn run(cli: Cli) -> Result<()> {
                 min_packs,
                 max_objects,
             };
-            let report =
-                gitmq::git::odb::pack::consolidate::consolidate(repo.git_dir(), policy, true)?;
+            let report = gitmq::git::odb::pack::consolidate::consolidate(
+                repo.fs(),
+                repo.git_dir(),
+                policy,
+                true,
+            )?;
             println!(
                 "merged {} packs into new packs holding {} objects ({} bytes)",
                 report.merged_packs, report.objects, report.bytes

@@ -142,8 +142,8 @@ pub fn restack(
     let mut parent = base;
     for chunk in messages.chunks(MAX_MESSAGES_PER_PACK) {
         builder.clear();
-        builder.add(
-            ObjectId::empty_tree(OBJECT_HASH),
+        builder.push(
+            &ObjectId::empty_tree(OBJECT_HASH),
             gix_object::Kind::Tree,
             b"",
         );
@@ -151,15 +151,19 @@ pub fn restack(
             odb.read_commit(id, &mut body)?;
             with_first_parent(id, &body, parent.as_deref(), &mut copy)?;
             let new = object_id(gix_object::Kind::Commit, &copy);
-            builder.add(new, gix_object::Kind::Commit, &copy);
+            builder.push(&new, gix_object::Kind::Commit, &copy);
             result.copies.push(Copied { old: *id, new });
             parent = Some(new);
         }
         let sealed = builder.seal(Vec::new());
         let files = sealed.finish();
-        result
-            .packs
-            .push(write::write_pack_files(&pack_dir, &sealed, &files, sync)?);
+        result.packs.push(write::write_pack_files(
+            repo.fs(),
+            &pack_dir,
+            &sealed,
+            &files,
+            sync,
+        )?);
         builder.reuse(sealed.bytes);
     }
     Ok(result)

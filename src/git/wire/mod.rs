@@ -200,11 +200,11 @@ pub enum Error {
     /// Copying unpushed messages onto the remote's head failed.
     #[error(transparent)]
     Restack(#[from] crate::git::message::restack::Error),
-    /// Writing the pack to push to a temporary file failed.
+    /// Writing the pack to push to a temporary file, or reading it back, failed.
     #[error("writing the pack to push failed")]
     Spool {
         /// The cause.
-        source: std::io::Error,
+        source: crate::git::odb::pack::write::Error,
     },
 }
 

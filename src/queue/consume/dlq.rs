@@ -230,7 +230,9 @@ pub fn redrive_from(
 ) -> Result<Redriven, crate::Error> {
     let mut consumer = repo.consumer(&redrive_consumer(), dead_topic)?;
     let done = redriven_on(repo, topic)?;
-    let mut producer = repo.producer(topic).with_idempotence(None);
+    let mut producer = crate::ProducerConfig::default()
+        .with_idempotence(None)
+        .open(repo, topic);
     let mut result = Redriven::default();
     let mut pending = Vec::new();
     while let Some(dead) = consumer.next_message()? {

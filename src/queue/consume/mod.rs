@@ -30,8 +30,10 @@ use std::{
 use gix_hash::ObjectId;
 
 use crate::{
-    git::refs::Expected, git::walk, queue::consume::position::StartAt, ConsumerName, Message,
-    MessageRef, Repository, TopicName,
+    git::refs::{Expected, FullName},
+    git::walk,
+    queue::consume::position::StartAt,
+    ConsumerName, Message, MessageRef, Repository, TopicName,
 };
 
 /// How often [`Consumer::wait_for_new()`] reads the topic's head, by default.
@@ -109,7 +111,7 @@ pub struct Consumer {
     repo: Repository,
     name: ConsumerName,
     topic: TopicName,
-    position_ref: String,
+    position_ref: FullName,
     /// The committed position, as last read or written.
     committed: Option<ObjectId>,
     /// The last message handed out.

@@ -57,7 +57,8 @@ fn flush_sealed_inner(
     let sync = ctx.durability.syncs();
     let pack = batch.pack(builder, ctx.compression);
     let files = pack.finish();
-    write::write_pack_files(&ctx.pack_dir, &pack, &files, sync).map_err(Error::Pack)?;
+    write::write_pack_files(ctx.refs.fs(), &ctx.pack_dir, &pack, &files, sync)
+        .map_err(Error::Pack)?;
     builder.reuse(pack.bytes);
     let lock = ctx.refs.lock(&ctx.topic.ref_name(), ctx.lock_timeout)?;
     let current = lock.current()?;
@@ -74,7 +75,8 @@ fn flush_sealed_inner(
         })?;
         let pack = rebuilt.pack(builder, ctx.compression);
         let files = pack.finish();
-        write::write_pack_files(&ctx.pack_dir, &pack, &files, sync).map_err(Error::Pack)?;
+        write::write_pack_files(ctx.refs.fs(), &ctx.pack_dir, &pack, &files, sync)
+            .map_err(Error::Pack)?;
         builder.reuse(pack.bytes);
         (rebuilt, true)
     };

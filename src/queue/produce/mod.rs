@@ -99,6 +99,70 @@ pub struct ProducerConfig {
     pub idempotence: Option<Idempotence>,
 }
 
+/// Building (a configuration is set before its producer exists: nothing set on a live
+/// producer can drop what it holds)
+impl ProducerConfig {
+    /// Author and commit messages as `identity`.
+    #[must_use]
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// Acknowledge messages per `durability`.
+    #[must_use]
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Store or deflate entries per `compression`.
+    #[must_use]
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Wait at most `timeout` for another writer's lock on the topic.
+    #[must_use]
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Give messages without a given stable id a generated one, or not.
+    #[must_use]
+    pub fn with_message_ids(mut self, ids: MessageIds) -> Self {
+        self.message_ids = ids;
+        self
+    }
+
+    /// Deduplicate messages with stable ids per `idempotence` (`None`: never).
+    #[must_use]
+    pub fn with_idempotence(mut self, idempotence: Option<Idempotence>) -> Self {
+        self.idempotence = idempotence;
+        self
+    }
+
+    /// A producer appending to `topic` of `repo` with this configuration.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), gitmq::Error> {
+    /// use gitmq::{Durability, Identity, ProducerConfig, Repository, TopicName};
+    /// let dir = tempfile::tempdir().expect("temp dir");
+    /// let repo = Repository::init(dir.path())?;
+    /// let mut producer = ProducerConfig::default()
+    ///     .with_identity(Identity::new("shop", "shop@example.com")?)
+    ///     .with_durability(Durability::None)
+    ///     .open(&repo, &TopicName::new("orders")?);
+    /// producer.publish(b"first")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn open(self, repo: &Repository, topic: &TopicName) -> Producer {
+        Producer::with_config(repo.clone(), topic.clone(), self)
+    }
+}
+
 impl Default for ProducerConfig {
     fn default() -> Self {
         Self {
@@ -152,10 +216,10 @@ pub struct Appended {
 /// use gitmq::{Durability, Identity, Repository, TopicName};
 /// let dir = tempfile::tempdir().expect("temp dir");
 /// let repo = Repository::init(dir.path())?;
-/// let mut producer = repo
-///     .producer(&TopicName::new("orders")?)
+/// let mut producer = gitmq::ProducerConfig::default()
 ///     .with_identity(Identity::new("shop", "shop@example.com")?)
-///     .with_durability(Durability::None);
+///     .with_durability(Durability::None)
+///     .open(&repo, &TopicName::new("orders")?);
 /// let first = producer.append(b"first")?;     // in the batch, not yet acknowledged
 /// assert!(first.flushed.is_none());
 /// producer.append(b"second")?;
@@ -163,6 +227,18 @@ pub struct Appended {
 /// assert_eq!(flushed.ids[0], first.id);
 /// assert_eq!(producer.publish_batch([&b"third"[..], b"fourth"])?.len(), 2);
 /// # Ok(()) }
+/// ```
+///
+/// A producer is configured before it exists ([`ProducerConfig::open()`]); a live producer has
+/// no setters, so nothing can replace the batch it holds and drop messages appended but not
+/// yet acknowledged:
+///
+/// ```compile_fail
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let repo = gitmq::Repository::init(dir.path()).unwrap();
+/// let mut producer = repo.producer(&gitmq::TopicName::new("t").unwrap());
+/// producer.append(b"unflushed").unwrap();
+/// let producer = producer.with_identity(gitmq::Identity::default()); // no such method
 /// ```
 #[derive(Debug)]
 pub struct Producer {
@@ -230,62 +306,6 @@ impl Producer {
         }
     }
 
-    /// Author and commit messages as `identity`.
-    #[must_use]
-    pub fn with_identity(mut self, identity: Identity) -> Self {
-        self.config.identity = identity;
-        self.reconfigure()
-    }
-
-    /// Acknowledge messages per `durability`.
-    #[must_use]
-    pub fn with_durability(mut self, durability: Durability) -> Self {
-        self.config.durability = durability;
-        self
-    }
-
-    /// Wait at most `timeout` for another writer's lock on the topic.
-    #[must_use]
-    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
-        self.config.lock_timeout = timeout;
-        self
-    }
-
-    /// Replace the whole configuration (before the first append).
-    #[must_use]
-    pub fn with_producer_config(mut self, config: ProducerConfig) -> Self {
-        self.config = config;
-        self.reconfigure()
-    }
-
-    /// Give messages without a given stable id a generated one, or not.
-    #[must_use]
-    pub fn with_message_ids(mut self, ids: MessageIds) -> Self {
-        self.config.message_ids = ids;
-        self.reconfigure()
-    }
-
-    /// Deduplicate messages with stable ids per `idempotence` (`None`: never).
-    #[must_use]
-    pub fn with_idempotence(mut self, idempotence: Option<Idempotence>) -> Self {
-        self.config.idempotence = idempotence;
-        self.reconfigure()
-    }
-
-    fn reconfigure(mut self) -> Self {
-        let offset = gix_date::Time::now_local_or_utc().offset;
-        self.encoder = CommitEncoder::new(&self.config.identity, offset);
-        self.batch = Batch::new(self.batch.base);
-        if self.window.as_ref().map(Window::config) != self.config.idempotence {
-            self.window = self.config.idempotence.map(Window::new);
-        }
-        if (self.config.message_ids == MessageIds::Generate) != self.generator.is_some() {
-            self.generator =
-                (self.config.message_ids == MessageIds::Generate).then(IdGenerator::new);
-        }
-        self
-    }
-
     fn context(&self) -> FlushContext {
         FlushContext {
             refs: self.repo.refs().clone(),
@@ -338,7 +358,10 @@ impl Producer {
         if !self.base_read {
             self.batch.base = self.repo.head(&self.topic)?;
             self.base_read = true;
-            write::remove_stale_temp_files(&self.repo.git_dir().join("objects/pack"));
+            crate::git::fs::atomic::remove_stale_temp_files(
+                &**self.repo.fs(),
+                &self.repo.git_dir().join("objects/pack"),
+            );
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -531,10 +554,11 @@ impl Producer {
         }
         self.batches_since_consolidation = 0;
         let git_dir = self.repo.git_dir().to_owned();
+        let fs = self.repo.fs().clone();
         let sync = self.config.durability.syncs();
         self.consolidation = std::thread::Builder::new()
             .name("gitmq-consolidate".into())
-            .spawn(move || consolidate::consolidate(&git_dir, policy, sync))
+            .spawn(move || consolidate::consolidate(&fs, &git_dir, policy, sync))
             .ok();
     }
 

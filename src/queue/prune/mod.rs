@@ -50,8 +50,7 @@ pub mod retention;
 use std::{
     io,
     path::{Path, PathBuf},
-    thread,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, SystemTime},
 };
 
 use gix_hash::ObjectId;
@@ -60,8 +59,9 @@ pub use cut::Behind;
 pub use repack::DEFAULT_GRACE;
 
 use crate::{
+    git::fs::LockFile,
     git::odb::pack::{consolidate, write::Compression},
-    git::refs::Expected,
+    git::refs::{Expected, FullName},
     git::shallow::Shallow,
     Repository, TopicName,
 };
@@ -159,7 +159,7 @@ pub enum Error {
     Shallow(#[from] crate::git::shallow::Error),
     /// Writing the new pack failed: nothing was removed.
     #[error(transparent)]
-    Pack(#[from] crate::git::odb::pack::stream::Error),
+    Pack(#[from] crate::git::odb::pack::write::Error),
     /// Taking the pack lock failed.
     #[error(transparent)]
     Lock(#[from] consolidate::Error),
@@ -323,7 +323,7 @@ pub fn prune(
             return Err(Error::WorkTree { path });
         }
     }
-    let _lock = take_lock(repo.git_dir(), options.lock_timeout)?;
+    let _lock = take_lock(repo, options.lock_timeout)?;
     let bytes_before = repack::disk_usage(&repo.git_dir().join("objects"))?;
     let head = repo
         .refs()
@@ -389,7 +389,9 @@ pub fn prune(
         ) {
             Ok(()) => {}
             Err(crate::git::refs::Error::Changed { .. }) => {
-                return Err(Error::PositionMoved { name })
+                return Err(Error::PositionMoved {
+                    name: name.to_string(),
+                })
             }
             Err(err) => return Err(err.into()),
         }
@@ -405,7 +407,7 @@ pub fn prune(
         // A position at the newest dropped message stays valid: that commit is kept alone.
         shallow.insert(cut.last_pruned);
     }
-    shallow.write(repo.git_dir(), options.sync)?;
+    shallow.write(repo.fs(), repo.git_dir(), options.sync)?;
 
     finish(repo, shallow, started, options, &mut report)?;
     Ok(report)
@@ -425,7 +427,7 @@ fn finish(
     let before = shallow.len();
     shallow.retain(|id| odb.contains(id));
     if shallow.len() != before {
-        shallow.write(repo.git_dir(), options.sync)?;
+        shallow.write(repo.fs(), repo.git_dir(), options.sync)?;
     }
     report.objects = repacked.objects;
     report.new_pack = repacked.new_pack;
@@ -516,24 +518,16 @@ pub fn apply_retention(repo: &Repository, options: &Options) -> Result<Vec<Appli
 }
 
 /// Take the pack lock, waiting up to `timeout` for a consolidation to finish.
-fn take_lock(git_dir: &Path, timeout: Duration) -> Result<consolidate::DirLock, Error> {
-    let path = git_dir.join(consolidate::LOCK_FILE);
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(lock) = consolidate::DirLock::try_take(&path)? {
-            return Ok(lock);
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::Busy { path });
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
+fn take_lock(repo: &Repository, timeout: Duration) -> Result<LockFile, Error> {
+    consolidate::try_lock(repo.fs(), repo.git_dir(), timeout)?.ok_or_else(|| Error::Busy {
+        path: repo.git_dir().join(consolidate::LOCK_FILE),
+    })
 }
 
 /// Access
 impl Behind {
     /// The position ref's full name.
-    pub fn ref_name(&self) -> String {
+    pub fn ref_name(&self) -> FullName {
         self.consumer.position_ref(&self.topic)
     }
 }

@@ -51,10 +51,11 @@ use crate::git::wire::{
 use crate::{
     git::message::restack::{self, Copied},
     git::odb::{
-        pack::spool::{PackSpool, SpooledPack},
+        pack::write::{PackStream, SpooledPack},
         Odb,
     },
     git::refs::Expected,
+    git::refs::FullName,
     git::walk,
     queue::names::{ConsumerName, TopicName, POSITION_PREFIX, TOPIC_PREFIX},
     Repository,
@@ -382,7 +383,12 @@ impl<C: HttpClient> Pusher<C> {
         let body = if negotiated.sends_pack {
             Body::File {
                 head,
-                file: spooled.reader().map_err(|source| Error::Spool { source })?,
+                file: spooled.reader().map_err(|source| Error::Spool {
+                    source: crate::git::odb::pack::write::Error::Io {
+                        path: std::path::PathBuf::from("objects/pack"),
+                        source,
+                    },
+                })?,
                 file_len: spooled.len,
             }
         } else {
@@ -416,7 +422,7 @@ impl<C: HttpClient> Pusher<C> {
     }
 
     /// The tracking ref of remote ref `name`, for a named remote.
-    fn tracking_ref(&self, name: &str) -> Option<String> {
+    fn tracking_ref(&self, name: &str) -> Option<FullName> {
         fetch::tracking_ref(self.name.as_deref()?, name)
     }
 
@@ -449,7 +455,7 @@ impl<C: HttpClient> Pusher<C> {
             if options.topics.is_some_and(|only| !only.contains(&topic)) {
                 continue;
             }
-            let theirs = remote.get(&name).copied();
+            let theirs = remote.get(name.as_str()).copied();
             let hint = match self.tracking_ref(&name) {
                 Some(tracking) => repo.refs().find(&tracking)?,
                 None => None,
@@ -462,7 +468,7 @@ impl<C: HttpClient> Pusher<C> {
                     plan.commands.push(Command {
                         old: theirs,
                         new: Some(local),
-                        name,
+                        name: name.to_string(),
                     });
                     plan.tips.push(local);
                     pushable_topics.insert(topic);
@@ -480,13 +486,13 @@ impl<C: HttpClient> Pusher<C> {
             if !pushable_topics.contains(&topic) {
                 if options.topics.is_none_or(|only| only.contains(&topic)) {
                     plan.skipped.push(Skipped {
-                        name,
+                        name: name.to_string(),
                         reason: "its topic is not in sync with the remote yet",
                     });
                 }
                 continue;
             }
-            let theirs = remote.get(&name).copied();
+            let theirs = remote.get(name.as_str()).copied();
             if theirs == Some(local) {
                 continue;
             }
@@ -498,11 +504,11 @@ impl<C: HttpClient> Pusher<C> {
                 plan.commands.push(Command {
                     old: theirs,
                     new: Some(local),
-                    name,
+                    name: name.to_string(),
                 });
             } else {
                 plan.skipped.push(Skipped {
-                    name,
+                    name: name.to_string(),
                     reason: "another machine moved it on the remote (fetch to adopt it)",
                 });
             }
@@ -518,7 +524,10 @@ impl<C: HttpClient> Pusher<C> {
         sync: bool,
         report: &mut PushReport,
     ) -> Result<(), Error> {
-        let prefixes: Vec<String> = diverged.iter().map(|(t, ..)| t.ref_name()).collect();
+        let prefixes: Vec<String> = diverged
+            .iter()
+            .map(|(t, ..)| t.ref_name().to_string())
+            .collect();
         let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
         let fetched = fetch::fetch_with(
             repo,
@@ -540,7 +549,7 @@ impl<C: HttpClient> Pusher<C> {
             let theirs = fetched
                 .updates
                 .iter()
-                .find(|u| u.name == name)
+                .find(|u| *u.name == *name)
                 .map(|u| u.new)
                 .or(match self.tracking_ref(&name) {
                     Some(tracking) => repo.refs().find(&tracking)?,
@@ -687,7 +696,7 @@ fn rebuild(
         let lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
         if lock.current()? == Some(position) {
             lock.commit(Expected::MustMatch(position), &fork, sync)?;
-            positions_moved.push(name);
+            positions_moved.push(name.to_string());
         }
     }
     Ok(Some(Rebuilt {
@@ -709,8 +718,21 @@ fn spool_pack(
     let spool_err = |source| Error::Spool { source };
     let mut boundary = None;
     let mut odb = repo.odb();
-    let mut spool = PackSpool::create(&repo.git_dir().join("objects/pack")).map_err(spool_err)?;
-    spool.add(gix_object::Kind::Tree, b"").map_err(spool_err)?;
+    let pack_dir = repo.git_dir().join("objects/pack");
+    let mut spool = PackStream::spool(repo.fs(), &pack_dir).map_err(spool_err)?;
+    let io = |source| {
+        spool_err(crate::git::odb::pack::write::Error::Io {
+            path: pack_dir.clone(),
+            source,
+        })
+    };
+    spool
+        .add(
+            &ObjectId::empty_tree(crate::git::hash::OBJECT_HASH),
+            gix_object::Kind::Tree,
+            b"",
+        )
+        .map_err(io)?;
     let mut seen = HashSet::new();
     let mut stack: Vec<ObjectId> = tips.to_vec();
     let mut body = Vec::new();
@@ -721,8 +743,8 @@ fn spool_pack(
         odb.read_commit(&id, &mut body)
             .map_err(crate::git::walk::Error::from)?;
         spool
-            .add(gix_object::Kind::Commit, &body)
-            .map_err(spool_err)?;
+            .add(&id, gix_object::Kind::Commit, &body)
+            .map_err(io)?;
         // A shallow commit's parents were pruned here: the remote must have them already.
         if odb.is_shallow(&id).map_err(crate::git::walk::Error::from)? {
             boundary = Some(id);
@@ -730,7 +752,7 @@ fn spool_pack(
         }
         parents(&body, &mut stack);
     }
-    Ok((spool.finish().map_err(spool_err)?, boundary))
+    Ok((spool.spool_finish().map_err(spool_err)?, boundary))
 }
 
 /// Push every `parent <hex>` id of a commit body onto `out`, the first parent last (so a

@@ -40,6 +40,7 @@ use crate::{
     git::hash::object_id,
     git::message::{self, Identity, MessageRef},
     git::odb::Odb,
+    git::refs::FullName,
     git::walk,
     Repository, TopicName,
 };
@@ -55,8 +56,9 @@ pub const MAX_RUN: usize = 1 << 22;
 const HEADER: &str = "gitmq join into ";
 
 /// The full name of the record ref of joins into `into`.
-pub fn record_ref(into: &TopicName) -> String {
-    format!("{JOIN_PREFIX}{into}")
+pub fn record_ref(into: &TopicName) -> FullName {
+    FullName::new(format!("{JOIN_PREFIX}{into}"))
+        .expect("BUG: a valid topic name makes a valid ref name")
 }
 
 /// A destination's join record: how far each source was joined, as committed.
@@ -164,7 +166,7 @@ fn is_committed(
     }
     Err(Error::RecordStale {
         into: into.clone(),
-        record: record_ref(into),
+        record: record_ref(into).to_string(),
     }
     .into())
 }
@@ -308,7 +310,7 @@ pub(super) fn write(
     let id = odb
         .loose()
         .write(gix_object::Kind::Commit, &body, sync, &mut dirs)?;
-    crate::git::odb::LooseStore::sync_dirs(&mut dirs)?;
+    odb.loose().sync_dirs(&mut dirs)?;
     Ok(id)
 }
 

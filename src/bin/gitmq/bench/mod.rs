@@ -314,9 +314,9 @@ fn disk_floor(dir: &Path, stats: &Stats) -> Result<f64> {
 /// Seconds per `publish` with `Durability::Each`.
 fn each_latencies(path: &Path, messages: &[Vec<u8>]) -> Result<Vec<f64>> {
     let repo = Repository::init(path)?;
-    let mut producer = repo
-        .producer(&TopicName::new("t")?)
-        .with_durability(Durability::Each);
+    let mut producer = ProducerConfig::default()
+        .with_durability(Durability::Each)
+        .open(&repo, &TopicName::new("t")?);
     let mut latencies = Vec::with_capacity(messages.len());
     for message in messages {
         let start = Instant::now();
