@@ -117,14 +117,11 @@ pub fn resolve(
         StartAt::Beginning => Ok(None),
         StartAt::Latest => Ok(head),
         StartAt::At(id) => {
-            let mut near = None;
-            let mut next = head;
-            while let Some(current) = next {
-                let parent = walk::step(&mut odb, &current, &mut near, &mut buf)?.1;
+            for step in walk::FirstParents::new(&mut odb, head, &mut buf) {
+                let (current, parent) = step?;
                 if current == id {
                     return Ok(parent);
                 }
-                next = parent;
             }
             Err(Error::NotOnTopic {
                 id: id.to_string(),
@@ -168,10 +165,9 @@ pub fn find_on_topic(
     let mut found = None;
     let mut buf = Vec::new();
     let mut odb = repo.odb();
-    let mut near = None;
-    let mut next = repo.head(topic)?;
     let mut id_hex = [0u8; 40];
-    while let Some(current) = next {
+    for step in walk::FirstParents::new(&mut odb, repo.head(topic)?, &mut buf) {
+        let (current, _) = step?;
         if current.hex_to_buf(&mut id_hex).starts_with(&hex) {
             if hex.len() == len {
                 return Ok(current);
@@ -184,7 +180,6 @@ pub fn find_on_topic(
                 .into());
             }
         }
-        next = walk::step(&mut odb, &current, &mut near, &mut buf)?.1;
     }
     found.ok_or_else(|| {
         Error::NotOnTopic {

@@ -225,17 +225,11 @@ fn reachable(
         let corrupt = |reason| Error::Corrupt { id, reason };
         match kind {
             gix_object::Kind::Commit => {
-                let parents_pruned = shallow.contains(&id);
-                for token in gix_object::CommitRefIter::from_bytes(&body, OBJECT_HASH) {
-                    match token.map_err(|_| corrupt("the commit does not parse"))? {
-                        gix_object::commit::ref_iter::Token::Tree { id } => children.push(id),
-                        gix_object::commit::ref_iter::Token::Parent { id } => {
-                            if !parents_pruned {
-                                children.push(id);
-                            }
-                        }
-                        _ => break,
-                    }
+                let (tree, parents) = crate::git::message::parent::links(&body)
+                    .map_err(|_| corrupt("the commit does not parse"))?;
+                children.push(tree);
+                if !shallow.contains(&id) {
+                    children.extend(parents);
                 }
             }
             gix_object::Kind::Tree => {

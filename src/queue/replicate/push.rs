@@ -601,36 +601,13 @@ fn relation(
     if !odb.contains(&theirs) {
         return Ok(Relation::Diverged);
     }
-    if reaches(odb, buf, local, theirs, hint)? {
+    if walk::is_on_chain(odb, local, theirs, hint, buf)? {
         return Ok(Relation::Ahead);
     }
-    if reaches(odb, buf, theirs, local, hint)? {
+    if walk::is_on_chain(odb, theirs, local, hint, buf)? {
         return Ok(Relation::Behind);
     }
     Ok(Relation::Diverged)
-}
-
-/// Whether `target` is on the first-parent chain from `from`; the walk gives up at `hint`
-/// (unless it is the target) and at the root.
-fn reaches(
-    odb: &mut Odb,
-    buf: &mut Vec<u8>,
-    from: ObjectId,
-    target: ObjectId,
-    hint: Option<ObjectId>,
-) -> Result<bool, Error> {
-    let mut near = None;
-    let mut next = Some(from);
-    while let Some(id) = next {
-        if id == target {
-            return Ok(true);
-        }
-        if Some(id) == hint && id != from {
-            return Ok(false);
-        }
-        next = walk::step(odb, &id, &mut near, buf)?.1;
-    }
-    Ok(false)
 }
 
 /// Copy the messages of `topic` after its fork from `theirs` onto `theirs`; move the topic
@@ -649,26 +626,22 @@ fn rebuild(
 ) -> Result<Option<Rebuilt>, Error> {
     // The local chain back to what the remote held when last seen (or to the root).
     let mut chain = Vec::new();
-    let mut near = None;
-    let mut next = Some(local);
-    while let Some(id) = next {
+    for step in walk::FirstParents::new(odb, Some(local), buf) {
+        let (id, _) = step?;
         chain.push(id);
         if Some(id) == hint {
             break;
         }
-        next = walk::step(odb, &id, &mut near, buf)?.1;
     }
     let on_chain: HashSet<ObjectId> = chain.iter().copied().collect();
     // The newest commit of the remote's chain that is also on ours: the fork.
     let mut fork = None;
-    let mut near = None;
-    let mut next = Some(theirs);
-    while let Some(id) = next {
+    for step in walk::FirstParents::new(odb, Some(theirs), buf) {
+        let (id, _) = step?;
         if on_chain.contains(&id) {
             fork = Some(id);
             break;
         }
-        next = walk::step(odb, &id, &mut near, buf)?.1;
     }
     let mut unpushed: Vec<ObjectId> = chain
         .iter()
@@ -750,22 +723,10 @@ fn spool_pack(
             boundary = Some(id);
             continue;
         }
-        parents(&body, &mut stack);
+        // First parent last on the stack: the depth-first walk follows first parents first.
+        let (_, parents) = crate::git::message::parent::links(&body)
+            .map_err(|source| crate::git::walk::Error::Parent { id, source })?;
+        stack.extend(parents.into_iter().rev());
     }
     Ok((spool.spool_finish().map_err(spool_err)?, boundary))
-}
-
-/// Push every `parent <hex>` id of a commit body onto `out`, the first parent last (so a
-/// depth-first walk follows first parents first).
-fn parents(body: &[u8], out: &mut Vec<ObjectId>) {
-    let start = out.len();
-    for line in body.split(|&b| b == b'\n').skip(1) {
-        let Some(hex) = line.strip_prefix(b"parent ") else {
-            break;
-        };
-        if let Ok(id) = ObjectId::from_hex(hex) {
-            out.push(id);
-        }
-    }
-    out.get_mut(start..).unwrap_or_default().reverse();
 }
