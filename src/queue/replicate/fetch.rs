@@ -26,9 +26,10 @@ use std::time::Duration;
 
 use gix_hash::ObjectId;
 
+use super::Error;
 use crate::git::{
     config::remote as config,
-    wire::{v2::RemoteRef, Error, HttpClient, Remote, RemoteUrl},
+    wire::{v2::RemoteRef, HttpClient, Remote, RemoteUrl},
 };
 use crate::{
     git::odb::pack::index_pack::{IndexedPack, Limits},

@@ -40,13 +40,16 @@ use std::{
 
 use gix_hash::ObjectId;
 
-use super::fetch::{self, FetchOptions};
+use super::{
+    fetch::{self, FetchOptions},
+    Error,
+};
 use crate::git::wire::{
-    receive_pack::{self, Command, RefStatus, RequestOptions},
+    receive_pack::{self, Command, RefStatus, Rejection, RejectionKind, RequestOptions},
     remote::{check_type, read_limited, MAX_REFS_RESPONSE},
     retry::Backoff,
     v0::Advertisement,
-    Body, Error, HttpClient, Method, Progress, RemoteUrl, Request, AGENT,
+    Body, HttpClient, Method, Progress, RemoteUrl, Request, AGENT,
 };
 use crate::{
     git::message::restack::{self, Copied},
@@ -300,8 +303,8 @@ impl<C: HttpClient> Pusher<C> {
         report.requests += 1;
         let (verdict, atomic) = self.send(&advertisement, &plan.commands, &spooled, options)?;
         if let Some(boundary) = boundary {
-            let missing = |reason: &str| reason.contains("missing");
-            let lacks = verdict.unpack_error.as_deref().is_some_and(missing)
+            let missing = |r: &Rejection| r.kind == RejectionKind::MissingObjects;
+            let lacks = verdict.unpack_error.as_ref().is_some_and(missing)
                 || verdict
                     .refs
                     .iter()
@@ -310,8 +313,10 @@ impl<C: HttpClient> Pusher<C> {
                 return Err(Error::PrunedHere { boundary });
             }
         }
-        if let Some(reason) = verdict.unpack_error {
-            return Err(Error::Unpack { reason });
+        if let Some(rejection) = verdict.unpack_error {
+            return Err(Error::Unpack {
+                reason: rejection.reason,
+            });
         }
         let mut advertisement = advertisement;
         let mut all_ok = true;
@@ -331,15 +336,15 @@ impl<C: HttpClient> Pusher<C> {
                     remember(&mut advertisement, &command.name, new);
                     moved += 1;
                 }
-                Some(RefStatus::Rejected(reason)) => {
+                Some(RefStatus::Rejected(rejection)) => {
                     all_ok = false;
-                    // In an atomic push the other refs fail with "atomic push failure": only
-                    // the cause counts. The same command refused twice is not a race.
-                    let collateral = atomic && reason.contains("atomic push failure");
+                    // In an atomic push the other refs fail as collateral: only the cause
+                    // counts. The same command refused twice is not a race.
+                    let collateral = atomic && rejection.kind == RejectionKind::AtomicCollateral;
                     if !collateral && !rejected_before.insert((command.name.clone(), command.old)) {
                         return Err(Error::Rejected {
                             name: command.name.clone(),
-                            reason: reason.clone(),
+                            reason: rejection.reason.clone(),
                         });
                     }
                 }
