@@ -5,14 +5,7 @@
 mod bench;
 mod cli;
 mod commands;
-mod consumers;
-mod demo;
-mod dlq;
 mod output;
-mod prune;
-mod publish;
-mod remote;
-mod topology;
 
 use std::process::ExitCode;
 
