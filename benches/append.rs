@@ -7,9 +7,9 @@ use std::{hint::black_box, time::Duration};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gitmq::{
-    hash::Hasher,
-    message::CommitEncoder,
-    odb::pack::write::{Compression, PackBuilder},
+    git::hash::Hasher,
+    git::message::CommitEncoder,
+    git::odb::pack::write::{Compression, PackBuilder},
     produce::{Producer, ProducerConfig},
     Durability, Identity, ObjectId, Repository, TopicName,
 };
@@ -20,11 +20,11 @@ fn payload(i: usize) -> Vec<u8> {
 
 fn one_commit(c: &mut Criterion) {
     let encoder = CommitEncoder::new(&Identity::default(), 3600);
-    let parent = ObjectId::empty_blob(gitmq::hash::OBJECT_HASH);
+    let parent = ObjectId::empty_blob(gitmq::git::hash::OBJECT_HASH);
     let payload = payload(42);
     let mut body = Vec::with_capacity(1024);
     encoder.encode(&mut body, Some(&parent), 1_700_000_000, &payload);
-    let id = ObjectId::empty_tree(gitmq::hash::OBJECT_HASH);
+    let id = ObjectId::empty_tree(gitmq::git::hash::OBJECT_HASH);
 
     let mut group = c.benchmark_group("one commit");
     group.throughput(Throughput::Elements(1));
@@ -56,7 +56,7 @@ fn one_commit(c: &mut Criterion) {
             let mut builder = PackBuilder::new(compression);
             b.iter(|| {
                 builder.clear();
-                builder.add(id, gix_object::Kind::Commit, black_box(&body));
+                builder.push(&id, gix_object::Kind::Commit, black_box(&body));
             });
         });
     }
@@ -73,8 +73,8 @@ fn seal(c: &mut Criterion) {
     for i in 0..n {
         body.clear();
         encoder.encode(&mut body, None, 1_700_000_000, &payload(i));
-        let id = gitmq::hash::object_id(gix_object::Kind::Commit, &body);
-        builder.add(id, gix_object::Kind::Commit, &body);
+        let id = gitmq::git::hash::object_id(gix_object::Kind::Commit, &body);
+        builder.push(&id, gix_object::Kind::Commit, &body);
     }
     let sealed = builder.seal(Vec::new());
     group.bench_function("trailer + index, 10,000 messages", |b| {

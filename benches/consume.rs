@@ -9,9 +9,10 @@ use std::{hint::black_box, time::Duration};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gitmq::{
-    message::MessageRef,
+    git::message::MessageRef,
+    git::walk,
     produce::{Producer, ProducerConfig},
-    walk, ConsumerName, Durability, Repository, TopicName,
+    ConsumerName, Durability, Repository, TopicName,
 };
 
 fn payload(i: usize) -> Vec<u8> {
@@ -50,7 +51,9 @@ fn one_message(c: &mut Criterion) {
     let mut group = c.benchmark_group("one message");
     group.throughput(Throughput::Elements(1));
     group.bench_function("decode, fast path", |b| {
-        b.iter(|| black_box(walk::decode::decode(head, black_box(&body)).expect("decodes")));
+        b.iter(|| {
+            black_box(gitmq::git::message::decode::decode(head, black_box(&body)).expect("decodes"))
+        });
     });
     group.bench_function("decode, gix-object", |b| {
         b.iter(|| black_box(MessageRef::from_bytes(head, black_box(&body)).expect("decodes")));
@@ -58,7 +61,7 @@ fn one_message(c: &mut Criterion) {
     group.bench_function("decode and own", |b| {
         b.iter(|| {
             black_box(
-                walk::decode::decode(head, &body)
+                gitmq::git::message::decode::decode(head, &body)
                     .expect("decodes")
                     .into_owned(),
             )

@@ -14,8 +14,7 @@ use std::{
 };
 
 use gitmq::{
-    odb::pack::write::Compression,
-    produce::{Producer, ProducerConfig},
+    produce::{Compression, Producer, ProducerConfig},
     Durability, Repository, TopicName,
 };
 

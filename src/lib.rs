@@ -54,7 +54,7 @@
 //! ## Limitations
 //!
 //! - SHA-1 repositories with the files ref backend only; SHA-256 and reftable are refused.
-//! - Network transport: fetch over smart HTTP(S) only ([`transport`]); push is not written yet.
+//! - Network transport: smart HTTP(S) only ([`replicate`]: fetch, push).
 //!   SSH and `git://` are not supported.
 //! - A ref lock left by a killed process must be removed by hand (as with git).
 //! - Payloads cannot contain NUL (git refuses NUL in commit messages).
@@ -71,45 +71,38 @@
 //! ## Features
 //!
 //! - `cli` (default): the `gitmq` command-line tool. Library users can turn it off.
-//! - `http` (default): [`transport::fetch()`] over reqwest with rustls (`ring`). Without it,
-//!   the protocol code still builds and callers supply a [`transport::HttpClient`].
+//! - `http` (default): [`replicate::fetch()`] over reqwest with rustls (`ring`). Without it,
+//!   the protocol code still builds and callers supply a [`replicate::HttpClient`].
 //! - `json` (default): typed payloads through serde ([`typed`]: `publish_json`,
 //!   `next_json`, `json_messages`, `run_json`).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
-pub mod consume;
-pub mod dlq;
-pub mod durability;
-mod error;
-pub mod gitconfig;
-pub mod handler;
-pub mod hash;
-pub mod message;
-pub mod name;
-pub mod odb;
-pub mod position;
-pub mod produce;
-pub mod prune;
-pub mod refs;
-pub mod repo;
-pub mod restack;
-pub mod shallow;
-pub mod topology;
-pub mod transport;
-#[cfg(feature = "json")]
-pub mod typed;
-pub mod walk;
+// The git engine: public with the `internals` feature (fuzz targets, benches, tests), private
+// otherwise; the queue below is built on it and is the library's API. Without `internals`,
+// engine items used only by those callers are not dead code, just not exported.
+#[cfg(feature = "internals")]
+pub mod git;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code, unused_imports)]
+mod git;
+mod queue;
 
-pub use consume::Consumer;
-pub use durability::Durability;
+mod error;
+
 pub use error::Error;
 pub use gix_hash::ObjectId;
-pub use message::{Envelope, Identity, Message, MessageRef};
-pub use name::{ConsumerName, TopicName};
-pub use produce::Producer;
-pub use repo::Repository;
+
+pub use git::message::{Envelope, Identity, Message, MessageRef};
+pub use git::repo::Repository;
+pub use queue::consume::{self, dlq, handler, position, Consumer};
+pub use queue::durability::{self, Durability};
+pub use queue::names::{self as name, ConsumerName, TopicName};
+pub use queue::produce::{self, Producer, ProducerConfig, SharedProducer};
+#[cfg(feature = "json")]
+pub use queue::typed;
+pub use queue::{prune, replicate, topology};
 
 /// The README's examples are compiled and run as doctests, so it stays true.
 #[cfg(doctest)]

@@ -2,12 +2,12 @@
 //! objects, `packed-refs` and topic/consumer names.
 
 use gitmq::{
-    hash::{object_id, OBJECT_HASH},
-    message::{check_payload, encode, CommitEncoder, Envelope},
+    git::hash::{object_id, OBJECT_HASH},
+    git::message::decode::decode,
+    git::message::{check_payload, encode, CommitEncoder, Envelope},
+    git::odb::loose,
+    git::refs::packed,
     name::MAX_NAME_LEN,
-    odb::loose,
-    refs::packed,
-    walk::decode::decode,
     ConsumerName, Identity, MessageRef, ObjectId, TopicName,
 };
 use gix_date::Time;

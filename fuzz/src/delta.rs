@@ -2,7 +2,7 @@
 //! the entry header, the OFS_DELTA distance and delta application, each against a naive
 //! oracle written here from git's documentation (`gitformat-pack.txt`), not from gitmq.
 
-use gitmq::odb::pack::{
+use gitmq::git::odb::pack::{
     delta,
     format::{
         decode_entry_header, decode_ofs_delta_distance, encode_entry_header, EntryKind,

@@ -3,14 +3,16 @@
 //! store file, and the time strings of `--since` / `--before`.
 
 use gitmq::{
+    git::{
+        config::remote as config,
+        shallow::Shallow,
+        wire::{
+            credentials::{with_credentials, Sources},
+            RemoteUrl,
+        },
+    },
     position::parse_time,
     prune::retention,
-    shallow::Shallow,
-    transport::{
-        config,
-        credentials::{with_credentials, Sources},
-        RemoteUrl,
-    },
 };
 
 /// `local_files`: the input as `<git-dir>/config`, `<git-dir>/shallow` and a credential store

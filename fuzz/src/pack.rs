@@ -4,8 +4,8 @@
 use std::fs;
 
 use gitmq::{
-    hash::{Hasher, OBJECT_HASH},
-    odb::pack::{
+    git::hash::{Hasher, OBJECT_HASH},
+    git::odb::pack::{
         format::{HASH_LEN, PACK_SIGNATURE, PACK_VERSION},
         index::PackIndex,
         read::{DeltaBaseCache, Options, PackFile},

@@ -28,7 +28,7 @@
 use std::{collections::VecDeque, time::Duration};
 
 use gitmq::{
-    odb::pack::{consolidate::Policy, write::Compression},
+    git::odb::pack::{consolidate::Policy, write::Compression},
     produce::ProducerConfig,
     Consumer, ConsumerName, Durability, Identity, ObjectId, Repository, TopicName,
 };
@@ -57,12 +57,8 @@ pub fn queue_model(data: &[u8]) {
     let dir = super::scratch_dir();
     let repo = Repository::init(dir.path().join("q.git")).expect("init a fresh repository");
     let topic = TopicName::new("model").expect("a valid topic");
-    let mut producer = repo
-        .producer(&topic)
-        .with_producer_config(producer_config(config));
-    let mut other = repo
-        .producer(&topic)
-        .with_producer_config(producer_config(0));
+    let mut producer = producer_config(config).open(&repo, &topic);
+    let mut other = producer_config(0).open(&repo, &topic);
 
     let mut model: Vec<(ObjectId, Vec<u8>)> = Vec::new();
     let mut pending: VecDeque<(ObjectId, Vec<u8>)> = VecDeque::new();

@@ -27,8 +27,8 @@ use std::path::Path;
 use gix_object::Kind;
 
 use gitmq::{
-    hash::{object_id, Hasher},
-    odb::{
+    git::hash::{object_id, Hasher},
+    git::odb::{
         pack::{
             delta,
             format::{encode_entry_header, EntryKind, MAX_ENTRY_HEADER_LEN},
@@ -175,7 +175,7 @@ pub fn thin_pack(data: &[u8]) {
             .expect("write the local base");
     }
     let mut local = Odb::at(&objects);
-    let result = index_thin_pack(&built.pack[..], &pack_dir, &LIMITS, false, &mut local);
+    let result = index_thin_pack(&built.pack[..], &mut local, &LIMITS, false);
     let indexed = match result {
         Err(err) => {
             assert_eq!(

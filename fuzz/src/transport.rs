@@ -4,12 +4,12 @@
 use std::io::{self, Read};
 
 use gitmq::{
-    hash::Hasher,
-    odb::pack::{
+    git::hash::Hasher,
+    git::odb::pack::{
         index_pack::{index_pack, Limits},
         read::{DeltaBaseCache, Options, PackFile},
     },
-    transport::{
+    git::wire::{
         pktline::{self, PacketLine, Stream},
         receive_pack, sideband, v0, v2,
     },
@@ -141,7 +141,13 @@ pub fn received_pack(data: &[u8]) {
             .expect("list the pack directory")
             .count()
     };
-    match index_pack(&pack[..], dir.path(), &limits, false) {
+    match index_pack(
+        &gitmq::git::fs::real(),
+        &pack[..],
+        dir.path(),
+        &limits,
+        false,
+    ) {
         Err(_) => assert_eq!(listing(), 0, "an error leaves nothing behind"),
         Ok(indexed) => {
             let Some(written) = indexed.written else {

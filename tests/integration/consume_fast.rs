@@ -12,6 +12,7 @@ use std::{
 
 use gitmq::{
     consume::AutoCommit,
+    git::refs::FullName,
     produce::{Producer, ProducerConfig},
     ConsumerName, Durability, ObjectId, TopicName,
 };
@@ -346,7 +347,10 @@ fn the_iterator_auto_commit_and_wait_for_new() {
     let first: Vec<_> = consumer.messages().take(12).map(Result::unwrap).collect();
     assert_eq!(first.len(), 12);
     // The 11th step committed the ten handed out before it.
-    let position = handle.refs().find("refs/gitmq/consumers/auto/t").unwrap();
+    let position = handle
+        .refs()
+        .find(&FullName::new("refs/gitmq/consumers/auto/t").unwrap())
+        .unwrap();
     assert_eq!(position, Some(first[9].id));
     let rest: Vec<_> = consumer.messages().map(Result::unwrap).collect();
     assert_eq!(rest.len(), 13);
@@ -498,7 +502,7 @@ fn borrowed_and_owned_reads_mix_and_a_failed_visit_comes_again() {
                 let result = consumer.poll_with(1 + rng.below(9), |m| {
                     seen += 1;
                     if Some(seen) == fail_at {
-                        return Err(gitmq::Error::from(gitmq::walk::Error::Diverged {
+                        return Err(gitmq::Error::from(gitmq::git::walk::Error::Diverged {
                             top: m.id,
                         }));
                     }

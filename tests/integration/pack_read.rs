@@ -17,7 +17,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use gitmq::odb::pack::{
+use gitmq::git::odb::pack::{
     delta,
     read::{self, DeltaBaseCache, Options, PackFile, DEFAULT_CACHE_BYTES},
     set::{self, PackSet},
@@ -216,7 +216,7 @@ fn corrupt_zlib_truncated_files_and_a_wrong_trailer_are_clear_errors() {
         matches!(
             err,
             read::Error::Index {
-                source: gitmq::odb::pack::index::Error::TooLong { .. },
+                source: gitmq::git::odb::pack::index::Error::TooLong { .. },
                 ..
             }
         ),
@@ -496,7 +496,7 @@ fn a_pack_set_finds_packs_written_after_open_and_survives_packs_deleted_under_it
 /// gitmq's writer stores entries as stored zlib blocks; `append_zlib_stored` is its encoder.
 fn stored(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    gitmq::odb::pack::write::append_zlib_stored(&mut out, data);
+    gitmq::git::odb::pack::write::append_zlib_stored(&mut out, data);
     out
 }
 

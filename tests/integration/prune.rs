@@ -58,11 +58,11 @@ fn gitmq_log(repo: &Repository) -> Vec<String> {
     let head = repo.head(&topic()).unwrap().unwrap();
     let mut odb = repo.odb();
     let mut buf = Vec::new();
-    gitmq::walk::ids_after(&mut odb, head, None, &mut buf)
+    gitmq::git::walk::ids_after(&mut odb, head, None, &mut buf)
         .unwrap()
         .into_iter()
         .map(|id| {
-            let message = gitmq::walk::read_message(&mut odb, id, &mut buf).unwrap();
+            let message = gitmq::git::walk::read_message(&mut odb, id, &mut buf).unwrap();
             String::from_utf8(message.payload).unwrap()
         })
         .collect()
@@ -183,6 +183,31 @@ fn upto_drops_that_message_and_everything_older() {
         (None, 25),
         "already pruned there"
     );
+}
+
+#[test]
+fn a_pack_left_without_its_index_by_a_killed_writer_is_removed_after_the_grace_period() {
+    let repo = TempRepo::new();
+    let queue = repo.open();
+    publish(&queue, 0, 30, 10);
+    // A writer killed between renaming its pack and its index leaves a pack git never reads
+    // (and `git fsck` does not report).
+    let pack_dir = repo.path.join("objects/pack");
+    let some_pack = files_in(&pack_dir)
+        .into_iter()
+        .find(|f| Path::new(f).extension().is_some_and(|e| e == "pack"))
+        .unwrap();
+    let orphan = pack_dir.join("pack-1111111111111111111111111111111111111111.pack");
+    fs::copy(pack_dir.join(&some_pack), &orphan).unwrap();
+    let young = prune(&queue, &topic(), Retain::Keep(20), &Options::default()).unwrap();
+    assert_eq!(young.kept, 20);
+    assert!(
+        orphan.exists(),
+        "younger than the grace period: it may be a writer's"
+    );
+    prune(&queue, &topic(), Retain::Keep(10), &no_grace()).unwrap();
+    assert!(!orphan.exists(), "older than the grace period: removed");
+    repo.assert_fsck_clean();
 }
 
 /// Commits written by git with the given author dates (seconds), oldest first, on `topic`.
@@ -389,7 +414,7 @@ fn a_position_older_than_the_kept_history_is_a_clear_walk_error() {
     prune(&queue, &topic(), Retain::Keep(5), &no_grace()).unwrap();
     // Written behind gitmq's back (git update-ref refuses a missing object).
     let consumer = ConsumerName::new("stale").unwrap();
-    let path = repo.path.join(consumer.position_ref(&topic()));
+    let path = repo.path.join(consumer.position_ref(&topic()).as_str());
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(&path, format!("{}\n", ids[3])).unwrap();
     let err = queue
@@ -414,13 +439,13 @@ fn a_walk_that_read_the_shallow_list_before_a_prune_stops_at_the_new_boundary() 
     prune(&queue, &topic(), Retain::Keep(10), &no_grace()).unwrap();
     let head = queue.head(&topic()).unwrap().unwrap();
     let mut buf = Vec::new();
-    let walked = gitmq::walk::ids_after(&mut odb, head, None, &mut buf).unwrap();
+    let walked = gitmq::git::walk::ids_after(&mut odb, head, None, &mut buf).unwrap();
     assert_eq!(
         walked,
         ids[20..],
         "the missing parent made it read the list again"
     );
-    let counted = gitmq::walk::count_after(&mut queue.odb(), head, Some(ids[19]), &mut buf);
+    let counted = gitmq::git::walk::count_after(&mut queue.odb(), head, Some(ids[19]), &mut buf);
     assert_eq!(
         counted.unwrap(),
         10,
@@ -474,9 +499,9 @@ fn spawn_producer(
     let (queue, stop, count) = (queue.clone(), Arc::clone(stop), Arc::clone(count));
     std::thread::spawn(move || {
         let mut acked: Vec<(ObjectId, String)> = Vec::new();
-        let mut producer = queue
-            .producer(&topic())
-            .with_durability(gitmq::Durability::None);
+        let mut producer = gitmq::ProducerConfig::default()
+            .with_durability(gitmq::Durability::None)
+            .open(&queue, &topic());
         let mut i = 0;
         while !stop.load(Ordering::Relaxed) || acked.len() < 200 {
             let batch: Vec<String> = (i..i + 7).map(|j| format!("p{j}")).collect();
@@ -569,7 +594,7 @@ fn a_concurrent_producer_loses_no_acknowledged_message() {
     let mut odb = queue.odb();
     let mut buf = Vec::new();
     for (id, payload) in acked.iter().rev().take(log.len()) {
-        let message = gitmq::walk::read_message(&mut odb, *id, &mut buf).unwrap();
+        let message = gitmq::git::walk::read_message(&mut odb, *id, &mut buf).unwrap();
         assert_eq!(
             message.payload,
             payload.as_bytes(),
@@ -657,7 +682,7 @@ fn a_pruned_repository_fetches_new_messages_from_a_served_one() {
     let local = TempRepo::new();
     let queue = local.open();
     let fetch =
-        || gitmq::transport::fetch(&queue, &url, &gitmq::transport::fetch::DEFAULT_PREFIXES);
+        || gitmq::replicate::fetch(&queue, &url, &gitmq::replicate::fetch::DEFAULT_PREFIXES);
     fetch().unwrap();
     prune(&queue, &topic(), Retain::Keep(20), &no_grace()).unwrap();
     local.assert_fsck_clean();
@@ -672,7 +697,7 @@ fn a_pruned_repository_fetches_new_messages_from_a_served_one() {
     );
     assert_eq!(
         fetched.updates[0].kind,
-        gitmq::transport::UpdateKind::FastForward
+        gitmq::replicate::UpdateKind::FastForward
     );
     assert_eq!(git_log(&local, "orders"), names(80, 110));
     assert_eq!(gitmq_log(&queue), names(80, 110));

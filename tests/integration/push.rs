@@ -5,7 +5,8 @@
 use std::collections::HashMap;
 
 use gitmq::{
-    transport::{self, http::ReqwestClient, push::PushOptions},
+    git::refs::FullName,
+    replicate::{self, http::ReqwestClient, push::PushOptions},
     ConsumerName, TopicName,
 };
 
@@ -15,7 +16,7 @@ use crate::{
 };
 
 fn client() -> ReqwestClient {
-    ReqwestClient::new(transport::http::Options::default()).unwrap()
+    ReqwestClient::new(replicate::http::Options::default()).unwrap()
 }
 
 fn publish(repo: &TempRepo, topic: &str, payloads: impl IntoIterator<Item = String>) {
@@ -99,7 +100,7 @@ fn a_push_is_cloned_fsck_clean_and_the_next_push_sends_only_what_is_new() {
     assert_eq!(billing.poll(20).unwrap().len(), 20);
     billing.commit().unwrap();
 
-    let mut pusher = transport::push::Pusher::new(&repo, "origin", client()).unwrap();
+    let mut pusher = replicate::push::Pusher::new(&repo, "origin", client()).unwrap();
     let report = pusher.push(&repo, PushOptions::default()).unwrap();
     assert_eq!(report.updates.len(), 2, "{report:?}");
     assert_eq!(report.objects, 51, "50 messages and the empty tree");
@@ -112,7 +113,9 @@ fn a_push_is_cloned_fsck_clean_and_the_next_push_sends_only_what_is_new() {
         billing.position().unwrap().to_string()
     );
     assert_eq!(
-        repo.refs().find("refs/remotes/origin/orders").unwrap(),
+        repo.refs()
+            .find(&FullName::new("refs/remotes/origin/orders").unwrap())
+            .unwrap(),
         repo.head(&topic).unwrap()
     );
 
@@ -148,7 +151,7 @@ fn three_producers_pushing_one_topic_concurrently_lose_and_duplicate_nothing() {
             let rebuilds = &rebuilds;
             scope.spawn(move || {
                 let repo = producer.open();
-                let mut pusher = transport::push::Pusher::new(&repo, "origin", client()).unwrap();
+                let mut pusher = replicate::push::Pusher::new(&repo, "origin", client()).unwrap();
                 for round in 0..8 {
                     publish(
                         producer,
@@ -168,7 +171,7 @@ fn three_producers_pushing_one_topic_concurrently_lose_and_duplicate_nothing() {
     // Everyone's last push may have been overtaken: push once more each, in turn.
     for producer in &producers {
         let repo = producer.open();
-        transport::push::push_with(&repo, "origin", client(), PushOptions::default()).unwrap();
+        replicate::push::push_with(&repo, "origin", client(), PushOptions::default()).unwrap();
     }
     eprintln!("rebuilds on conflict: {}", rebuilds.into_inner());
     let log = remote_log(&url, "events");
@@ -197,10 +200,10 @@ fn a_rebuild_keeps_every_message_and_moves_positions_inside_the_copied_run_to_th
     let url = server.url("q");
     let (a, b) = (with_origin(&url), with_origin(&url));
     publish(&a, "t", ["a0".to_owned()]);
-    transport::push::push_with(&a.open(), "origin", client(), PushOptions::default()).unwrap();
-    transport::fetch(&b.open(), "origin", &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    replicate::push::push_with(&a.open(), "origin", client(), PushOptions::default()).unwrap();
+    replicate::fetch(&b.open(), "origin", &replicate::fetch::DEFAULT_PREFIXES).unwrap();
     publish(&a, "t", ["a1".to_owned(), "a2".to_owned()]);
-    transport::push::push_with(&a.open(), "origin", client(), PushOptions::default()).unwrap();
+    replicate::push::push_with(&a.open(), "origin", client(), PushOptions::default()).unwrap();
     publish(&b, "t", ["b1".to_owned(), "b2".to_owned()]);
     let repo = b.open();
     let topic = TopicName::new("t").unwrap();
@@ -215,10 +218,13 @@ fn a_rebuild_keeps_every_message_and_moves_positions_inside_the_copied_run_to_th
         .collect();
     assert_eq!(seen, [b"a0".to_vec(), b"b1".to_vec(), b"b2".to_vec()]);
     local.commit().unwrap();
-    let fork = repo.refs().find("refs/remotes/origin/t").unwrap();
+    let fork = repo
+        .refs()
+        .find(&FullName::new("refs/remotes/origin/t").unwrap())
+        .unwrap();
 
     let report =
-        transport::push::push_with(&repo, "origin", client(), PushOptions::default()).unwrap();
+        replicate::push::push_with(&repo, "origin", client(), PushOptions::default()).unwrap();
     assert_eq!(report.rebuilt.len(), 1, "{report:?}");
     let rebuilt = &report.rebuilt[0];
     assert_eq!(rebuilt.copies.len(), 2);
@@ -226,7 +232,12 @@ fn a_rebuild_keeps_every_message_and_moves_positions_inside_the_copied_run_to_th
     assert_eq!(remote_log(&url, "t"), ["a0", "a1", "a2", "b1", "b2"]);
     // The consumer had read b1, b2 before they moved behind a1, a2: it goes back to the fork
     // and gets a1, a2 and the copies of b1, b2 (at-least-once, nothing skipped).
-    assert_eq!(repo.refs().find("refs/gitmq/consumers/c/t").unwrap(), fork);
+    assert_eq!(
+        repo.refs()
+            .find(&FullName::new("refs/gitmq/consumers/c/t").unwrap())
+            .unwrap(),
+        fork
+    );
     let mut again =
         gitmq::Consumer::open(repo.clone(), ConsumerName::new("c").unwrap(), topic).unwrap();
     let next: Vec<Vec<u8>> = again
@@ -259,10 +270,10 @@ fn a_consumer_on_a_new_machine_resumes_at_its_pushed_position() {
     let mut worker = gitmq::Consumer::open(first.open(), name.clone(), topic.clone()).unwrap();
     assert_eq!(worker.poll(4).unwrap().len(), 4);
     worker.commit().unwrap();
-    transport::push::push_with(&first.open(), "origin", client(), PushOptions::default()).unwrap();
+    replicate::push::push_with(&first.open(), "origin", client(), PushOptions::default()).unwrap();
 
     let fresh = with_origin(&url);
-    transport::fetch(&fresh.open(), "origin", &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    replicate::fetch(&fresh.open(), "origin", &replicate::fetch::DEFAULT_PREFIXES).unwrap();
     let mut resumed = gitmq::Consumer::open(fresh.open(), name, topic).unwrap();
     let rest: Vec<String> = resumed
         .poll(100)
@@ -276,13 +287,13 @@ fn a_consumer_on_a_new_machine_resumes_at_its_pushed_position() {
     );
     resumed.commit().unwrap();
     // The new machine's progress goes back up; the old one adopts it on its next fetch.
-    transport::push::push_with(&fresh.open(), "origin", client(), PushOptions::default()).unwrap();
-    transport::fetch(&first.open(), "origin", &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    replicate::push::push_with(&fresh.open(), "origin", client(), PushOptions::default()).unwrap();
+    replicate::fetch(&first.open(), "origin", &replicate::fetch::DEFAULT_PREFIXES).unwrap();
     assert_eq!(
         first
             .open()
             .refs()
-            .find("refs/gitmq/consumers/worker/jobs")
+            .find(&FullName::new("refs/gitmq/consumers/worker/jobs").unwrap())
             .unwrap(),
         fresh.open().head(&TopicName::new("jobs").unwrap()).unwrap()
     );
@@ -322,10 +333,10 @@ fn equal_and_backwards_dates_push_and_interop_with_git_both_ways() {
     }
     git(&["push", "-q", &url, "t:refs/heads/t"], Some(work.path()));
     let gitmq_side = with_origin(&url);
-    transport::fetch(
+    replicate::fetch(
         &gitmq_side.open(),
         "origin",
-        &transport::fetch::DEFAULT_PREFIXES,
+        &replicate::fetch::DEFAULT_PREFIXES,
     )
     .unwrap();
     publish(
@@ -333,7 +344,7 @@ fn equal_and_backwards_dates_push_and_interop_with_git_both_ways() {
         "t",
         (0..300).map(|i| format!("same second {i}")),
     );
-    transport::push::push_with(
+    replicate::push::push_with(
         &gitmq_side.open(),
         "origin",
         client(),
@@ -354,17 +365,14 @@ fn pushing_to_a_guarded_repository_needs_credentials_which_never_show() {
     let producer = with_origin(&url);
     publish(&producer, "t", ["one".to_owned()]);
     let err =
-        transport::push::push_with(&producer.open(), "origin", client(), PushOptions::default())
+        replicate::push::push_with(&producer.open(), "origin", client(), PushOptions::default())
             .unwrap_err();
-    assert!(
-        matches!(err, transport::Error::Status { status: 401, .. }),
-        "{err:?}"
-    );
+    assert!(err.http_status() == Some(401), "{err:?}");
     let with_password = url.replace(
         "http://",
         &format!("http://{USER}:{}@", PASSWORD.replace('@', "%40")),
     );
-    let err = transport::push::push_with(
+    let err = replicate::push::push_with(
         &producer.open(),
         &with_password.replace("s3cret", "wrong"),
         client(),
@@ -376,7 +384,7 @@ fn pushing_to_a_guarded_repository_needs_credentials_which_never_show() {
         !shown.contains("wrong") && !shown.contains("s3cret"),
         "{shown}"
     );
-    let report = transport::push::push_with(
+    let report = replicate::push::push_with(
         &producer.open(),
         &with_password,
         client(),
@@ -406,7 +414,7 @@ fn a_hook_that_refuses_is_an_error_not_an_endless_retry() {
     publish(&producer, "t", ["one".to_owned()]);
     let mut progress = Vec::new();
     let mut collect = |text: &[u8]| progress.extend_from_slice(text);
-    let err = transport::push::push_with(
+    let err = replicate::push::push_with(
         &producer.open(),
         "origin",
         client(),
@@ -417,7 +425,7 @@ fn a_hook_that_refuses_is_an_error_not_an_endless_retry() {
     )
     .unwrap_err();
     assert!(
-        matches!(&err, transport::Error::Rejected { reason, .. } if reason.contains("hook")),
+        matches!(&err, replicate::Error::Rejected { reason, .. } if reason.contains("hook")),
         "{err:?}"
     );
     assert!(String::from_utf8_lossy(&progress).contains("no pushes on Fridays"));
@@ -486,7 +494,7 @@ fn a_push_cut_off_mid_way_moves_nothing_leaves_nothing_and_the_next_push_deliver
     publish(&producer, "t", (0..2000).map(|i| format!("message {i}")));
     let repo = producer.open();
     let head = repo.head(&TopicName::new("t").unwrap()).unwrap();
-    let err = transport::push::push_with(
+    let err = replicate::push::push_with(
         &repo,
         &cut_url,
         client(),
@@ -513,7 +521,7 @@ fn a_push_cut_off_mid_way_moves_nothing_leaves_nothing_and_the_next_push_deliver
     let server = HttpServer::start();
     server.bare_repo("q");
     let url = server.url("q");
-    transport::push::push_with(&repo, &url, client(), PushOptions::default()).unwrap();
+    replicate::push::push_with(&repo, &url, client(), PushOptions::default()).unwrap();
     assert_eq!(remote_log(&url, "t").len(), 2000);
 }
 
@@ -526,7 +534,7 @@ fn a_pruned_repository_pushes_onto_a_remote_with_its_history_and_refuses_clearly
     let producer = with_origin(&server.url("full"));
     publish(&producer, "t", (0..20).map(|i| format!("m{i}")));
     let repo = producer.open();
-    transport::push::push_with(&repo, "origin", client(), PushOptions::default()).unwrap();
+    replicate::push::push_with(&repo, "origin", client(), PushOptions::default()).unwrap();
     let options = gitmq::prune::Options {
         grace: std::time::Duration::ZERO,
         ..gitmq::prune::Options::default()
@@ -539,10 +547,10 @@ fn a_pruned_repository_pushes_onto_a_remote_with_its_history_and_refuses_clearly
     )
     .unwrap();
     publish(&producer, "t", (20..25).map(|i| format!("m{i}")));
-    transport::push::push_with(&repo, "origin", client(), PushOptions::default()).unwrap();
+    replicate::push::push_with(&repo, "origin", client(), PushOptions::default()).unwrap();
     assert_eq!(remote_log(&server.url("full"), "t").len(), 25);
 
-    let err = transport::push::push_with(
+    let err = replicate::push::push_with(
         &repo,
         &server.url("empty"),
         client(),
@@ -550,7 +558,7 @@ fn a_pruned_repository_pushes_onto_a_remote_with_its_history_and_refuses_clearly
     )
     .unwrap_err();
     assert!(
-        matches!(err, transport::Error::PrunedHere { .. }),
+        matches!(err, replicate::Error::PrunedHere { .. }),
         "{err:?}"
     );
     assert!(remote_refs(&server.url("empty")).is_empty());
@@ -580,7 +588,7 @@ fn without_atomic_the_refs_that_moved_are_tracked_even_when_another_is_refused()
             .unwrap();
     consumer.poll(1).unwrap();
     consumer.commit().unwrap();
-    let err = transport::push::push_with(
+    let err = replicate::push::push_with(
         &repo,
         "origin",
         client(),
@@ -591,7 +599,7 @@ fn without_atomic_the_refs_that_moved_are_tracked_even_when_another_is_refused()
     )
     .unwrap_err();
     assert!(
-        matches!(&err, transport::Error::Rejected { name, .. } if name == "refs/gitmq/consumers/c/t"),
+        matches!(&err, replicate::Error::Rejected { name, .. } if name == "refs/gitmq/consumers/c/t"),
         "{err:?}"
     );
     assert_eq!(
@@ -600,7 +608,9 @@ fn without_atomic_the_refs_that_moved_are_tracked_even_when_another_is_refused()
         "the topic moved"
     );
     assert_eq!(
-        repo.refs().find("refs/remotes/origin/t").unwrap(),
+        repo.refs()
+            .find(&FullName::new("refs/remotes/origin/t").unwrap())
+            .unwrap(),
         repo.head(&topic).unwrap(),
         "and is tracked"
     );

@@ -18,7 +18,7 @@ pub fn publish_dated(
 ) -> ObjectId {
     let head = repo.head(topic).unwrap();
     let mut body = Vec::new();
-    gitmq::message::encode(
+    gitmq::git::message::encode(
         &mut body,
         head.as_deref(),
         &gitmq::Identity::new("clock", "clock@example.com").unwrap(),
@@ -35,7 +35,7 @@ pub fn publish_dated(
         .refs()
         .lock(&topic.ref_name(), std::time::Duration::from_secs(1))
         .unwrap();
-    lock.commit(gitmq::refs::Expected::from_current(head), &id, false)
+    lock.commit(gitmq::git::refs::Expected::from_current(head), &id, false)
         .unwrap();
     id
 }

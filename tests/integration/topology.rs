@@ -436,14 +436,14 @@ fn a_join_destination_rewritten_by_a_rebuild_is_recognised_by_content_and_not_co
     // What a push that lost a race does: another producer's message r1 lands on d0 and the
     // unpushed copies are copied again on top of it (new ids, same content).
     let remote = handle.producer(&topic("remote")).publish(b"r1").unwrap();
-    let r1 = gitmq::restack::restack(&handle, Some(d0), &[remote], true)
+    let r1 = gitmq::git::message::restack::restack(&handle, Some(d0), &[remote], true)
         .unwrap()
         .tip()
         .unwrap();
     let head = handle.head(&dst).unwrap().unwrap();
     let mut odb = handle.odb();
-    let copies = gitmq::walk::ids_after(&mut odb, head, Some(d0), &mut Vec::new()).unwrap();
-    let renamed = gitmq::restack::restack(&handle, Some(r1), &copies, true).unwrap();
+    let copies = gitmq::git::walk::ids_after(&mut odb, head, Some(d0), &mut Vec::new()).unwrap();
+    let renamed = gitmq::git::message::restack::restack(&handle, Some(r1), &copies, true).unwrap();
     repo.git(&[
         "update-ref",
         "refs/heads/dst",
@@ -454,7 +454,7 @@ fn a_join_destination_rewritten_by_a_rebuild_is_recognised_by_content_and_not_co
     assert_eq!(read_all(&handle, "r", &dst), ["d0", "r1", "a1", "a2", "a3"]);
 
     // The base renamed too (nothing of the destination was pushed): found by content still.
-    let all = gitmq::walk::ids_after(
+    let all = gitmq::git::walk::ids_after(
         &mut odb,
         handle.head(&dst).unwrap().unwrap(),
         None,
@@ -462,7 +462,7 @@ fn a_join_destination_rewritten_by_a_rebuild_is_recognised_by_content_and_not_co
     )
     .unwrap();
     let root = handle.producer(&topic("root")).publish(b"r0").unwrap();
-    let moved = gitmq::restack::restack(&handle, Some(root), &all, true).unwrap();
+    let moved = gitmq::git::message::restack::restack(&handle, Some(root), &all, true).unwrap();
     repo.git(&[
         "update-ref",
         "refs/heads/dst",

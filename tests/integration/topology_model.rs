@@ -95,11 +95,11 @@ fn actual(repo: &Repository, topic: &str) -> Vec<(ObjectId, Msg)> {
     };
     let mut odb = repo.odb();
     let mut buf = Vec::new();
-    gitmq::walk::ids_after(&mut odb, head, None, &mut buf)
+    gitmq::git::walk::ids_after(&mut odb, head, None, &mut buf)
         .unwrap()
         .into_iter()
         .map(|id| {
-            let m = gitmq::walk::read_message(&mut odb, id, &mut buf).unwrap();
+            let m = gitmq::git::walk::read_message(&mut odb, id, &mut buf).unwrap();
             let payload = String::from_utf8(m.payload).unwrap();
             (
                 id,

@@ -13,7 +13,7 @@ use std::{
 };
 
 use gitmq::{
-    transport::{self, http::ReqwestClient, FetchOptions, HttpClient, Request, UpdateKind},
+    replicate::{self, http::ReqwestClient, FetchOptions, HttpClient, Request, UpdateKind},
     ConsumerName, TopicName,
 };
 
@@ -136,7 +136,7 @@ fn fetching_again_brings_only_the_new_messages_and_fast_forwards_the_topic() {
 
     let local = TempRepo::new();
     let repo = local.open();
-    let first = transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    let first = replicate::fetch(&repo, &url, &replicate::fetch::DEFAULT_PREFIXES).unwrap();
     assert_eq!(first.protocol_version, 2);
     assert_eq!(
         first.pack.as_ref().unwrap().objects,
@@ -153,7 +153,7 @@ fn fetching_again_brings_only_the_new_messages_and_fast_forwards_the_topic() {
 
     publish(&producer, "orders", 100..110);
     push_all(&producer, &url);
-    let second = transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    let second = replicate::fetch(&repo, &url, &replicate::fetch::DEFAULT_PREFIXES).unwrap();
     assert_eq!(
         second.pack.as_ref().unwrap().objects,
         10,
@@ -178,13 +178,13 @@ fn a_diverged_local_topic_is_left_alone_and_reported() {
     push_all(&producer, &url);
     let local = TempRepo::new();
     let repo = local.open();
-    transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    replicate::fetch(&repo, &url, &replicate::fetch::DEFAULT_PREFIXES).unwrap();
     publish(&local, "orders", 100..101);
     let mine = repo.head(&TopicName::new("orders").unwrap()).unwrap();
     publish(&producer, "orders", 5..6);
     push_all(&producer, &url);
 
-    let report = transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    let report = replicate::fetch(&repo, &url, &replicate::fetch::DEFAULT_PREFIXES).unwrap();
     assert_eq!(report.updates.len(), 1);
     assert_eq!(report.updates[0].kind, UpdateKind::Diverged);
     assert_eq!(report.updates[0].old, mine);
@@ -245,7 +245,7 @@ fn a_thousand_messages_with_equal_timestamps_fetch_completely_then_one_more_alon
 
     let local = TempRepo::new();
     let repo = local.open();
-    let first = transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    let first = replicate::fetch(&repo, &url, &replicate::fetch::DEFAULT_PREFIXES).unwrap();
     assert_eq!(first.pack.as_ref().unwrap().objects, 1001);
     let log_lines = log(&local, "orders");
     assert_eq!(log_lines.len(), 1000);
@@ -253,7 +253,7 @@ fn a_thousand_messages_with_equal_timestamps_fetch_completely_then_one_more_alon
 
     equal_timestamp_commits(&bare, 1, 1000, true);
     let start = Instant::now();
-    let second = transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    let second = replicate::fetch(&repo, &url, &replicate::fetch::DEFAULT_PREFIXES).unwrap();
     let took = start.elapsed();
     assert_eq!(
         second.pack.as_ref().unwrap().objects,
@@ -273,11 +273,8 @@ fn an_unknown_repository_is_a_clear_404_and_credentials_never_show() {
         .url("missing")
         .replace("http://", "http://alice:hunter2@");
     let err =
-        transport::fetch(&local.open(), &url, &transport::fetch::DEFAULT_PREFIXES).unwrap_err();
-    assert!(
-        matches!(err, transport::Error::Status { status: 404, .. }),
-        "{err:?}"
-    );
+        replicate::fetch(&local.open(), &url, &replicate::fetch::DEFAULT_PREFIXES).unwrap_err();
+    assert!(err.http_status() == Some(404), "{err:?}");
     assert!(!err.is_spurious());
     let text = format!("{err} {err:?}");
     assert!(text.contains("repository not found"), "{text}");
@@ -300,8 +297,16 @@ fn a_stopped_server_is_a_spurious_connection_error() {
     server.stop();
     let local = TempRepo::new();
     let err =
-        transport::fetch(&local.open(), &url, &transport::fetch::DEFAULT_PREFIXES).unwrap_err();
-    assert!(matches!(err, transport::Error::Connect { .. }), "{err:?}");
+        replicate::fetch(&local.open(), &url, &replicate::fetch::DEFAULT_PREFIXES).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            replicate::Error::Wire(gitmq::git::wire::Error::Http(
+                replicate::HttpError::Connect { .. }
+            ))
+        ),
+        "{err:?}"
+    );
     assert!(err.is_spurious());
     let out = local.gitmq(&["fetch", "nowhere"], b"");
     assert!(
@@ -315,7 +320,7 @@ fn a_stopped_server_is_a_spurious_connection_error() {
 struct WithoutV2(ReqwestClient);
 
 impl HttpClient for WithoutV2 {
-    fn send(&self, request: Request<'_>) -> Result<transport::Response, transport::Error> {
+    fn send(&self, request: Request<'_>) -> Result<replicate::Response, replicate::HttpError> {
         let headers: Vec<(&str, &str)> = request
             .headers
             .iter()
@@ -338,15 +343,15 @@ fn a_server_without_protocol_v2_is_fetched_with_v0() {
     publish(&producer, "orders", 0..30);
     push_all(&producer, &url);
     let local = TempRepo::new();
-    let client = WithoutV2(ReqwestClient::new(transport::http::Options::default()).unwrap());
+    let client = WithoutV2(ReqwestClient::new(replicate::http::Options::default()).unwrap());
     let report =
-        transport::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap();
+        replicate::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap();
     assert_eq!(report.protocol_version, 0);
     assert_eq!(log(&local, "orders").len(), 30);
     publish(&producer, "orders", 30..32);
     push_all(&producer, &url);
     let report =
-        transport::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap();
+        replicate::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap();
     assert_eq!(report.pack.unwrap().objects, 2);
     local.assert_fsck_clean();
 }
@@ -368,20 +373,17 @@ fn credentials_in_the_url_open_a_private_repository_and_never_show_in_errors() {
     let local = TempRepo::new();
     let repo = local.open();
 
-    let err = transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap_err();
-    assert!(
-        matches!(err, transport::Error::Status { status: 401, .. }),
-        "{err:?}"
-    );
+    let err = replicate::fetch(&repo, &url, &replicate::fetch::DEFAULT_PREFIXES).unwrap_err();
+    assert!(err.http_status() == Some(401), "{err:?}");
     assert!(err.to_string().contains("authentication required"), "{err}");
 
     let wrong = url.replace("http://", &format!("http://{USER}:wrong-{}@", "pw%40x"));
-    let err = transport::fetch(&repo, &wrong, &transport::fetch::DEFAULT_PREFIXES).unwrap_err();
+    let err = replicate::fetch(&repo, &wrong, &replicate::fetch::DEFAULT_PREFIXES).unwrap_err();
     assert!(!format!("{err} {err:?}").contains("wrong-pw"), "{err:?}");
 
     let escaped = PASSWORD.replace('@', "%40");
     let good = url.replace("http://", &format!("http://{USER}:{escaped}@"));
-    let report = transport::fetch(&repo, &good, &transport::fetch::DEFAULT_PREFIXES).unwrap();
+    let report = replicate::fetch(&repo, &good, &replicate::fetch::DEFAULT_PREFIXES).unwrap();
     assert_eq!(report.pack.unwrap().objects, 8);
     assert!(
         !report.url.contains("s3cret"),
@@ -407,23 +409,30 @@ fn https_with_a_private_ca_fetches_and_an_unknown_ca_is_refused() {
     let local = TempRepo::new();
 
     let err =
-        transport::fetch(&local.open(), &url, &transport::fetch::DEFAULT_PREFIXES).unwrap_err();
+        replicate::fetch(&local.open(), &url, &replicate::fetch::DEFAULT_PREFIXES).unwrap_err();
     assert!(
-        matches!(err, transport::Error::Connect { .. }),
+        matches!(
+            err,
+            replicate::Error::Wire(gitmq::git::wire::Error::Http(
+                replicate::HttpError::Connect { .. }
+            ))
+        ),
         "an unknown CA fails the TLS handshake: {err:?}"
     );
 
-    let client = ReqwestClient::new(transport::http::Options {
+    let client = ReqwestClient::new(replicate::http::Options {
         extra_root_certificates: vec![server.ca_pem.clone().unwrap()],
-        ..transport::http::Options::default()
+        ..replicate::http::Options::default()
     })
     .unwrap();
     let report =
-        transport::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap();
+        replicate::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap();
     assert_eq!(report.pack.unwrap().objects, 13);
     assert_eq!(log(&local, "orders").len(), 12);
 }
 
+/// `gitmq bench` is in the binary only with the `bench` feature (`.ci/test` turns it on).
+#[cfg(feature = "bench")]
 #[test]
 fn gitmq_bench_fetch_compares_with_git_on_the_same_server_and_cleans_up() {
     let server = HttpServer::start();

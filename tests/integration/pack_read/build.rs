@@ -8,8 +8,8 @@ use std::{
 };
 
 use gitmq::{
-    hash::{object_id, Hasher},
-    odb::pack::format::{encode_entry_header, EntryKind, MAX_ENTRY_HEADER_LEN},
+    git::hash::{object_id, Hasher},
+    git::odb::pack::format::{encode_entry_header, EntryKind, MAX_ENTRY_HEADER_LEN},
     ObjectId,
 };
 use gix_object::Kind;

@@ -9,7 +9,7 @@ use std::{
 };
 
 use gitmq::{
-    odb::pack::{
+    git::odb::pack::{
         read::{self, DeltaBaseCache, Options, PackFile},
         set::PackSet,
     },

@@ -8,7 +8,7 @@ use std::{
 };
 
 use gitmq::{
-    transport::{self, http::ReqwestClient, FetchOptions},
+    replicate::{self, http::ReqwestClient, FetchOptions},
     Repository,
 };
 
@@ -162,12 +162,15 @@ fn a_truncated_garbled_or_refused_pack_is_an_error_and_leaves_no_pack_or_ref() {
         let url = canned_server(tip.clone(), pack.clone(), fault);
         let local = TempRepo::new();
         let repo: Repository = local.open();
-        let err = transport::fetch(&repo, &url, &transport::fetch::DEFAULT_PREFIXES).unwrap_err();
+        let err = replicate::fetch(&repo, &url, &replicate::fetch::DEFAULT_PREFIXES).unwrap_err();
         let text = err.to_string();
         match fault {
             Fault::Truncated => assert!(err.is_spurious(), "truncation is spurious: {err:?}"),
             Fault::Garbled => assert!(
-                matches!(err, transport::Error::Pack(_)) && !err.is_spurious(),
+                matches!(
+                    err,
+                    replicate::Error::Wire(gitmq::git::wire::Error::Pack(_))
+                ) && !err.is_spurious(),
                 "{err:?}"
             ),
             Fault::RemoteError => assert!(
@@ -197,17 +200,25 @@ fn a_server_that_never_answers_times_out_spuriously() {
         std::thread::sleep(Duration::from_secs(3));
         drop(stream);
     });
-    let client = ReqwestClient::new(transport::http::Options {
+    let client = ReqwestClient::new(replicate::http::Options {
         io_timeout: Duration::from_millis(500),
-        ..transport::http::Options::default()
+        ..replicate::http::Options::default()
     })
     .unwrap();
     let local = TempRepo::new();
     let start = Instant::now();
     let err =
-        transport::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap_err();
+        replicate::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(3), "bounded wait");
-    assert!(matches!(err, transport::Error::Timeout { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            replicate::Error::Wire(gitmq::git::wire::Error::Http(
+                replicate::HttpError::Timeout { .. }
+            ))
+        ),
+        "{err:?}"
+    );
     assert!(err.is_spurious());
     holder.join().unwrap();
 }
@@ -257,9 +268,9 @@ fn flaky_server() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
 fn a_503_is_retried_with_back_off_and_the_fetch_then_succeeds() {
     let (url, ls_refs) = flaky_server();
     let local = TempRepo::new();
-    let client = ReqwestClient::new(transport::http::Options::default()).unwrap();
+    let client = ReqwestClient::new(replicate::http::Options::default()).unwrap();
     let report =
-        transport::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap();
+        replicate::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap();
     assert!(report.updates.is_empty() && report.pack.is_none());
     assert_eq!(ls_refs.load(std::sync::atomic::Ordering::SeqCst), 2);
 }

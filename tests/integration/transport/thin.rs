@@ -11,7 +11,7 @@ use std::{
 };
 
 use gitmq::{
-    transport::{self, http::ReqwestClient, FetchOptions},
+    replicate::{self as transport, http::ReqwestClient, FetchOptions},
     ConsumerName, TopicName,
 };
 
@@ -136,10 +136,7 @@ fn refused_without_thin_pack(local: &TempRepo, bare: &Path, client: &ReqwestClie
         },
     )
     .unwrap_err();
-    assert!(
-        matches!(refused, transport::Error::Status { status: 500, .. }),
-        "{refused:?}"
-    );
+    assert!(refused.http_status() == Some(500), "{refused:?}");
     assert!(
         verdicts(bare).iter().all(|v| v == "refused") && !verdicts(bare).is_empty(),
         "the server refused a fetch without thin-pack: {:?}",
@@ -252,6 +249,8 @@ fn a_server_that_insists_on_thin_packs_is_fetched_consumed_and_resumed() {
     );
 }
 
+/// `gitmq bench` is in the binary only with the `bench` feature (`.ci/test` turns it on).
+#[cfg(feature = "bench")]
 #[test]
 fn gitmq_bench_fetch_thin_compares_git_thin_and_whole_and_cleans_up() {
     let server = HttpServer::start();

@@ -151,7 +151,7 @@ fn rounds(
         })?);
         let repo = Repository::init(scratch.join(format!("gitmq-{round}.git")))?;
         full.gitmq.push(timed(|| {
-            Ok(gitmq::transport::fetch(&repo, url, &prefixes).map(drop)?)
+            Ok(gitmq::replicate::fetch(&repo, url, &prefixes).map(drop)?)
         })?);
     }
     let repo = Repository::open(&gitmq_repo)?;
@@ -176,7 +176,7 @@ fn rounds(
             )
         })?);
         one.gitmq.push(timed(|| {
-            Ok(gitmq::transport::fetch(&repo, url, &prefixes).map(drop)?)
+            Ok(gitmq::replicate::fetch(&repo, url, &prefixes).map(drop)?)
         })?);
         poll.git.push(timed(|| {
             git(
@@ -185,12 +185,12 @@ fn rounds(
             )
         })?);
         poll.gitmq.push(timed(|| {
-            Ok(gitmq::transport::fetch(&repo, url, &prefixes).map(drop)?)
+            Ok(gitmq::replicate::fetch(&repo, url, &prefixes).map(drop)?)
         })?);
     }
     let topic = TopicName::new(branch)?;
     let head = repo.head(&topic)?.ok_or("gitmq fetched nothing")?;
-    let count = gitmq::walk::ids_after(&mut repo.odb(), head, None, &mut Vec::new())?.len();
+    let count = gitmq::git::walk::ids_after(&mut repo.odb(), head, None, &mut Vec::new())?.len();
     if count != opts.messages + opts.rounds {
         return Err(format!(
             "gitmq has {count} messages, expected {}",

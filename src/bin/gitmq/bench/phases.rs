@@ -6,9 +6,9 @@
 use std::{hint::black_box, time::Instant};
 
 use gitmq::{
-    hash::Hasher,
-    message::CommitEncoder,
-    odb::pack::write::{append_zlib_stored, Compression, PackBuilder},
+    git::hash::Hasher,
+    git::message::CommitEncoder,
+    git::odb::pack::write::{append_zlib_stored, Compression, PackBuilder},
     Identity, ObjectId,
 };
 
@@ -16,7 +16,7 @@ use gitmq::{
 pub fn measure(messages: &[Vec<u8>]) -> Vec<(&'static str, f64)> {
     let n = messages.len().max(1) as f64;
     let encoder = CommitEncoder::new(&Identity::default(), 0);
-    let parent = ObjectId::empty_blob(gitmq::hash::OBJECT_HASH);
+    let parent = ObjectId::empty_blob(gitmq::git::hash::OBJECT_HASH);
     let mut body = Vec::with_capacity(4096);
     let start = Instant::now();
     for m in messages {
@@ -72,7 +72,7 @@ pub fn measure(messages: &[Vec<u8>]) -> Vec<(&'static str, f64)> {
 
     let mut builder = PackBuilder::new(Compression::Stored);
     for body in &bodies {
-        builder.add(parent, gix_object::Kind::Commit, body);
+        builder.push(&parent, gix_object::Kind::Commit, body);
     }
     let start = Instant::now();
     let sealed = builder.seal(Vec::new());

@@ -21,8 +21,8 @@ use std::{
 };
 
 use gitmq::{
-    transport::{
-        self,
+    replicate::{
+        self as transport,
         http::{Options, ReqwestClient},
         FetchOptions, HttpClient, Request, Response,
     },
@@ -56,7 +56,7 @@ impl Read for CountingBody {
 }
 
 impl HttpClient for Counting {
-    fn send(&self, request: Request<'_>) -> std::result::Result<Response, transport::Error> {
+    fn send(&self, request: Request<'_>) -> std::result::Result<Response, transport::HttpError> {
         let response = self.inner.send(request)?;
         Ok(Response {
             content_type: response.content_type,
@@ -177,7 +177,8 @@ pub fn compare(
     let expected = next;
     for repo in [&thin, &whole] {
         let head = repo.head(&topic)?.ok_or("gitmq fetched nothing")?;
-        let count = gitmq::walk::ids_after(&mut repo.odb(), head, None, &mut Vec::new())?.len();
+        let count =
+            gitmq::git::walk::ids_after(&mut repo.odb(), head, None, &mut Vec::new())?.len();
         if count != expected {
             return Err(format!("gitmq has {count} messages, expected {expected}").into());
         }
