@@ -88,6 +88,9 @@ pub mod git;
 #[allow(dead_code, unused_imports)]
 mod git;
 mod queue;
+#[cfg(any(test, feature = "internals"))]
+#[doc(hidden)]
+pub mod test_support;
 
 mod error;
 

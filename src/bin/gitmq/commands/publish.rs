@@ -98,7 +98,7 @@ pub fn run(repo: &Repository, args: &PublishArgs) -> Result<()> {
         let Some(block) = block else { break };
         let block = block?;
         let mut rest = &block[..];
-        while let Some(end) = memchr(separator, rest) {
+        while let Some(end) = memchr::memchr(separator, rest) {
             let record = &rest[..end];
             rest = &rest[end + 1..];
             let appended = if partial.is_empty() {
@@ -159,8 +159,4 @@ fn spawn_stdin_reader() -> mpsc::Receiver<io::Result<Vec<u8>>> {
         }
     });
     rx
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|b| *b == needle)
 }
