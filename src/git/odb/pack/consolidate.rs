@@ -153,7 +153,10 @@ pub fn consolidate(
         let chosen: Vec<Candidate> = candidates.drain(..=last).collect();
         match merge(fs, pack_dir, &chosen, sync)? {
             Merged::Done(new_pack, objects, bytes) => {
-                for old in &chosen {
+                // The merged pack may have the name of one it merged (the same objects in the
+                // same order: a merge interrupted before its old packs went, merged again):
+                // that one is the result, and stays.
+                for old in chosen.iter().filter(|old| old.pack != new_pack) {
                     let _ = fs.remove_file(&old.index);
                     let _ = fs.remove_file(&old.pack);
                 }
