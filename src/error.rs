@@ -44,6 +44,17 @@ pub enum Error {
     /// Pruning a topic failed (boxed: prune errors are large and rare).
     #[error(transparent)]
     Prune(Box<crate::queue::prune::Error>),
+    /// A writer refuses to go on after one of its writes or syncs failed: what reached the
+    /// disk is unknown (after a failed fsync the kernel may have dropped the data and a retry
+    /// would report success), so it acknowledges nothing more. Open a new one. (A producer
+    /// reports its own [`crate::produce::Error::Poisoned`].)
+    #[error("{writer} is poisoned by an earlier failure ({cause}); open a new one")]
+    Poisoned {
+        /// The writer, e.g. `consumer billing on orders`.
+        writer: String,
+        /// What failed first.
+        cause: String,
+    },
     /// Talking to a remote failed (boxed: transport errors are large and rare).
     #[error(transparent)]
     Transport(Box<crate::git::wire::Error>),

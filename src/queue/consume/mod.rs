@@ -14,6 +14,12 @@
 //! the topic; a commit that finds the position moved by someone else fails rather than
 //! overwrite. A caught-up poll reads two refs' worth of state (the head, compared with what
 //! was handed out) and nothing else.
+//!
+//! Poisoning: a commit that fails for any reason but a lost compare-and-swap or a held lock
+//! (a write, fsync or rename failed) leaves the position ref in an unknown state (renamed but
+//! not durable, or durable but not renamed), so the consumer refuses every later commit with
+//! [`crate::Error::Poisoned`] rather than report one as durable; reading goes on, and a new
+//! consumer opened with the same name reads from the position on disk (at-least-once).
 
 pub mod backlog;
 pub mod dlq;
@@ -128,6 +134,8 @@ pub struct Consumer {
     wait_interval: Duration,
     /// Fsync the position ref on commit.
     sync: bool,
+    /// Why an earlier commit failed, after which none is accepted.
+    poisoned: Option<String>,
 }
 
 /// Lifecycle
@@ -156,6 +164,7 @@ impl Consumer {
             last_commit: Instant::now(),
             wait_interval: DEFAULT_WAIT_INTERVAL,
             sync: true,
+            poisoned: None,
         })
     }
 
@@ -314,8 +323,29 @@ impl Consumer {
         }
     }
 
-    /// Commit the position: everything handed out so far counts as processed.
+    /// Commit the position: everything handed out so far counts as processed. After a commit
+    /// failed writing or syncing, every later one fails with [`crate::Error::Poisoned`].
     pub fn commit(&mut self) -> Result<(), crate::Error> {
+        if let Some(cause) = &self.poisoned {
+            return Err(crate::Error::Poisoned {
+                writer: format!("consumer {} on {}", self.name, self.topic),
+                cause: cause.clone(),
+            });
+        }
+        let result = self.commit_unpoisoned();
+        if let Err(crate::Error::Refs(err)) = &result {
+            let retryable = matches!(
+                err,
+                crate::git::refs::Error::Changed { .. } | crate::git::refs::Error::Locked { .. }
+            );
+            if !retryable {
+                self.poisoned = Some(err.to_string());
+            }
+        }
+        result
+    }
+
+    fn commit_unpoisoned(&mut self) -> Result<(), crate::Error> {
         let Some(delivered) = self.delivered else {
             // Seeked to the beginning and nothing handed out since: no position.
             if let Some(committed) = self.committed {
