@@ -79,7 +79,9 @@ pub struct PushOptions<'a> {
     pub positions: bool,
     /// Ask the server to move all refs or none.
     pub atomic: bool,
-    /// Fsync what a rebuild writes locally.
+    /// Fsync what a rebuild writes locally, and the tracking refs moved after the server's
+    /// answer. Off, a power loss may leave a moved ref empty on file systems that journal
+    /// names but not data (ext4 `data=writeback`, XFS), naming nothing.
     pub sync: bool,
     /// Attempts before giving up on conflicts and spurious network errors.
     pub max_attempts: u32,
@@ -320,9 +322,8 @@ impl<C: HttpClient> Pusher<C> {
             match verdict.status(&command.name) {
                 Some(RefStatus::Ok) => {
                     let Some(new) = command.new else { continue };
-                    // Tracking refs repeat the remote: not fsynced (a later fetch or push
-                    // corrects them).
-                    self.track(repo, &command.name, new, false)?;
+                    // Synced: a tracking ref that survives a power loss empty names nothing.
+                    self.track(repo, &command.name, new, options.sync)?;
                     report.updates.push(PushedRef {
                         name: command.name.clone(),
                         old: command.old,
