@@ -15,8 +15,10 @@
 //! Order of writes: copies (packs), then the new positions (created by compare-and-swap:
 //! must not exist, or already hold the same copy), then the new topic's ref (must not exist).
 //! Copies are deterministic (same messages, root first), so a split interrupted before its
-//! last ref move can simply run again. If another writer creates the new topic first, the
-//! split fails and takes back the positions it wrote.
+//! last ref move can simply run again. If another writer creates the new topic first, or
+//! moving the new topic's ref fails, the split fails and takes back the positions it wrote
+//! (unless the topic names its copies after all); a split cut short by a crash leaves them
+//! for the next run, which completes it.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -146,24 +148,28 @@ pub fn split(
         }
     }
     let head = restacked.tip().expect("BUG: something was selected");
-    let lock = repo.refs().lock(&into.ref_name(), LOCK_TIMEOUT)?;
-    match lock.commit(Expected::MustNotExist, &head, sync) {
-        Ok(()) => {}
-        Err(crate::git::refs::Error::Changed { .. }) => {
-            // Someone created the topic meanwhile: the positions written above name copies
-            // that are not on it. Take them back (only if still ours).
+    let moved = repo
+        .refs()
+        .lock(&into.ref_name(), LOCK_TIMEOUT)
+        .and_then(|lock| lock.commit(Expected::MustNotExist, &head, sync));
+    if let Err(err) = moved {
+        // Someone created the topic meanwhile, or the move failed: unless the topic names our
+        // copies after all (renamed, then its sync failed), the positions written above name
+        // copies on no topic. Take them back (only if still ours).
+        if repo.refs().find(&into.ref_name()).ok().flatten() != Some(head) {
             for (consumer, copy) in &positions {
-                let lock = repo
-                    .refs()
-                    .lock(&consumer.position_ref(into), LOCK_TIMEOUT)?;
-                let _ = lock.delete(Expected::MustMatch(*copy), sync);
+                if let Ok(lock) = repo.refs().lock(&consumer.position_ref(into), LOCK_TIMEOUT) {
+                    let _ = lock.delete(Expected::MustMatch(*copy), sync);
+                }
             }
-            return Err(Error::Exists {
+        }
+        return Err(match err {
+            crate::git::refs::Error::Changed { .. } => Error::Exists {
                 topic: into.clone(),
             }
-            .into());
-        }
-        Err(err) => return Err(err.into()),
+            .into(),
+            err => err.into(),
+        });
     }
     Ok(Split {
         head,
