@@ -16,7 +16,8 @@
 //! must not exist, or already hold the same copy), then the new topic's ref (must not exist).
 //! Copies are deterministic (same messages, root first), so a split interrupted before its
 //! last ref move can simply run again. If another writer creates the new topic first, or
-//! moving the new topic's ref fails, the split fails and takes back the positions it wrote
+//! moving a position or the new topic's ref fails, the split fails and takes back the
+//! positions it wrote
 //! (unless the topic names its copies after all); a split cut short by a crash leaves them
 //! for the next run, which completes it.
 
@@ -130,31 +131,35 @@ pub fn split(
         .into());
     }
     let restacked = restack(repo, None, &selected, sync)?;
-    let mut positions = Vec::new();
-    for (consumer, index) in carried {
-        let copy = restacked.copies[index].new;
-        let lock = repo
-            .refs()
-            .lock(&consumer.position_ref(into), LOCK_TIMEOUT)?;
-        match lock.current()? {
-            None => {
-                lock.commit(Expected::MustNotExist, &copy, sync)?;
-                positions.push((consumer, copy));
-            }
-            // Left by an interrupted run of this same split.
-            Some(existing) if existing == copy => positions.push((consumer, copy)),
-            // Someone else's: leave it.
-            Some(_) => {}
-        }
-    }
     let head = restacked.tip().expect("BUG: something was selected");
-    let moved = repo
-        .refs()
-        .lock(&into.ref_name(), LOCK_TIMEOUT)
-        .and_then(|lock| lock.commit(Expected::MustNotExist, &head, sync));
+    let mut positions = Vec::new();
+    let moved = (|| {
+        for (consumer, index) in carried {
+            let copy = restacked.copies[index].new;
+            let lock = repo
+                .refs()
+                .lock(&consumer.position_ref(into), LOCK_TIMEOUT)?;
+            match lock.current()? {
+                None => {
+                    // Listed first: a commit that fails may have renamed it all the same.
+                    positions.push((consumer, copy));
+                    lock.commit(Expected::MustNotExist, &copy, sync)?;
+                }
+                // Left by an interrupted run of this same split.
+                Some(existing) if existing == copy => positions.push((consumer, copy)),
+                // Someone else's: leave it.
+                Some(_) => {}
+            }
+        }
+        repo.refs().lock(&into.ref_name(), LOCK_TIMEOUT)?.commit(
+            Expected::MustNotExist,
+            &head,
+            sync,
+        )
+    })();
     if let Err(err) = moved {
-        // Someone created the topic meanwhile, or the move failed: unless the topic names our
-        // copies after all (renamed, then its sync failed), the positions written above name
+        // Someone created the topic meanwhile, or a write failed: unless the topic names our
+        // copies after all (renamed, then its sync failed), the positions written name
         // copies on no topic. Take them back (only if still ours).
         if repo.refs().find(&into.ref_name()).ok().flatten() != Some(head) {
             for (consumer, copy) in &positions {

@@ -147,34 +147,51 @@ fn a_consumer_whose_commit_failed_is_poisoned() {
     }
 }
 
-/// A split whose last step (creating the new topic) failed left the positions it had
-/// carried over, naming copies on no topic.
+/// A split whose last steps (carrying a position over, creating the new topic) failed left
+/// the positions it had carried over, naming copies on no topic.
 #[test]
-fn a_split_whose_topic_could_not_be_created_takes_its_positions_back() {
+fn a_split_that_fails_on_its_refs_takes_its_positions_back() {
     let (dir, path) = template();
     let ids = publish(&path, "t", &names("m", 3), 3);
     commit_position(&path, "reader", "t", ids[1]);
-    // The last write is the new topic's ref.
     let (_copy, dry) = copy_of(dir.path());
     let fs = FaultyFs::new(&dry, Fault::None);
     let repo = Repository::open_with_fs(&dry, Arc::clone(&fs) as Arc<dyn Fs>).unwrap();
     topology::split(&repo, &topic("t"), None, &topic("s"), |_| true, true).unwrap();
-    let fs = FaultyFs::new(
-        &path,
+    let counts = fs.counts();
+    // The last writes are the position's and the new topic's ref; the last syncs are the
+    // position (file, directory) and the topic (file, directory).
+    for fault in [
         Fault::Enospc {
-            write: fs.counts().writes,
+            write: counts.writes - 1,
         },
-    );
-    let repo = Repository::open_with_fs(&path, fs as Arc<dyn Fs>).unwrap();
-    let split = topology::split(&repo, &topic("t"), None, &topic("s"), |_| true, true);
-    assert!(split.is_err());
-    let repo = Repository::open(&path).unwrap();
-    assert_eq!(position(&repo, "reader", "s"), None, "nothing left behind");
-    topology::split(&repo, &topic("t"), None, &topic("s"), |_| true, true).unwrap();
-    assert_eq!(
-        position(&repo, "reader", "s"),
-        Some(check::messages(&repo, "s")[1].0)
-    );
+        Fault::Enospc {
+            write: counts.writes,
+        },
+        Fault::Eio {
+            sync: counts.syncs - 2,
+        },
+        Fault::Eio {
+            sync: counts.syncs - 3,
+        },
+    ] {
+        let (_copy, path) = copy_of(dir.path());
+        let fs = FaultyFs::new(&path, fault);
+        let repo = Repository::open_with_fs(&path, fs as Arc<dyn Fs>).unwrap();
+        let split = topology::split(&repo, &topic("t"), None, &topic("s"), |_| true, true);
+        assert!(split.is_err(), "{fault:?}");
+        let repo = Repository::open(&path).unwrap();
+        assert_eq!(
+            position(&repo, "reader", "s"),
+            None,
+            "{fault:?}: nothing left behind"
+        );
+        topology::split(&repo, &topic("t"), None, &topic("s"), |_| true, true).unwrap();
+        assert_eq!(
+            position(&repo, "reader", "s"),
+            Some(check::messages(&repo, "s")[1].0)
+        );
+    }
 }
 
 /// Refs a fetch moved were not synced: on a file system that journals names but not data, a
