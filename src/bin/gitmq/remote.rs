@@ -193,13 +193,7 @@ impl Follower {
         }
         if let Some(fetcher) = &self.fetcher {
             if let Err(err) = fetch_once(repo, fetcher) {
-                if matches!(
-                    err,
-                    replicate::Error::Status {
-                        status: 401 | 403,
-                        ..
-                    }
-                ) {
+                if matches!(err.http_status(), Some(401 | 403)) {
                     return Err(err.into());
                 }
                 eprintln!(
@@ -330,10 +324,7 @@ fn apply_retention(repo: &Repository, out: &mut impl Write) -> Result<()> {
 
 /// Print a round's error; refused credentials or access end the sync.
 fn report_error(what: &str, err: &replicate::Error) -> Result<()> {
-    if let replicate::Error::Status {
-        status: 401 | 403, ..
-    } = err
-    {
+    if matches!(err.http_status(), Some(401 | 403)) {
         return Err(format!("{what}: {err}").into());
     }
     eprintln!("gitmq sync: {what} failed (trying again next round): {err}");

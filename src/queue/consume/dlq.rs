@@ -98,7 +98,7 @@ pub(crate) fn publish(
 ) -> Result<ObjectId, crate::Error> {
     let envelope =
         envelope(consumer, message, attempts, error).map_err(crate::git::message::Error::from)?;
-    producer.publish_with(&message.payload, &envelope)
+    Ok(producer.publish_with(&message.payload, &envelope)?)
 }
 
 fn envelope(

@@ -17,9 +17,11 @@
 //!
 //! Poisoning: a commit that fails for any reason but a lost compare-and-swap or a held lock
 //! (a write, fsync or rename failed) leaves the position ref in an unknown state (renamed but
-//! not durable, or durable but not renamed), so the consumer refuses every later commit with
-//! [`crate::Error::Poisoned`] rather than report one as durable; reading goes on, and a new
-//! consumer opened with the same name reads from the position on disk (at-least-once).
+//! not durable, or durable but not renamed; after a failed fsync the kernel may have dropped
+//! the page, and a retry would report success), so that commit and every later one return
+//! [`Error::Poisoned`] rather than report one as durable (fjall's and redb's rule, as the
+//! producer's); reading goes on, and a new consumer opened with the same name reads from the
+//! position on disk (at-least-once).
 
 pub mod backlog;
 pub mod dlq;
@@ -29,6 +31,7 @@ pub mod position;
 pub use backlog::{Backlog, DEFAULT_SEGMENT_LEN};
 
 use std::{
+    sync::Arc,
     thread,
     time::{Duration, Instant},
 };
@@ -36,11 +39,42 @@ use std::{
 use gix_hash::ObjectId;
 
 use crate::{
-    git::refs::{Expected, FullName},
+    git::refs::{self, Expected, FullName},
     git::walk,
     queue::consume::position::StartAt,
     ConsumerName, Message, MessageRef, Repository, TopicName,
 };
+
+/// Returned by every [`Consumer`] operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading the topic's head or the position, or moving the position, failed (a commit
+    /// whose compare-and-swap found the position moved is [`refs::Error::Changed`]).
+    #[error(transparent)]
+    Refs(#[from] refs::Error),
+    /// Walking the topic or reading a message failed.
+    #[error(transparent)]
+    Walk(#[from] walk::Error),
+    /// A start point was refused (see [`StartAt`]).
+    #[error(transparent)]
+    Position(#[from] position::Error),
+    /// A commit failed to write, sync or rename the position ref: the consumer commits no
+    /// more (what reached the disk is unknown). Returned by that commit and every later one;
+    /// open a new consumer, which reads from the position on disk.
+    #[error(
+        "committing the position of {consumer} on {topic} failed and the consumer is poisoned (open a new one): {cause}"
+    )]
+    Poisoned {
+        /// The consumer.
+        consumer: ConsumerName,
+        /// The topic.
+        topic: TopicName,
+        /// The first failure.
+        #[source]
+        cause: Arc<refs::Error>,
+    },
+}
 
 /// How often [`Consumer::wait_for_new()`] reads the topic's head, by default.
 pub const DEFAULT_WAIT_INTERVAL: Duration = Duration::from_millis(1);
@@ -135,17 +169,13 @@ pub struct Consumer {
     /// Fsync the position ref on commit.
     sync: bool,
     /// Why an earlier commit failed, after which none is accepted.
-    poisoned: Option<String>,
+    poisoned: Option<Arc<refs::Error>>,
 }
 
 /// Lifecycle
 impl Consumer {
     /// Open consumer `name` on `topic`, at its committed position (the topic's start if none).
-    pub fn open(
-        repo: Repository,
-        name: ConsumerName,
-        topic: TopicName,
-    ) -> Result<Self, crate::Error> {
+    pub fn open(repo: Repository, name: ConsumerName, topic: TopicName) -> Result<Self, Error> {
         let position_ref = name.position_ref(&topic);
         let committed = repo.refs().find(&position_ref)?;
         Ok(Self {
@@ -177,7 +207,7 @@ impl Consumer {
         name: ConsumerName,
         topic: TopicName,
         start: &StartAt,
-    ) -> Result<Self, crate::Error> {
+    ) -> Result<Self, Error> {
         let mut consumer = Self::open(repo, name, topic)?;
         consumer.seek(start)?;
         Ok(consumer)
@@ -185,7 +215,7 @@ impl Consumer {
 
     /// Read from `start` next (see [`open_at()`](Self::open_at)); what was handed out but
     /// not committed is forgotten.
-    pub fn seek(&mut self, start: &StartAt) -> Result<(), crate::Error> {
+    pub fn seek(&mut self, start: &StartAt) -> Result<(), Error> {
         self.delivered = crate::queue::consume::position::resolve(&self.repo, &self.topic, start)?;
         self.backlog = None;
         self.uncommitted = usize::from(self.delivered != self.committed);
@@ -228,7 +258,7 @@ impl Consumer {
 impl Consumer {
     /// Up to `max` messages after the last one handed out, oldest first; empty when caught
     /// up. Reads the topic's head at most once per call, when what is known runs out.
-    pub fn poll(&mut self, max: usize) -> Result<Vec<Message>, crate::Error> {
+    pub fn poll(&mut self, max: usize) -> Result<Vec<Message>, Error> {
         self.auto_commit_if_due()?;
         let known = self
             .backlog
@@ -265,7 +295,7 @@ impl Consumer {
     /// assert_eq!((count, bytes), (2, 3));
     /// # Ok(()) }
     /// ```
-    pub fn poll_with<E: From<crate::Error>>(
+    pub fn poll_with<E: From<Error>>(
         &mut self,
         max: usize,
         mut visit: impl FnMut(&MessageRef<'_>) -> Result<(), E>,
@@ -302,14 +332,14 @@ impl Consumer {
                     self.odb = self.repo.odb();
                     head_read = false;
                 }
-                Err(err) => return Err(crate::Error::from(err).into()),
+                Err(err) => return Err(Error::from(err).into()),
             }
         }
         Ok(count)
     }
 
     /// The next message after the last one handed out; `None` when caught up.
-    pub fn next_message(&mut self) -> Result<Option<Message>, crate::Error> {
+    pub fn next_message(&mut self) -> Result<Option<Message>, Error> {
         self.auto_commit_if_due()?;
         self.next_inner(&mut false)
     }
@@ -323,29 +353,37 @@ impl Consumer {
         }
     }
 
-    /// Commit the position: everything handed out so far counts as processed. After a commit
-    /// failed writing or syncing, every later one fails with [`crate::Error::Poisoned`].
-    pub fn commit(&mut self) -> Result<(), crate::Error> {
+    /// Commit the position: everything handed out so far counts as processed. A commit that
+    /// fails to write, sync or rename the position ref poisons the consumer: it and every
+    /// later commit return [`Error::Poisoned`].
+    pub fn commit(&mut self) -> Result<(), Error> {
         if let Some(cause) = &self.poisoned {
-            return Err(crate::Error::Poisoned {
-                writer: format!("consumer {} on {}", self.name, self.topic),
-                cause: cause.clone(),
+            return Err(Error::Poisoned {
+                consumer: self.name.clone(),
+                topic: self.topic.clone(),
+                cause: Arc::clone(cause),
             });
         }
-        let result = self.commit_unpoisoned();
-        if let Err(crate::Error::Refs(err)) = &result {
-            let retryable = matches!(
-                err,
-                crate::git::refs::Error::Changed { .. } | crate::git::refs::Error::Locked { .. }
-            );
-            if !retryable {
-                self.poisoned = Some(err.to_string());
+        match self.commit_unpoisoned() {
+            Err(Error::Refs(err))
+                if !matches!(
+                    err,
+                    refs::Error::Changed { .. } | refs::Error::Locked { .. }
+                ) =>
+            {
+                let cause = Arc::new(err);
+                self.poisoned = Some(Arc::clone(&cause));
+                Err(Error::Poisoned {
+                    consumer: self.name.clone(),
+                    topic: self.topic.clone(),
+                    cause,
+                })
             }
+            result => result,
         }
-        result
     }
 
-    fn commit_unpoisoned(&mut self) -> Result<(), crate::Error> {
+    fn commit_unpoisoned(&mut self) -> Result<(), Error> {
         let Some(delivered) = self.delivered else {
             // Seeked to the beginning and nothing handed out since: no position.
             if let Some(committed) = self.committed {
@@ -380,7 +418,7 @@ impl Consumer {
 
     /// How many messages follow the committed position (walks them: O(lag) time, O(1)
     /// memory).
-    pub fn lag(&mut self) -> Result<usize, crate::Error> {
+    pub fn lag(&mut self) -> Result<usize, Error> {
         match self.repo.head(&self.topic)? {
             None => Ok(0),
             Some(head) if Some(head) == self.committed => Ok(0),
@@ -393,7 +431,7 @@ impl Consumer {
 
     /// Wait until a message follows the last one handed out, reading the topic's head every
     /// [wait interval](Self::with_wait_interval), for at most `timeout`. Whether one does.
-    pub fn wait_for_new(&mut self, timeout: Duration) -> Result<bool, crate::Error> {
+    pub fn wait_for_new(&mut self, timeout: Duration) -> Result<bool, Error> {
         if self.backlog.as_ref().is_some_and(|b| !b.is_empty()) {
             return Ok(true);
         }
@@ -421,7 +459,7 @@ impl Consumer {
         }
     }
 
-    fn auto_commit_if_due(&mut self) -> Result<(), crate::Error> {
+    fn auto_commit_if_due(&mut self) -> Result<(), Error> {
         if self.uncommitted == 0 {
             return Ok(());
         }
@@ -436,7 +474,7 @@ impl Consumer {
 
     /// The next message, reading the head (and planning a backlog) only if `head_read` is
     /// still false, which it then becomes.
-    fn next_inner(&mut self, head_read: &mut bool) -> Result<Option<Message>, crate::Error> {
+    fn next_inner(&mut self, head_read: &mut bool) -> Result<Option<Message>, Error> {
         let mut replanned = false;
         loop {
             if let Some(backlog) = self.backlog.as_mut() {
@@ -465,7 +503,7 @@ impl Consumer {
 
     /// Unless `head_read` (then it becomes true): read the head, and plan a backlog if it
     /// moved past the last message handed out. Whether there is a backlog now.
-    fn plan_if_new(&mut self, head_read: &mut bool) -> Result<bool, crate::Error> {
+    fn plan_if_new(&mut self, head_read: &mut bool) -> Result<bool, Error> {
         if *head_read {
             return Ok(false);
         }
@@ -524,7 +562,7 @@ pub struct Messages<'a> {
 }
 
 impl Iterator for Messages<'_> {
-    type Item = Result<Message, crate::Error>;
+    type Item = Result<Message, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
@@ -544,7 +582,7 @@ pub fn lag(
     topic: &TopicName,
     position: Option<ObjectId>,
     buf: &mut Vec<u8>,
-) -> Result<usize, crate::Error> {
+) -> Result<usize, Error> {
     match repo.head(topic)? {
         None => Ok(0),
         Some(head) if Some(head) == position => Ok(0),

@@ -34,7 +34,7 @@ impl Operation for Publish {
         };
         let mut producer =
             Producer::with_config(repo.clone(), TopicName::new("t").unwrap(), config);
-        let result = (|| -> Result<(), gitmq::Error> {
+        let result = (|| -> Result<(), produce::Error> {
             for payload in &self.payloads {
                 if let Some(flushed) = producer.append(payload.as_bytes())?.flushed {
                     self.acknowledged.extend(flushed.ids);
@@ -43,17 +43,19 @@ impl Operation for Publish {
             self.acknowledged.extend(producer.flush()?.ids);
             Ok(())
         })();
-        if result.is_err() {
-            for again in [
+        if let Err(err) = &result {
+            let later = [
                 producer.append(b"after the failure").map(drop),
                 producer.flush().map(drop),
-            ] {
+            ];
+            for (when, outcome) in [("the failing call", Err(err))].into_iter().chain(
+                later
+                    .iter()
+                    .map(|r| ("a later call", r.as_ref().map(|()| ()))),
+            ) {
                 assert!(
-                    matches!(
-                        again,
-                        Err(gitmq::Error::Produce(produce::Error::Poisoned { .. }))
-                    ),
-                    "a failed producer goes on: {again:?}"
+                    matches!(outcome, Err(produce::Error::Poisoned { .. })),
+                    "{when} of a failed producer is not Poisoned: {outcome:?}"
                 );
             }
         }

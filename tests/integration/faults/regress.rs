@@ -141,7 +141,7 @@ fn a_consumer_whose_commit_failed_is_poisoned() {
         consumer.poll(1).unwrap();
         let again = consumer.commit();
         assert!(
-            matches!(again, Err(gitmq::Error::Poisoned { .. })),
+            matches!(again, Err(gitmq::consume::Error::Poisoned { .. })),
             "sync {sync}: {again:?}"
         );
     }

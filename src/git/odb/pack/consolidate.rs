@@ -70,6 +70,10 @@ pub enum Error {
     /// Writing the merged pack failed.
     #[error(transparent)]
     Write(#[from] super::write::Error),
+    /// The thread running a background consolidation panicked (nothing was removed: old
+    /// packs go only after the new one is complete).
+    #[error("the consolidation thread panicked")]
+    Panicked,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
