@@ -663,7 +663,9 @@ fn rebuild(
     if lock.current()? != Some(local) {
         return Ok(None); // a local producer appended: the copies stay unreachable
     }
-    lock.commit(Expected::MustMatch(local), &tip, sync)?;
+    // Positions go back to the fork before the topic moves (the fork is on both histories):
+    // a crash in between leaves a position that reads some messages again, never one on
+    // neither the topic nor its history.
     let copied_set: HashSet<ObjectId> = unpushed.iter().copied().collect();
     let mut positions_moved = Vec::new();
     for (name, position) in repo.refs().list(POSITION_PREFIX)? {
@@ -672,12 +674,13 @@ fn rebuild(
             continue;
         }
         let Some(fork) = fork else { continue };
-        let lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
-        if lock.current()? == Some(position) {
-            lock.commit(Expected::MustMatch(position), &fork, sync)?;
+        let position_lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
+        if position_lock.current()? == Some(position) {
+            position_lock.commit(Expected::MustMatch(position), &fork, sync)?;
             positions_moved.push(name.to_string());
         }
     }
+    lock.commit(Expected::MustMatch(local), &tip, sync)?;
     Ok(Some(Rebuilt {
         topic: topic.clone(),
         onto: theirs,

@@ -12,6 +12,7 @@ mod faulty_fs;
 mod fetch;
 mod produce;
 mod prune;
+mod push;
 mod regress;
 mod runner;
 mod topology;

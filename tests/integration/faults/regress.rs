@@ -287,3 +287,33 @@ fn refs_a_fetch_moved_are_whole_after_a_power_cut_and_positions_still_adopted() 
         );
     }
 }
+
+/// A push that lost a race rebuilds its topic on the remote's head, then moved the positions
+/// that had read the copied messages back to the fork. Cut short between the two (a crash, or
+/// a failed write of a position), a position named a message on neither the topic nor its
+/// history: the consumer could not read, and no later push fixed it. Positions now move first.
+#[test]
+fn a_push_rebuild_cut_short_leaves_no_position_off_its_topic() {
+    let server = HttpServer::start();
+    let (dir, op) = super::push::diverged(&server);
+    let (_copy, dry) = copy_of(dir.path());
+    let fs = FaultyFs::new(&dry, Fault::None);
+    let repo = Repository::open_with_fs(&dry, Arc::clone(&fs) as Arc<dyn Fs>).unwrap();
+    super::runner::Operation::run(&mut op.clone(), &repo).unwrap();
+    // Every write of the push, the rebuild's ref moves among them.
+    for write in 1..=fs.counts().writes {
+        let (_copy, path) = copy_of(dir.path());
+        let fs = FaultyFs::new(&path, Fault::Enospc { write });
+        let repo = Repository::open_with_fs(&path, fs as Arc<dyn Fs>).unwrap();
+        let mut op = op.clone();
+        assert!(super::runner::Operation::run(&mut op, &repo).is_err());
+        check::common(
+            &path,
+            Aftermath::Failed,
+            &format!("ENOSPC at write {write}"),
+        );
+        let repo = Repository::open(&path).unwrap();
+        super::runner::Operation::check(&op, &repo, Aftermath::Failed);
+        super::runner::Operation::redo(&op, &repo);
+    }
+}
