@@ -126,10 +126,12 @@ fn refs_resolve(repo_path: &Path, context: &str) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("git cat-file runs");
-    let mut input = String::new();
-    for (_, id) in &refs {
-        input.push_str(&format!("{id}\n"));
-    }
+    let input = refs
+        .iter()
+        .map(|(_, id)| id.to_string())
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n";
     child
         .stdin
         .take()

@@ -48,11 +48,10 @@ impl Operation for Publish {
                 producer.append(b"after the failure").map(drop),
                 producer.flush().map(drop),
             ];
-            for (when, outcome) in [("the failing call", Err(err))].into_iter().chain(
-                later
-                    .iter()
-                    .map(|r| ("a later call", r.as_ref().map(|()| ()))),
-            ) {
+            for (when, outcome) in [("the failing call", Err(err))]
+                .into_iter()
+                .chain(later.iter().map(|r| ("a later call", r.as_ref())))
+            {
                 assert!(
                     matches!(outcome, Err(produce::Error::Poisoned { .. })),
                     "{when} of a failed producer is not Poisoned: {outcome:?}"

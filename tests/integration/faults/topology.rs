@@ -36,9 +36,10 @@ impl Join {
         );
         let copies = &dst[self.own.len()..];
         for source in [&self.a, &self.b] {
-            let copied: Vec<&String> = copies.iter().filter(|p| source.contains(p)).collect();
+            let of_source: Vec<&String> = copies.iter().filter(|p| source.contains(p)).collect();
             assert!(
-                copied.len() <= source.len() && copied.iter().zip(source).all(|(c, s)| *c == s),
+                of_source.len() <= source.len()
+                    && of_source.iter().zip(source).all(|(c, s)| *c == s),
                 "a source's messages are copied once each, in order: {dst:?}"
             );
         }
