@@ -22,7 +22,8 @@
 //! tracking ref held before this fetch (the local consumer has not moved since), and only
 //! once its topic is in sync; a local ref moves before its tracking ref, so a fetch cut short
 //! between the two still adopts the position next time. Remote refs that were deleted are not
-//! pruned locally.
+//! pruned locally. No poisoning: a fetch that fails at a write or sync leaves every ref at its
+//! old or new value, and the next fetch (which re-reads the disk) completes it.
 
 use std::time::Duration;
 

@@ -31,7 +31,9 @@
 //! topic only by a compare-and-swap from the head that was copied; refs on the remote move
 //! only from the values read (atomic push when offered, so a topic and its positions move
 //! together); a pack is sent only whole, with its length, so a push cut off mid-way moves no
-//! remote ref; the spool file is removed whatever happens.
+//! remote ref; the spool file is removed whatever happens. No poisoning: a failed local write
+//! or sync ends the push with its error; a rebuild moves positions back to the fork before the
+//! topic, so every step leaves local refs the next push (which re-reads the disk) completes.
 
 use std::{
     collections::{HashMap, HashSet},

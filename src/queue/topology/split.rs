@@ -19,7 +19,7 @@
 //! moving a position or the new topic's ref fails, the split fails and takes back the
 //! positions it wrote
 //! (unless the topic names its copies after all); a split cut short by a crash leaves them
-//! for the next run, which completes it.
+//! for the next run, which completes it. No poisoning: a split keeps no state between calls.
 
 use std::{collections::HashMap, time::Duration};
 

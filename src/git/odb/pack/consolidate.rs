@@ -19,7 +19,9 @@
 //! Invariants: every object of a removed pack is in the new pack, which is complete and
 //! indexed before anything is removed; a reader that has an old pack open keeps reading it
 //! (Unix keeps unlinked files alive), and a reader that lists it later finds it gone and
-//! rescans into the new pack. Nothing is removed when anything fails.
+//! rescans into the new pack. Nothing is removed when anything fails. A new pack named like one
+//! it merged (the same objects in the same order, after an interrupted merge) is that pack,
+//! and stays. No poisoning: each call re-lists the packs.
 
 use std::{
     fs,
