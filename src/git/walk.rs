@@ -1,5 +1,5 @@
 //! Owns walking a topic's history: the first-parent chain from its head back to a stop (a
-//! consumer's position), and delivering what lies between oldest first ([`Backlog`](crate::queue::consume::Backlog)).
+//! consumer's position), and the chain a consumer's backlog plans its oldest-first delivery with.
 //!
 //! Order: a topic's messages are its head's first-parent chain, oldest first. A merge commit
 //! on that chain (a joined topic) is one message, delivered in its place on the chain with
@@ -9,7 +9,7 @@
 //! - The walk follows first parents only and never consults commit dates, so equal or
 //!   backwards timestamps cannot reorder or slow it.
 //! - A step reads only a commit's first two lines ([`first_parent()`](crate::git::message::parent::first_parent)); each commit
-//!   is located once per walk, and a [`Backlog`](crate::queue::consume::Backlog) reads each message's body once to deliver
+//!   is located once per walk, and a consumer's backlog reads each message's body once to deliver
 //!   it.
 //! - A shallow commit (listed in `<git dir>/shallow`, left by a [`prune`](crate::queue::prune)) ends
 //!   the chain like a root: its absent parent is never looked up. A stop equal to that
@@ -28,8 +28,8 @@ use crate::{
     Message,
 };
 
-/// Returned by [`ids_after()`], [`count_after()`], [`read_message()`], [`step_back()`] and
-/// [`Backlog`](crate::queue::consume::Backlog).
+/// Returned by [`ids_after()`], [`count_after()`], [`read_message()`], [`step_back()`],
+/// and [`FirstParents`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading an object failed.
@@ -348,7 +348,7 @@ pub fn count_after(
 
 /// The ids of the messages after `stop` (exclusive) up to `head` (inclusive), oldest first.
 /// With `stop == None`, the whole chain (down to a root or a shallow boundary). Holds every
-/// id: prefer a [`Backlog`](crate::queue::consume::Backlog) to read a long history.
+/// id: prefer a consumer (its backlog is bounded) to read a long history.
 pub fn ids_after(
     odb: &mut Odb,
     head: ObjectId,

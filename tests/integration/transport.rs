@@ -429,6 +429,8 @@ fn https_with_a_private_ca_fetches_and_an_unknown_ca_is_refused() {
     assert_eq!(log(&local, "orders").len(), 12);
 }
 
+/// `gitmq bench` is in the binary only with the `bench` feature (`.ci/test` turns it on).
+#[cfg(feature = "bench")]
 #[test]
 fn gitmq_bench_fetch_compares_with_git_on_the_same_server_and_cleans_up() {
     let server = HttpServer::start();

@@ -13,8 +13,7 @@ use std::{
 };
 
 use gitmq::{
-    git::odb::pack::write::Compression,
-    produce::{MessageIds, Producer, ProducerConfig},
+    produce::{Compression, MessageIds, Producer, ProducerConfig},
     Envelope, Identity, ObjectId, Repository, TopicName,
 };
 

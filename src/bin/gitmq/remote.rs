@@ -334,7 +334,7 @@ fn report_error(what: &str, err: &replicate::Error) -> Result<()> {
 /// `gitmq remote add NAME URL`: what `git remote add` writes, so git and gitmq agree.
 pub fn remote_add(repo: &Repository, name: &str, url: &str) -> Result<()> {
     let parsed = RemoteUrl::parse(url)?;
-    gitmq::git::config::remote::add_remote(repo.fs(), repo.git_dir(), name, url)?;
+    repo.add_remote(name, url)?;
     println!("added\t{name}\t{}", parsed.redacted());
     Ok(())
 }

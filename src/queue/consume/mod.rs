@@ -1,13 +1,13 @@
 //! Owns reading a topic as one named consumer: the [`Consumer`] and its position ref.
 //!
 //! Data flow: read the position ref `refs/gitmq/consumers/<consumer>/<topic>` -> read the
-//! topic's head -> plan a [`Backlog`] from the head back to the last message handed out (one
+//! topic's head -> plan a backlog from the head back to the last message handed out (one
 //! walk over first parents, bounded memory) -> hand the messages out oldest first, each read
 //! once -> [`Consumer::commit()`] (or [`AutoCommit`]) moves the position to the last message
 //! handed out, by compare-and-swap.
 //!
 //! Order: a topic's first-parent chain, oldest first; a merge commit on it is one message in
-//! its place (see [`crate::git::walk`]). Commit dates are never consulted.
+//! its place (see the first-parent walk, `git::walk`). Commit dates are never consulted.
 //!
 //! Invariants: at-least-once: what was handed out but not committed is handed out again by
 //! the next consumer opened with the same name; the position only ever names a message of
@@ -23,12 +23,12 @@
 //! producer's); reading goes on, and a new consumer opened with the same name reads from the
 //! position on disk (at-least-once).
 
-pub mod backlog;
+pub(crate) mod backlog;
 pub mod dlq;
 pub mod handler;
 pub mod position;
 
-pub use backlog::{Backlog, DEFAULT_SEGMENT_LEN};
+pub(crate) use backlog::{Backlog, DEFAULT_SEGMENT_LEN};
 
 use std::{
     sync::Arc,
@@ -50,7 +50,7 @@ use crate::{
 #[non_exhaustive]
 pub enum Error {
     /// Reading the topic's head or the position, or moving the position, failed (a commit
-    /// whose compare-and-swap found the position moved is [`refs::Error::Changed`]).
+    /// whose compare-and-swap found the position moved is `refs::Error::Changed`).
     #[error(transparent)]
     Refs(#[from] refs::Error),
     /// Walking the topic or reading a message failed.
@@ -230,7 +230,7 @@ impl Consumer {
     }
 
     /// Keep at most `messages` message locations in memory while catching up (default
-    /// [`DEFAULT_SEGMENT_LEN`]); a longer backlog is walked about twice instead of once.
+    /// 1 Mi messages); a longer backlog is walked about twice instead of once.
     #[must_use]
     pub fn with_segment_len(mut self, messages: usize) -> Self {
         self.segment_len = messages.max(1);

@@ -28,6 +28,13 @@ use std::{
 use gix_hash::ObjectId;
 
 pub use idempotence::{Idempotence, MessageIds};
+// The engine's types a producer's configuration and reports name.
+pub use crate::git::odb::pack::{
+    consolidate::{
+        Error as ConsolidateError, Policy as ConsolidatePolicy, Report as ConsolidateReport,
+    },
+    write::Compression,
+};
 pub use shared::SharedProducer;
 
 use self::{
@@ -37,10 +44,7 @@ use self::{
 };
 use crate::{
     git::message::{self, restack, CommitEncoder, Envelope, Identity},
-    git::odb::pack::{
-        consolidate,
-        write::{self, Compression},
-    },
+    git::odb::pack::{consolidate, write},
     Durability, Repository, TopicName,
 };
 

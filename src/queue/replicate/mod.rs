@@ -1,10 +1,11 @@
 //! Owns moving a queue between repositories over smart HTTP: [`mod@fetch`] (a remote's topics and
 //! positions into this repository) and [`push`] (this repository's topics and positions onto
-//! the remote, rebuilding on a lost race). The wire protocol itself is [`crate::git::wire`]'s.
+//! the remote, rebuilding on a lost race). The wire protocol itself is `git::wire`'s.
 
 pub mod fetch;
 pub mod push;
 
+pub use crate::git::config::remote::AddError as AddRemoteError;
 #[cfg(feature = "http")]
 pub use crate::git::wire::http;
 pub use crate::git::wire::{

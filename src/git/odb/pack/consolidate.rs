@@ -40,7 +40,7 @@ use crate::git::fs::{LockError, LockFile, SharedFs};
 /// The lock file, in the git directory, held while packs are merged (or pruned).
 pub(crate) const LOCK_FILE: &str = "gitmq-consolidate.lock";
 
-/// Returned by [`consolidate()`].
+/// Returned by `consolidate()` (`Repository::consolidate()`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file system refused.
@@ -105,7 +105,7 @@ impl Default for Policy {
     }
 }
 
-/// What [`consolidate()`] did.
+/// What `consolidate()` (`Repository::consolidate()`) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     /// How many packs were merged (0: nothing to do, or another process was at it).
