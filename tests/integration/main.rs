@@ -5,6 +5,7 @@ mod cli;
 mod concurrency;
 mod consume_fast;
 mod crash;
+mod faults;
 mod fuzz_replay;
 mod interop;
 mod messages;

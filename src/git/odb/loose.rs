@@ -134,7 +134,7 @@ impl LooseStore {
         let dir = path
             .parent()
             .expect("BUG: an object path has a fan-out directory");
-        match fs::create_dir(dir) {
+        match self.fs.create_dir(dir) {
             Ok(()) => {
                 if sync && !dirs_to_sync.iter().any(|d| d == &self.objects_dir) {
                     dirs_to_sync.push(self.objects_dir.clone());

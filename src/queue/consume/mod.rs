@@ -14,6 +14,14 @@
 //! the topic; a commit that finds the position moved by someone else fails rather than
 //! overwrite. A caught-up poll reads two refs' worth of state (the head, compared with what
 //! was handed out) and nothing else.
+//!
+//! Poisoning: a commit that fails for any reason but a lost compare-and-swap or a held lock
+//! (a write, fsync or rename failed) leaves the position ref in an unknown state (renamed but
+//! not durable, or durable but not renamed; after a failed fsync the kernel may have dropped
+//! the page, and a retry would report success), so that commit and every later one return
+//! [`Error::Poisoned`] rather than report one as durable (fjall's and redb's rule, as the
+//! producer's); reading goes on, and a new consumer opened with the same name reads from the
+//! position on disk (at-least-once).
 
 pub(crate) mod backlog;
 pub mod dlq;
@@ -23,6 +31,7 @@ pub mod position;
 pub(crate) use backlog::{Backlog, DEFAULT_SEGMENT_LEN};
 
 use std::{
+    sync::Arc,
     thread,
     time::{Duration, Instant},
 };
@@ -50,6 +59,21 @@ pub enum Error {
     /// A start point was refused (see [`StartAt`]).
     #[error(transparent)]
     Position(#[from] position::Error),
+    /// A commit failed to write, sync or rename the position ref: the consumer commits no
+    /// more (what reached the disk is unknown). Returned by that commit and every later one;
+    /// open a new consumer, which reads from the position on disk.
+    #[error(
+        "committing the position of {consumer} on {topic} failed and the consumer is poisoned (open a new one): {cause}"
+    )]
+    Poisoned {
+        /// The consumer.
+        consumer: ConsumerName,
+        /// The topic.
+        topic: TopicName,
+        /// The first failure.
+        #[source]
+        cause: Arc<refs::Error>,
+    },
 }
 
 /// How often [`Consumer::wait_for_new()`] reads the topic's head, by default.
@@ -144,6 +168,8 @@ pub struct Consumer {
     wait_interval: Duration,
     /// Fsync the position ref on commit.
     sync: bool,
+    /// Why an earlier commit failed, after which none is accepted.
+    poisoned: Option<Arc<refs::Error>>,
 }
 
 /// Lifecycle
@@ -168,6 +194,7 @@ impl Consumer {
             last_commit: Instant::now(),
             wait_interval: DEFAULT_WAIT_INTERVAL,
             sync: true,
+            poisoned: None,
         })
     }
 
@@ -326,8 +353,37 @@ impl Consumer {
         }
     }
 
-    /// Commit the position: everything handed out so far counts as processed.
+    /// Commit the position: everything handed out so far counts as processed. A commit that
+    /// fails to write, sync or rename the position ref poisons the consumer: it and every
+    /// later commit return [`Error::Poisoned`].
     pub fn commit(&mut self) -> Result<(), Error> {
+        if let Some(cause) = &self.poisoned {
+            return Err(Error::Poisoned {
+                consumer: self.name.clone(),
+                topic: self.topic.clone(),
+                cause: Arc::clone(cause),
+            });
+        }
+        match self.commit_unpoisoned() {
+            Err(Error::Refs(err))
+                if !matches!(
+                    err,
+                    refs::Error::Changed { .. } | refs::Error::Locked { .. }
+                ) =>
+            {
+                let cause = Arc::new(err);
+                self.poisoned = Some(Arc::clone(&cause));
+                Err(Error::Poisoned {
+                    consumer: self.name.clone(),
+                    topic: self.topic.clone(),
+                    cause,
+                })
+            }
+            result => result,
+        }
+    }
+
+    fn commit_unpoisoned(&mut self) -> Result<(), Error> {
         let Some(delivered) = self.delivered else {
             // Seeked to the beginning and nothing handed out since: no position.
             if let Some(committed) = self.committed {
