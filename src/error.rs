@@ -44,6 +44,13 @@ pub enum Error {
     /// Pruning a topic failed (boxed: prune errors are large and rare).
     #[error(transparent)]
     Prune(Box<crate::queue::prune::Error>),
+    /// A verifying consumer refused a message and refused messages stop it.
+    #[cfg(feature = "sign")]
+    #[error(transparent)]
+    Verify(#[from] crate::queue::consume::verify::Error),
+    /// A signing key or allowed-signers file was refused.
+    #[error(transparent)]
+    Sign(#[from] crate::git::sign::Error),
     /// Talking to a remote failed (boxed: transport errors are large and rare).
     #[error(transparent)]
     Transport(Box<crate::git::wire::Error>),

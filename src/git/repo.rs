@@ -77,6 +77,8 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 pub struct Repository {
     git_dir: PathBuf,
     refs: RefStore,
+    /// The key copies are re-signed with ([`crate::git::sign::copy`]).
+    pub(crate) copy_signer: Option<std::sync::Arc<crate::git::sign::Signer>>,
 }
 
 /// Lifecycle
@@ -133,6 +135,7 @@ impl Repository {
         Ok(Self {
             refs: RefStore::at(&git_dir),
             git_dir,
+            copy_signer: None,
         })
     }
 

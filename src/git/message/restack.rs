@@ -6,6 +6,10 @@
 //! new address. Copies are written as packs (stored zlib, the empty tree first, at most
 //! [`MAX_MESSAGES_PER_PACK`] messages each) before anything names them.
 //!
+//! A signed message's copy is re-signed with the repository handle's copy signer when that
+//! key made the signature, else it loses the signature and names its original in
+//! `gitmq-unsigned-copy-of` ([`crate::git::sign::copy`]).
+//!
 //! Invariants: [`restack()`] moves no ref: the caller moves its refs (with a compare-and-swap)
 //! after it returns, so a failure leaves at most unreachable objects; copies keep the order
 //! given, each one's first parent is the previous copy (the first one's is the new base);
@@ -16,6 +20,7 @@ use gix_hash::{oid, ObjectId};
 use crate::{
     git::hash::{object_id, OBJECT_HASH},
     git::odb::pack::write::{self, Compression, PackBuilder, WrittenPack},
+    git::sign::copy::sign_copy,
     Repository,
 };
 
@@ -150,6 +155,7 @@ pub fn restack(
         for id in chunk {
             odb.read_commit(id, &mut body)?;
             with_first_parent(id, &body, parent.as_deref(), &mut copy)?;
+            sign_copy(id, &body, &mut copy, repo.copy_signer(), false);
             let new = object_id(gix_object::Kind::Commit, &copy);
             builder.add(new, gix_object::Kind::Commit, &copy);
             result.copies.push(Copied { old: *id, new });

@@ -108,7 +108,13 @@ pub fn is_signed(body: &[u8]) -> bool {
 /// Insert the armored `signature` (lines ending in `\n`) as the `gpgsig` header at the end of
 /// the header block of `body`, which must have none (git's layout, see the module docs).
 pub fn insert(body: &mut Vec<u8>, signature: &[u8]) {
-    let at = header_end(body).unwrap_or(body.len());
+    insert_at(body, 0, signature);
+}
+
+/// [`insert()`] into the commit body `body[start..]` (the last of several back to back).
+pub fn insert_at(body: &mut Vec<u8>, start: usize, signature: &[u8]) {
+    let commit = body.get(start..).unwrap_or_default();
+    let at = start + header_end(commit).unwrap_or(commit.len());
     let mut header = Vec::with_capacity(GPGSIG.len() + signature.len() + 8);
     header.extend_from_slice(GPGSIG);
     for line in lines(signature) {

@@ -3,6 +3,7 @@
 //!
 //! - [`gpgsig`]: the `gpgsig` header (find, take out, put in; mark a copy that lost its
 //!   signature). Always compiled: copies are marked even without the `sign` feature.
+//! - [`copy`]: a copy's signature: re-signed by the key that made it, else marked.
 //! - [`sshsig`] (feature `sign`): OpenSSH's `SSHSIG` blob, its armor, the signed data.
 //! - [`allowed`] (feature `sign`): the allowed-signers file.
 //! - [`signer`] (feature `sign`): [`Signer`], an ed25519 key that signs commit bodies.
@@ -15,6 +16,7 @@
 //! Invariants: nothing here reads or writes the repository; every parser is bounded and never
 //! panics (fuzz target `signature`); only ed25519 keys sign or verify.
 
+pub mod copy;
 pub mod gpgsig;
 
 #[cfg(feature = "sign")]
@@ -34,6 +36,12 @@ pub use signer::Signer;
 pub use sshsig::{PublicKey, SshSig};
 #[cfg(feature = "sign")]
 pub use verify::{check_commit, Signature, Verdict, Verifier};
+
+/// Without the `sign` feature there are no keys: this type has no values, so every
+/// `Option<&Signer>` is `None` and copies of signed messages are marked, never re-signed.
+#[cfg(not(feature = "sign"))]
+#[derive(Debug)]
+pub enum Signer {}
 
 /// Returned by [`Signer::open()`] and the loaders of keys and allowed-signers files.
 #[derive(Debug, thiserror::Error)]

@@ -134,9 +134,16 @@ impl Signer {
     /// Sign the commit `body` (which has no `gpgsig` header) in place: its `gpgsig` header is
     /// added where git puts it.
     pub fn sign_commit(&self, body: &mut Vec<u8>) {
-        debug_assert!(!gpgsig::is_signed(body), "BUG: signing a signed commit");
+        self.sign_commit_at(body, 0);
+    }
+
+    /// [`sign_commit()`](Self::sign_commit) for the commit body `body[start..]` (the last of
+    /// several back to back, as a producer's batch holds them).
+    pub fn sign_commit_at(&self, body: &mut Vec<u8>, start: usize) {
+        let commit = body.get(start..).unwrap_or_default();
+        debug_assert!(!gpgsig::is_signed(commit), "BUG: signing a signed commit");
         let mut armored = Vec::with_capacity(320);
-        self.sign_armored(body, &mut armored);
-        gpgsig::insert(body, &armored);
+        self.sign_armored(commit, &mut armored);
+        gpgsig::insert_at(body, start, &armored);
     }
 }

@@ -147,7 +147,7 @@ impl Verifier {
             Claim::Signed(sig) => sig,
         };
         // `claim` left the signed payload in `self.payload`.
-        match self.verify_claimed(&sig) {
+        match self.verify_claim(&sig) {
             Ok(()) => Signature::Good { key: sig.key },
             Err(reason) => Signature::Bad {
                 key: Some(sig.key),
@@ -156,8 +156,9 @@ impl Verifier {
         }
     }
 
-    /// Verify `sig` over the payload the last [`claim()`](Self::claim) left.
-    fn verify_claimed(&mut self, sig: &SshSig) -> Result<(), &'static str> {
+    /// Verify `sig`, the signature the last [`claim()`](Self::claim) read, over that
+    /// commit's signed payload: the ed25519 check, which [`claim()`](Self::claim) skips.
+    pub fn verify_claim(&mut self, sig: &SshSig) -> Result<(), &'static str> {
         if sig.namespace != sshsig::GIT_NAMESPACE {
             return Err("not in namespace git");
         }

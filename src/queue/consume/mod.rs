@@ -19,6 +19,8 @@ pub mod backlog;
 pub mod dlq;
 pub mod handler;
 pub mod position;
+#[cfg(feature = "sign")]
+pub mod verify;
 
 pub use backlog::{Backlog, DEFAULT_SEGMENT_LEN};
 
@@ -126,6 +128,9 @@ pub struct Consumer {
     wait_interval: Duration,
     /// Fsync the position ref on commit.
     sync: bool,
+    /// Signature verification ([`verify`]), if on.
+    #[cfg(feature = "sign")]
+    verify: Option<Box<verify::ConsumerVerify>>,
 }
 
 /// Lifecycle
@@ -154,6 +159,8 @@ impl Consumer {
             last_commit: Instant::now(),
             wait_interval: DEFAULT_WAIT_INTERVAL,
             sync: true,
+            #[cfg(feature = "sign")]
+            verify: None,
         })
     }
 
@@ -269,16 +276,28 @@ impl Consumer {
                 }
                 continue;
             };
+            #[cfg(feature = "sign")]
+            let verify = &mut self.verify;
             let visited = backlog.next_message_with(&mut self.odb, &mut self.buf, |message| {
-                (message.id, visit(message))
+                #[cfg(feature = "sign")]
+                if verify.as_mut().is_some_and(|v| !v.is_covered_next(message.id)) {
+                    return (message.id, Visit::Refused(message.clone().into_owned()));
+                }
+                (message.id, Visit::Visited(visit(message)))
             });
             match visited {
-                Ok(Some((id, Ok(())))) => {
+                #[cfg(feature = "sign")]
+                Ok(Some((_, Visit::Refused(message)))) => {
+                    // Dead-lettered (then on to the next), or the error that stops here.
+                    let delivered = self.accept_verified(&message, true)?;
+                    debug_assert!(!delivered, "BUG: a refused message is never handed out");
+                }
+                Ok(Some((id, Visit::Visited(Ok(()))))) => {
                     self.delivered = Some(id);
                     self.uncommitted += 1;
                     count += 1;
                 }
-                Ok(Some((_, Err(err)))) => {
+                Ok(Some((_, Visit::Visited(Err(err))))) => {
                     // Plan again from the last message handed out: this one comes again.
                     self.backlog = None;
                     return Err(err);
@@ -410,6 +429,10 @@ impl Consumer {
             if let Some(backlog) = self.backlog.as_mut() {
                 match backlog.next_message(&mut self.odb, &mut self.buf) {
                     Ok(Some(message)) => {
+                        #[cfg(feature = "sign")]
+                        if !self.accept_verified(&message, false)? {
+                            continue;
+                        }
                         self.delivered = Some(message.id);
                         self.uncommitted += 1;
                         return Ok(Some(message));
@@ -451,6 +474,10 @@ impl Consumer {
             self.segment_len,
             &mut self.buf,
         )?);
+        #[cfg(feature = "sign")]
+        if let Some(verify) = self.verify.as_mut() {
+            verify.plan(&mut self.odb, head, self.delivered, &mut self.buf)?;
+        }
         Ok(true)
     }
 }
@@ -481,6 +508,15 @@ impl Consumer {
     pub fn delivered(&self) -> Option<ObjectId> {
         self.delivered
     }
+}
+
+/// What [`Consumer::poll_with()`]'s visit did with a message.
+enum Visit<E> {
+    /// Handed to the caller's closure, with its result.
+    Visited(Result<(), E>),
+    /// Refused by signature verification: not handed out.
+    #[cfg(feature = "sign")]
+    Refused(Message),
 }
 
 /// The messages of a [`Consumer`], one at a time, until caught up. Returned by

@@ -18,6 +18,7 @@ mod batch;
 mod flusher;
 mod idempotence;
 mod shared;
+mod signing;
 mod stable;
 
 use std::time::{Duration, Instant};
@@ -26,6 +27,7 @@ use gix_hash::ObjectId;
 
 pub use idempotence::{Idempotence, MessageIds};
 pub use shared::SharedProducer;
+pub use signing::{SignMode, Signing};
 
 use self::{
     batch::Batch,
@@ -97,6 +99,9 @@ pub struct ProducerConfig {
     /// Deduplicate messages appended with a stable id (default: on, see [`Idempotence`]);
     /// `None` appends every message.
     pub idempotence: Option<Idempotence>,
+    /// Sign messages with an SSH key (feature `sign`; see [`Signing`]); `None` (default):
+    /// unsigned.
+    pub signing: Option<Signing>,
 }
 
 impl Default for ProducerConfig {
@@ -113,6 +118,7 @@ impl Default for ProducerConfig {
             consolidate: Some(consolidate::Policy::default()),
             message_ids: MessageIds::default(),
             idempotence: Some(Idempotence::default()),
+            signing: None,
         }
     }
 }
@@ -207,9 +213,11 @@ impl Producer {
         let offset = gix_date::Time::now_local_or_utc().offset;
         let window = config.idempotence.map(Window::new);
         let generator = (config.message_ids == MessageIds::Generate).then(IdGenerator::new);
+        let mut batch = Batch::new(None);
+        batch.signing.clone_from(&config.signing);
         Self {
             encoder: CommitEncoder::new(&config.identity, offset),
-            batch: Batch::new(None),
+            batch,
             repo,
             topic,
             config,
@@ -276,6 +284,7 @@ impl Producer {
         let offset = gix_date::Time::now_local_or_utc().offset;
         self.encoder = CommitEncoder::new(&self.config.identity, offset);
         self.batch = Batch::new(self.batch.base);
+        self.batch.signing.clone_from(&self.config.signing);
         if self.window.as_ref().map(Window::config) != self.config.idempotence {
             self.window = self.config.idempotence.map(Window::new);
         }

@@ -13,7 +13,8 @@
 //! source <topic> <joined up to before, or -> <joined up to after>\n    (one per source ever joined)
 //! ```
 //!
-//! A content id is the SHA-1 of a message without its first `parent` line: the same for a
+//! A content id is the SHA-1 of a message without its first `parent` line (and without its
+//! `gpgsig` and `gitmq-unsigned-copy-of` headers, which copies change): the same for a
 //! message and every copy of it. The run digest is the SHA-1 of the content ids of the round's
 //! copies, oldest first.
 //!
@@ -211,7 +212,7 @@ fn content_of(id: ObjectId, body: &[u8]) -> Result<(ObjectId, Option<ObjectId>),
     let parent = crate::git::message::parent::first_parent(body)
         .map_err(|source| walk::Error::Parent { id, source })?;
     let tree = crate::git::message::parent::TREE_LINE_LEN;
-    let without = match parent {
+    let mut without = match parent {
         Some(_) => {
             let mut out = body.get(..tree).unwrap_or_default().to_vec();
             out.extend_from_slice(
@@ -222,6 +223,14 @@ fn content_of(id: ObjectId, body: &[u8]) -> Result<(ObjectId, Option<ObjectId>),
         }
         None => body.to_vec(),
     };
+    // A copy's signature differs from its original's (re-signed or marked): not content.
+    if crate::git::sign::gpgsig::is_signed(&without)
+        || crate::git::sign::gpgsig::unsigned_copy_of(&without).is_some()
+    {
+        let mut out = Vec::with_capacity(without.len());
+        crate::git::sign::gpgsig::without_signature_headers(&without, &mut out);
+        without = out;
+    }
     Ok((object_id(gix_object::Kind::Commit, &without), parent))
 }
 
