@@ -43,6 +43,14 @@ pub use verify::{check_commit, Signature, Verdict, Verifier};
 #[derive(Debug)]
 pub enum Signer {}
 
+#[cfg(not(feature = "sign"))]
+impl Signer {
+    /// Never called: there is no key without the `sign` feature.
+    pub fn sign_commit_at(&self, _body: &mut Vec<u8>, _start: usize) {
+        match *self {}
+    }
+}
+
 /// Returned by [`Signer::open()`] and the loaders of keys and allowed-signers files.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
