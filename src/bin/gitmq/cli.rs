@@ -12,6 +12,12 @@ pub struct Cli {
     #[arg(long, global = true, env = "GITMQ_REPO", value_name = "PATH")]
     pub repo: Option<PathBuf>,
 
+    /// An SSH ed25519 private key file (unencrypted OpenSSH format): `publish` signs with it
+    /// (see --sign-mode); push, sync, join and split re-sign the copies of messages it signed
+    /// (other signed messages' copies are marked `gitmq-unsigned-copy-of`).
+    #[arg(long, global = true, env = "GITMQ_SIGNING_KEY", value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -38,6 +44,10 @@ pub enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Print each message's signature verdict against this allowed-signers file (text:
+        /// `<id> <TAB> accepted|refused <TAB> why`; json: `verify` fields).
+        #[arg(long, value_name = "ALLOWED_SIGNERS")]
+        verify: Option<PathBuf>,
     },
     /// List topics with their head message.
     Topics,
@@ -206,6 +216,10 @@ pub struct PublishArgs {
     /// Give every message a generated stable id.
     #[arg(long, conflicts_with = "id")]
     pub generate_ids: bool,
+    /// With --sign: sign every message (`each`), or only the last of each batch (`tip`: one
+    /// signature covers the batch by hash chain).
+    #[arg(long, default_value = "each", value_parser = ["each", "tip"], requires = "sign")]
+    pub sign_mode: String,
 }
 
 /// `gitmq consume` arguments.
@@ -243,6 +257,14 @@ pub struct ConsumeArgs {
     /// How often --remote is asked for new messages (one cheap `ls-refs` request each).
     #[arg(long, default_value = "1s", value_parser = crate::remote::parse_duration)]
     pub fetch_interval: std::time::Duration,
+    /// Print only messages covered by a good signature of a key this allowed-signers file
+    /// allows for their author (on the message or a later one); others are refused.
+    #[arg(long, value_name = "ALLOWED_SIGNERS")]
+    pub verify: Option<PathBuf>,
+    /// With --verify: what a refused message does: go to `<TOPIC>.dlq` with the reason and
+    /// skip it (`dlq`), or stop with an error before it (`stop`).
+    #[arg(long, default_value = "dlq", value_parser = ["dlq", "stop"], requires = "verify")]
+    pub refused: String,
 }
 
 /// `gitmq bench` subcommands.
@@ -326,4 +348,8 @@ pub struct AppendArgs {
     /// Flush on the appending thread instead of a background thread.
     #[arg(long)]
     pub inline_flush: bool,
+    /// Also append signed (ed25519, a key made for the run): unsigned, `tip` and `each`
+    /// in the same run, and verify them as a verifying consumer.
+    #[arg(long)]
+    pub sign: bool,
 }

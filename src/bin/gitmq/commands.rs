@@ -25,6 +25,14 @@ const FOLLOW_WAIT: Duration = Duration::from_secs(1);
 
 pub fn run(cli: Cli) -> Result<()> {
     let repo = cli.repo;
+    let signer = cli.sign.as_deref().map(crate::sign::load_key).transpose()?;
+    let open = |path: Option<&Path>| -> Result<Repository> {
+        let repo = open(path)?;
+        Ok(match &signer {
+            Some(key) => repo.with_copy_signer(key.clone()),
+            None => repo,
+        })
+    };
     match cli.command {
         Command::Init { path } => {
             let repo = Repository::init(&path)?;
@@ -39,7 +47,17 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Consume(options)) => crate::bench::consume::run(&options),
         Command::Publish(args) => crate::publish::run(&open(repo.as_deref())?, &args),
         Command::Consume(args) => consume(&open(repo.as_deref())?, &args),
-        Command::Log { topic, format } => {
+        Command::Log {
+            topic,
+            format,
+            verify: Some(signers),
+        } => crate::sign::print_verified_log(
+            &open(repo.as_deref())?,
+            &TopicName::new(&topic)?,
+            &signers,
+            format,
+        ),
+        Command::Log { topic, format, .. } => {
             print_log(&open(repo.as_deref())?, &TopicName::new(&topic)?, format)
         }
         Command::Topics => {
@@ -121,6 +139,9 @@ fn consume(repo: &Repository, args: &ConsumeArgs) -> Result<()> {
     let name = ConsumerName::new(name.expect("clap requires a consumer"))?;
     let mut consumer = crate::consumers::open(repo, &name, &topic, &args.start, !args.no_commit)?
         .with_wait_interval(FOLLOW_INTERVAL);
+    if let Some(signers) = &args.verify {
+        consumer = crate::sign::verifying(consumer, signers, &args.refused)?;
+    }
     let mut left = args.max.unwrap_or(usize::MAX);
     let mut remote = match &args.remote {
         Some(remote) if args.follow => Some(crate::remote::Follower::new(
@@ -135,7 +156,12 @@ fn consume(repo: &Repository, args: &ConsumeArgs) -> Result<()> {
         let printed = consumer.poll_with(left.min(CHUNK), |message| -> Result<()> {
             Ok(write_message(&mut out, message, args.format)?)
         })?;
+        crate::sign::report_refused(&mut consumer);
         if printed == 0 {
+            if !args.no_commit {
+                // Refused messages were dead-lettered: the position moves past them.
+                consumer.commit()?;
+            }
             if !args.follow {
                 break;
             }

@@ -48,6 +48,12 @@ pub fn run(repo: &Repository, args: &PublishArgs) -> Result<()> {
     };
     let envelope = envelope(args)?;
     let mut producer = Producer::with_config(repo.clone(), topic, config);
+    if let Some(key) = repo.copy_signer_arc() {
+        producer = producer.with_signing(gitmq::produce::Signing {
+            key: key.clone(),
+            mode: args.sign_mode.parse()?,
+        });
+    }
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut print = |ids: &[ObjectId]| -> Result<()> {
         for id in ids {

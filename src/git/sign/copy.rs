@@ -34,6 +34,11 @@ impl Repository {
     pub fn copy_signer(&self) -> Option<&Signer> {
         self.copy_signer.as_deref()
     }
+
+    /// The key copies are re-signed with, shared (to sign with it too).
+    pub fn copy_signer_arc(&self) -> Option<&Arc<Signer>> {
+        self.copy_signer.as_ref()
+    }
 }
 
 /// What [`sign_copy()`] did to a copy.

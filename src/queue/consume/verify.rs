@@ -459,9 +459,15 @@ pub fn verdicts(
             .get(index)
             .and_then(|by| coverage.covers.get(usize::try_from(*by).ok()?))
             .map(|c| c.commit);
+        let own = verifier.verdict(&body, signers);
+        // A message with its own good signature is its own cover.
+        let covered_by = match own {
+            Verdict::Good { .. } => Some(id),
+            _ => covered_by,
+        };
         out.push(MessageVerdict {
             message,
-            own: verifier.verdict(&body, signers),
+            own,
             covered_by,
         });
         index += 1;
