@@ -218,7 +218,7 @@ pub struct PublishArgs {
     pub generate_ids: bool,
     /// With --sign: sign every message (`each`), or only the last of each batch (`tip`: one
     /// signature covers the batch by hash chain).
-    #[arg(long, default_value = "each", value_parser = ["each", "tip"], requires = "sign")]
+    #[arg(long, default_value = "each", value_parser = ["each", "tip"])]
     pub sign_mode: String,
 }
 

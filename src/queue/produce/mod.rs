@@ -99,9 +99,6 @@ pub struct ProducerConfig {
     /// Deduplicate messages appended with a stable id (default: on, see [`Idempotence`]);
     /// `None` appends every message.
     pub idempotence: Option<Idempotence>,
-    /// Sign messages with an SSH key (feature `sign`; see [`Signing`]); `None` (default):
-    /// unsigned.
-    pub signing: Option<Signing>,
 }
 
 impl Default for ProducerConfig {
@@ -118,7 +115,6 @@ impl Default for ProducerConfig {
             consolidate: Some(consolidate::Policy::default()),
             message_ids: MessageIds::default(),
             idempotence: Some(Idempotence::default()),
-            signing: None,
         }
     }
 }
@@ -213,11 +209,9 @@ impl Producer {
         let offset = gix_date::Time::now_local_or_utc().offset;
         let window = config.idempotence.map(Window::new);
         let generator = (config.message_ids == MessageIds::Generate).then(IdGenerator::new);
-        let mut batch = Batch::new(None);
-        batch.signing.clone_from(&config.signing);
         Self {
             encoder: CommitEncoder::new(&config.identity, offset),
-            batch,
+            batch: Batch::new(None),
             repo,
             topic,
             config,
@@ -283,8 +277,9 @@ impl Producer {
     fn reconfigure(mut self) -> Self {
         let offset = gix_date::Time::now_local_or_utc().offset;
         self.encoder = CommitEncoder::new(&self.config.identity, offset);
+        let signing = self.batch.signing.take();
         self.batch = Batch::new(self.batch.base);
-        self.batch.signing.clone_from(&self.config.signing);
+        self.batch.signing = signing;
         if self.window.as_ref().map(Window::config) != self.config.idempotence {
             self.window = self.config.idempotence.map(Window::new);
         }

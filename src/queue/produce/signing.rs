@@ -109,8 +109,12 @@ impl Producer {
     /// ```
     #[must_use]
     pub fn with_signing(mut self, signing: Signing) -> Self {
-        self.config.signing = Some(signing);
-        self.batch.signing = self.config.signing.clone();
+        self.batch.signing = Some(signing);
         self
+    }
+
+    /// The producer's signing setting, if it signs.
+    pub fn signing(&self) -> Option<&Signing> {
+        self.batch.signing.as_ref()
     }
 }
