@@ -29,8 +29,11 @@ fn identity() -> Identity {
 }
 
 fn signers(key: &Signer) -> AllowedSigners {
-    AllowedSigners::parse(&format!("bench@localhost {}", key.public_key().to_openssh()))
-        .expect("allowed signers")
+    AllowedSigners::parse(&format!(
+        "bench@localhost {}",
+        key.public_key().to_openssh()
+    ))
+    .expect("allowed signers")
 }
 
 /// A producer on a fresh repository, signing per `mode` ("unsigned", "tip", "each").
@@ -139,7 +142,9 @@ fn consume(c: &mut Criterion) {
         };
         assert_eq!(read(true), MESSAGES, "all covered");
         group.bench_function(BenchmarkId::new("plain", mode), |b| b.iter(|| read(false)));
-        group.bench_function(BenchmarkId::new("verifying", mode), |b| b.iter(|| read(true)));
+        group.bench_function(BenchmarkId::new("verifying", mode), |b| {
+            b.iter(|| read(true))
+        });
     }
     group.finish();
 }

@@ -15,7 +15,10 @@ use gitmq::{git::hash::OBJECT_HASH, ObjectId};
 pub fn signature(data: &[u8]) {
     let (mut sig, mut payload) = (Vec::new(), Vec::new());
     let found = gpgsig::split(data, &mut sig, &mut payload);
-    assert!(payload.len() <= data.len(), "the payload is part of the body");
+    assert!(
+        payload.len() <= data.len(),
+        "the payload is part of the body"
+    );
     if found == Found::Unsigned {
         assert_eq!(payload, data, "an unsigned body is its own payload");
     }

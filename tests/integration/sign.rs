@@ -26,7 +26,11 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
         .arg(&path)
         .output()
         .expect("ssh-keygen runs (apt-get install openssh-client)");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let public = std::fs::read_to_string(path.with_extension("pub")).expect("public key");
     (path, public.trim().to_owned())
 }
@@ -86,7 +90,10 @@ fn git_verify_commit_says_good_for_every_message_gitmq_signed_in_each_and_tip_mo
         .unwrap();
     for id in &ids {
         let (good, stderr) = git_verify(&repo.path, &allowed, id);
-        assert!(good && stderr.contains("Good \"git\" signature for shop@example.com"), "{stderr}");
+        assert!(
+            good && stderr.contains("Good \"git\" signature for shop@example.com"),
+            "{stderr}"
+        );
     }
 
     // The signature is ssh-keygen's own, byte for byte (ed25519 is deterministic).
@@ -101,7 +108,11 @@ fn git_verify_commit_says_good_for_every_message_gitmq_signed_in_each_and_tip_mo
         .arg(&payload)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let theirs = std::fs::read(payload.with_extension("sig")).unwrap();
     let (mut ours, mut rest) = (Vec::new(), Vec::new());
     gpgsig::split(&signed, &mut ours, &mut rest);
@@ -120,14 +131,21 @@ fn git_verify_commit_says_good_for_every_message_gitmq_signed_in_each_and_tip_mo
     let (good, stderr) = git_verify(&repo.path, &allowed, ids.last().unwrap());
     assert!(good, "the batch's tip is signed: {stderr}");
     for id in &ids[..4] {
-        assert!(!gpgsig::is_signed(&body(&open, id)), "only the tip is signed");
+        assert!(
+            !gpgsig::is_signed(&body(&open, id)),
+            "only the tip is signed"
+        );
     }
     assert_eq!(open.head(&tip).unwrap(), ids.last().copied());
     let mut billing = open
         .consumer(&ConsumerName::new("billing").unwrap(), &tip)
         .unwrap()
         .with_verify(Verify::new(AllowedSigners::open(&allowed).unwrap()));
-    assert_eq!(billing.poll(10).unwrap().len(), 5, "the tip covers its batch");
+    assert_eq!(
+        billing.poll(10).unwrap().len(),
+        5,
+        "the tip covers its batch"
+    );
     assert!(billing.take_refused().is_empty());
     repo.assert_fsck_clean();
 }
@@ -138,16 +156,22 @@ fn a_verifying_consumer_accepts_what_git_commit_s_signed_and_refuses_what_is_not
     let (key_path, public) = keygen(dir.path(), "dev");
     let allowed = allowed_signers(dir.path(), &[("git@example.com", &public)]);
     let work = dir.path().join("work");
-    git(&["init", "-q", "-b", "orders", work.to_str().unwrap()], None);
+    git(
+        &["init", "-q", "-b", "orders", work.to_str().unwrap()],
+        None,
+    );
     let commit = |message: &str, sign: bool| {
-        let mut args = vec![
-            "-c",
-            "gpg.format=ssh",
-            "-c",
-            "commit.gpgsign=false",
-        ];
+        let mut args = vec!["-c", "gpg.format=ssh", "-c", "commit.gpgsign=false"];
         let signing_key = format!("user.signingkey={}", key_path.display());
-        args.extend(["-c", &signing_key, "commit", "-q", "--allow-empty", "-m", message]);
+        args.extend([
+            "-c",
+            &signing_key,
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            message,
+        ]);
         if sign {
             args.push("-S");
         }
@@ -163,16 +187,27 @@ fn a_verifying_consumer_accepts_what_git_commit_s_signed_and_refuses_what_is_not
         .consumer(&ConsumerName::new("c").unwrap(), &topic)
         .unwrap()
         .with_verify(Verify::new(signers.clone()).stop_on_refused());
-    let payloads: Vec<Vec<u8>> = consumer.poll(10).unwrap().into_iter().map(|m| m.payload).collect();
+    let payloads: Vec<Vec<u8>> = consumer
+        .poll(10)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.payload)
+        .collect();
     assert_eq!(
         payloads,
-        [&b"unsigned below a signature\n"[..], b"signed 1\n", b"signed 2\n"],
+        [
+            &b"unsigned below a signature\n"[..],
+            b"signed 1\n",
+            b"signed 2\n"
+        ],
         "git's signatures verify; the unsigned commit is covered by the signed one above it"
     );
     consumer.commit().unwrap();
 
     commit("unsigned on top", false);
-    let err = consumer.poll(10).expect_err("nothing covers it: the consumer stops");
+    let err = consumer
+        .poll(10)
+        .expect_err("nothing covers it: the consumer stops");
     assert!(err.to_string().contains("unsigned"), "{err}");
     assert!(consumer.poll(10).is_err(), "and stops there again");
 }
@@ -265,7 +300,11 @@ fn tampered_payloads_swapped_authors_and_unknown_keys_are_refused_by_the_consume
                 assert_eq!(dead[0].attempts, Some(0), "refused before any handler ran");
             }
         }
-        assert_eq!(consumer.lag().unwrap(), 0, "{topic}: the position moved past it");
+        assert_eq!(
+            consumer.lag().unwrap(),
+            0,
+            "{topic}: the position moved past it"
+        );
     }
     repo.assert_fsck_clean();
 }
@@ -277,7 +316,10 @@ fn copies_are_re_signed_by_the_key_holder_and_marked_otherwise_and_a_lost_race_r
     let allowed = allowed_signers(repo.dir.path(), &[("shop@example.com", &public)]);
     let key = Arc::new(Signer::open(&key_path).unwrap());
     let open = repo.open();
-    let (src, dst) = (TopicName::new("src").unwrap(), TopicName::new("dst").unwrap());
+    let (src, dst) = (
+        TopicName::new("src").unwrap(),
+        TopicName::new("dst").unwrap(),
+    );
     let originals = open
         .producer(&src)
         .with_identity(identity("shop@example.com"))
@@ -291,14 +333,23 @@ fn copies_are_re_signed_by_the_key_holder_and_marked_otherwise_and_a_lost_race_r
     for (old, new) in &split.copies {
         let copy = body(&open, new);
         assert_eq!(check_commit(&copy), Signature::Unsigned);
-        assert_eq!(gpgsig::unsigned_copy_of(&copy), Some(old.to_string().as_bytes()));
+        assert_eq!(
+            gpgsig::unsigned_copy_of(&copy),
+            Some(old.to_string().as_bytes())
+        );
     }
     // Join with the key onto a topic that has a message: copies are signed again, and git
     // agrees.
     open.producer(&dst).publish(b"already there").unwrap();
     let keyed = open.clone().with_copy_signer(key.clone());
     gitmq::topology::join(&keyed, &[src.clone()], &dst, true).unwrap();
-    let dst_ids = gitmq::git::walk::ids_after(&mut open.odb(), open.head(&dst).unwrap().unwrap(), None, &mut Vec::new()).unwrap();
+    let dst_ids = gitmq::git::walk::ids_after(
+        &mut open.odb(),
+        open.head(&dst).unwrap().unwrap(),
+        None,
+        &mut Vec::new(),
+    )
+    .unwrap();
     assert_eq!(dst_ids.len(), 3);
     for id in &dst_ids[1..] {
         assert!(!originals.contains(id), "new parents, new ids");
@@ -306,7 +357,9 @@ fn copies_are_re_signed_by_the_key_holder_and_marked_otherwise_and_a_lost_race_r
         assert!(good, "{stderr}");
     }
     assert_eq!(
-        gitmq::topology::join(&keyed, &[src.clone()], &dst, true).unwrap().total(),
+        gitmq::topology::join(&keyed, &[src.clone()], &dst, true)
+            .unwrap()
+            .total(),
         0,
         "joined again: nothing copied twice (content ids ignore signatures)"
     );
@@ -336,10 +389,23 @@ fn the_cli_signs_verifies_and_logs_verdicts() {
     let key = key_path.to_str().unwrap();
     let allowed = allowed.to_str().unwrap();
     let out = repo.gitmq(
-        &["--sign", key, "publish", "t", "--email", "cli@x", "--sign-mode", "tip"],
+        &[
+            "publish",
+            "t",
+            "--sign",
+            key,
+            "--email",
+            "cli@x",
+            "--sign-mode",
+            "tip",
+        ],
         b"one\ntwo\n",
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = repo.gitmq(&["publish", "t", "--email", "cli@x", "forged"], b"");
     assert!(out.status.success());
 
@@ -348,7 +414,18 @@ fn the_cli_signs_verifies_and_logs_verdicts() {
     let states: Vec<&str> = log.lines().map(|l| l.split('\t').nth(1).unwrap()).collect();
     assert_eq!(states, ["accepted", "accepted", "refused"], "{log}");
 
-    let out = repo.gitmq(&["consume", "t", "c1", "--verify", allowed, "--refused", "stop"], b"");
+    let out = repo.gitmq(
+        &[
+            "consume",
+            "t",
+            "c1",
+            "--verify",
+            allowed,
+            "--refused",
+            "stop",
+        ],
+        b"",
+    );
     assert_eq!(out.status.code(), Some(1), "stops at the forged message");
     assert_eq!(out.stdout, b"one\ntwo\n");
     let out = repo.gitmq(&["consume", "t", "c2", "--verify", allowed], b"");
@@ -356,5 +433,8 @@ fn the_cli_signs_verifies_and_logs_verdicts() {
     assert_eq!(out.stdout, b"one\ntwo\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("refused"));
     let out = repo.gitmq(&["consume", "t", "c2", "--verify", allowed], b"");
-    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "the position moved past it");
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "the position moved past it"
+    );
 }

@@ -12,10 +12,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "GITMQ_REPO", value_name = "PATH")]
     pub repo: Option<PathBuf>,
 
-    /// An SSH ed25519 private key file (unencrypted OpenSSH format): `publish` signs with it
-    /// (see --sign-mode); push, sync, join and split re-sign the copies of messages it signed
-    /// (other signed messages' copies are marked `gitmq-unsigned-copy-of`).
-    #[arg(long, global = true, env = "GITMQ_SIGNING_KEY", value_name = "KEY")]
+    /// An SSH ed25519 private key file (unencrypted OpenSSH format), given before the
+    /// command: `publish` signs with it (see --sign-mode); push, sync, join and split re-sign
+    /// the copies of messages it signed (other signed messages' copies are marked
+    /// `gitmq-unsigned-copy-of`).
+    #[arg(long, env = "GITMQ_SIGNING_KEY", value_name = "KEY")]
     pub sign: Option<PathBuf>,
 
     /// What to do.
@@ -216,7 +217,10 @@ pub struct PublishArgs {
     /// Give every message a generated stable id.
     #[arg(long, conflicts_with = "id")]
     pub generate_ids: bool,
-    /// With --sign: sign every message (`each`), or only the last of each batch (`tip`: one
+    /// Sign with this SSH ed25519 private key file (as `gitmq --sign KEY publish`).
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+    /// With a key: sign every message (`each`), or only the last of each batch (`tip`: one
     /// signature covers the batch by hash chain).
     #[arg(long, default_value = "each", value_parser = ["each", "tip"])]
     pub sign_mode: String,

@@ -48,9 +48,13 @@ pub fn run(repo: &Repository, args: &PublishArgs) -> Result<()> {
     };
     let envelope = envelope(args)?;
     let mut producer = Producer::with_config(repo.clone(), topic, config);
-    if let Some(key) = repo.copy_signer_arc() {
+    let key = match &args.sign {
+        Some(path) => Some(crate::sign::load_key(path)?),
+        None => repo.copy_signer_arc().cloned(),
+    };
+    if let Some(key) = key {
         producer = producer.with_signing(gitmq::produce::Signing {
-            key: key.clone(),
+            key,
             mode: args.sign_mode.parse()?,
         });
     }

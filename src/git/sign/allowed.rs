@@ -77,7 +77,13 @@ pub struct Entry {
 impl Entry {
     /// Whether this entry lets `key` sign as `principal` in `namespace` at `time` (unix
     /// seconds; `None`: any time).
-    pub fn allows(&self, principal: &str, key: &PublicKey, namespace: &str, time: Option<i64>) -> bool {
+    pub fn allows(
+        &self,
+        principal: &str,
+        key: &PublicKey,
+        namespace: &str,
+        time: Option<i64>,
+    ) -> bool {
         self.key == *key
             && !self.cert_authority
             && match_list(principal, &self.principals) == Match::Yes
@@ -159,7 +165,8 @@ impl AllowedSigners {
             let (options, algorithm, after) = if is_key_type(first) {
                 (None, first, after)
             } else {
-                let (algorithm, after) = token(after).ok_or_else(|| fail("no key after the options"))?;
+                let (algorithm, after) =
+                    token(after).ok_or_else(|| fail("no key after the options"))?;
                 (Some(first), algorithm, after)
             };
             let (base64, _comment) = token(after).ok_or_else(|| fail("no key after its type"))?;
@@ -189,7 +196,13 @@ impl AllowedSigners {
 /// Access
 impl AllowedSigners {
     /// Whether some entry lets `key` sign as `principal` in `namespace` at `time`.
-    pub fn allows(&self, principal: &str, key: &PublicKey, namespace: &str, time: Option<i64>) -> bool {
+    pub fn allows(
+        &self,
+        principal: &str,
+        key: &PublicKey,
+        namespace: &str,
+        time: Option<i64>,
+    ) -> bool {
         self.entries
             .iter()
             .any(|e| e.allows(principal, key, namespace, time))
@@ -293,18 +306,24 @@ fn parse_time(text: &str, offset: i32) -> Result<i64, String> {
         return Err(bad());
     }
     let field = |range: std::ops::Range<usize>| -> i64 {
-        digits
-            .get(range)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0)
+        digits.get(range).and_then(|s| s.parse().ok()).unwrap_or(0)
     };
     let (year, month, day) = (field(0..4), field(4..6), field(6..8));
     let (hour, minute, second) = (field(8..10), field(10..12), field(12..14));
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return Err(bad());
     }
     let seconds = days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second;
-    Ok(if utc { seconds } else { seconds - i64::from(offset) })
+    Ok(if utc {
+        seconds
+    } else {
+        seconds - i64::from(offset)
+    })
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
@@ -370,7 +389,11 @@ fn matches_pattern(text: &[u8], pattern: &[u8]) -> bool {
             },
         }
     }
-    pattern.get(p..).unwrap_or_default().iter().all(|c| *c == b'*')
+    pattern
+        .get(p..)
+        .unwrap_or_default()
+        .iter()
+        .all(|c| *c == b'*')
 }
 
 #[cfg(test)]
@@ -391,7 +414,10 @@ mod tests {
         assert_eq!(match_list("a@x", "b@x,*@x"), Match::Yes);
         assert_eq!(match_list("m@x", "*@x,!m@x"), Match::Denied);
         assert_eq!(match_list("m@y", "*@x"), Match::No);
-        assert!(matches_pattern(&[b'a'; 64], &[b'*'; 64]), "no exponential blow-up");
+        assert!(
+            matches_pattern(&[b'a'; 64], &[b'*'; 64]),
+            "no exponential blow-up"
+        );
     }
 
     #[test]
@@ -405,13 +431,26 @@ mod tests {
         let signers = AllowedSigners::parse(&text).unwrap();
         assert_eq!(signers.entries().len(), 3);
         assert!(signers.allows("a@x", &key(1), "git", Some(0)));
-        assert!(!signers.allows("a@x", &key(2), "git", None), "key of another principal");
+        assert!(
+            !signers.allows("a@x", &key(2), "git", None),
+            "key of another principal"
+        );
         let second = &signers.entries()[1];
-        assert_eq!(second.valid_before, Some(1_893_456_000), "2030-01-01T00:00:00Z");
+        assert_eq!(
+            second.valid_before,
+            Some(1_893_456_000),
+            "2030-01-01T00:00:00Z"
+        );
         assert!(signers.allows("c@x", &key(2), "file", Some(1_700_000_000)));
-        assert!(!signers.allows("c@x", &key(2), "git", Some(1_900_000_000)), "expired");
+        assert!(
+            !signers.allows("c@x", &key(2), "git", Some(1_900_000_000)),
+            "expired"
+        );
         assert!(!signers.allows("c@x", &key(2), "mail", None), "namespace");
-        assert!(!signers.allows("z@ca", &key(3), "git", None), "cert-authority allows nothing");
+        assert!(
+            !signers.allows("z@ca", &key(3), "git", None),
+            "cert-authority allows nothing"
+        );
         assert_eq!(signers.cert_authorities(), 1);
         assert!(signers.is_timed(&key(2)) && !signers.is_timed(&key(1)));
     }
@@ -437,7 +476,11 @@ mod tests {
     fn dates_convert_to_unix_seconds() {
         assert_eq!(parse_time("19700101Z", 0), Ok(0));
         assert_eq!(parse_time("20000301120000Z", 0), Ok(951_912_000));
-        assert_eq!(parse_time("19700101", 3600), Ok(-3600), "local time at +01:00");
+        assert_eq!(
+            parse_time("19700101", 3600),
+            Ok(-3600),
+            "local time at +01:00"
+        );
         assert!(parse_time("20001301Z", 0).is_err());
     }
 }

@@ -115,14 +115,31 @@ mod tests {
         };
 
         let mut copy = moved(&original);
-        assert!(matches!(check_commit(&copy), Signature::Bad { .. }), "moved: bad");
-        assert_eq!(sign_copy(&id, &original, &mut copy, Some(&mine), false), CopySignature::Resigned);
-        assert_eq!(check_commit(&copy), Signature::Good { key: mine.public_key().clone() });
+        assert!(
+            matches!(check_commit(&copy), Signature::Bad { .. }),
+            "moved: bad"
+        );
+        assert_eq!(
+            sign_copy(&id, &original, &mut copy, Some(&mine), false),
+            CopySignature::Resigned
+        );
+        assert_eq!(
+            check_commit(&copy),
+            Signature::Good {
+                key: mine.public_key().clone()
+            }
+        );
 
         let mut copy = moved(&original);
-        assert_eq!(sign_copy(&id, &original, &mut copy, Some(&theirs), false), CopySignature::Marked);
+        assert_eq!(
+            sign_copy(&id, &original, &mut copy, Some(&theirs), false),
+            CopySignature::Marked
+        );
         assert_eq!(check_commit(&copy), Signature::Unsigned);
-        assert_eq!(gpgsig::unsigned_copy_of(&copy), Some(id.to_string().as_bytes()));
+        assert_eq!(
+            gpgsig::unsigned_copy_of(&copy),
+            Some(id.to_string().as_bytes())
+        );
 
         let mut forged = original.clone();
         let at = forged.len() - 2;

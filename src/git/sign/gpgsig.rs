@@ -236,7 +236,10 @@ mod tests {
     fn insert_is_the_inverse_of_split() {
         let mut body = PAYLOAD.to_vec();
         insert(&mut body, ARMOR);
-        assert_eq!(body, SIGNED, "git's layout: last header, continuation spaces");
+        assert_eq!(
+            body, SIGNED,
+            "git's layout: last header, continuation spaces"
+        );
         let mut out = Vec::new();
         assert!(strip(&body, &mut out));
         assert_eq!(out, PAYLOAD);
@@ -262,8 +265,8 @@ mod tests {
 
     #[test]
     fn a_marked_copy_names_its_original_and_loses_the_signature() {
-        let original = gix_hash::ObjectId::from_hex(b"ce013625030ba8dba906f756967f9e9ca394464a")
-            .expect("hex");
+        let original =
+            gix_hash::ObjectId::from_hex(b"ce013625030ba8dba906f756967f9e9ca394464a").expect("hex");
         let mut body = SIGNED.to_vec();
         mark_unsigned_copy(&mut body, &original);
         assert!(!is_signed(&body));

@@ -157,7 +157,10 @@ impl PublicKey {
         let mut blob = Vec::new();
         self.write_blob(&mut blob);
         let digest = sha2::Sha256::digest(&blob);
-        format!("SHA256:{}", base64ct::Base64Unpadded::encode_string(&digest))
+        format!(
+            "SHA256:{}",
+            base64ct::Base64Unpadded::encode_string(&digest)
+        )
     }
 
     /// `<algorithm> <base64 blob>`, as a `.pub` file holds it.

@@ -208,7 +208,12 @@ impl Verifier {
             };
         };
         let principal = String::from_utf8_lossy(identity.author_email).into_owned();
-        if signers.allows(&principal, &key, sshsig::GIT_NAMESPACE, Some(identity.committer_time)) {
+        if signers.allows(
+            &principal,
+            &key,
+            sshsig::GIT_NAMESPACE,
+            Some(identity.committer_time),
+        ) {
             Verdict::Good { principal, key }
         } else if signers.knows(&key) {
             Verdict::NotAllowed { key, principal }
@@ -294,21 +299,33 @@ mod tests {
             verifier.verdict(&signed, &allowed),
             Verdict::Good { ref principal, .. } if principal == "alice@x"
         ));
-        assert_eq!(verifier.verdict(&body("A <alice@x>"), &allowed), Verdict::Unsigned);
+        assert_eq!(
+            verifier.verdict(&body("A <alice@x>"), &allowed),
+            Verdict::Unsigned
+        );
 
         let tampered = String::from_utf8(signed.clone())
             .unwrap()
             .replace("payload", "PAYLOAD")
             .into_bytes();
-        assert!(matches!(verifier.verdict(&tampered, &allowed), Verdict::Bad { .. }));
+        assert!(matches!(
+            verifier.verdict(&tampered, &allowed),
+            Verdict::Bad { .. }
+        ));
 
         let mut swapped = body("Bob <bob@x>");
         alice.sign_commit(&mut swapped);
-        assert!(matches!(verifier.verdict(&swapped, &allowed), Verdict::NotAllowed { .. }));
+        assert!(matches!(
+            verifier.verdict(&swapped, &allowed),
+            Verdict::NotAllowed { .. }
+        ));
 
         let mut unknown = body("Alice <alice@x>");
         Signer::from_seed([3; 32]).sign_commit(&mut unknown);
-        assert!(matches!(verifier.verdict(&unknown, &allowed), Verdict::UnknownKey { .. }));
+        assert!(matches!(
+            verifier.verdict(&unknown, &allowed),
+            Verdict::UnknownKey { .. }
+        ));
     }
 
     #[test]

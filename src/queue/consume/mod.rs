@@ -280,7 +280,10 @@ impl Consumer {
             let verify = &mut self.verify;
             let visited = backlog.next_message_with(&mut self.odb, &mut self.buf, |message| {
                 #[cfg(feature = "sign")]
-                if verify.as_mut().is_some_and(|v| !v.is_covered_next(message.id)) {
+                if verify
+                    .as_mut()
+                    .is_some_and(|v| !v.is_covered_next(message.id))
+                {
                     return (message.id, Visit::Refused(message.clone().into_owned()));
                 }
                 (message.id, Visit::Visited(visit(message)))

@@ -246,7 +246,10 @@ impl ConsumerVerify {
     fn next_covered(&mut self, id: ObjectId) -> bool {
         let index = self.coverage.by.len().checked_sub(self.next + 1);
         if self.next == 0 && self.coverage.bottom != Some(id) {
-            debug_assert!(false, "BUG: the coverage plan is out of step with the backlog");
+            debug_assert!(
+                false,
+                "BUG: the coverage plan is out of step with the backlog"
+            );
             return false;
         }
         self.next += 1;
@@ -274,7 +277,10 @@ impl ConsumerVerify {
             return Ok(Decision::Deliver);
         }
         odb.read_commit(&message_id, scratch)?;
-        let reason = refusal(&self.verifier.verdict(scratch, &self.config.signers), scratch);
+        let reason = refusal(
+            &self.verifier.verdict(scratch, &self.config.signers),
+            scratch,
+        );
         Ok(match self.config.refused {
             DeadLetters::Off => Decision::Stop(reason),
             _ => Decision::DeadLetter(reason),

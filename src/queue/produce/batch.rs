@@ -15,12 +15,12 @@ use super::Signing;
 use crate::{
     git::hash::{Hasher, OBJECT_HASH},
     git::message::restack,
-    git::sign::copy::sign_copy,
     git::message::{CommitEncoder, Envelope},
     git::odb::pack::{
         deflate::{deflate_entries, RawObjects},
         write::{Compression, PackBuilder, SealedPack},
     },
+    git::sign::copy::sign_copy,
 };
 
 /// Messages waiting to be sealed into one pack.
