@@ -143,7 +143,7 @@ fn consume(c: &mut Criterion) {
         assert_eq!(read(true), MESSAGES, "all covered");
         group.bench_function(BenchmarkId::new("plain", mode), |b| b.iter(|| read(false)));
         group.bench_function(BenchmarkId::new("verifying", mode), |b| {
-            b.iter(|| read(true))
+            b.iter(|| read(true));
         });
     }
     group.finish();

@@ -10,7 +10,8 @@ use gitmq::{git::hash::OBJECT_HASH, ObjectId};
 
 /// `signature`: the input as a commit body (split off its signature, strip it, mark it as an
 /// unsigned copy, verify it against a fixed allowed-signers file), as an armored signature
-/// and as a signature blob (a parsed one must write back to a blob that parses the same),
+/// and as a signature blob (a parsed ed25519 one must write back to a blob that parses the
+/// same; others keep only their algorithm name),
 /// and as an allowed-signers file.
 pub fn signature(data: &[u8]) {
     let (mut sig, mut payload) = (Vec::new(), Vec::new());
@@ -30,16 +31,18 @@ pub fn signature(data: &[u8]) {
     gpgsig::mark_unsigned_copy(&mut copy, &ObjectId::null(OBJECT_HASH));
     assert!(!gpgsig::is_signed(&copy), "a marked copy has no signature");
 
-    for parsed in [SshSig::from_armor(data), SshSig::from_blob(data)] {
-        if let Ok(parsed) = parsed {
-            let mut blob = Vec::new();
-            parsed.write_blob(&mut blob);
-            let again = SshSig::from_blob(&blob).expect("a written blob parses");
-            assert_eq!(again, parsed, "blob round trip");
-            let mut armor = Vec::new();
-            parsed.write_armor(&mut armor);
-            assert_eq!(SshSig::from_armor(&armor).expect("armor parses"), parsed);
-        }
+    for parsed in [SshSig::from_armor(data), SshSig::from_blob(data)]
+        .into_iter()
+        .flatten()
+        .filter(|parsed| parsed.ed25519.is_some())
+    {
+        let mut blob = Vec::new();
+        parsed.write_blob(&mut blob);
+        let again = SshSig::from_blob(&blob).expect("a written blob parses");
+        assert_eq!(again, parsed, "blob round trip");
+        let mut armor = Vec::new();
+        parsed.write_armor(&mut armor);
+        assert_eq!(SshSig::from_armor(&armor).expect("armor parses"), parsed);
     }
 
     let text = String::from_utf8_lossy(data);

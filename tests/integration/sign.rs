@@ -38,7 +38,13 @@ fn keygen(dir: &Path, name: &str) -> (PathBuf, String) {
 /// Write an allowed-signers file of `(principal, public key line)` into `dir`.
 fn allowed_signers(dir: &Path, entries: &[(&str, &str)]) -> PathBuf {
     let path = dir.join("allowed_signers");
-    let text: String = entries.iter().map(|(p, k)| format!("{p} {k}\n")).collect();
+    let mut text = String::new();
+    for (principal, key) in entries {
+        text.push_str(principal);
+        text.push(' ');
+        text.push_str(key);
+        text.push('\n');
+    }
     std::fs::write(&path, text).expect("write allowed signers");
     path
 }
@@ -342,7 +348,7 @@ fn copies_are_re_signed_by_the_key_holder_and_marked_otherwise_and_a_lost_race_r
     // agrees.
     open.producer(&dst).publish(b"already there").unwrap();
     let keyed = open.clone().with_copy_signer(key.clone());
-    gitmq::topology::join(&keyed, &[src.clone()], &dst, true).unwrap();
+    gitmq::topology::join(&keyed, std::slice::from_ref(&src), &dst, true).unwrap();
     let dst_ids = gitmq::git::walk::ids_after(
         &mut open.odb(),
         open.head(&dst).unwrap().unwrap(),
@@ -357,7 +363,7 @@ fn copies_are_re_signed_by_the_key_holder_and_marked_otherwise_and_a_lost_race_r
         assert!(good, "{stderr}");
     }
     assert_eq!(
-        gitmq::topology::join(&keyed, &[src.clone()], &dst, true)
+        gitmq::topology::join(&keyed, std::slice::from_ref(&src), &dst, true)
             .unwrap()
             .total(),
         0,

@@ -26,13 +26,7 @@ const FOLLOW_WAIT: Duration = Duration::from_secs(1);
 pub fn run(cli: Cli) -> Result<()> {
     let repo = cli.repo;
     let signer = cli.sign.as_deref().map(crate::sign::load_key).transpose()?;
-    let open = |path: Option<&Path>| -> Result<Repository> {
-        let repo = open(path)?;
-        Ok(match &signer {
-            Some(key) => repo.with_copy_signer(key.clone()),
-            None => repo,
-        })
-    };
+    let open = |path: Option<&Path>| crate::sign::with_copy_signer(open(path), signer.as_ref());
     match cli.command {
         Command::Init { path } => {
             let repo = Repository::init(&path)?;
@@ -50,16 +44,13 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Log {
             topic,
             format,
-            verify: Some(signers),
-        } => crate::sign::print_verified_log(
+            verify,
+        } => crate::sign::log(
             &open(repo.as_deref())?,
             &TopicName::new(&topic)?,
-            &signers,
+            verify.as_deref(),
             format,
         ),
-        Command::Log { topic, format, .. } => {
-            print_log(&open(repo.as_deref())?, &TopicName::new(&topic)?, format)
-        }
         Command::Topics => {
             let repo = open(repo.as_deref())?;
             let mut out = BufWriter::new(io::stdout().lock());

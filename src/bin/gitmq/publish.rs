@@ -47,17 +47,8 @@ pub fn run(repo: &Repository, args: &PublishArgs) -> Result<()> {
         ..ProducerConfig::default()
     };
     let envelope = envelope(args)?;
-    let mut producer = Producer::with_config(repo.clone(), topic, config);
-    let key = match &args.sign {
-        Some(path) => Some(crate::sign::load_key(path)?),
-        None => repo.copy_signer_arc().cloned(),
-    };
-    if let Some(key) = key {
-        producer = producer.with_signing(gitmq::produce::Signing {
-            key,
-            mode: args.sign_mode.parse()?,
-        });
-    }
+    let producer = Producer::with_config(repo.clone(), topic, config);
+    let mut producer = crate::sign::signing(producer, repo, args)?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut print = |ids: &[ObjectId]| -> Result<()> {
         for id in ids {

@@ -10,14 +10,56 @@ use std::{
 use gitmq::{
     consume::{handler::DeadLetters, verify::Verify},
     git::sign::{AllowedSigners, Signer, Verdict},
+    produce::{Producer, Signing},
     Consumer, Repository, TopicName,
 };
 
-use crate::{cli::Format, commands::Result, output::write_message};
+use crate::{
+    cli::{Format, PublishArgs},
+    commands::Result,
+    output::write_message,
+};
 
 /// Read the signing key file.
 pub fn load_key(path: &Path) -> Result<Arc<Signer>> {
     Ok(Arc::new(Signer::open(path)?))
+}
+
+/// `repo` (just opened), re-signing copies with `key` if there is one.
+pub fn with_copy_signer(repo: Result<Repository>, key: Option<&Arc<Signer>>) -> Result<Repository> {
+    let repo = repo?;
+    Ok(match key {
+        Some(key) => repo.with_copy_signer(key.clone()),
+        None => repo,
+    })
+}
+
+/// `producer`, signing with `publish --sign KEY` or else `gitmq --sign KEY` (if either).
+pub fn signing(producer: Producer, repo: &Repository, args: &PublishArgs) -> Result<Producer> {
+    let key = match &args.sign {
+        Some(path) => Some(load_key(path)?),
+        None => repo.copy_signer_arc().cloned(),
+    };
+    Ok(match key {
+        Some(key) => producer.with_signing(Signing {
+            key,
+            mode: args.sign_mode.parse()?,
+        }),
+        None => producer,
+    })
+}
+
+/// `gitmq log`, with verdicts when `signers` names an allowed-signers file.
+pub fn log(
+    repo: &Repository,
+    topic: &TopicName,
+    signers: Option<&Path>,
+    format: Format,
+) -> Result<()> {
+    match signers {
+        Some(signers) => print_verified_log(repo, topic, signers, format),
+        None => crate::commands::print_log(repo, topic, format),
+    }
 }
 
 fn load_signers(path: &Path) -> Result<AllowedSigners> {
@@ -50,7 +92,7 @@ pub fn report_refused(consumer: &mut Consumer) {
 }
 
 /// `gitmq log --verify`: every message with its verdict.
-pub fn print_verified_log(
+fn print_verified_log(
     repo: &Repository,
     topic: &TopicName,
     signers: &Path,

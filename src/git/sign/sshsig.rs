@@ -262,7 +262,8 @@ impl SshSig {
 
 /// Encoding
 impl SshSig {
-    /// Append the signature blob to `out`.
+    /// Append the signature blob to `out` (the signature field is empty unless it is
+    /// ed25519: other kinds are parsed only to be refused).
     pub fn write_blob(&self, out: &mut Vec<u8>) {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_be_bytes());

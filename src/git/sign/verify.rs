@@ -165,17 +165,16 @@ impl Verifier {
         let (PublicKey::Ed25519(key_bytes), Some(signature)) = (&sig.key, &sig.ed25519) else {
             return Err("not an ed25519 signature (the only kind gitmq verifies)");
         };
-        let key = match self.keys.get(key_bytes) {
-            Some(key) => *key,
-            None => {
-                let key = ed25519_dalek::VerifyingKey::from_bytes(key_bytes)
-                    .map_err(|_| "the key is not a valid ed25519 point")?;
-                if self.keys.len() > 4096 {
-                    self.keys.clear();
-                }
-                self.keys.insert(*key_bytes, key);
-                key
+        let key = if let Some(key) = self.keys.get(key_bytes) {
+            *key
+        } else {
+            let key = ed25519_dalek::VerifyingKey::from_bytes(key_bytes)
+                .map_err(|_| "the key is not a valid ed25519 point")?;
+            if self.keys.len() > 4096 {
+                self.keys.clear();
             }
+            self.keys.insert(*key_bytes, key);
+            key
         };
         self.signed.clear();
         match sig.hash {
@@ -280,10 +279,13 @@ mod tests {
     }
 
     fn signers(entries: &[(&str, &Signer)]) -> AllowedSigners {
-        let text: String = entries
-            .iter()
-            .map(|(p, s)| format!("{p} {}\n", s.public_key().to_openssh()))
-            .collect();
+        let mut text = String::new();
+        for (principal, signer) in entries {
+            text.push_str(principal);
+            text.push(' ');
+            text.push_str(&signer.public_key().to_openssh());
+            text.push('\n');
+        }
         AllowedSigners::parse(&text).unwrap()
     }
 

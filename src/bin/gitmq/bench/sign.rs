@@ -135,7 +135,12 @@ pub fn run(dir: &Path, messages: &[Vec<u8>], batch: usize) -> Result<()> {
     );
     println!();
 
-    // Reading back: a plain consumer, a verifying one (coverage), and every signature alone.
+    read_back(&repos, &signers, n)
+}
+
+/// Read the topics back: a plain consumer, a verifying one (coverage), and every signature
+/// of the `each` topic alone.
+fn read_back(repos: &[Option<Repository>], signers: &AllowedSigners, n: usize) -> Result<()> {
     let mut read_best = [[Best::NONE; 2]; 3];
     let mut check_best = Best::NONE;
     for _ in 0..ROUNDS {
