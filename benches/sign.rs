@@ -9,7 +9,7 @@ use std::{hint::black_box, sync::Arc, time::Duration};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gitmq::{
     consume::verify::Verify,
-    git::sign::{AllowedSigners, Signature, Signer, Verifier},
+    sign::{AllowedSigners, Signature, Signer, Verifier},
     produce::{Producer, ProducerConfig, Signing},
     ConsumerName, Durability, Identity, Repository, TopicName,
 };
@@ -47,12 +47,12 @@ fn producer(dir: &std::path::Path, mode: &str, key: &Arc<Signer>) -> Producer {
         consolidate: None,
         ..ProducerConfig::default()
     };
-    let producer = Producer::with_config(repo, TopicName::new("t").expect("topic"), config);
-    match mode {
-        "tip" => producer.with_signing(Signing::tip(key.clone())),
-        "each" => producer.with_signing(Signing::each(key.clone())),
-        _ => producer,
-    }
+    let config = match mode {
+        "tip" => config.with_signing(Signing::tip(key.clone())),
+        "each" => config.with_signing(Signing::each(key.clone())),
+        _ => config,
+    };
+    Producer::with_config(repo, TopicName::new("t").expect("topic"), config)
 }
 
 fn commit_body(i: usize) -> Vec<u8> {

@@ -11,9 +11,9 @@ use std::{
 
 use gitmq::{
     consume::verify::Verify,
-    git::sign::{check_commit, gpgsig, AllowedSigners, Signature, Signer},
     produce::Signing,
-    ConsumerName, Identity, ObjectId, Repository, TopicName,
+    sign::{check_commit, gpgsig, AllowedSigners, Signature, Signer},
+    ConsumerName, Identity, ObjectId, ProducerConfig, Repository, TopicName,
 };
 
 use crate::util::{git, git_output, TempRepo};
@@ -80,6 +80,13 @@ fn identity(email: &str) -> Identity {
     Identity::new(email.split('@').next().unwrap(), email).unwrap()
 }
 
+/// A producer configuration signing per `signing` as `email`.
+fn signed(signing: Signing, email: &str) -> ProducerConfig {
+    ProducerConfig::default()
+        .with_identity(identity(email))
+        .with_signing(signing)
+}
+
 #[test]
 fn git_verify_commit_says_good_for_every_message_gitmq_signed_in_each_and_tip_modes() {
     let repo = TempRepo::new();
@@ -88,10 +95,8 @@ fn git_verify_commit_says_good_for_every_message_gitmq_signed_in_each_and_tip_mo
     let key = Arc::new(Signer::open(&key_path).expect("an ssh-keygen key loads"));
     let open = repo.open();
     let each = TopicName::new("each").unwrap();
-    let ids = open
-        .producer(&each)
-        .with_identity(identity("shop@example.com"))
-        .with_signing(Signing::each(key.clone()))
+    let ids = signed(Signing::each(key.clone()), "shop@example.com")
+        .open(&open, &each)
         .publish_batch(["{\"order\":1}", "{\"order\":2}", "{\"order\":3}"])
         .unwrap();
     for id in &ids {
@@ -125,10 +130,7 @@ fn git_verify_commit_says_good_for_every_message_gitmq_signed_in_each_and_tip_mo
     assert_eq!(ours, theirs, "gitmq's armored signature is ssh-keygen's");
 
     let tip = TopicName::new("tip").unwrap();
-    let mut producer = open
-        .producer(&tip)
-        .with_identity(identity("shop@example.com"))
-        .with_signing(Signing::tip(key));
+    let mut producer = signed(Signing::tip(key), "shop@example.com").open(&open, &tip);
     for n in 0..5 {
         producer.append(format!("m{n}").as_bytes()).unwrap();
     }
@@ -240,9 +242,8 @@ fn tampered_payloads_swapped_authors_and_unknown_keys_are_refused_by_the_consume
     );
     let open = repo.open();
     let publish = |topic: &str, author: &str, key: &Path, payload: &str| {
-        open.producer(&TopicName::new(topic).unwrap())
-            .with_identity(identity(author))
-            .with_signing(Signing::each(Arc::new(Signer::open(key).unwrap())))
+        signed(Signing::each(Arc::new(Signer::open(key).unwrap())), author)
+            .open(&open, &TopicName::new(topic).unwrap())
             .publish(payload.as_bytes())
             .unwrap()
     };
@@ -326,10 +327,8 @@ fn copies_are_re_signed_by_the_key_holder_and_marked_otherwise_and_a_lost_race_r
         TopicName::new("src").unwrap(),
         TopicName::new("dst").unwrap(),
     );
-    let originals = open
-        .producer(&src)
-        .with_identity(identity("shop@example.com"))
-        .with_signing(Signing::each(key.clone()))
+    let originals = signed(Signing::each(key.clone()), "shop@example.com")
+        .open(&open, &src)
         .publish_batch(["a", "b"])
         .unwrap();
 
@@ -371,10 +370,7 @@ fn copies_are_re_signed_by_the_key_holder_and_marked_otherwise_and_a_lost_race_r
     );
 
     // A producer that loses the race to another writer rebuilds its batch and re-signs it.
-    let mut late = open
-        .producer(&src)
-        .with_identity(identity("shop@example.com"))
-        .with_signing(Signing::each(key));
+    let mut late = signed(Signing::each(key), "shop@example.com").open(&open, &src);
     late.append(b"late 1").unwrap();
     late.append(b"late 2").unwrap();
     open.producer(&src).publish(b"someone else").unwrap();

@@ -126,8 +126,17 @@ pub enum Command {
     /// Drop a topic's old history from the local repository (see `gitmq prune --help`).
     Prune(crate::prune::PruneArgs),
     /// Measure gitmq against git on the same messages, in the same run.
+    #[cfg(feature = "bench")]
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Measure gitmq against git (this gitmq was built without the `bench` feature).
+    #[cfg(not(feature = "bench"))]
+    #[command(disable_help_flag = true)]
+    Bench {
+        /// Whatever was given.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Show what gitmq does, in a temporary repository (nothing else is touched).
     Demo {
         /// Keep the demo repository at this path instead of a temporary directory.
@@ -272,6 +281,7 @@ pub struct ConsumeArgs {
 }
 
 /// `gitmq bench` subcommands.
+#[cfg(feature = "bench")]
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Append N messages with gitmq (each durability and compression), `git fast-import` and
@@ -293,6 +303,7 @@ pub enum BenchCommand {
 }
 
 /// `gitmq bench latency` arguments.
+#[cfg(feature = "bench")]
 #[derive(Debug, clap::Args)]
 pub struct LatencyBenchArgs {
     /// A smart-HTTP repository that accepts pushes.
@@ -307,6 +318,7 @@ pub struct LatencyBenchArgs {
 }
 
 /// `gitmq bench fetch` and `gitmq bench push` arguments.
+#[cfg(feature = "bench")]
 #[derive(Debug, clap::Args)]
 pub struct ServerBenchArgs {
     /// A smart-HTTP repository that accepts pushes (`gitmq-bench-<pid>*` branches are pushed
@@ -329,6 +341,7 @@ pub struct ServerBenchArgs {
 }
 
 /// `gitmq bench append` arguments.
+#[cfg(feature = "bench")]
 #[derive(Debug, clap::Args)]
 pub struct AppendArgs {
     /// How many messages.

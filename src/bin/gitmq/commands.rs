@@ -10,7 +10,7 @@ use std::{
 use gitmq::{ConsumerName, Repository, TopicName};
 
 use crate::{
-    cli::{BenchCommand, Cli, Command, ConsumeArgs, Format, RemoteCommand},
+    cli::{Cli, Command, ConsumeArgs, Format, RemoteCommand},
     output::write_message,
 };
 
@@ -34,11 +34,12 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { keep } => crate::demo::run(keep.as_deref()),
-        Command::Bench(BenchCommand::Append(args)) => crate::bench::append(&args),
-        Command::Bench(BenchCommand::Fetch(args)) => crate::bench::fetch(&args),
-        Command::Bench(BenchCommand::Push(args)) => crate::bench::push(&args),
-        Command::Bench(BenchCommand::Latency(args)) => crate::bench::latency(&args),
-        Command::Bench(BenchCommand::Consume(options)) => crate::bench::consume::run(&options),
+        #[cfg(feature = "bench")]
+        Command::Bench(command) => crate::bench::run(command),
+        #[cfg(not(feature = "bench"))]
+        Command::Bench { .. } => Err("this gitmq was built without benchmarks: run \
+             `cargo run --release --features bench -- bench ...`"
+            .into()),
         Command::Publish(args) => crate::publish::run(&open(repo.as_deref())?, &args),
         Command::Consume(args) => consume(&open(repo.as_deref())?, &args),
         Command::Log {
@@ -93,7 +94,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Unlock { older_than } => {
             let repo = open(repo.as_deref())?;
             let age = std::time::Duration::from_secs(older_than);
-            for removed in gitmq::git::refs::remove_stale_locks(repo.refs(), age)? {
+            for removed in repo.remove_stale_locks(age)? {
                 println!("removed {}", removed.display());
             }
             Ok(())
@@ -103,12 +104,10 @@ pub fn run(cli: Cli) -> Result<()> {
             max_objects,
         } => {
             let repo = open(repo.as_deref())?;
-            let policy = gitmq::git::odb::pack::consolidate::Policy {
+            let report = repo.consolidate(gitmq::produce::ConsolidatePolicy {
                 min_packs,
                 max_objects,
-            };
-            let report =
-                gitmq::git::odb::pack::consolidate::consolidate(repo.git_dir(), policy, true)?;
+            })?;
             println!(
                 "merged {} packs into new packs holding {} objects ({} bytes)",
                 report.merged_packs, report.objects, report.bytes
@@ -180,19 +179,14 @@ fn open(repo: Option<&Path>) -> Result<Repository> {
 }
 
 pub fn print_log(repo: &Repository, topic: &TopicName, format: Format) -> Result<()> {
-    let Some(head) = repo.head(topic)? else {
-        return Ok(());
-    };
-    let mut buf = Vec::new();
-    let mut odb = repo.odb();
-    let segment_len = gitmq::consume::DEFAULT_SEGMENT_LEN;
-    let mut backlog = gitmq::consume::Backlog::plan(&mut odb, head, None, segment_len, &mut buf)?;
+    // A reader that never commits: no position moves.
+    let name = gitmq::ConsumerName::new("gitmq-log")?;
+    let start = gitmq::position::StartAt::Beginning;
+    let mut reader = gitmq::Consumer::open_at(repo.clone(), name, topic.clone(), &start)?;
     let mut out = BufWriter::new(io::stdout().lock());
-    while let Some(written) =
-        backlog.next_message_with(&mut odb, &mut buf, |m| write_message(&mut out, m, format))?
-    {
-        written?;
-    }
+    let mut write =
+        |m: &gitmq::MessageRef<'_>| -> Result<()> { Ok(write_message(&mut out, m, format)?) };
+    while reader.poll_with(usize::MAX, &mut write)? > 0 {}
     out.flush()?;
     Ok(())
 }

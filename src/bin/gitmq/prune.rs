@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{ArgGroup, Args};
 use gitmq::{
-    git::odb::pack::write::Compression,
+    produce::Compression,
     prune::{Options, Report, Retain},
     ObjectId, Repository, TopicName,
 };

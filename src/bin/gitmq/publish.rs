@@ -13,8 +13,7 @@ use std::{
 };
 
 use gitmq::{
-    git::odb::pack::write::Compression,
-    produce::{MessageIds, Producer, ProducerConfig},
+    produce::{Compression, MessageIds, Producer, ProducerConfig},
     Envelope, Identity, ObjectId, Repository, TopicName,
 };
 
@@ -47,8 +46,8 @@ pub fn run(repo: &Repository, args: &PublishArgs) -> Result<()> {
         ..ProducerConfig::default()
     };
     let envelope = envelope(args)?;
-    let producer = Producer::with_config(repo.clone(), topic, config);
-    let mut producer = crate::sign::signing(producer, repo, args)?;
+    let config = crate::sign::signing(config, repo, args)?;
+    let mut producer = Producer::with_config(repo.clone(), topic, config);
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut print = |ids: &[ObjectId]| -> Result<()> {
         for id in ids {

@@ -193,13 +193,7 @@ impl Follower {
         }
         if let Some(fetcher) = &self.fetcher {
             if let Err(err) = fetch_once(repo, fetcher) {
-                if matches!(
-                    err,
-                    replicate::Error::Status {
-                        status: 401 | 403,
-                        ..
-                    }
-                ) {
+                if matches!(err.http_status(), Some(401 | 403)) {
                     return Err(err.into());
                 }
                 eprintln!(
@@ -330,10 +324,7 @@ fn apply_retention(repo: &Repository, out: &mut impl Write) -> Result<()> {
 
 /// Print a round's error; refused credentials or access end the sync.
 fn report_error(what: &str, err: &replicate::Error) -> Result<()> {
-    if let replicate::Error::Status {
-        status: 401 | 403, ..
-    } = err
-    {
+    if matches!(err.http_status(), Some(401 | 403)) {
         return Err(format!("{what}: {err}").into());
     }
     eprintln!("gitmq sync: {what} failed (trying again next round): {err}");
@@ -343,31 +334,7 @@ fn report_error(what: &str, err: &replicate::Error) -> Result<()> {
 /// `gitmq remote add NAME URL`: what `git remote add` writes, so git and gitmq agree.
 pub fn remote_add(repo: &Repository, name: &str, url: &str) -> Result<()> {
     let parsed = RemoteUrl::parse(url)?;
-    let valid = !name.contains('/') && TopicName::new(name).is_ok();
-    if !valid {
-        return Err(format!("invalid remote name {name:?}").into());
-    }
-    if gitmq::git::config::remote::remote_url(repo.git_dir(), name)?.is_some() {
-        return Err(format!("remote {name:?} already exists").into());
-    }
-    let path = repo.git_dir().join("config");
-    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    let quoted = url.replace('\\', "\\\\").replace('"', "\\\"");
-    let section = format!(
-        "[remote \"{name}\"]\n\turl = \"{quoted}\"\n\tfetch = +refs/heads/*:refs/remotes/{name}/*\n"
-    );
-    text.push_str(&section);
-    let tmp = repo.git_dir().join("config.lock");
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .and_then(|mut file| file.write_all(text.as_bytes()))
-        .map_err(|err| format!("cannot lock {}: {err}", path.display()))?;
-    std::fs::rename(&tmp, &path)?;
+    repo.add_remote(name, url)?;
     println!("added\t{name}\t{}", parsed.redacted());
     Ok(())
 }

@@ -9,8 +9,8 @@ use std::{
 
 use gitmq::{
     consume::{handler::DeadLetters, verify::Verify},
-    git::sign::{AllowedSigners, Signer, Verdict},
-    produce::{Producer, Signing},
+    produce::{ProducerConfig, Signing},
+    sign::{AllowedSigners, Signer, Verdict},
     Consumer, Repository, TopicName,
 };
 
@@ -34,18 +34,22 @@ pub fn with_copy_signer(repo: Result<Repository>, key: Option<&Arc<Signer>>) -> 
     })
 }
 
-/// `producer`, signing with `publish --sign KEY` or else `gitmq --sign KEY` (if either).
-pub fn signing(producer: Producer, repo: &Repository, args: &PublishArgs) -> Result<Producer> {
+/// `config`, signing with `publish --sign KEY` or else `gitmq --sign KEY` (if either).
+pub fn signing(
+    config: ProducerConfig,
+    repo: &Repository,
+    args: &PublishArgs,
+) -> Result<ProducerConfig> {
     let key = match &args.sign {
         Some(path) => Some(load_key(path)?),
         None => repo.copy_signer_arc().cloned(),
     };
     Ok(match key {
-        Some(key) => producer.with_signing(Signing {
+        Some(key) => config.with_signing(Signing {
             key,
             mode: args.sign_mode.parse()?,
         }),
-        None => producer,
+        None => config,
     })
 }
 

@@ -4,7 +4,7 @@
 //!
 //! Covered means: the message itself, or a message above it on the topic's first-parent
 //! chain (up to the head read when the consumer planned its backlog), carries a good SSH
-//! signature in namespace `git` (see [`crate::git::sign::verify`]) by a key that the
+//! signature in namespace `git` (see [`crate::sign::verify`]) by a key that the
 //! allowed-signers file allows for **this message's author email**, at the signing commit's
 //! committer date. A signature covers what is below it because each commit names its
 //! parent by hash: that is how one signature per batch (`tip` mode) covers the batch, and how
@@ -37,14 +37,16 @@ use crate::{
             verify::{identities, Claim},
             AllowedSigners, Verdict, Verifier,
         },
-        walk::Chain,
+        walk::{self, Chain},
     },
     Consumer, Message, Producer, Repository, TopicName,
 };
 
-/// Returned by a verifying consumer's reads when a message is refused and refused messages
-/// stop the consumer ([`DeadLetters::Off`]).
+/// Returned (inside [`super::Error::Verify`]) by a verifying consumer's reads when a message
+/// is refused and refused messages stop the consumer ([`DeadLetters::Off`]), or when a
+/// refused message could not be dead-lettered.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The message is not covered by a good signature of a key allowed for its author.
     #[error("message {id} of topic {topic} refused: {reason}")]
@@ -55,6 +57,15 @@ pub enum Error {
         id: ObjectId,
         /// Why (unsigned, bad signature, unknown key, key not allowed for the author).
         reason: String,
+    },
+    /// Publishing a refused message to the dead-letter topic failed: it was not handed out,
+    /// and comes again at the next read.
+    #[error("dead-lettering refused message {id} failed")]
+    DeadLetter {
+        /// The message.
+        id: ObjectId,
+        /// Why.
+        source: Box<crate::Error>,
     },
 }
 
@@ -124,7 +135,7 @@ impl Coverage {
         signers: &AllowedSigners,
         verifier: &mut Verifier,
         scratch: &mut Vec<u8>,
-    ) -> Result<Self, crate::Error> {
+    ) -> Result<Self, walk::Error> {
         let mut coverage = Coverage::default();
         let mut chain = Chain::new(head, stop);
         let mut body = Vec::new();
@@ -228,7 +239,7 @@ impl ConsumerVerify {
         head: ObjectId,
         stop: Option<ObjectId>,
         scratch: &mut Vec<u8>,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<(), walk::Error> {
         self.coverage = Coverage::plan(
             odb,
             head,
@@ -272,7 +283,7 @@ impl ConsumerVerify {
         covered: Option<bool>,
         odb: &mut Odb,
         scratch: &mut Vec<u8>,
-    ) -> Result<Decision, crate::Error> {
+    ) -> Result<Decision, walk::Error> {
         if covered.unwrap_or_else(|| self.next_covered(message_id)) {
             return Ok(Decision::Deliver);
         }
@@ -320,14 +331,15 @@ impl Consumer {
     /// ```
     /// # fn main() -> Result<(), gitmq::Error> {
     /// use std::sync::Arc;
-    /// use gitmq::{consume::verify::Verify, git::sign::{AllowedSigners, Signer}, produce::Signing};
-    /// use gitmq::{ConsumerName, Identity, Repository, TopicName};
+    /// use gitmq::{consume::verify::Verify, produce::Signing, sign::{AllowedSigners, Signer}};
+    /// use gitmq::{ConsumerName, Identity, ProducerConfig, Repository, TopicName};
     /// let dir = tempfile::tempdir().expect("temp dir");
     /// let repo = Repository::init(dir.path())?;
     /// let orders = TopicName::new("orders")?;
     /// let key = Arc::new(Signer::from_seed([5; 32]));
     /// let shop = Identity::new("shop", "shop@example.com")?;
-    /// repo.producer(&orders).with_identity(shop).with_signing(Signing::tip(key.clone()))
+    /// ProducerConfig::default().with_identity(shop).with_signing(Signing::tip(key.clone()))
+    ///     .open(&repo, &orders)
     ///     .publish_batch([&b"signed 1"[..], b"signed 2"])?;
     /// repo.producer(&orders).publish(b"forged")?;           // anyone can write a commit
     ///
@@ -362,14 +374,18 @@ impl Consumer {
         &mut self,
         message: &Message,
         reason: &str,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<(), super::Error> {
+        let failed = |source| Error::DeadLetter {
+            id: message.id,
+            source: Box::new(source),
+        };
         let verify = self
             .verify
             .as_mut()
             .expect("BUG: only a verifying consumer refuses");
         let dead_topic = match &verify.config.refused {
             DeadLetters::Topic(topic) => topic.clone(),
-            _ => super::dlq::default_topic(&self.topic)?,
+            _ => super::dlq::default_topic(&self.topic).map_err(failed)?,
         };
         let mut producer = verify
             .dead_producer
@@ -384,7 +400,7 @@ impl Consumer {
         );
         let verify = self.verify.as_mut().expect("BUG: checked above");
         verify.dead_producer = Some(producer);
-        published?;
+        published.map_err(failed)?;
         verify.refused.push((message.id, reason.to_owned()));
         self.delivered = Some(message.id);
         self.uncommitted += 1;
@@ -398,7 +414,7 @@ impl Consumer {
         &mut self,
         message: &Message,
         already_refused: bool,
-    ) -> Result<bool, crate::Error> {
+    ) -> Result<bool, super::Error> {
         let Some(verify) = self.verify.as_mut() else {
             return Ok(true);
         };
@@ -414,7 +430,7 @@ impl Consumer {
     }
 
     /// A refused message stops the consumer: plan again from before it next time.
-    pub(crate) fn stop_refused(&mut self, id: ObjectId, reason: String) -> crate::Error {
+    pub(crate) fn stop_refused(&mut self, id: ObjectId, reason: String) -> super::Error {
         self.backlog = None;
         if let Some(verify) = self.verify.as_mut() {
             verify.reset();

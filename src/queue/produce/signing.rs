@@ -88,32 +88,26 @@ impl Signing {
 
 /// Signing
 impl Producer {
-    /// Sign messages per `signing` (before the first append).
+    /// The producer's signing setting, if it signs ([`super::ProducerConfig::with_signing()`]).
     ///
     /// ```
     /// # #[cfg(feature = "sign")]
     /// # fn main() -> Result<(), gitmq::Error> {
     /// use std::sync::Arc;
-    /// use gitmq::{git::sign::{check_commit, Signature, Signer}, produce::Signing, Repository, TopicName};
+    /// use gitmq::{produce::Signing, sign::{check_commit, Signature, Signer}};
+    /// use gitmq::{ProducerConfig, Repository, TopicName};
     /// let dir = tempfile::tempdir().expect("temp dir");
     /// let repo = Repository::init(dir.path())?;
     /// let key = Arc::new(Signer::from_seed([9; 32]));   // or Signer::open("~/.ssh/id_ed25519")
-    /// let mut producer = repo.producer(&TopicName::new("orders")?).with_signing(Signing::each(key));
-    /// let id = producer.publish(b"signed")?;
-    /// let mut body = Vec::new();
-    /// repo.odb().read_commit(&id, &mut body)?;
-    /// assert!(matches!(check_commit(&body), Signature::Good { .. }));
+    /// let mut producer = ProducerConfig::default()
+    ///     .with_signing(Signing::each(key))
+    ///     .open(&repo, &TopicName::new("orders")?);
+    /// assert!(producer.signing().is_some());
+    /// producer.publish(b"signed")?;
     /// # Ok(()) }
     /// # #[cfg(not(feature = "sign"))]
     /// # fn main() {}
     /// ```
-    #[must_use]
-    pub fn with_signing(mut self, signing: Signing) -> Self {
-        self.batch.signing = Some(signing);
-        self
-    }
-
-    /// The producer's signing setting, if it signs.
     pub fn signing(&self) -> Option<&Signing> {
         self.batch.signing.as_ref()
     }

@@ -58,7 +58,7 @@ impl Best {
 
 use gitmq::{
     consume::verify::Verify,
-    git::sign::{AllowedSigners, Signature, Signer, Verifier},
+    sign::{AllowedSigners, Signature, Signer, Verifier},
     produce::{Producer, ProducerConfig, Signing},
     ConsumerName, Durability, Identity, Repository, TopicName,
 };
@@ -99,12 +99,12 @@ pub fn run(dir: &Path, messages: &[Vec<u8>], batch: usize) -> Result<()> {
                 consolidate: None,
                 ..ProducerConfig::default()
             };
-            let mut producer = Producer::with_config(repo.clone(), TopicName::new("t")?, config);
-            producer = match *mode {
-                "tip" => producer.with_signing(Signing::tip(key.clone())),
-                "each" => producer.with_signing(Signing::each(key.clone())),
-                _ => producer,
+            let config = match *mode {
+                "tip" => config.with_signing(Signing::tip(key.clone())),
+                "each" => config.with_signing(Signing::each(key.clone())),
+                _ => config,
             };
+            let mut producer = Producer::with_config(repo.clone(), TopicName::new("t")?, config);
             let clock = Clock::start();
             let mut acknowledged = 0;
             for message in messages {
