@@ -9,8 +9,8 @@ use std::{hint::black_box, sync::Arc, time::Duration};
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use gitmq::{
     consume::verify::Verify,
-    sign::{AllowedSigners, Signature, Signer, Verifier},
     produce::{Producer, ProducerConfig, Signing},
+    sign::{AllowedSigners, Signature, Signer, Verifier},
     ConsumerName, Durability, Identity, Repository, TopicName,
 };
 

@@ -81,7 +81,7 @@ fn identity(email: &str) -> Identity {
 }
 
 /// A producer configuration signing per `signing` as `email`.
-fn signed(signing: Signing, email: &str) -> ProducerConfig {
+fn signing_as(signing: Signing, email: &str) -> ProducerConfig {
     ProducerConfig::default()
         .with_identity(identity(email))
         .with_signing(signing)
@@ -95,7 +95,7 @@ fn git_verify_commit_says_good_for_every_message_gitmq_signed_in_each_and_tip_mo
     let key = Arc::new(Signer::open(&key_path).expect("an ssh-keygen key loads"));
     let open = repo.open();
     let each = TopicName::new("each").unwrap();
-    let ids = signed(Signing::each(key.clone()), "shop@example.com")
+    let ids = signing_as(Signing::each(key.clone()), "shop@example.com")
         .open(&open, &each)
         .publish_batch(["{\"order\":1}", "{\"order\":2}", "{\"order\":3}"])
         .unwrap();
@@ -130,7 +130,7 @@ fn git_verify_commit_says_good_for_every_message_gitmq_signed_in_each_and_tip_mo
     assert_eq!(ours, theirs, "gitmq's armored signature is ssh-keygen's");
 
     let tip = TopicName::new("tip").unwrap();
-    let mut producer = signed(Signing::tip(key), "shop@example.com").open(&open, &tip);
+    let mut producer = signing_as(Signing::tip(key), "shop@example.com").open(&open, &tip);
     for n in 0..5 {
         producer.append(format!("m{n}").as_bytes()).unwrap();
     }
@@ -242,7 +242,7 @@ fn tampered_payloads_swapped_authors_and_unknown_keys_are_refused_by_the_consume
     );
     let open = repo.open();
     let publish = |topic: &str, author: &str, key: &Path, payload: &str| {
-        signed(Signing::each(Arc::new(Signer::open(key).unwrap())), author)
+        signing_as(Signing::each(Arc::new(Signer::open(key).unwrap())), author)
             .open(&open, &TopicName::new(topic).unwrap())
             .publish(payload.as_bytes())
             .unwrap()
@@ -327,7 +327,7 @@ fn copies_are_re_signed_by_the_key_holder_and_marked_otherwise_and_a_lost_race_r
         TopicName::new("src").unwrap(),
         TopicName::new("dst").unwrap(),
     );
-    let originals = signed(Signing::each(key.clone()), "shop@example.com")
+    let originals = signing_as(Signing::each(key.clone()), "shop@example.com")
         .open(&open, &src)
         .publish_batch(["a", "b"])
         .unwrap();
@@ -370,7 +370,7 @@ fn copies_are_re_signed_by_the_key_holder_and_marked_otherwise_and_a_lost_race_r
     );
 
     // A producer that loses the race to another writer rebuilds its batch and re-signs it.
-    let mut late = signed(Signing::each(key), "shop@example.com").open(&open, &src);
+    let mut late = signing_as(Signing::each(key), "shop@example.com").open(&open, &src);
     late.append(b"late 1").unwrap();
     late.append(b"late 2").unwrap();
     open.producer(&src).publish(b"someone else").unwrap();

@@ -58,8 +58,8 @@ impl Best {
 
 use gitmq::{
     consume::verify::Verify,
-    sign::{AllowedSigners, Signature, Signer, Verifier},
     produce::{Producer, ProducerConfig, Signing},
+    sign::{AllowedSigners, Signature, Signer, Verifier},
     ConsumerName, Durability, Identity, Repository, TopicName,
 };
 
