@@ -5,15 +5,8 @@
 mod bench;
 mod cli;
 mod commands;
-mod consumers;
-mod demo;
-mod dlq;
 mod output;
-mod prune;
-mod publish;
-mod remote;
 mod sign;
-mod topology;
 
 use std::process::ExitCode;
 

@@ -53,19 +53,6 @@ pub fn signing(
     })
 }
 
-/// `gitmq log`, with verdicts when `signers` names an allowed-signers file.
-pub fn log(
-    repo: &Repository,
-    topic: &TopicName,
-    signers: Option<&Path>,
-    format: Format,
-) -> Result<()> {
-    match signers {
-        Some(signers) => print_verified_log(repo, topic, signers, format),
-        None => crate::commands::print_log(repo, topic, format),
-    }
-}
-
 fn load_signers(path: &Path) -> Result<AllowedSigners> {
     let signers = AllowedSigners::open(path)?;
     if signers.cert_authorities() > 0 {
@@ -96,7 +83,7 @@ pub fn report_refused(consumer: &mut Consumer) {
 }
 
 /// `gitmq log --verify`: every message with its verdict.
-fn print_verified_log(
+pub fn print_verified_log(
     repo: &Repository,
     topic: &TopicName,
     signers: &Path,

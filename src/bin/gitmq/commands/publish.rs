@@ -17,7 +17,8 @@ use gitmq::{
     Envelope, Identity, ObjectId, Repository, TopicName,
 };
 
-use crate::{cli::PublishArgs, commands::Result};
+use super::Result;
+use crate::cli::PublishArgs;
 
 /// Size of the blocks the stdin thread reads.
 const BLOCK: usize = 1 << 16;
