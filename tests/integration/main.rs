@@ -16,6 +16,8 @@ mod prune;
 mod push;
 mod replay;
 mod server;
+#[cfg(feature = "sign")]
+mod sign;
 mod sync_cli;
 mod topology;
 mod topology_model;

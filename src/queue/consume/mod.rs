@@ -27,6 +27,8 @@ pub(crate) mod backlog;
 pub mod dlq;
 pub mod handler;
 pub mod position;
+#[cfg(feature = "sign")]
+pub mod verify;
 
 pub(crate) use backlog::{Backlog, DEFAULT_SEGMENT_LEN};
 
@@ -74,6 +76,18 @@ pub enum Error {
         #[source]
         cause: Arc<refs::Error>,
     },
+    /// A verifying consumer refused a message and refused messages stop it, or a refused
+    /// message could not be dead-lettered (boxed: rare).
+    #[cfg(feature = "sign")]
+    #[error(transparent)]
+    Verify(Box<verify::Error>),
+}
+
+#[cfg(feature = "sign")]
+impl From<verify::Error> for Error {
+    fn from(err: verify::Error) -> Self {
+        Error::Verify(Box::new(err))
+    }
 }
 
 /// How often [`Consumer::wait_for_new()`] reads the topic's head, by default.
@@ -170,6 +184,9 @@ pub struct Consumer {
     sync: bool,
     /// Why an earlier commit failed, after which none is accepted.
     poisoned: Option<Arc<refs::Error>>,
+    /// Signature verification ([`verify`]), if on.
+    #[cfg(feature = "sign")]
+    verify: Option<Box<verify::ConsumerVerify>>,
 }
 
 /// Lifecycle
@@ -195,6 +212,8 @@ impl Consumer {
             wait_interval: DEFAULT_WAIT_INTERVAL,
             sync: true,
             poisoned: None,
+            #[cfg(feature = "sign")]
+            verify: None,
         })
     }
 
@@ -310,16 +329,31 @@ impl Consumer {
                 }
                 continue;
             };
+            #[cfg(feature = "sign")]
+            let verify = &mut self.verify;
             let visited = backlog.next_message_with(&mut self.odb, &mut self.buf, |message| {
-                (message.id, visit(message))
+                #[cfg(feature = "sign")]
+                if verify
+                    .as_mut()
+                    .is_some_and(|v| !v.is_covered_next(message.id))
+                {
+                    return (message.id, Visit::Refused(message.clone().into_owned()));
+                }
+                (message.id, Visit::Visited(visit(message)))
             });
             match visited {
-                Ok(Some((id, Ok(())))) => {
+                #[cfg(feature = "sign")]
+                Ok(Some((_, Visit::Refused(message)))) => {
+                    // Dead-lettered (then on to the next), or the error that stops here.
+                    let delivered = self.accept_verified(&message, true)?;
+                    debug_assert!(!delivered, "BUG: a refused message is never handed out");
+                }
+                Ok(Some((id, Visit::Visited(Ok(()))))) => {
                     self.delivered = Some(id);
                     self.uncommitted += 1;
                     count += 1;
                 }
-                Ok(Some((_, Err(err)))) => {
+                Ok(Some((_, Visit::Visited(Err(err))))) => {
                     // Plan again from the last message handed out: this one comes again.
                     self.backlog = None;
                     return Err(err);
@@ -480,6 +514,10 @@ impl Consumer {
             if let Some(backlog) = self.backlog.as_mut() {
                 match backlog.next_message(&mut self.odb, &mut self.buf) {
                     Ok(Some(message)) => {
+                        #[cfg(feature = "sign")]
+                        if !self.accept_verified(&message, false)? {
+                            continue;
+                        }
                         self.delivered = Some(message.id);
                         self.uncommitted += 1;
                         return Ok(Some(message));
@@ -521,6 +559,10 @@ impl Consumer {
             self.segment_len,
             &mut self.buf,
         )?);
+        #[cfg(feature = "sign")]
+        if let Some(verify) = self.verify.as_mut() {
+            verify.plan(&mut self.odb, head, self.delivered, &mut self.buf)?;
+        }
         Ok(true)
     }
 }
@@ -551,6 +593,15 @@ impl Consumer {
     pub fn delivered(&self) -> Option<ObjectId> {
         self.delivered
     }
+}
+
+/// What [`Consumer::poll_with()`]'s visit did with a message.
+enum Visit<E> {
+    /// Handed to the caller's closure, with its result.
+    Visited(Result<(), E>),
+    /// Refused by signature verification: not handed out.
+    #[cfg(feature = "sign")]
+    Refused(Message),
 }
 
 /// The messages of a [`Consumer`], one at a time, until caught up. Returned by

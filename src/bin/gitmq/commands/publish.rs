@@ -47,6 +47,7 @@ pub fn run(repo: &Repository, args: &PublishArgs) -> Result<()> {
         ..ProducerConfig::default()
     };
     let envelope = envelope(args)?;
+    let config = crate::sign::signing(config, repo, args)?;
     let mut producer = Producer::with_config(repo.clone(), topic, config);
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut print = |ids: &[ObjectId]| -> Result<()> {
