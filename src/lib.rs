@@ -75,6 +75,8 @@
 //!   the protocol code still builds and callers supply a [`replicate::HttpClient`].
 //! - `json` (default): typed payloads through serde ([`typed`]: `publish_json`,
 //!   `next_json`, `json_messages`, `run_json`).
+//! - `sign` (in `cli`): signed messages ([`sign`]: SSH ed25519 keys, git's signature format;
+//!   [`produce::Signing`], [`consume::verify`]).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -88,6 +90,9 @@ pub mod git;
 #[allow(dead_code, unused_imports)]
 mod git;
 mod queue;
+#[cfg(any(test, feature = "internals"))]
+#[doc(hidden)]
+pub mod test_support;
 
 mod error;
 
@@ -103,6 +108,8 @@ pub use queue::produce::{self, Producer, ProducerConfig, SharedProducer};
 #[cfg(feature = "json")]
 pub use queue::typed;
 pub use queue::{prune, replicate, topology};
+// Signed messages: git's SSH signature format (the engine's; keys, allowed signers, verdicts).
+pub use git::sign;
 
 /// The README's examples are compiled and run as doctests, so it stays true.
 #[cfg(doctest)]

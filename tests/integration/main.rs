@@ -5,6 +5,7 @@ mod cli;
 mod concurrency;
 mod consume_fast;
 mod crash;
+mod faults;
 mod fuzz_replay;
 mod interop;
 mod messages;
@@ -15,6 +16,8 @@ mod prune;
 mod push;
 mod replay;
 mod server;
+#[cfg(feature = "sign")]
+mod sign;
 mod sync_cli;
 mod topology;
 mod topology_model;

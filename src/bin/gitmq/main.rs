@@ -6,6 +6,7 @@ mod bench;
 mod cli;
 mod commands;
 mod output;
+mod sign;
 
 use std::process::ExitCode;
 

@@ -63,7 +63,7 @@ pub fn parse_advertisement(body: &[u8]) -> Result<Advertisement, Error> {
                 )),
             };
         };
-        let (entry, capabilities) = match entry.iter().position(|&b| b == 0) {
+        let (entry, capabilities) = match memchr::memchr(0, entry) {
             Some(at) => (
                 entry.get(..at).unwrap_or_default(),
                 Some(entry.get(at + 1..).unwrap_or_default()),

@@ -20,7 +20,10 @@
 //! is left alone and reported as [`UpdateKind::Diverged`]; a local position is set to the
 //! remote's only when it does not exist (a consumer on a new machine) or still holds what the
 //! tracking ref held before this fetch (the local consumer has not moved since), and only
-//! once its topic is in sync. Remote refs that were deleted are not pruned locally. Packs are
+//! once its topic is in sync; a local ref moves before its tracking ref, so a fetch cut short
+//! between the two still adopts the position next time. Remote refs that were deleted are not
+//! pruned locally. No poisoning: a fetch that fails at a write or sync leaves every ref at its
+//! old or new value, and the next fetch (which re-reads the disk) completes it. Packs are
 //! asked for thin ([`FetchOptions::thin_pack`], as git's client does) and completed from the
 //! local objects on arrival, except in a pruned (shallow) repository, which lacks history the
 //! server could delta against.
@@ -48,11 +51,6 @@ pub const DEFAULT_PREFIXES: [&str; 2] = ["refs/heads/", "refs/gitmq/"];
 pub const DEFAULT_REMOTE: &str = "origin";
 /// Where the consumer positions of remote `<r>` are tracked: `refs/gitmq/remotes/<r>/consumers/...`.
 pub const REMOTE_POSITIONS_PREFIX: &str = "refs/gitmq/remotes/";
-/// Refs a fetch moves are not fsynced (as git does by default): they only repeat what the
-/// remote holds, so after a power loss they may show an older state and the next fetch moves
-/// them again. The pack they name is fsynced before they move (with [`FetchOptions::sync`]),
-/// so they never name a missing object.
-const REFS_SYNC: bool = false;
 /// Attempts of one [`Fetcher::fetch()`] when the failures are spurious.
 pub const FETCH_ATTEMPTS: u32 = 3;
 /// How long a ref lock is waited for.
@@ -66,7 +64,9 @@ pub struct FetchOptions<'a> {
     pub prefixes: &'a [&'a str],
     /// Bounds on the received pack.
     pub limits: Limits,
-    /// Fsync the pack and index (and `objects/pack/`) before any ref moves.
+    /// Fsync the pack and index (and `objects/pack/`) before any ref moves, and each ref as it
+    /// moves. Off, a power loss may leave a moved ref empty on file systems that journal names
+    /// but not data (ext4 `data=writeback`, XFS), naming nothing.
     pub sync: bool,
     /// Where the server's progress text goes; `None` asks the server for none.
     pub progress: Option<crate::git::wire::Progress<'a>>,
@@ -322,47 +322,56 @@ fn fetch_from<C: HttpClient>(
     let mut odb = repo.odb();
     let mut buf = Vec::new();
     for (remote_ref, target) in &planned {
-        let mut last_seen = None;
-        if let Some(name) = &name {
-            let tracking = match target {
+        let tracking = name.as_deref().map(|name| {
+            match target {
                 Target::Topic(topic) => tracking_ref(name, &topic.ref_name()),
                 Target::Position(consumer, topic) => {
                     tracking_ref(name, &consumer.position_ref(topic))
                 }
             }
-            .expect("BUG: topics and positions have tracking refs");
-            last_seen = repo.refs().find(&tracking)?;
+            .expect("BUG: topics and positions have tracking refs")
+        });
+        let last_seen = match &tracking {
+            Some(tracking) => repo.refs().find(tracking)?,
+            None => None,
+        };
+        // The local ref moves before its tracking ref: a fetch cut short in between sees the
+        // old tracking value next time, so a position it did not adopt yet is still adopted.
+        let update = match target {
+            Target::Topic(topic) => {
+                let update =
+                    fast_forward(repo, &mut odb, &mut buf, topic, remote_ref, options.sync)?;
+                if update
+                    .as_ref()
+                    .is_some_and(|u| u.kind == UpdateKind::Diverged)
+                {
+                    diverged_topics.push(topic.clone());
+                }
+                update
+            }
+            Target::Position(consumer, topic)
+                if name.is_some() && !diverged_topics.contains(topic) =>
+            {
+                adopt_position(
+                    repo,
+                    consumer,
+                    topic,
+                    remote_ref.id,
+                    last_seen,
+                    options.sync,
+                )?
+            }
+            Target::Position(..) => None,
+        };
+        if let Some(tracking) = &tracking {
             updates.extend(move_tracking_ref(
                 repo,
-                &tracking,
+                tracking,
                 remote_ref.id,
-                REFS_SYNC,
+                options.sync,
             )?);
         }
-        match target {
-            Target::Topic(topic) => {
-                let update = fast_forward(repo, &mut odb, &mut buf, topic, remote_ref, REFS_SYNC)?;
-                if let Some(update) = update {
-                    if update.kind == UpdateKind::Diverged {
-                        diverged_topics.push(topic.clone());
-                    }
-                    updates.push(update);
-                }
-            }
-            Target::Position(consumer, topic) if name.is_some() => {
-                if !diverged_topics.contains(topic) {
-                    updates.extend(adopt_position(
-                        repo,
-                        consumer,
-                        topic,
-                        remote_ref.id,
-                        last_seen,
-                        REFS_SYNC,
-                    )?);
-                }
-            }
-            Target::Position(..) => {}
-        }
+        updates.extend(update);
     }
 
     Ok(FetchReport {

@@ -15,6 +15,7 @@ mod fetch;
 mod git;
 mod phases;
 mod push;
+mod sign;
 mod thin;
 mod workload;
 
@@ -83,6 +84,9 @@ pub fn append(opts: &AppendOptions) -> Result<()> {
     let n = opts.messages;
     eprintln!("generating {n} messages (~150-byte JSON)...");
     let messages = workload::messages(n);
+    if opts.sign {
+        return sign::run(&scratch.path, &messages, opts.batch);
+    }
     let avg = messages.iter().map(Vec::len).sum::<usize>() / n.max(1);
     println!(
         "gitmq bench append: {n} messages of ~{avg} bytes, batches of {} (durability batch: {})",

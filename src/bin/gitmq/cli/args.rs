@@ -51,6 +51,13 @@ pub struct PublishArgs {
     /// Give every message a generated stable id.
     #[arg(long, conflicts_with = "id")]
     pub generate_ids: bool,
+    /// Sign with this SSH ed25519 private key file (as `gitmq --sign KEY publish`).
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<std::path::PathBuf>,
+    /// With a key: sign every message (`each`), or only the last of each batch (`tip`: one
+    /// signature covers the batch by hash chain).
+    #[arg(long, default_value = "each", value_parser = ["each", "tip"])]
+    pub sign_mode: String,
 }
 
 /// `gitmq consume` arguments.
@@ -88,6 +95,14 @@ pub struct ConsumeArgs {
     /// How often --remote is asked for new messages (one cheap `ls-refs` request each).
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     pub fetch_interval: std::time::Duration,
+    /// Print only messages covered by a good signature of a key this allowed-signers file
+    /// allows for their author (on the message or a later one); others are refused.
+    #[arg(long, value_name = "ALLOWED_SIGNERS")]
+    pub verify: Option<std::path::PathBuf>,
+    /// With --verify: what a refused message does: go to `<TOPIC>.dlq` with the reason and
+    /// skip it (`dlq`), or stop with an error before it (`stop`).
+    #[arg(long, default_value = "dlq", value_parser = ["dlq", "stop"], requires = "verify")]
+    pub refused: String,
 }
 
 /// `gitmq log` arguments.
@@ -98,6 +113,10 @@ pub struct LogArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Print each message's signature verdict against this allowed-signers file (text:
+    /// `<id> <TAB> accepted|refused <TAB> why`; json: `verify` fields).
+    #[arg(long, value_name = "ALLOWED_SIGNERS")]
+    pub verify: Option<std::path::PathBuf>,
 }
 
 /// How `gitmq consumers` prints its list.

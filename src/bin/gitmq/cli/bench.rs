@@ -99,4 +99,8 @@ pub struct AppendArgs {
     /// Flush on the appending thread instead of a background thread.
     #[arg(long)]
     pub inline_flush: bool,
+    /// Also append signed (ed25519, a key made for the run): unsigned, `tip` and `each`
+    /// in the same run, and verify them as a verifying consumer.
+    #[arg(long)]
+    pub sign: bool,
 }

@@ -21,6 +21,13 @@ pub struct Cli {
     #[arg(long, global = true, env = "GITMQ_REPO", value_name = "PATH")]
     pub repo: Option<PathBuf>,
 
+    /// An SSH ed25519 private key file (unencrypted OpenSSH format), given before the
+    /// command: `publish` signs with it (see --sign-mode); push, sync, join and split re-sign
+    /// the copies of messages it signed (other signed messages' copies are marked
+    /// `gitmq-unsigned-copy-of`).
+    #[arg(long, env = "GITMQ_SIGNING_KEY", value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

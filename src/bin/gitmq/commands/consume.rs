@@ -33,6 +33,9 @@ pub fn run(repo: &Repository, args: &ConsumeArgs) -> Result<()> {
     let name = ConsumerName::new(name.expect("clap requires a consumer"))?;
     let mut consumer = consumers::open(repo, &name, &topic, &args.start, !args.no_commit)?
         .with_wait_interval(FOLLOW_INTERVAL);
+    if let Some(signers) = &args.verify {
+        consumer = crate::sign::verifying(consumer, signers, &args.refused)?;
+    }
     let mut left = args.max.unwrap_or(usize::MAX);
     let mut remote = match &args.remote {
         Some(remote) if args.follow => Some(Follower::new(repo, remote, args.fetch_interval)?),
@@ -43,7 +46,12 @@ pub fn run(repo: &Repository, args: &ConsumeArgs) -> Result<()> {
         let printed = consumer.poll_with(left.min(CHUNK), |message| -> Result<()> {
             Ok(write_message(&mut out, message, args.format)?)
         })?;
+        crate::sign::report_refused(&mut consumer);
         if printed == 0 {
+            if !args.no_commit {
+                // Refused messages were dead-lettered: the position moves past them.
+                consumer.commit()?;
+            }
             if !args.follow {
                 break;
             }

@@ -12,7 +12,11 @@ use crate::{
 
 /// `gitmq log`.
 pub fn run(repo: &Repository, args: &LogArgs) -> Result<()> {
-    print_log(repo, &TopicName::new(&args.topic)?, args.format)
+    let topic = TopicName::new(&args.topic)?;
+    match &args.verify {
+        Some(signers) => crate::sign::print_verified_log(repo, &topic, signers, args.format),
+        None => print_log(repo, &topic, args.format),
+    }
 }
 
 pub fn print_log(repo: &Repository, topic: &TopicName, format: Format) -> Result<()> {

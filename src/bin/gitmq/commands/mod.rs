@@ -9,7 +9,7 @@ mod dlq;
 mod fetch;
 mod init;
 mod join;
-mod log;
+pub mod log;
 mod prune;
 mod publish;
 mod push;
@@ -29,7 +29,8 @@ pub type Result<T> = std::result::Result<T, Box<dyn Error + Send + Sync>>;
 
 /// Run `cli`'s subcommand.
 pub fn run(cli: Cli) -> Result<()> {
-    let repo = || open(cli.repo.as_deref());
+    let signer = cli.sign.as_deref().map(crate::sign::load_key).transpose()?;
+    let repo = || crate::sign::with_copy_signer(open(cli.repo.as_deref()), signer.as_ref());
     match cli.command {
         Command::Init(args) => init::run(&args),
         Command::Demo(args) => demo::run(args.keep.as_deref()),

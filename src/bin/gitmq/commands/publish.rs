@@ -47,6 +47,7 @@ pub fn run(repo: &Repository, args: &PublishArgs) -> Result<()> {
         ..ProducerConfig::default()
     };
     let envelope = envelope(args)?;
+    let config = crate::sign::signing(config, repo, args)?;
     let mut producer = Producer::with_config(repo.clone(), topic, config);
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut print = |ids: &[ObjectId]| -> Result<()> {
@@ -98,7 +99,7 @@ pub fn run(repo: &Repository, args: &PublishArgs) -> Result<()> {
         let Some(block) = block else { break };
         let block = block?;
         let mut rest = &block[..];
-        while let Some(end) = memchr(separator, rest) {
+        while let Some(end) = memchr::memchr(separator, rest) {
             let record = &rest[..end];
             rest = &rest[end + 1..];
             let appended = if partial.is_empty() {
@@ -159,8 +160,4 @@ fn spawn_stdin_reader() -> mpsc::Receiver<io::Result<Vec<u8>>> {
         }
     });
     rx
-}
-
-fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|b| *b == needle)
 }

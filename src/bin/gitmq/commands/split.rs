@@ -40,7 +40,7 @@ pub fn run(repo: &Repository, args: &SplitArgs) -> Result<()> {
 }
 
 fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
-    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
 /// Whether `payload` is a JSON object whose `field` (dotted path) equals `value`.
