@@ -80,6 +80,7 @@
 #![deny(missing_docs)]
 
 pub mod git;
+pub mod githost;
 pub mod queue;
 
 mod error;

@@ -6,6 +6,7 @@ mod concurrency;
 mod consume_fast;
 mod crash;
 mod fuzz_replay;
+mod githost;
 mod interop;
 mod messages;
 mod model;

@@ -1,0 +1,265 @@
+//! Owns v0 upload-pack requests over stateless HTTP: the client resends its wants and the
+//! commits found common so far with each round's haves; a round ends with a flush (answered
+//! with acknowledgments) or with `done` (answered with the pack). Behaviour follows git's
+//! `upload-pack.c` (`receive_needs`, `get_common_commits`) with `multi_ack_detailed`,
+//! `multi_ack` or neither, and `no-done`.
+//!
+//! ```text
+//! request  "want <id> <capabilities>" ("want <id>")* ("shallow <id>")* flush
+//!          ("have <id>")* (flush | "done")
+//! answer   multi_ack_detailed: "ACK <id> common" per new common have, "ACK <id> ready"
+//!          once the commons suffice, "NAK" at a flush; at done "ACK <last>" (or "NAK")
+//!          then the pack (in side-band-64k or side-band packets, or bare), flush
+//! ```
+//!
+//! Invariants: wants are checked as in v2; `deepen`, `deepen-since`, `deepen-not` and
+//! `filter` are refused with an `ERR` packet; the pack is sent only after `done`, or after
+//! `ready` when the client asked for `no-done`.
+
+use std::collections::HashSet;
+
+use gix_hash::ObjectId;
+
+use super::{
+    super::{
+        body::{read_pkt, Body, Pkt},
+        error::protocol,
+        http::{Body as ResponseBody, Response, Service},
+        view::RefView,
+        Access, Error, GitHost,
+    },
+    refusal_body, Fetch, Refusal,
+};
+use crate::git::wire::{
+    pktline::{encode_text, PacketLine},
+    sideband_writer::{MAX_BAND_PAYLOAD_64K, MAX_BAND_PAYLOAD_SMALL},
+};
+
+/// Which acknowledgments the client asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MultiAck {
+    None,
+    Plain,
+    Detailed,
+}
+
+/// The capabilities on the first want line.
+#[derive(Debug, Clone, Copy)]
+struct Features {
+    multi_ack: MultiAck,
+    no_done: bool,
+    sideband: Option<usize>,
+    no_progress: bool,
+    include_tag: bool,
+}
+
+impl Features {
+    fn parse(words: &[u8]) -> Self {
+        let has = |name: &[u8]| words.split(|&b| b == b' ').any(|w| w == name);
+        Self {
+            multi_ack: if has(b"multi_ack_detailed") {
+                MultiAck::Detailed
+            } else if has(b"multi_ack") {
+                MultiAck::Plain
+            } else {
+                MultiAck::None
+            },
+            no_done: has(b"no-done"),
+            sideband: if has(b"side-band-64k") {
+                Some(MAX_BAND_PAYLOAD_64K)
+            } else if has(b"side-band") {
+                Some(MAX_BAND_PAYLOAD_SMALL)
+            } else {
+                None
+            },
+            no_progress: has(b"no-progress"),
+            include_tag: has(b"include-tag"),
+        }
+    }
+}
+
+fn parse_id(hex: &[u8], line: &[u8]) -> Result<ObjectId, Error> {
+    let hex = hex
+        .get(..40)
+        .ok_or_else(|| protocol("not a SHA-1 object id", line))?;
+    ObjectId::from_hex(hex).map_err(|_| protocol("not a SHA-1 object id", line))
+}
+
+fn answer(body: Vec<u8>) -> Response {
+    Response::ok(Service::UploadPack.result_type(), ResponseBody::Bytes(body))
+}
+
+fn refuse(text: String) -> Response {
+    answer(refusal_body(&Refusal(text)))
+}
+
+/// Answer one v0 request.
+pub(crate) fn serve(
+    host: &GitHost,
+    body: &mut Body<'_>,
+    access: &dyn Access,
+) -> Result<Response, Error> {
+    let limits = &host.options.limits;
+    let mut buf = Vec::new();
+    let mut wants = Vec::new();
+    let mut shallow = HashSet::new();
+    let mut features = None;
+    let mut refused = None;
+    loop {
+        let line = match read_pkt(body, &mut buf)? {
+            Pkt::Line(PacketLine::Data(data)) => data.strip_suffix(b"\n").unwrap_or(data),
+            Pkt::Line(PacketLine::Flush) => break,
+            // A request that stops after its wants (or is empty) asks for nothing more.
+            Pkt::Eof => return Ok(answer(Vec::new())),
+            Pkt::Line(_) => return Err(protocol("unexpected special packet", b"")),
+        };
+        if let Some(rest) = line.strip_prefix(b"want ") {
+            if wants.len() >= limits.max_wants {
+                return Err(Error::TooLarge {
+                    what: "wants",
+                    limit: limits.max_wants as u64,
+                });
+            }
+            wants.push(parse_id(rest, line)?);
+            if features.is_none() {
+                features = Some(Features::parse(rest.get(40..).unwrap_or_default()));
+            }
+        } else if let Some(hex) = line.strip_prefix(b"shallow ") {
+            if shallow.len() >= limits.max_haves {
+                return Err(Error::TooLarge {
+                    what: "shallow lines",
+                    limit: limits.max_haves as u64,
+                });
+            }
+            shallow.insert(parse_id(hex, line)?);
+        } else if line.starts_with(b"deepen") || line.starts_with(b"filter ") {
+            refused.get_or_insert_with(|| String::from_utf8_lossy(line).into_owned());
+        } else {
+            return Err(protocol("expected a want line", line));
+        }
+    }
+    let Some(features) = features else {
+        return Ok(answer(Vec::new()));
+    };
+    if let Some(what) = refused {
+        return Ok(refuse(format!(
+            "this gitmq server does not serve shallow or filtered fetches ({what})"
+        )));
+    }
+    let mut odb = host.repo.odb();
+    let view = RefView::read(&host.repo, &mut odb, access, false)?;
+    let mut fetch = match Fetch::new(host, odb, view, &wants, shallow)? {
+        Ok(fetch) => fetch,
+        Err(refusal) => return Ok(refuse(refusal.0)),
+    };
+    match negotiate(host, body, &mut fetch, features)? {
+        Outcome::Answer(out) => Ok(answer(out)),
+        Outcome::Pack(prefix) => {
+            let pack = fetch.into_pack(
+                prefix,
+                features.sideband,
+                features.sideband.is_some() && !features.no_progress,
+                features.include_tag,
+            )?;
+            Ok(Response::ok(
+                Service::UploadPack.result_type(),
+                ResponseBody::Pack(Box::new(pack)),
+            ))
+        }
+    }
+}
+
+/// How a request ends.
+enum Outcome {
+    /// Acknowledgments only: the client sends another round.
+    Answer(Vec<u8>),
+    /// These packets, then the pack.
+    Pack(Vec<u8>),
+}
+
+/// git's `get_common_commits` for one stateless request.
+fn negotiate(
+    host: &GitHost,
+    body: &mut Body<'_>,
+    fetch: &mut Fetch<'_>,
+    features: Features,
+) -> Result<Outcome, Error> {
+    let limits = &host.options.limits;
+    let mut out = Vec::new();
+    let mut buf = Vec::new();
+    let mut commons = 0usize;
+    let mut haves = 0usize;
+    let (mut got_common, mut got_other, mut sent_ready) = (false, false, false);
+    let mut last: Option<ObjectId> = None;
+    loop {
+        let line = match read_pkt(body, &mut buf)? {
+            Pkt::Line(PacketLine::Data(data)) => data.strip_suffix(b"\n").unwrap_or(data),
+            Pkt::Line(PacketLine::Flush) | Pkt::Eof => {
+                if features.multi_ack == MultiAck::Detailed
+                    && got_common
+                    && !got_other
+                    && fetch.ready()?
+                {
+                    sent_ready = true;
+                    if let Some(last) = last {
+                        encode_text(&mut out, &format!("ACK {last} ready"));
+                    }
+                }
+                if commons == 0 || features.multi_ack != MultiAck::None {
+                    encode_text(&mut out, "NAK");
+                }
+                if features.no_done && sent_ready {
+                    if let Some(last) = last {
+                        encode_text(&mut out, &format!("ACK {last}"));
+                    }
+                    return Ok(Outcome::Pack(out));
+                }
+                return Ok(Outcome::Answer(out));
+            }
+            Pkt::Line(_) => return Err(protocol("unexpected special packet", b"")),
+        };
+        if let Some(hex) = line.strip_prefix(b"have ") {
+            haves += 1;
+            if haves > limits.max_haves {
+                return Err(Error::TooLarge {
+                    what: "haves",
+                    limit: limits.max_haves as u64,
+                });
+            }
+            let id = parse_id(hex, line)?;
+            if fetch.have(id)? {
+                got_common = true;
+                commons += 1;
+                last = Some(id);
+                match features.multi_ack {
+                    MultiAck::Detailed => encode_text(&mut out, &format!("ACK {id} common")),
+                    MultiAck::Plain => encode_text(&mut out, &format!("ACK {id} continue")),
+                    MultiAck::None if commons == 1 => encode_text(&mut out, &format!("ACK {id}")),
+                    MultiAck::None => {}
+                }
+            } else {
+                got_other = true;
+                if features.multi_ack != MultiAck::None && fetch.ready()? {
+                    if features.multi_ack == MultiAck::Detailed {
+                        sent_ready = true;
+                        encode_text(&mut out, &format!("ACK {id} ready"));
+                    } else {
+                        encode_text(&mut out, &format!("ACK {id} continue"));
+                    }
+                }
+            }
+        } else if line == b"done" {
+            match last {
+                Some(last) if commons > 0 => {
+                    if features.multi_ack != MultiAck::None {
+                        encode_text(&mut out, &format!("ACK {last}"));
+                    }
+                }
+                _ => encode_text(&mut out, "NAK"),
+            }
+            return Ok(Outcome::Pack(out));
+        } else {
+            return Err(protocol("expected a have line or done", line));
+        }
+    }
+}
