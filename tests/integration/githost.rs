@@ -471,3 +471,509 @@ fn gzipped_fetch_requests_and_chunked_pushes_are_read() {
     );
     fsck_clean(&served.repo.path);
 }
+
+/// One request over a raw connection: `declared` as Content-Length (default: the body's
+/// length), the body, then the write side closed. Status and (de-chunked) body.
+fn raw_request(
+    served: &Served,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    declared: Option<usize>,
+) -> (u16, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", served.server.port)).unwrap();
+    let mut head = format!(
+        "{method} /git/{target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n",
+        declared.unwrap_or(body.len())
+    );
+    for (name, value) in headers {
+        head.extend([name, ": ", value, "\r\n"]);
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let _ = stream.write_all(body);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let split = response
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(response.len(), |p| p + 4);
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut body = response[split..].to_vec();
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        let mut plain = Vec::new();
+        let mut rest = &body[..];
+        while let Some(end) = rest.windows(2).position(|w| w == b"\r\n") {
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..end]).unwrap(), 16).unwrap();
+            if size == 0 {
+                break;
+            }
+            plain.extend_from_slice(&rest[end + 2..end + 2 + size]);
+            rest = &rest[end + 4 + size..];
+        }
+        body = plain;
+    }
+    (status, body)
+}
+
+/// Text pkt-lines; "0000" is a flush, "0001" a delimiter.
+fn pkts(parts: &[&str]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in parts {
+        if matches!(*part, "0000" | "0001") {
+            out.extend_from_slice(part.as_bytes());
+        } else {
+            out.extend_from_slice(format!("{:04x}{part}\n", part.len() + 5).as_bytes());
+        }
+    }
+    out
+}
+
+/// A pack of what `new` reaches and `old` does not, made by git in `git_dir`.
+fn pack_of(git_dir: &Path, new: &str, old: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("git")
+        .args([
+            "--git-dir",
+            git_dir.to_str().unwrap(),
+            "pack-objects",
+            "--stdout",
+            "--revs",
+            "-q",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{new}\n^{old}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    out.stdout
+}
+
+/// A commit on top of `parent` made by git in `git_dir`.
+fn commit_on(git_dir: &Path, parent: &str, message: &str) -> String {
+    let out = git(
+        &[
+            "--git-dir",
+            git_dir.to_str().unwrap(),
+            "commit-tree",
+            "4b825dc642cb6eb9a060e54bf8d69288fbee4904",
+            "-p",
+            parent,
+            "-m",
+            message,
+        ],
+        None,
+    );
+    String::from_utf8(out).unwrap().trim().to_owned()
+}
+
+/// Request headers.
+type Headers<'a> = &'a [(&'a str, &'a str)];
+
+const PUSH: [(&str, &str); 1] = [("Content-Type", "application/x-git-receive-pack-request")];
+
+fn wait_for_requests(served: &Served, count: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while served.server.requests().len() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server never answered"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_truncated_corrupt_or_unconnected_push_moves_nothing_and_leaves_no_temporary_files() {
+    let repo = TempRepo::new();
+    publish(&repo, "t", (0..3).map(|i| format!("m{i}")));
+    let served = serve(repo);
+    let old = rev_parse(&served.repo.path, "refs/heads/t");
+    let dir = tempfile::tempdir().unwrap();
+    let clone = dir.path().join("c.git");
+    git(
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            &served.server.url(""),
+            clone.to_str().unwrap(),
+        ],
+        None,
+    );
+    let new = commit_on(&clone, &old, "next");
+    let pack = pack_of(&clone, &new, &old);
+    let mut body = pkts(&[
+        &format!("{old} {new} refs/heads/t\0report-status side-band-64k"),
+        "0000",
+    ]);
+    body.extend_from_slice(&pack);
+
+    // Cut off halfway: the connection closes before the declared length.
+    let before = served.server.requests().len();
+    let _ = raw_request(
+        &served,
+        "POST",
+        "git-receive-pack",
+        &PUSH,
+        &body[..body.len() - pack.len() / 2],
+        Some(body.len()),
+    );
+    wait_for_requests(&served, before + 1);
+    assert_eq!(rev_parse(&served.repo.path, "refs/heads/t"), old);
+    no_leftovers(&served.repo);
+
+    // A byte flipped inside the pack.
+    let mut corrupt = body.clone();
+    let at = corrupt.len() - 30;
+    corrupt[at] ^= 0x55;
+    let (status, answer) = raw_request(&served, "POST", "git-receive-pack", &PUSH, &corrupt, None);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert_eq!(status, 200);
+    assert!(
+        answer.contains("unpack ") && !answer.contains("unpack ok"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("ng refs/heads/t unpacker error"),
+        "{answer}"
+    );
+    assert_eq!(rev_parse(&served.repo.path, "refs/heads/t"), old);
+    no_leftovers(&served.repo);
+
+    // A commit whose parent the server lacks.
+    let orphan = commit_on(&clone, &new, "after a commit the server never got");
+    let mut unconnected = pkts(&[
+        &format!("{old} {orphan} refs/heads/t\0report-status"),
+        "0000",
+    ]);
+    unconnected.extend_from_slice(&pack_of(&clone, &orphan, &new));
+    let (status, answer) = raw_request(
+        &served,
+        "POST",
+        "git-receive-pack",
+        &PUSH,
+        &unconnected,
+        None,
+    );
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert_eq!(status, 200);
+    assert!(
+        answer.contains("ng refs/heads/t missing necessary objects"),
+        "{answer}"
+    );
+    assert_eq!(rev_parse(&served.repo.path, "refs/heads/t"), old);
+    no_leftovers(&served.repo);
+
+    // The intact request goes through (so the ones above failed for their flaw).
+    let (status, answer) = raw_request(&served, "POST", "git-receive-pack", &PUSH, &body, None);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&answer).contains("ok refs/heads/t"));
+    assert_eq!(rev_parse(&served.repo.path, "refs/heads/t"), new);
+    // And a stale old value loses the compare-and-swap.
+    let newer = commit_on(&clone, &new, "newer");
+    let mut stale = pkts(&[
+        &format!("{old} {newer} refs/heads/t\0report-status"),
+        "0000",
+    ]);
+    stale.extend_from_slice(&pack_of(&clone, &newer, &new));
+    let (_, answer) = raw_request(&served, "POST", "git-receive-pack", &PUSH, &stale, None);
+    let answer = String::from_utf8_lossy(&answer).into_owned();
+    assert!(
+        answer.contains(&format!(
+            "ng refs/heads/t cannot lock ref 'refs/heads/t': is at {new} but expected {old}"
+        )),
+        "{answer}"
+    );
+    assert_eq!(rev_parse(&served.repo.path, "refs/heads/t"), new);
+    no_leftovers(&served.repo);
+    fsck_clean(&served.repo.path);
+}
+
+#[test]
+fn hostile_requests_get_4xx_and_change_nothing() {
+    let repo = TempRepo::new();
+    publish(&repo, "t", (0..3).map(|i| format!("m{i}")));
+    let mut options = Options::default();
+    options.limits.max_request_bytes = 1 << 20;
+    options.limits.pack.max_pack_size = 1 << 20;
+    let served = serve_with(repo, options, Arc::new(AllowAll));
+    let old = rev_parse(&served.repo.path, "refs/heads/t");
+    let v2 = [
+        ("Content-Type", "application/x-git-upload-pack-request"),
+        ("Git-Protocol", "version=2"),
+    ];
+    // A gzip bomb of well-formed packets, so the host reads on until the limit.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut gz, &pkts(&["command=ls-refs", "0001"])).unwrap();
+    let line = pkts(&["ref-prefix refs/heads/"]);
+    for _ in 0..(8 << 20) / line.len() {
+        std::io::Write::write_all(&mut gz, &line).unwrap();
+    }
+    let bomb = gz.finish().unwrap();
+    assert!(bomb.len() < 100_000, "{}", bomb.len());
+    let gzip_v2 = [v2[0], v2[1], ("Content-Encoding", "gzip")];
+    let mut too_big = pkts(&[&format!("{old} {old} refs/heads/x\0report-status"), "0000"]);
+    let spool_dir = tempfile::tempdir().unwrap();
+    let mut spool = gitmq::git::odb::pack::spool::PackSpool::create(spool_dir.path()).unwrap();
+    spool
+        .add(gix_object::Kind::Blob, &vec![7u8; 2 << 20])
+        .unwrap();
+    let spooled = spool.finish().unwrap();
+    std::io::Read::read_to_end(&mut spooled.reader().unwrap(), &mut too_big).unwrap();
+    let cases: Vec<(&str, Headers, Vec<u8>, u16)> = vec![
+        ("git-upload-pack", &v2, b"zzzz".to_vec(), 400),
+        (
+            "git-upload-pack",
+            &v2,
+            [&b"fff0"[..], &[b'x'; 100]].concat(),
+            400,
+        ),
+        ("git-upload-pack", &v2, b"ffff".to_vec(), 400),
+        (
+            "git-upload-pack",
+            &v2,
+            pkts(&["command=frobnicate", "0000"]),
+            400,
+        ),
+        (
+            "git-upload-pack",
+            &v2,
+            pkts(&["command=fetch", "0001", "want 123", "0000"]),
+            400,
+        ),
+        ("git-upload-pack", &gzip_v2, bomb, 413),
+        (
+            "git-upload-pack",
+            &gzip_v2,
+            b"not gzip at all".to_vec(),
+            400,
+        ),
+        (
+            "git-upload-pack",
+            &[("Content-Type", "text/plain")],
+            Vec::new(),
+            415,
+        ),
+        (
+            "git-receive-pack",
+            &PUSH,
+            pkts(&["bad command", "0000"]),
+            400,
+        ),
+        ("git-receive-pack", &PUSH, too_big, 413),
+        ("objects/info/packs", &PUSH, Vec::new(), 404),
+    ];
+    for (target, headers, body, expected) in cases {
+        let (status, answer) = raw_request(&served, "POST", target, headers, &body, None);
+        assert_eq!(
+            status,
+            expected,
+            "{target}: {}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    assert_eq!(rev_parse(&served.repo.path, "refs/heads/t"), old);
+    assert_eq!(served.repo.open().refs().list("refs/").unwrap().len(), 1);
+    no_leftovers(&served.repo);
+    fsck_clean(&served.repo.path);
+}
+
+#[test]
+fn access_hides_refs_and_refuses_pushes_per_ref_and_per_service() {
+    let repo = TempRepo::new();
+    publish(&repo, "public/a", ["a".to_owned()]);
+    publish(&repo, "secret/b", ["b".to_owned()]);
+    let secret = rev_parse(&repo.path, "refs/heads/secret/b");
+    let access = |op: gitmq::githost::Operation, name: &str| {
+        op == gitmq::githost::Operation::Read && name.starts_with("refs/heads/public/")
+    };
+    let served = serve_with(repo, Options::default(), Arc::new(access));
+    let listed = String::from_utf8(git(&["ls-remote", &served.server.url("")], None)).unwrap();
+    assert!(
+        listed.contains("refs/heads/public/a") && !listed.contains("secret"),
+        "{listed}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let clone = dir.path().join("w");
+    git(
+        &[
+            "clone",
+            "-q",
+            &served.server.url(""),
+            clone.to_str().unwrap(),
+        ],
+        None,
+    );
+    let (status, answer) = raw_request(
+        &served,
+        "POST",
+        "git-upload-pack",
+        &[
+            ("Content-Type", "application/x-git-upload-pack-request"),
+            ("Git-Protocol", "version=2"),
+        ],
+        &pkts(&[
+            "command=fetch",
+            "0001",
+            &format!("want {secret}"),
+            "done",
+            "0000",
+        ]),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(
+        String::from_utf8_lossy(&answer)
+            .contains(&format!("ERR upload-pack: not our ref {secret}")),
+        "a hidden ref's commit is not served"
+    );
+    let w = clone.to_str().unwrap();
+    git(
+        &["-C", w, "checkout", "-q", "-b", "a", "origin/public/a"],
+        None,
+    );
+    git(
+        &["-C", w, "commit", "-q", "--allow-empty", "-m", "mine"],
+        None,
+    );
+    let out = git_output(
+        &["-C", w, "push", "origin", "HEAD:refs/heads/public/a"],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("permission denied"), "{stderr}");
+
+    let read_only = serve_with(
+        TempRepo::new(),
+        Options::default(),
+        Arc::new(gitmq::githost::ReadOnly),
+    );
+    let out = git_output(
+        &[
+            "-C",
+            w,
+            "push",
+            &read_only.server.url(""),
+            "HEAD:refs/heads/x",
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("403"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(read_only
+        .repo
+        .open()
+        .refs()
+        .list("refs/")
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_pruned_queue_is_cloned_shallow_and_fetched_again_over_v2_and_v0() {
+    let repo = TempRepo::new();
+    publish(&repo, "t", (0..50).map(|i| format!("m{i}")));
+    let topic = TopicName::new("t").unwrap();
+    gitmq::prune::prune(
+        &repo.open(),
+        &topic,
+        gitmq::prune::Retain::Keep(10),
+        &gitmq::prune::Options::default(),
+    )
+    .unwrap();
+    let served = serve(repo);
+    let dir = tempfile::tempdir().unwrap();
+    let count = |git_dir: &Path| {
+        String::from_utf8(git(
+            &[
+                "--git-dir",
+                git_dir.to_str().unwrap(),
+                "rev-list",
+                "--count",
+                "refs/heads/t",
+            ],
+            None,
+        ))
+        .unwrap()
+        .trim()
+        .parse::<usize>()
+        .unwrap()
+    };
+    let out = git_output(
+        &[
+            "clone",
+            "-q",
+            "--depth",
+            "1",
+            "--branch",
+            "t",
+            &served.server.url(""),
+            dir.path().join("d").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not serve shallow fetches"));
+    for version in [2u8, 0] {
+        let clone = dir.path().join(format!("c{version}.git"));
+        git_v(
+            version,
+            &[
+                "clone",
+                "-q",
+                "--bare",
+                &served.server.url(""),
+                clone.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert_eq!(count(&clone), 10, "v{version}: the kept messages");
+        assert!(
+            clone.join("shallow").is_file(),
+            "v{version}: the clone is shallow too"
+        );
+        fsck_clean(&clone);
+    }
+    publish(&served.repo, "t", (0..3).map(|i| format!("n{i}")));
+    for version in [2u8, 0] {
+        let clone = dir.path().join(format!("c{version}.git"));
+        git_v(
+            version,
+            &[
+                "--git-dir",
+                clone.to_str().unwrap(),
+                "fetch",
+                "-q",
+                &served.server.url(""),
+                "+refs/heads/*:refs/heads/*",
+            ],
+            None,
+        );
+        assert_eq!(count(&clone), 13, "v{version}: the new messages arrive");
+        fsck_clean(&clone);
+    }
+}

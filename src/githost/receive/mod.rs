@@ -154,6 +154,24 @@ fn receive(
             })
         }
         Err(quarantine::Error::Create { path, source }) => Err(Error::Io { path, source }),
+        Err(quarantine::Error::Index(index_pack::Error::PackTooLarge { limit })) => {
+            Err(Error::TooLarge {
+                what: "bytes of pack",
+                limit,
+            })
+        }
+        Err(quarantine::Error::Index(index_pack::Error::TooManyObjects { limit, .. })) => {
+            Err(Error::TooLarge {
+                what: "objects in one pack",
+                limit: u64::from(limit),
+            })
+        }
+        Err(quarantine::Error::Index(index_pack::Error::ObjectTooLarge { limit, .. })) => {
+            Err(Error::TooLarge {
+                what: "bytes in one object",
+                limit,
+            })
+        }
         Err(quarantine::Error::Index(err)) => {
             push.unpack_error = Some(error_chain(&err));
             Ok(None)
