@@ -977,3 +977,82 @@ fn a_pruned_queue_is_cloned_shallow_and_fetched_again_over_v2_and_v0() {
         fsck_clean(&clone);
     }
 }
+
+/// Not a test: `cargo test --release --test integration -- --ignored githost_clone_timing
+/// --nocapture` times `git clone --bare` of a 100,000-message topic from the git host and
+/// from lighttpd + git-http-backend serving the same packs, alternating, in one run.
+#[test]
+#[ignore = "a timing run, see its doc comment"]
+fn githost_clone_timing() {
+    let messages: usize = std::env::var("GITHOST_TIMING_MESSAGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let repo = TempRepo::new();
+    let payloads: Vec<String> = (0..messages)
+        .map(|i| {
+            format!(
+                "{{\"order\":{i},\"customer\":\"c{}\",\"amount\":{}}}",
+                i % 977,
+                i * 7 % 1000
+            )
+        })
+        .collect();
+    let topic = TopicName::new("orders").unwrap();
+    let mut producer = repo.open().producer(&topic);
+    for chunk in payloads.chunks(10_000) {
+        producer
+            .publish_batch(chunk.iter().map(String::as_bytes))
+            .unwrap();
+    }
+    let head = rev_parse(&repo.path, "refs/heads/orders");
+    let lighttpd = crate::server::HttpServer::start();
+    let bare = lighttpd.bare_repo("q");
+    for entry in std::fs::read_dir(repo.path.join("objects/pack")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(
+            &path,
+            bare.join("objects/pack").join(path.file_name().unwrap()),
+        )
+        .unwrap();
+    }
+    git(
+        &[
+            "--git-dir",
+            bare.to_str().unwrap(),
+            "update-ref",
+            "refs/heads/orders",
+            &head,
+        ],
+        None,
+    );
+    let served = serve(repo);
+    let sources = [
+        ("gitmq githost", served.server.url("")),
+        ("git-http-backend", lighttpd.url("q")),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let mut times: Vec<Vec<f64>> = vec![Vec::new(); sources.len()];
+    for round in 0..3 {
+        for (i, (_, url)) in sources.iter().enumerate() {
+            let clone = dir.path().join(format!("c{round}-{i}.git"));
+            let start = std::time::Instant::now();
+            git(
+                &["clone", "-q", "--bare", url, clone.to_str().unwrap()],
+                None,
+            );
+            times[i].push(start.elapsed().as_secs_f64());
+            assert_eq!(rev_parse(&clone, "refs/heads/orders"), head);
+            std::fs::remove_dir_all(&clone).unwrap();
+        }
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    eprintln!("git clone --bare of {messages} messages (3 rounds, alternating); load {load}");
+    for ((name, _), mut t) in sources.iter().zip(times) {
+        t.sort_by(f64::total_cmp);
+        eprintln!(
+            "  {name:>18}: median {:.3} s  (min {:.3}, max {:.3})",
+            t[1], t[0], t[2]
+        );
+    }
+}
