@@ -1046,13 +1046,65 @@ fn githost_clone_timing() {
             std::fs::remove_dir_all(&clone).unwrap();
         }
     }
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    eprintln!("git clone --bare of {messages} messages (3 rounds, alternating); load {load}");
-    for ((name, _), mut t) in sources.iter().zip(times) {
-        t.sort_by(f64::total_cmp);
-        eprintln!(
-            "  {name:>18}: median {:.3} s  (min {:.3}, max {:.3})",
-            t[1], t[0], t[2]
-        );
+    let mut fetch_times: Vec<Vec<f64>> = vec![Vec::new(); sources.len()];
+    for _round in 0..3 {
+        for (i, (_, url)) in sources.iter().enumerate() {
+            let replica = TempRepo::new();
+            let start = std::time::Instant::now();
+            replicate::fetch(&replica.open(), url, &replicate::fetch::DEFAULT_PREFIXES).unwrap();
+            fetch_times[i].push(start.elapsed().as_secs_f64());
+            assert_eq!(rev_parse(&replica.path, "refs/heads/orders"), head);
+        }
     }
+    let server_alone = host_alone(&served, &head);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    eprintln!("{messages} messages, 3 rounds alternating, load {load}");
+    let median = |mut t: Vec<f64>| {
+        t.sort_by(f64::total_cmp);
+        format!("median {:.3} s (min {:.3}, max {:.3})", t[1], t[0], t[2])
+    };
+    for (((name, _), clone), fetch) in sources.iter().zip(times).zip(fetch_times) {
+        eprintln!("  from {name:>16}: git clone --bare {}", median(clone));
+        eprintln!("  from {name:>16}: gitmq fetch      {}", median(fetch));
+    }
+    let bytes = server_alone[0].1;
+    eprintln!(
+        "  githost alone (the fetch answer to a sink, {bytes} bytes): {}",
+        median(server_alone.into_iter().map(|(t, _)| t).collect())
+    );
+}
+
+/// The host alone, three times: the whole clone answer written to a sink, no client; seconds
+/// and bytes.
+fn host_alone(served: &Served, head: &str) -> Vec<(f64, u64)> {
+    let host = GitHost::new(served.repo.open());
+    let mut server_alone = Vec::new();
+    let request = pkts(&[
+        "command=fetch",
+        "0001",
+        "ofs-delta",
+        &format!("want {head}"),
+        "done",
+        "0000",
+    ]);
+    for _round in 0..3 {
+        let start = std::time::Instant::now();
+        let response = host
+            .handle(
+                gitmq::githost::Request {
+                    method: "POST",
+                    path: "git-upload-pack",
+                    query: None,
+                    git_protocol: Some("version=2"),
+                    content_type: Some("application/x-git-upload-pack-request"),
+                    content_encoding: None,
+                    body: &mut &request[..],
+                },
+                &AllowAll,
+            )
+            .unwrap();
+        let bytes = response.write_body(&mut std::io::sink()).unwrap();
+        server_alone.push((start.elapsed().as_secs_f64(), bytes));
+    }
+    server_alone
 }

@@ -203,8 +203,6 @@ pub(crate) fn walk(
         walker.flags.insert(entry.id, flags | SENT);
         if walker.odb.is_shallow(&entry.id)? {
             out.boundaries.push(entry.id);
-        } else if info.parents.is_empty() {
-            out.reached_root = true;
         }
         sent_parents.push((out.sent.len(), info.parents.clone()));
         out.sent.push(Sent {
@@ -249,6 +247,16 @@ fn finish(walker: Walker<'_>, out: &mut CommitWalk, sent_parents: &[(usize, Vec<
             }
         }
     }
+    // A root that stays home does not make the walk reach a root.
+    let boundaries: HashSet<ObjectId> = out.boundaries.iter().copied().collect();
+    out.reached_root = sent_parents.iter().any(|(index, parents)| {
+        parents.is_empty()
+            && keep.get(*index).copied().unwrap_or(false)
+            && out
+                .sent
+                .get(*index)
+                .is_some_and(|s| !boundaries.contains(&s.id))
+    });
     let mut index = 0;
     out.sent.retain(|_| {
         index += 1;
@@ -268,3 +276,6 @@ fn finish(walker: Walker<'_>, out: &mut CommitWalk, sent_parents: &[(usize, Vec<
     out.edge_trees.sort_unstable();
     out.edge_trees.dedup();
 }
+
+#[cfg(test)]
+mod tests;
