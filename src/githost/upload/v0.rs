@@ -263,3 +263,144 @@ fn negotiate(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{
+        git::wire::pktline::{self, encode_lines},
+        githost::{AllowAll, GitHost, Request},
+        ObjectId, Repository, TopicName,
+    };
+
+    fn repo() -> (tempfile::TempDir, Repository, Vec<ObjectId>) {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path().join("q.git")).unwrap();
+        let ids = repo
+            .producer(&TopicName::new("t").unwrap())
+            .publish_batch([&b"a"[..], b"b", b"c"])
+            .unwrap();
+        (dir, repo, ids)
+    }
+
+    fn post(repo: &Repository, body: &[u8]) -> Vec<u8> {
+        let host = GitHost::new(repo.clone());
+        let mut raw = body;
+        host.handle(
+            Request {
+                method: "POST",
+                path: "git-upload-pack",
+                query: None,
+                git_protocol: None,
+                content_type: Some("application/x-git-upload-pack-request"),
+                content_encoding: None,
+                body: &mut raw,
+            },
+            &AllowAll,
+        )
+        .unwrap()
+        .into_bytes()
+        .unwrap()
+    }
+
+    /// The text packets at the start of `answer`, up to the first non-text one.
+    fn texts(answer: &[u8]) -> (Vec<String>, &[u8]) {
+        let mut out = Vec::new();
+        let mut rest = answer;
+        while let Ok(pktline::Stream::Complete { line, consumed }) = pktline::decode(rest) {
+            match line.as_text() {
+                Some(text) if !text.starts_with(b"\x01") && !text.starts_with(b"\x02") => {
+                    out.push(String::from_utf8_lossy(text).into_owned());
+                }
+                _ => break,
+            }
+            rest = &rest[consumed..];
+        }
+        (out, rest)
+    }
+
+    #[test]
+    fn without_side_band_the_pack_follows_the_nak_bare() {
+        let (_dir, repo, ids) = repo();
+        let body = encode_lines(&[&format!("want {}", ids[2]), "0000", "done"]);
+        let answer = post(&repo, &body);
+        let (lines, rest) = texts(&answer);
+        assert_eq!(lines, ["NAK"]);
+        assert!(
+            rest.starts_with(b"PACK\0\0\0\x02\0\0\0\x04"),
+            "3 commits and the tree"
+        );
+    }
+
+    #[test]
+    fn multi_ack_detailed_acknowledges_and_with_no_done_sends_the_pack_after_ready() {
+        let (_dir, repo, ids) = repo();
+        let unknown = "1".repeat(40);
+        let caps = "multi_ack_detailed side-band-64k no-done ofs-delta";
+        // A round without done: the server says what is common and that it is ready.
+        let round = |haves: &[&str]| {
+            let mut parts = vec![format!("want {} {caps}", ids[2]), "0000".to_owned()];
+            parts.extend(haves.iter().map(|h| format!("have {h}")));
+            parts.push("0000".to_owned());
+            post(
+                &repo,
+                &encode_lines(&parts.iter().map(String::as_str).collect::<Vec<_>>()),
+            )
+        };
+        let common = ids[0].to_string();
+        let answer = round(&[&common]);
+        let (lines, rest) = texts(&answer);
+        let ack = |suffix: &str| format!("ACK {common}{suffix}");
+        assert_eq!(
+            lines,
+            [ack(" common"), ack(" ready"), "NAK".into(), ack("")]
+        );
+        assert!(rest.len() > 4, "no-done: the pack follows at once");
+        // git's rules: an unknown have after the commons suffice is acknowledged "ready";
+        // one before them is not, and then the flush does not say ready either.
+        let answer = round(&[&common, &unknown]);
+        let (lines, _) = texts(&answer);
+        let ready = format!("ACK {unknown} ready");
+        assert_eq!(lines, [ack(" common"), ready, "NAK".into(), ack("")]);
+        let answer = round(&[&unknown, &common]);
+        let (lines, rest) = texts(&answer);
+        assert_eq!(lines, [ack(" common"), "NAK".into()]);
+        assert!(rest.is_empty(), "not ready: another round follows");
+
+        // Without no-done the round ends at the NAK.
+        let body = encode_lines(&[
+            &format!("want {} multi_ack_detailed side-band-64k", ids[2]),
+            "0000",
+            &format!("have {}", ids[1]),
+            "0000",
+        ]);
+        let answer = post(&repo, &body);
+        let (lines, rest) = texts(&answer);
+        assert_eq!(lines.last().map(String::as_str), Some("NAK"));
+        assert!(rest.is_empty());
+    }
+
+    #[test]
+    fn plain_acks_name_the_first_common_commit_once() {
+        let (_dir, repo, ids) = repo();
+        let body = encode_lines(&[
+            &format!("want {} side-band-64k", ids[2]),
+            "0000",
+            &format!("have {}", ids[1]),
+            &format!("have {}", ids[0]),
+            "done",
+        ]);
+        let (lines, _) = texts(&post(&repo, &body));
+        assert_eq!(lines, [format!("ACK {}", ids[1])]);
+    }
+
+    #[test]
+    fn a_want_nobody_advertised_is_refused_inside_the_protocol() {
+        let (_dir, repo, _) = repo();
+        let body = encode_lines(&[&format!("want {}", "2".repeat(40)), "0000", "done"]);
+        let (lines, _) = texts(&post(&repo, &body));
+        assert_eq!(
+            lines,
+            [format!("ERR upload-pack: not our ref {}", "2".repeat(40))]
+        );
+    }
+}
