@@ -198,6 +198,9 @@ impl GitHost {
 impl GitHost {
     /// Answer one request. A push is received, checked and applied before this returns;
     /// a fetch's pack is produced while [`Response::write_body()`] streams it.
+    ///
+    /// After an error (and after some answers, such as a refused push) the request body may
+    /// be partly unread: discard the rest (bounded) or close the connection.
     pub fn handle(&self, request: Request<'_>, access: &dyn Access) -> Result<Response, Error> {
         let endpoint = http::route(&request)?;
         let (Endpoint::InfoRefs(service) | Endpoint::Rpc(service)) = endpoint;
@@ -250,5 +253,20 @@ impl GitHost {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_and_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+
+    #[test]
+    fn the_host_is_shared_between_threads_and_a_response_moves_to_another() {
+        send_and_sync::<GitHost>();
+        send_and_sync::<Error>();
+        send::<Response>();
     }
 }

@@ -1108,3 +1108,66 @@ fn host_alone(served: &Served, head: &str) -> Vec<(f64, u64)> {
     }
     server_alone
 }
+
+#[test]
+fn three_gitmq_producers_pushing_one_topic_to_the_host_at_once_lose_and_duplicate_nothing() {
+    let served = serve(TempRepo::new());
+    let url = served.server.url("queue.git");
+    let producers: Vec<TempRepo> = (0..3)
+        .map(|_| {
+            let repo = TempRepo::new();
+            repo.git(&["remote", "add", "origin", &url]);
+            repo
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for (p, producer) in producers.iter().enumerate() {
+            scope.spawn(move || {
+                let repo = producer.open();
+                let client =
+                    replicate::http::ReqwestClient::new(replicate::http::Options::default())
+                        .unwrap();
+                let mut pusher = replicate::push::Pusher::new(&repo, "origin", client).unwrap();
+                for round in 0..6 {
+                    publish(
+                        producer,
+                        "events",
+                        (0..5).map(|i| format!("p{p}-{}", round * 5 + i)),
+                    );
+                    let options = replicate::push::PushOptions {
+                        max_attempts: 50,
+                        ..replicate::push::PushOptions::default()
+                    };
+                    pusher.push(&repo, options).unwrap();
+                }
+            });
+        }
+    });
+    for producer in &producers {
+        let client =
+            replicate::http::ReqwestClient::new(replicate::http::Options::default()).unwrap();
+        replicate::push::push_with(
+            &producer.open(),
+            "origin",
+            client,
+            replicate::push::PushOptions::default(),
+        )
+        .unwrap();
+    }
+    let log = payloads(&served.repo.path, "events");
+    assert_eq!(log.len(), 90, "every message exactly once: {log:?}");
+    for p in 0..3 {
+        let mine: Vec<&String> = log
+            .iter()
+            .filter(|m| m.starts_with(&format!("p{p}-")))
+            .collect();
+        let expected: Vec<String> = (0..30).map(|i| format!("p{p}-{i}")).collect();
+        assert_eq!(
+            mine,
+            expected.iter().collect::<Vec<_>>(),
+            "producer {p}'s order"
+        );
+    }
+    fsck_clean(&served.repo.path);
+    no_leftovers(&served.repo);
+}
