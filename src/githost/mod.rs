@@ -85,11 +85,15 @@ mod view;
 
 use std::time::Duration;
 
+/// Bounds on a pushed pack ([`Limits::pack`]).
+pub use crate::git::odb::pack::index_pack::Limits as PackLimits;
+/// How a fetch's pack is compressed ([`Options::compression`]).
+pub use crate::git::odb::pack::write::Compression;
 pub use access::{Access, AllowAll, Operation, ReadOnly};
 pub use error::Error;
 pub use http::{Request, Response, Service, NO_CACHE_HEADERS};
 
-use crate::git::{odb::pack::index_pack, odb::pack::write::Compression, repo::Repository};
+use crate::git::repo::Repository;
 use http::{Body, Endpoint};
 
 /// Bounds on what one request may make the host read or hold.
@@ -105,7 +109,7 @@ pub struct Limits {
     /// Commands in one push.
     pub max_commands: usize,
     /// Bounds on a pushed pack (size, objects, delta resolution).
-    pub pack: index_pack::Limits,
+    pub pack: PackLimits,
 }
 
 impl Default for Limits {
@@ -115,7 +119,7 @@ impl Default for Limits {
             max_wants: 1 << 20,
             max_haves: 1 << 20,
             max_commands: 1 << 20,
-            pack: index_pack::Limits::default(),
+            pack: PackLimits::default(),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::fs;
 use gix_hash::ObjectId;
 
 use super::{Access, Error, Operation};
-use crate::git::{odb::Odb, repo::Repository};
+use crate::git::{odb::Odb, refs::FullName, repo::Repository};
 
 /// How many tags deep a tag is peeled.
 pub(crate) const MAX_PEEL_DEPTH: usize = 8;
@@ -65,6 +65,7 @@ impl RefView {
         };
         let mut refs = Vec::new();
         for (name, id) in repo.refs().list("refs/")? {
+            let name = name.as_str().to_owned();
             if !visible(&name) {
                 continue;
             }
@@ -76,9 +77,12 @@ impl RefView {
             refs.push(VisibleRef { name, id, peeled });
         }
         let head = match read_head(repo)? {
-            Some(HeadFile::Symbolic(target)) if visible(&target) => {
+            Some(HeadFile::Symbolic(target)) if visible(target.as_str()) => {
                 let id = repo.refs().find(&target)?;
-                Head::Symbolic { target, id }
+                Head::Symbolic {
+                    target: target.as_str().to_owned(),
+                    id,
+                }
             }
             Some(HeadFile::Detached(id)) if visible("HEAD") => Head::Detached(id),
             _ => Head::Hidden,
@@ -106,7 +110,7 @@ impl RefView {
 
 /// `<git-dir>/HEAD` as written.
 enum HeadFile {
-    Symbolic(String),
+    Symbolic(FullName),
     Detached(ObjectId),
 }
 
@@ -119,13 +123,10 @@ fn read_head(repo: &Repository) -> Result<Option<HeadFile>, Error> {
     };
     let line = data.trim_ascii();
     if let Some(target) = line.strip_prefix(b"ref:") {
-        let target = target.trim_ascii();
-        if gix_validate::reference::name(target.into()).is_ok() {
-            if let Ok(target) = std::str::from_utf8(target) {
-                return Ok(Some(HeadFile::Symbolic(target.to_owned())));
-            }
-        }
-        return Ok(None);
+        let target = std::str::from_utf8(target.trim_ascii()).ok();
+        return Ok(target
+            .and_then(|t| FullName::new(t).ok())
+            .map(HeadFile::Symbolic));
     }
     Ok(ObjectId::from_hex(line).ok().map(HeadFile::Detached))
 }

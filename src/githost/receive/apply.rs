@@ -24,7 +24,7 @@ use super::{
 };
 use crate::git::{
     odb::{self, Odb},
-    refs::{self, Expected, RefLock, RefStore},
+    refs::{self, Expected, FullName, RefLock, RefStore},
 };
 
 /// The reason git gives the commands of an atomic push that failed because of another one.
@@ -88,6 +88,14 @@ fn stale(lock: &RefLock, command: &Command) -> Result<Option<String>, Error> {
     }))
 }
 
+/// Take the lock of `command`'s ref (its name was validated by `commands::refusal`).
+fn lock(store: &RefStore, command: &Command, options: &Options) -> Result<RefLock, String> {
+    let name = FullName::new(command.name.as_str()).map_err(|_| "funny refname".to_owned())?;
+    store
+        .lock(&name, options.lock_timeout)
+        .map_err(|err| lock_failure(&err))
+}
+
 fn lock_failure(err: &refs::Error) -> String {
     match err {
         refs::Error::Locked { name, .. } => {
@@ -118,10 +126,10 @@ pub(crate) fn apply(
             if status.is_some() {
                 continue;
             }
-            let lock = match store.lock(&command.name, options.lock_timeout) {
+            let lock = match lock(store, command, options) {
                 Ok(lock) => lock,
-                Err(err) => {
-                    *status = Some(lock_failure(&err));
+                Err(reason) => {
+                    *status = Some(reason);
                     continue;
                 }
             };
@@ -159,7 +167,7 @@ fn apply_atomic(
         let Some(command) = commands.get(i) else {
             continue;
         };
-        let verdict = match store.lock(&command.name, options.lock_timeout) {
+        let verdict = match lock(store, command, options) {
             Ok(lock) => match stale(&lock, command)? {
                 None => {
                     locks.push((i, lock));
@@ -167,7 +175,7 @@ fn apply_atomic(
                 }
                 Some(reason) => reason,
             },
-            Err(err) => lock_failure(&err),
+            Err(reason) => reason,
         };
         if let Some(status) = statuses.get_mut(i) {
             *status = Some(verdict);

@@ -23,7 +23,10 @@ use super::super::{
     Access, Error, Limits, Operation, Options,
 };
 use crate::{
-    git::wire::{pktline::PacketLine, sideband_writer},
+    git::{
+        refs::FullName,
+        wire::{pktline::PacketLine, sideband_writer},
+    },
     queue::names::TopicName,
 };
 
@@ -167,7 +170,7 @@ fn parse_capabilities(capabilities: &[u8], head: &mut RequestHead) -> Result<(),
 /// Why `command` may not go ahead, checked before the pack is read; `None` if it may.
 pub(crate) fn refusal(command: &Command, access: &dyn Access, options: &Options) -> Option<String> {
     let name = command.name.as_str();
-    if gix_validate::reference::name(name.as_bytes().into()).is_err() || !name_is_served(name) {
+    if FullName::new(name).is_err() || !name_is_served(name) {
         if !name.starts_with("refs/heads/") && !name.starts_with("refs/gitmq/") {
             return Some("refs outside refs/heads/ and refs/gitmq/ are read-only here".into());
         }

@@ -84,7 +84,7 @@ pub(crate) fn serve(
         if let Some(quarantine) = &quarantine {
             let pack_dir = objects_dir.join("pack");
             quarantine
-                .migrate(&pack_dir, options.sync)
+                .migrate(host.repo.fs(), &pack_dir, options.sync)
                 .map_err(|source| Error::Io {
                     path: pack_dir,
                     source,
@@ -143,7 +143,13 @@ fn receive(
     let limits = &host.options.limits.pack;
     // The pack may be as large as its own limit, beyond the bytes allowed for commands.
     body.get_mut().extend(limits.max_pack_size);
-    match quarantine::Quarantine::receive(&mut *body, objects_dir, limits, host.options.sync) {
+    match quarantine::Quarantine::receive(
+        host.repo.fs(),
+        &mut *body,
+        objects_dir,
+        limits,
+        host.options.sync,
+    ) {
         Ok(quarantine) => Ok(Some(quarantine)),
         Err(quarantine::Error::Index(index_pack::Error::Read { source, .. }))
             if limit_of(&source).is_some() =>

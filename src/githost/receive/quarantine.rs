@@ -19,7 +19,7 @@ use std::{
 };
 
 use crate::git::{
-    fs::sync_dir,
+    fs::SharedFs,
     odb::pack::{
         index_pack::{self, index_pack, IndexedPack, Limits},
         write::WrittenPack,
@@ -65,6 +65,7 @@ impl Quarantine {
     /// Read a pack from `input` and index it into a new quarantine directory in
     /// `objects_dir`.
     pub(crate) fn receive(
+        fs: &SharedFs,
         input: impl io::Read,
         objects_dir: &Path,
         limits: &Limits,
@@ -84,7 +85,7 @@ impl Quarantine {
             source,
         })?;
         let mut guard = DirGuard(Some(dir.clone()));
-        let indexed = index_pack(input, &dir, limits, sync)?;
+        let indexed = index_pack(fs, input, &dir, limits, sync)?;
         guard.0 = None;
         Ok(Self { dir, indexed })
     }
@@ -95,7 +96,7 @@ impl Quarantine {
     }
 
     /// Move the pack and its index into `pack_dir` (pack first), then sync the directory.
-    pub(crate) fn migrate(&self, pack_dir: &Path, sync: bool) -> io::Result<()> {
+    pub(crate) fn migrate(&self, fs: &SharedFs, pack_dir: &Path, sync: bool) -> io::Result<()> {
         let Some(written) = self.pack() else {
             return Ok(());
         };
@@ -104,10 +105,10 @@ impl Quarantine {
         if pack.exists() && index.exists() {
             return Ok(()); // the same pack (same checksum) is in place already
         }
-        fs::rename(&written.pack_path, &pack)?;
-        fs::rename(&written.index_path, &index)?;
+        fs.rename(&written.pack_path, &pack)?;
+        fs.rename(&written.index_path, &index)?;
         if sync {
-            sync_dir(pack_dir)?;
+            fs.sync_dir(pack_dir)?;
         }
         Ok(())
     }

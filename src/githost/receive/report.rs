@@ -123,7 +123,7 @@ mod tests {
             assert_eq!(
                 report.status("refs/heads/b"),
                 Some(&receive_pack::RefStatus::Rejected(
-                    "non-fast-forward".into()
+                    receive_pack::Rejection::parse(b"non-fast-forward")
                 ))
             );
         }

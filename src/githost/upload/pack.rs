@@ -24,10 +24,8 @@ use crate::git::{
     hash::Hasher,
     odb::{
         pack::{
-            format::{
-                encode_entry_header, EntryKind, MAX_ENTRY_HEADER_LEN, PACK_SIGNATURE, PACK_VERSION,
-            },
-            write::{append_zlib_deflated, append_zlib_stored, Compression},
+            format::{PACK_SIGNATURE, PACK_VERSION},
+            write::{Compression, EntryEncoder},
         },
         Odb,
     },
@@ -119,25 +117,13 @@ pub(crate) fn write_pack(
     header[4..8].copy_from_slice(&PACK_VERSION.to_be_bytes());
     header[8..].copy_from_slice(&count.to_be_bytes());
     out.put(&header)?;
-    let mut deflate = match compression {
-        Compression::Stored => None,
-        Compression::Deflate(level) => Some(flate2::Compress::new(
-            flate2::Compression::new(u32::from(level.min(9))),
-            true,
-        )),
-    };
+    let mut encoder = EntryEncoder::new(compression);
     let mut body = Vec::new();
     let mut entry = Vec::new();
     for id in objects {
         let kind = odb.read(id, &mut body)?;
-        let mut entry_header = [0u8; MAX_ENTRY_HEADER_LEN];
-        let len = encode_entry_header(&mut entry_header, EntryKind::Base(kind), body.len() as u64);
         entry.clear();
-        entry.extend_from_slice(entry_header.get(..len).unwrap_or_default());
-        match deflate.as_mut() {
-            None => append_zlib_stored(&mut entry, &body),
-            Some(deflate) => append_zlib_deflated(&mut entry, deflate, &body),
-        }
+        encoder.append(&mut entry, kind, &body);
         out.put(&entry)?;
     }
     let Hashing { out, hasher } = out;
@@ -179,7 +165,14 @@ mod tests {
             let mut pack = Vec::new();
             write_pack(&mut repo.odb(), &objects, compression, &mut pack).unwrap();
             let out = tempfile::tempdir().unwrap();
-            let indexed = index_pack(&pack[..], out.path(), &Limits::default(), false).unwrap();
+            let indexed = index_pack(
+                &crate::git::fs::real(),
+                &pack[..],
+                out.path(),
+                &Limits::default(),
+                false,
+            )
+            .unwrap();
             assert_eq!(indexed.objects, 4);
         }
         assert!(matches!(
