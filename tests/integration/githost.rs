@@ -1179,3 +1179,53 @@ fn three_gitmq_producers_pushing_one_topic_to_the_host_at_once_lose_and_duplicat
     fsck_clean(&served.repo.path);
     no_leftovers(&served.repo);
 }
+
+#[test]
+fn annotated_tags_are_advertised_peeled_and_followed_by_fetch() {
+    let repo = TempRepo::new();
+    publish(&repo, "t", (0..3).map(|i| format!("m{i}")));
+    repo.git(&["tag", "-a", "-m", "first release", "v1", "refs/heads/t"]);
+    let served = serve(repo);
+    let url = served.server.url("");
+    let dir = tempfile::tempdir().unwrap();
+    for version in [2u8, 0] {
+        let listed = String::from_utf8(git_v(version, &["ls-remote", &url], None)).unwrap();
+        let peeled = rev_parse(&served.repo.path, "refs/tags/v1^{}");
+        assert!(
+            listed.contains(&format!("{peeled}\trefs/tags/v1^{{}}")),
+            "v{version}: {listed}"
+        );
+        let clone = dir.path().join(format!("c{version}"));
+        git_v(
+            version,
+            &["clone", "-q", &url, clone.to_str().unwrap()],
+            None,
+        );
+        let git_dir = clone.join(".git");
+        assert_eq!(
+            rev_parse(&git_dir, "refs/tags/v1"),
+            rev_parse(&served.repo.path, "refs/tags/v1")
+        );
+        fsck_clean(&git_dir);
+    }
+    // A tag on a new message is followed by a plain fetch (include-tag).
+    publish(&served.repo, "t", ["m3".to_owned()]);
+    served
+        .repo
+        .git(&["tag", "-a", "-m", "second", "v2", "refs/heads/t"]);
+    for version in [2u8, 0] {
+        let clone = dir.path().join(format!("c{version}"));
+        git_v(
+            version,
+            &["-C", clone.to_str().unwrap(), "fetch", "-q", "origin"],
+            None,
+        );
+        let git_dir = clone.join(".git");
+        assert_eq!(
+            rev_parse(&git_dir, "refs/tags/v2"),
+            rev_parse(&served.repo.path, "refs/tags/v2"),
+            "v{version}"
+        );
+        fsck_clean(&git_dir);
+    }
+}
