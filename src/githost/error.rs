@@ -2,7 +2,10 @@
 //!
 //! Invariant: an error never carries request bytes beyond a short, lossily decoded excerpt
 //! (so a token sent by mistake in a body cannot reach a log in full), and every variant has
-//! one status: 4xx when the request is at fault, 5xx when the repository or the server is.
+//! one status: 4xx when the request is at fault, 5xx when the repository or the server is. A
+//! 5xx error may name the server's files: it is for the server's log, and
+//! [`Response::from_error()`](super::Response::from_error) shows the client none of it (nor do
+//! the in-protocol answers: `unpack`/`ng` reasons and band-3 messages carry no path).
 //! Refusals a well-formed git client can meet (a ref it may not push, a non-fast-forward, a
 //! want that is not ours) are not errors: they go back inside the protocol (`ng` lines,
 //! `ERR` packets), where git prints them.

@@ -155,15 +155,21 @@ impl Response {
     }
 
     /// A plain-text answer for `error`, with its status (what a web server without its own
-    /// error format sends).
+    /// error format sends). A client error is explained with its causes; a server error
+    /// (5xx) only says so, since its causes name the server's files: log `error` instead.
     pub fn from_error(error: &Error) -> Self {
-        let mut text = error.to_string();
-        let mut source = std::error::Error::source(error);
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
+        let mut text = if error.is_client_error() {
+            let mut text = error.to_string();
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                text.push_str(": ");
+                text.push_str(&cause.to_string());
+                source = cause.source();
+            }
+            text
+        } else {
+            "the git host failed to answer; the server's log has the details".to_owned()
+        };
         text.push('\n');
         let mut headers = NO_CACHE_HEADERS.to_vec();
         if let Error::MethodNotAllowed { allow, .. } = error {
@@ -385,6 +391,24 @@ mod tests {
             Response::from_error(&err).headers.last(),
             Some(&("Allow", "POST"))
         );
+    }
+
+    #[test]
+    fn server_errors_do_not_show_server_paths_to_the_client() {
+        let err = Error::Io {
+            path: "/srv/secret/q.git/objects".into(),
+            source: std::io::Error::other("disk full"),
+        };
+        let body = Response::from_error(&err).into_bytes().unwrap();
+        let text = String::from_utf8(body).unwrap();
+        assert!(!text.contains("/srv/secret"), "{text}");
+        assert!(err.to_string().contains("/srv/secret"), "the log keeps it");
+        let client = Error::TooLarge {
+            what: "bytes",
+            limit: 10,
+        };
+        let body = Response::from_error(&client).into_bytes().unwrap();
+        assert!(String::from_utf8(body).unwrap().contains("limit of 10 bytes"));
     }
 
     #[test]

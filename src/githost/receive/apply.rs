@@ -101,7 +101,22 @@ fn lock_failure(err: &refs::Error) -> String {
         refs::Error::Locked { name, .. } => {
             format!("failed to lock: {name} is being updated by another writer")
         }
-        other => format!("failed to lock: {other}"),
+        other => format!("failed to lock: {}", client_safe(other)),
+    }
+}
+
+/// What a client may read of a ref error: no server path (an I/O error says its kind only;
+/// creating `refs/heads/a/b` next to a ref `refs/heads/a` is the usual one).
+fn client_safe(err: &refs::Error) -> String {
+    match err {
+        refs::Error::Io { source, .. } => format!(
+            "I/O error ({}); a ref whose name is a directory of this one, or the reverse, \
+             may exist",
+            source.kind()
+        ),
+        refs::Error::Malformed { name, .. } => format!("the ref {name} is malformed here"),
+        refs::Error::Packed(_) => "packed-refs is malformed here".into(),
+        other => other.to_string(),
     }
 }
 
@@ -212,6 +227,6 @@ fn commit(lock: RefLock, command: &Command, sync: bool) -> Result<(), String> {
     };
     result.map_err(|err| match err {
         refs::Error::Changed { .. } => format!("cannot lock ref '{}': it changed", command.name),
-        other => format!("failed to update ref: {other}"),
+        other => format!("failed to update ref: {}", client_safe(&other)),
     })
 }

@@ -178,6 +178,14 @@ fn receive(
                 limit,
             })
         }
+        Err(quarantine::Error::Index(index_pack::Error::Io { source, .. })) => {
+            // The client gets the kind, not the server's paths.
+            push.unpack_error = Some(format!(
+                "the server could not store the pack ({})",
+                source.kind()
+            ));
+            Ok(None)
+        }
         Err(quarantine::Error::Index(err)) => {
             push.unpack_error = Some(error_chain(&err));
             Ok(None)

@@ -67,8 +67,12 @@ impl PackResponse {
         }
         if let Err(err) = write_pack(&mut self.odb, &self.objects, self.compression, &mut band) {
             if !matches!(err, Error::WriteBody(_)) {
-                // Best effort: the client may be gone already.
-                let _ = band.error(&format!("gitmq upload-pack: {err}\n"));
+                // Best effort: the client may be gone already. It gets no server path.
+                let text = match &err {
+                    Error::Corrupt { .. } => err.to_string(),
+                    _ => "reading the repository failed; the server's log has the details".into(),
+                };
+                let _ = band.error(&format!("gitmq upload-pack: {text}\n"));
                 let _ = band.flush();
             }
             return Err(err);
