@@ -13,7 +13,8 @@
 //! ```
 //!
 //! Invariants: the capabilities offered are exactly what `upload` and `receive` implement:
-//! no thin packs are asked for (`no-thin`), no `deepen`, `filter`, `push-options` or
+//! no thin packs are asked for (`no-thin`); `shallow` means `deepen <n>` only; no `filter`,
+//! `deepen-since`, `deepen-not`, `deepen-relative`, `push-options` or
 //! `push-cert` are offered.
 
 use super::view::{Head, RefView};

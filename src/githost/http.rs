@@ -408,7 +408,9 @@ mod tests {
             limit: 10,
         };
         let body = Response::from_error(&client).into_bytes().unwrap();
-        assert!(String::from_utf8(body).unwrap().contains("limit of 10 bytes"));
+        assert!(String::from_utf8(body)
+            .unwrap()
+            .contains("limit of 10 bytes"));
     }
 
     #[test]

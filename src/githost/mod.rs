@@ -17,7 +17,8 @@
 //!  POST git-upload-pack   v2: ls-refs | fetch (negotiation rounds, ready, shallow-info,
 //!                         packfile in side-band-64k)   v0: wants, haves, ACK/NAK, pack
 //!         upload::{objects (wants checked against readable refs), walk (commits the client
-//!         lacks, dates only order it), enumerate (trees, blobs, tags), pack (streamed)}
+//!         lacks, dates only order it), depth (`clone --depth n`), enumerate (trees, blobs,
+//!         tags), pack (streamed)}
 //!  GET  info/refs?service=git-receive-pack   v0 advertisement (report-status(-v2), atomic,
 //!                                            delete-refs, side-band-64k, quiet, no-thin)
 //!  POST git-receive-pack  commands -> pack into quarantine (index_pack) -> fsck-like checks

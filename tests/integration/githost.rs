@@ -935,8 +935,7 @@ fn a_pruned_queue_is_cloned_shallow_and_fetched_again_over_v2_and_v0() {
         &[
             "clone",
             "-q",
-            "--depth",
-            "1",
+            "--shallow-since=2000-01-01",
             "--branch",
             "t",
             &served.server.url(""),
@@ -945,7 +944,11 @@ fn a_pruned_queue_is_cloned_shallow_and_fetched_again_over_v2_and_v0() {
         None,
     );
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("does not serve shallow fetches"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("serves shallow fetches by depth only"),
+        "{stderr}"
+    );
     for version in [2u8, 0] {
         let clone = dir.path().join(format!("c{version}.git"));
         git_v(
@@ -1227,5 +1230,83 @@ fn annotated_tags_are_advertised_peeled_and_followed_by_fetch() {
             "v{version}"
         );
         fsck_clean(&git_dir);
+    }
+}
+
+#[test]
+fn git_clone_depth_gets_the_newest_messages_and_fetches_on_over_v2_and_v0() {
+    let repo = TempRepo::new();
+    publish(&repo, "t", (0..20).map(|i| format!("m{i}")));
+    let served = serve(repo);
+    let url = served.server.url("");
+    let dir = tempfile::tempdir().unwrap();
+    let count = |git_dir: &Path| {
+        let out = git(
+            &[
+                "--git-dir",
+                git_dir.to_str().unwrap(),
+                "rev-list",
+                "--count",
+                "refs/heads/t",
+            ],
+            None,
+        );
+        String::from_utf8(out)
+            .unwrap()
+            .trim()
+            .parse::<usize>()
+            .unwrap()
+    };
+    for version in [2u8, 0] {
+        let clone = dir.path().join(format!("d{version}.git"));
+        let c = clone.to_str().unwrap();
+        git_v(
+            version,
+            &[
+                "clone", "-q", "--bare", "--depth", "3", "--branch", "t", &url, c,
+            ],
+            None,
+        );
+        assert_eq!(count(&clone), 3, "v{version}: the newest 3 messages");
+        assert_eq!(payloads(&clone, "refs/heads/t"), ["m17", "m18", "m19"]);
+        let shallow = std::fs::read_to_string(clone.join("shallow")).unwrap();
+        assert_eq!(
+            shallow.trim(),
+            rev_parse(&served.repo.path, "refs/heads/t~2")
+        );
+        fsck_clean(&clone);
+    }
+    publish(&served.repo, "t", (0..2).map(|i| format!("n{i}")));
+    for version in [2u8, 0] {
+        let clone = dir.path().join(format!("d{version}.git"));
+        let c = clone.to_str().unwrap();
+        git_v(
+            version,
+            &[
+                "--git-dir",
+                c,
+                "fetch",
+                "-q",
+                &url,
+                "+refs/heads/t:refs/heads/t",
+            ],
+            None,
+        );
+        assert_eq!(
+            count(&clone),
+            5,
+            "v{version}: a plain fetch extends the shallow clone"
+        );
+        fsck_clean(&clone);
+        let out = git_output(
+            &["--git-dir", c, "fetch", "-q", "--deepen", "2", &url, "t"],
+            None,
+        );
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("does not deepen a shallow clone"),
+            "v{version}: {stderr}"
+        );
     }
 }

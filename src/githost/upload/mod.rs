@@ -16,6 +16,7 @@
 //! Invariants: every request is stateless (HTTP): a round's answer depends only on its body
 //! and the repository; nothing is sent unless every want passed [`objects::check_wants()`].
 
+mod depth;
 mod objects;
 mod pack;
 pub(crate) mod v0;
@@ -42,6 +43,8 @@ pub(crate) struct Fetch<'h> {
     wants: Wants,
     haves: Haves,
     client_shallow: HashSet<ObjectId>,
+    /// `deepen <n>`: only the commits within `n` of the wants.
+    depth: Option<u32>,
     /// The last walk and how many common commits it was made with.
     walk: Option<(usize, CommitWalk)>,
     body: Vec<u8>,
@@ -69,9 +72,16 @@ impl<'h> Fetch<'h> {
             wants,
             haves: Haves::default(),
             client_shallow,
+            depth: None,
             walk: None,
             body: Vec::new(),
         }))
+    }
+
+    /// Send only the commits within `depth` of the wants (`deepen <depth>`).
+    pub(crate) fn with_depth(mut self, depth: Option<u32>) -> Self {
+        self.depth = depth;
+        self
     }
 }
 
@@ -86,6 +96,9 @@ impl Fetch<'_> {
     /// walk from the wants ends at them (or at shallow boundaries), never at a root the
     /// client did not mention (git's `ok_to_give_up`).
     pub(crate) fn ready(&mut self) -> Result<bool, Error> {
+        if self.depth.is_some() {
+            return Ok(true); // the depth bounds the pack; more haves save little
+        }
         if self.haves.commits.is_empty() {
             return Ok(false);
         }
@@ -95,18 +108,27 @@ impl Fetch<'_> {
     fn walk(&mut self) -> Result<&CommitWalk, Error> {
         let commons = self.haves.commits.len();
         if self.walk.as_ref().is_none_or(|(n, _)| *n != commons) {
-            let walk = walk::walk(
-                &mut self.odb,
-                &self.wants.commits,
-                &self.haves.commits,
-                &self.client_shallow,
-            )?;
+            let walk = match self.depth {
+                Some(depth) => depth::walk(
+                    &mut self.odb,
+                    &self.wants.commits,
+                    depth,
+                    &self.haves.commits,
+                )?,
+                None => walk::walk(
+                    &mut self.odb,
+                    &self.wants.commits,
+                    &self.haves.commits,
+                    &self.client_shallow,
+                )?,
+            };
             self.walk = Some((commons, walk));
         }
         Ok(&self.walk.as_ref().expect("BUG: set above").1)
     }
 
-    /// The repository's shallow commits the pack sends without their parents.
+    /// The commits the pack sends without their parents: the repository's shallow commits
+    /// it reaches, and with a depth, the commits at that depth.
     pub(crate) fn boundaries(&mut self) -> Result<Vec<ObjectId>, Error> {
         Ok(self.walk()?.boundaries.clone())
     }

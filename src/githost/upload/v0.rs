@@ -5,15 +5,17 @@
 //! `multi_ack` or neither, and `no-done`.
 //!
 //! ```text
-//! request  "want <id> <capabilities>" ("want <id>")* ("shallow <id>")* flush
+//! request  "want <id> <capabilities>" ("want <id>")* ("shallow <id>")* ["deepen <n>"] flush
 //!          ("have <id>")* (flush | "done")
+//! answer   with deepen: ("shallow <id>")* flush first (the shallow-update section)
 //! answer   multi_ack_detailed: "ACK <id> common" per new common have, "ACK <id> ready"
 //!          once the commons suffice, "NAK" at a flush; at done "ACK <last>" (or "NAK")
 //!          then the pack (in side-band-64k or side-band packets, or bare), flush
 //! ```
 //!
-//! Invariants: wants are checked as in v2; `deepen`, `deepen-since`, `deepen-not` and
-//! `filter` are refused with an `ERR` packet; the pack is sent only after `done`, or after
+//! Invariants: wants are checked as in v2; `deepen <n>` is served as in v2, `deepen-since`,
+//! `deepen-not`, `deepen-relative` and `filter` are refused with an `ERR` packet; the pack is
+//! sent only after `done`, or after
 //! `ready` when the client asked for `no-done`.
 
 use std::collections::HashSet;
@@ -105,6 +107,7 @@ pub(crate) fn serve(
     let mut shallow = HashSet::new();
     let mut features = None;
     let mut refused = None;
+    let mut depth = None;
     loop {
         let line = match read_pkt(body, &mut buf)? {
             Pkt::Line(PacketLine::Data(data)) => data.strip_suffix(b"\n").unwrap_or(data),
@@ -132,6 +135,8 @@ pub(crate) fn serve(
                 });
             }
             shallow.insert(parse_id(hex, line)?);
+        } else if let Some(digits) = line.strip_prefix(b"deepen ") {
+            depth = Some(super::v2::parse_depth(digits, line)?);
         } else if line.starts_with(b"deepen") || line.starts_with(b"filter ") {
             refused.get_or_insert_with(|| String::from_utf8_lossy(line).into_owned());
         } else {
@@ -141,20 +146,28 @@ pub(crate) fn serve(
     let Some(features) = features else {
         return Ok(answer(Vec::new()));
     };
-    if let Some(what) = refused {
-        return Ok(refuse(format!(
-            "this gitmq server does not serve shallow or filtered fetches ({what})"
-        )));
+    if let Some(text) = super::v2::deepen_refusal(refused.as_deref(), depth, !shallow.is_empty()) {
+        return Ok(refuse(text));
     }
     let mut odb = host.repo.odb();
     let view = RefView::read(&host.repo, &mut odb, access, false)?;
     let mut fetch = match Fetch::new(host, odb, view, &wants, shallow)? {
-        Ok(fetch) => fetch,
+        Ok(fetch) => fetch.with_depth(depth),
         Err(refusal) => return Ok(refuse(refusal.0)),
     };
-    match negotiate(host, body, &mut fetch, features)? {
-        Outcome::Answer(out) => Ok(answer(out)),
+    let outcome = negotiate(host, body, &mut fetch, features)?;
+    // With a depth, every answer opens with the shallow-update section.
+    let mut section = Vec::new();
+    if depth.is_some() {
+        for id in fetch.boundaries()? {
+            encode_text(&mut section, &format!("shallow {id}"));
+        }
+        section.extend_from_slice(crate::git::wire::pktline::FLUSH_PKT);
+    }
+    match outcome {
+        Outcome::Answer(out) => Ok(answer([section, out].concat())),
         Outcome::Pack(prefix) => {
+            let prefix = [section, prefix].concat();
             let pack = fetch.into_pack(
                 prefix,
                 features.sideband,
@@ -191,10 +204,22 @@ fn negotiate(
     let mut haves = 0usize;
     let (mut got_common, mut got_other, mut sent_ready) = (false, false, false);
     let mut last: Option<ObjectId> = None;
+    let mut first = true;
     loop {
-        let line = match read_pkt(body, &mut buf)? {
+        let packet = read_pkt(body, &mut buf)?;
+        let at_start = std::mem::replace(&mut first, false);
+        let line = match packet {
+            // Only the wants (git's stateless first round of a shallow fetch): nothing to
+            // acknowledge; the caller still sends the shallow-update section.
+            Pkt::Eof if at_start => return Ok(Outcome::Answer(Vec::new())),
+            Pkt::Eof => {
+                return Err(protocol(
+                    "the request ended in the middle of its haves",
+                    b"",
+                ))
+            }
             Pkt::Line(PacketLine::Data(data)) => data.strip_suffix(b"\n").unwrap_or(data),
-            Pkt::Line(PacketLine::Flush) | Pkt::Eof => {
+            Pkt::Line(PacketLine::Flush) => {
                 if features.multi_ack == MultiAck::Detailed
                     && got_common
                     && !got_other
@@ -391,6 +416,24 @@ mod tests {
         ]);
         let (lines, _) = texts(&post(&repo, &body));
         assert_eq!(lines, [format!("ACK {}", ids[1])]);
+    }
+
+    #[test]
+    fn deepen_opens_the_answer_with_the_shallow_update_section() {
+        let (_dir, repo, ids) = repo();
+        let body = encode_lines(&[
+            &format!("want {} side-band-64k shallow", ids[2]),
+            "deepen 1",
+            "0000",
+            "done",
+        ]);
+        let answer = post(&repo, &body);
+        let expected = encode_lines(&[&format!("shallow {}", ids[2]), "0000", "NAK"]);
+        assert!(
+            answer.starts_with(&expected),
+            "{:?}",
+            String::from_utf8_lossy(&answer)
+        );
     }
 
     #[test]

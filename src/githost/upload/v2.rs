@@ -8,7 +8,7 @@
 //! ls-refs   args: peel, symrefs, unborn, ref-prefix <p>
 //!           answer: ("<id>|unborn <name>[ symref-target:<t>][ peeled:<id>]")* flush
 //! fetch     args: want, have, done, ofs-delta, thin-pack, no-progress, include-tag,
-//!                 wait-for-done, shallow <id> (deepen* refused)
+//!                 wait-for-done, shallow <id>, deepen <n> (other deepen* refused)
 //!           answer without done, not ready: "acknowledgments" (NAK | ACK <id>*) flush
 //!           otherwise: [acknowledgments ... "ready" delim] [shallow-info ... delim]
 //!                      "packfile" side-band-64k pack flush
@@ -16,7 +16,8 @@
 //!
 //! Invariants: unknown commands, capabilities and arguments are protocol errors (400), as in
 //! git; the numbers of wants, haves and prefixes are bounded by [`Limits`](super::super::Limits);
-//! refusals a client can meet (a want it may not have, a shallow fetch) are `ERR` packets.
+//! refusals a client can meet (a want it may not have, `deepen-since`, deepening a shallow
+//! clone) are `ERR` packets.
 
 use std::collections::HashSet;
 
@@ -169,8 +170,40 @@ struct FetchArgs {
     include_tag: bool,
     wait_for_done: bool,
     shallow: HashSet<ObjectId>,
-    /// The first `deepen*` argument, refused.
-    deepen: Option<String>,
+    /// `deepen <n>`.
+    depth: Option<u32>,
+    /// The first of `deepen-since`, `deepen-not`, `deepen-relative`: refused.
+    refused: Option<String>,
+}
+
+/// The `<n>` of `deepen <n>`: a positive number.
+pub(crate) fn parse_depth(digits: &[u8], line: &[u8]) -> Result<u32, Error> {
+    std::str::from_utf8(digits)
+        .ok()
+        .and_then(|d| d.parse::<u32>().ok())
+        .filter(|&d| d > 0 && d < (1 << 30))
+        .ok_or_else(|| protocol("deepen needs a positive depth", line))
+}
+
+/// The refusal of a deepening that is not served; `None` when the request may go on.
+pub(crate) fn deepen_refusal(
+    refused: Option<&str>,
+    depth: Option<u32>,
+    client_shallow: bool,
+) -> Option<String> {
+    if client_shallow && (depth.is_some() || refused.is_some_and(|r| r.starts_with("deepen"))) {
+        return Some(
+            "this gitmq server does not deepen a shallow clone (fetch --depth, --deepen, \
+             --unshallow): fetch without them, or clone again with the depth wanted"
+                .to_owned(),
+        );
+    }
+    refused.map(|what| {
+        format!(
+            "this gitmq server serves shallow fetches by depth only, and no filters ({what} \
+             is not served): use --depth, or prune the history on the server with `gitmq prune`"
+        )
+    })
 }
 
 fn parse_id(hex: &[u8], line: &[u8]) -> Result<ObjectId, Error> {
@@ -208,8 +241,10 @@ fn fetch_args(host: &GitHost, body: &mut Body<'_>) -> Result<FetchArgs, Error> {
                 });
             }
             args.shallow.insert(parse_id(hex, arg)?);
+        } else if let Some(digits) = arg.strip_prefix(b"deepen ") {
+            args.depth = Some(parse_depth(digits, arg)?);
         } else if arg.starts_with(b"deepen") {
-            args.deepen
+            args.refused
                 .get_or_insert_with(|| String::from_utf8_lossy(arg).into_owned());
         } else {
             match arg {
@@ -235,11 +270,12 @@ fn fetch(host: &GitHost, body: &mut Body<'_>, access: &dyn Access) -> Result<Res
             ResponseBody::Bytes(refusal_body(&super::Refusal(text))),
         ))
     };
-    if let Some(deepen) = args.deepen {
-        return refuse(format!(
-            "this gitmq server does not serve shallow fetches ({deepen}): fetch the whole \
-             history, or prune it on the server with `gitmq prune`"
-        ));
+    if let Some(text) = deepen_refusal(
+        args.refused.as_deref(),
+        args.depth,
+        !args.shallow.is_empty(),
+    ) {
+        return refuse(text);
     }
     if args.wants.is_empty() {
         return Ok(Response::ok(
@@ -250,7 +286,7 @@ fn fetch(host: &GitHost, body: &mut Body<'_>, access: &dyn Access) -> Result<Res
     let mut odb = host.repo.odb();
     let view = RefView::read(&host.repo, &mut odb, access, false)?;
     let mut fetch = match Fetch::new(host, odb, view, &args.wants, args.shallow.clone())? {
-        Ok(fetch) => fetch,
+        Ok(fetch) => fetch.with_depth(args.depth),
         Err(refusal) => return refuse(refusal.0),
     };
     let mut acks = Vec::new();
@@ -282,7 +318,7 @@ fn fetch(host: &GitHost, body: &mut Body<'_>, access: &dyn Access) -> Result<Res
     let server_shallow = !Shallow::read(host.repo.git_dir())
         .map_err(crate::git::odb::Error::from)?
         .is_empty();
-    if server_shallow || !args.shallow.is_empty() {
+    if server_shallow || !args.shallow.is_empty() || args.depth.is_some() {
         encode_text(&mut prefix, "shallow-info");
         for id in fetch.boundaries()? {
             if !args.shallow.contains(&id) {
@@ -437,14 +473,39 @@ mod tests {
     }
 
     #[test]
-    fn deepen_is_refused_with_an_err_packet() {
+    fn deepen_sends_the_boundary_and_other_deepenings_are_refused() {
         let (_dir, repo, ids) = repo();
         let want = format!("want {}", ids[2]);
         let lines = post(
             &repo,
-            &["command=fetch", "0001", &want, "deepen 1", "done", "0000"],
+            &["command=fetch", "0001", &want, "deepen 2", "done", "0000"],
         );
-        assert_eq!(lines.len(), 1);
-        assert!(lines[0].starts_with("ERR this gitmq server does not serve shallow fetches"));
+        let boundary = format!("shallow {}", ids[1]);
+        assert_eq!(lines, ["shallow-info", &boundary, "0001", "packfile"]);
+        let since = post(
+            &repo,
+            &[
+                "command=fetch",
+                "0001",
+                &want,
+                "deepen-since 5",
+                "done",
+                "0000",
+            ],
+        );
+        assert!(since[0].starts_with("ERR this gitmq server serves shallow fetches by depth only"));
+        let deeper = post(
+            &repo,
+            &[
+                "command=fetch",
+                "0001",
+                &want,
+                &boundary,
+                "deepen 3",
+                "done",
+                "0000",
+            ],
+        );
+        assert!(deeper[0].starts_with("ERR this gitmq server does not deepen a shallow clone"));
     }
 }
