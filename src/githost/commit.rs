@@ -17,7 +17,21 @@
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
-use gix_hash::ObjectId;
+use gix_hash::{oid, ObjectId};
+
+use crate::git::odb::{self, Odb};
+
+/// Read the object `id`: its kind and body, borrowed from a pack's read window when it is
+/// stored there uncompressed (gitmq's own packs), else inflated into `scratch`. (Unlike
+/// [`Odb::read()`] this neither copies a stored body nor fills the delta-base cache.)
+pub(crate) fn read_object<'a>(
+    odb: &'a mut Odb,
+    id: &oid,
+    scratch: &'a mut Vec<u8>,
+) -> Result<(gix_object::Kind, &'a [u8]), odb::Error> {
+    let location = odb.locate(id)?;
+    odb.object_at(&location, scratch)
+}
 
 /// What a walk needs of a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -37,8 +37,8 @@ pub(crate) fn walk(
         if infos.contains_key(&id) {
             continue;
         }
-        match odb.read(&id, &mut body) {
-            Ok(gix_object::Kind::Commit) => {}
+        let parsed = match commit::read_object(odb, &id, &mut body) {
+            Ok((gix_object::Kind::Commit, body)) => commit::parse(body),
             Ok(_) => {
                 return Err(Error::Corrupt {
                     reason: "a commit's parent is not a commit",
@@ -52,8 +52,8 @@ pub(crate) fn walk(
                 })
             }
             Err(err) => return Err(err.into()),
-        }
-        let mut info = commit::parse(&body).ok_or(Error::Corrupt {
+        };
+        let mut info = parsed.ok_or(Error::Corrupt {
             reason: "a commit is malformed",
             id,
         })?;

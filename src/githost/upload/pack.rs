@@ -19,7 +19,7 @@ use std::io::Write;
 
 use gix_hash::ObjectId;
 
-use super::super::Error;
+use super::super::{commit::read_object, Error};
 use crate::git::{
     hash::Hasher,
     odb::{
@@ -122,12 +122,12 @@ pub(crate) fn write_pack(
     header[8..].copy_from_slice(&count.to_be_bytes());
     out.put(&header)?;
     let mut encoder = EntryEncoder::new(compression);
-    let mut body = Vec::new();
+    let mut scratch = Vec::new();
     let mut entry = Vec::new();
     for id in objects {
-        let kind = odb.read(id, &mut body)?;
+        let (kind, body) = read_object(odb, id, &mut scratch)?;
         entry.clear();
-        encoder.append(&mut entry, kind, &body);
+        encoder.append(&mut entry, kind, body);
         out.put(&entry)?;
     }
     let Hashing { out, hasher } = out;

@@ -91,8 +91,8 @@ struct Walker<'a> {
 impl Walker<'_> {
     /// Read the commit `id` (its parents cleared when it is shallow here); `None` if missing.
     fn read(&mut self, id: ObjectId) -> Result<Option<commit::CommitInfo>, Error> {
-        match self.odb.read(&id, &mut self.body) {
-            Ok(gix_object::Kind::Commit) => {}
+        let parsed = match commit::read_object(self.odb, &id, &mut self.body) {
+            Ok((gix_object::Kind::Commit, body)) => commit::parse(body),
             Ok(_) => {
                 return Err(Error::Corrupt {
                     reason: "a commit's parent is not a commit",
@@ -101,8 +101,8 @@ impl Walker<'_> {
             }
             Err(odb::Error::Missing { .. }) => return Ok(None),
             Err(err) => return Err(err.into()),
-        }
-        let mut info = commit::parse(&self.body).ok_or(Error::Corrupt {
+        };
+        let mut info = parsed.ok_or(Error::Corrupt {
             reason: "a commit is malformed",
             id,
         })?;
