@@ -1068,6 +1068,7 @@ fn githost_clone_timing() {
         }
     }
     let server_alone = host_alone(&served, &head);
+    let one_new = one_new_message(&served, &bare, &sources, dir.path());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     eprintln!("{messages} messages, 3 rounds alternating, load {load}");
     let median = |mut t: Vec<f64>| {
@@ -1077,6 +1078,12 @@ fn githost_clone_timing() {
     for (((name, _), clone), fetch) in sources.iter().zip(times).zip(fetch_times) {
         eprintln!("  from {name:>16}: git clone --bare {}", median(clone));
         eprintln!("  from {name:>16}: gitmq fetch      {}", median(fetch));
+    }
+    for ((name, _), t) in sources.iter().zip(one_new) {
+        eprintln!(
+            "  from {name:>16}: git fetch of 1 new message {}",
+            median(t)
+        );
     }
     let bytes = server_alone[0].1;
     eprintln!(
@@ -1309,4 +1316,65 @@ fn git_clone_depth_gets_the_newest_messages_and_fetches_on_over_v2_and_v0() {
             "v{version}: {stderr}"
         );
     }
+}
+
+/// `git fetch` of one new message into a clone from each source, three times: the message is
+/// published on the host and its pack copied to the other server's repository.
+fn one_new_message(
+    served: &Served,
+    bare: &Path,
+    sources: &[(&str, String)],
+    dir: &Path,
+) -> Vec<Vec<f64>> {
+    let clones: Vec<PathBuf> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, (_, url))| {
+            let clone = dir.join(format!("inc{i}.git"));
+            git(
+                &["clone", "-q", "--bare", url, clone.to_str().unwrap()],
+                None,
+            );
+            clone
+        })
+        .collect();
+    let mut times = vec![Vec::new(); sources.len()];
+    for round in 0..3 {
+        publish(&served.repo, "orders", [format!("{{\"late\":{round}}}")]);
+        for entry in std::fs::read_dir(served.repo.path.join("objects/pack")).unwrap() {
+            let path = entry.unwrap().path();
+            let target = bare.join("objects/pack").join(path.file_name().unwrap());
+            if !target.exists() {
+                std::fs::copy(&path, target).unwrap();
+            }
+        }
+        let head = rev_parse(&served.repo.path, "refs/heads/orders");
+        git(
+            &[
+                "--git-dir",
+                bare.to_str().unwrap(),
+                "update-ref",
+                "refs/heads/orders",
+                &head,
+            ],
+            None,
+        );
+        for (i, clone) in clones.iter().enumerate() {
+            let start = std::time::Instant::now();
+            git(
+                &[
+                    "--git-dir",
+                    clone.to_str().unwrap(),
+                    "fetch",
+                    "-q",
+                    &sources[i].1,
+                    "+refs/heads/*:refs/heads/*",
+                ],
+                None,
+            );
+            times[i].push(start.elapsed().as_secs_f64());
+            assert_eq!(rev_parse(clone, "refs/heads/orders"), head);
+        }
+    }
+    times
 }
