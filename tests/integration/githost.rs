@@ -204,8 +204,9 @@ fn git_fetch_is_incremental_over_v2_and_v0_even_when_negotiation_takes_rounds() 
             None,
         );
         for i in 0..70 {
-            git(
-                &[
+            // Dated in the future, so git offers them before anything the server knows.
+            let out = std::process::Command::new("git")
+                .args([
                     "-C",
                     work,
                     "commit",
@@ -213,9 +214,20 @@ fn git_fetch_is_incremental_over_v2_and_v0_even_when_negotiation_takes_rounds() 
                     "--allow-empty",
                     "-m",
                     &format!("local {i}"),
-                ],
-                None,
-            );
+                ])
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_AUTHOR_NAME", "git user")
+                .env("GIT_AUTHOR_EMAIL", "git@example.com")
+                .env("GIT_COMMITTER_NAME", "git user")
+                .env("GIT_COMMITTER_EMAIL", "git@example.com")
+                .env(
+                    "GIT_COMMITTER_DATE",
+                    format!("{} +0000", 4_000_000_000u64 + i),
+                )
+                .output()
+                .unwrap();
+            assert!(out.status.success());
         }
         let before = served.server.requests().len();
         publish(

@@ -63,7 +63,15 @@ pub(crate) fn serve(
     commands::refuse_duplicates(commands, &mut push.statuses);
 
     let objects_dir = host.repo.git_dir().join("objects");
-    let quarantine = if commands.iter().any(|c| c.new.is_some()) {
+    // A pack is read only if some command can still go ahead: a client that may push
+    // nothing cannot make the server store (up to the pack limit) anything.
+    let atomic_failed = head.atomic && push.statuses.iter().any(Option::is_some);
+    let needs_pack = !atomic_failed
+        && commands
+            .iter()
+            .zip(&push.statuses)
+            .any(|(c, s)| s.is_none() && c.new.is_some());
+    let quarantine = if needs_pack {
         receive(host, body, &objects_dir, &mut push)?
     } else {
         None
@@ -257,4 +265,50 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{
+        git::wire::pktline::encode_lines,
+        githost::{GitHost, Operation, Request},
+        Repository, TopicName,
+    };
+
+    #[test]
+    fn a_client_that_may_push_nothing_has_no_pack_read_or_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repository::init(dir.path().join("q.git")).unwrap();
+        let id = repo
+            .producer(&TopicName::new("t").unwrap())
+            .publish(b"m")
+            .unwrap();
+        let zero = "0".repeat(40);
+        let mut body = encode_lines(&[&format!("{zero} {id} refs/heads/u\0report-status"), "0000"]);
+        body.extend_from_slice(b"PACK\0\0\0\x02\0\0\0\x01 not a pack at all");
+        let read_only = |op: Operation, _: &str| op == Operation::Read;
+        let mut raw = &body[..];
+        let answer = GitHost::new(repo.clone())
+            .handle(
+                Request {
+                    method: "POST",
+                    path: "git-receive-pack",
+                    query: None,
+                    git_protocol: None,
+                    content_type: Some("application/x-git-receive-pack-request"),
+                    content_encoding: None,
+                    body: &mut raw,
+                },
+                &read_only,
+            )
+            .unwrap()
+            .into_bytes()
+            .unwrap();
+        let text = String::from_utf8_lossy(&answer);
+        assert!(
+            text.contains("unpack ok"),
+            "the pack was never read: {text}"
+        );
+        assert!(text.contains("ng refs/heads/u permission denied"), "{text}");
+    }
 }
