@@ -42,10 +42,11 @@ fn service_header(out: &mut Vec<u8>, service: &str) {
     out.extend_from_slice(FLUSH_PKT);
 }
 
-/// The ref lines of a v0 advertisement, the first carrying `capabilities`.
-fn ref_lines(out: &mut Vec<u8>, view: &RefView, capabilities: &str) {
+/// The ref lines of a v0 advertisement (`HEAD` first when `with_head`), the first carrying
+/// `capabilities`.
+fn ref_lines(out: &mut Vec<u8>, view: &RefView, with_head: bool, capabilities: &str) {
     let mut lines: Vec<(String, String)> = Vec::with_capacity(view.refs.len() + 1);
-    if let Some(id) = view.head_id() {
+    if let Some(id) = view.head_id().filter(|_| with_head) {
         lines.push((id.to_string(), "HEAD".into()));
     }
     for r in &view.refs {
@@ -85,7 +86,7 @@ pub(crate) fn upload_pack_v0(view: &RefView, shallow: &Shallow, agent: &str) -> 
         "{UPLOAD_PACK_V0_CAPABILITIES}{}",
         common_capabilities(view, agent)
     );
-    ref_lines(&mut out, view, &capabilities);
+    ref_lines(&mut out, view, true, &capabilities);
     for id in shallow.ids() {
         encode_text(&mut out, &format!("shallow {id}"));
     }
@@ -99,11 +100,7 @@ pub(crate) fn receive_pack(view: &RefView, agent: &str) -> Vec<u8> {
     service_header(&mut out, "git-receive-pack");
     let capabilities = format!("{RECEIVE_PACK_CAPABILITIES} object-format=sha1 agent={agent}");
     // receive-pack does not advertise HEAD (git's neither): only refs it may update.
-    let without_head = RefView {
-        head: Head::Hidden,
-        refs: view.refs.clone(),
-    };
-    ref_lines(&mut out, &without_head, &capabilities);
+    ref_lines(&mut out, view, false, &capabilities);
     out.extend_from_slice(FLUSH_PKT);
     out
 }

@@ -194,7 +194,7 @@ pub(crate) fn enumerate(
             mark_tree(odb, id, &mut seen, &mut body, Some(&mut out))?;
         }
     }
-    if let Some(view) = tags {
+    if let Some(view) = tags.filter(|v| v.refs.iter().any(|r| r.peeled.is_some())) {
         let sent: HashSet<ObjectId> = walk.sent.iter().map(|s| s.id).collect();
         for r in &view.refs {
             if r.peeled.is_some_and(|p| sent.contains(&p)) && seen.insert(r.id) {
