@@ -89,6 +89,7 @@ pub mod git;
 #[cfg(not(feature = "internals"))]
 #[allow(dead_code, unused_imports)]
 mod git;
+pub mod githost;
 mod queue;
 #[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]

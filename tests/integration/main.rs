@@ -7,6 +7,7 @@ mod consume_fast;
 mod crash;
 mod faults;
 mod fuzz_replay;
+mod githost;
 mod interop;
 mod messages;
 mod model;
