@@ -14,6 +14,8 @@ mod produce;
 mod prune;
 mod push;
 mod replay;
+#[cfg(feature = "serve")]
+mod serve;
 mod server;
 mod sync_cli;
 mod topology;

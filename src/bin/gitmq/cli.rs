@@ -114,6 +114,9 @@ pub enum Command {
     Dlq(crate::dlq::DlqCommand),
     /// Drop a topic's old history from the local repository (see `gitmq prune --help`).
     Prune(crate::prune::PruneArgs),
+    /// Serve the queue over HTTP (publish, long-poll consume, positions, SSE, metrics) until
+    /// SIGTERM or Ctrl-C; prints `listening on URL` once bound.
+    Serve(crate::serve::ServeArgs),
     /// Measure gitmq against git on the same messages, in the same run.
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -11,6 +11,7 @@ mod output;
 mod prune;
 mod publish;
 mod remote;
+mod serve;
 mod topology;
 
 use std::process::ExitCode;
