@@ -30,7 +30,7 @@ pub(crate) const DRAIN: Duration = Duration::from_secs(30);
 const STOP_CHECK: Duration = Duration::from_millis(50);
 /// How long a client may take to send a request head.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
-/// hyper's smallest read buffer.
+/// The smallest head limit accepted (a browser's cookies alone can be a few KiB).
 const MIN_HEADER_BYTES: usize = 8192;
 
 pub(crate) fn serve(
@@ -94,7 +94,7 @@ async fn accept_loop(
             builder
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .max_buf_size(limits.max_header_bytes.max(MIN_HEADER_BYTES));
+                .max_header_size(limits.max_header_bytes.max(MIN_HEADER_BYTES));
             match tls {
                 None => {
                     let conn = builder.serve_connection(TokioIo::new(stream), service);
