@@ -37,6 +37,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(BenchCommand::Push(args)) => crate::bench::push(&args),
         Command::Bench(BenchCommand::Latency(args)) => crate::bench::latency(&args),
         Command::Bench(BenchCommand::Consume(options)) => crate::bench::consume::run(&options),
+        Command::Bench(BenchCommand::Serve(options)) => crate::bench::serve::run(&options),
         Command::Serve(args) => crate::serve::run(open(repo.as_deref())?, &args),
         Command::Publish(args) => crate::publish::run(&open(repo.as_deref())?, &args),
         Command::Consume(args) => consume(&open(repo.as_deref())?, &args),

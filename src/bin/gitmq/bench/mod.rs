@@ -15,6 +15,8 @@ mod fetch;
 mod git;
 mod phases;
 mod push;
+mod redis;
+pub mod serve;
 mod workload;
 
 use std::{
