@@ -103,10 +103,9 @@ pub fn run(opts: &ServeBenchOptions) -> Result<()> {
     for (durability, name) in [(Durability::None, "none"), (Durability::Batch, "batch")] {
         let repo = Repository::init(scratch.path.join(format!("single-{name}")))?;
         let server = Server::start(repo, durability)?;
-        let payloads = &payloads[..opts.single_messages];
         rows.push(publish(
             &server,
-            payloads,
+            &payloads[..opts.single_messages],
             opts.clients,
             1,
             &format!("gitmq single publish, durability {name}"),
@@ -114,10 +113,9 @@ pub fn run(opts: &ServeBenchOptions) -> Result<()> {
         server.stop();
         let repo = Repository::init(scratch.path.join(format!("batch-{name}")))?;
         let server = Server::start(repo.clone(), durability)?;
-        let payloads = &payloads[..opts.messages];
         rows.push(publish(
             &server,
-            payloads,
+            &payloads[..opts.messages],
             opts.clients,
             opts.batch,
             &format!("gitmq batched publish, durability {name}"),
