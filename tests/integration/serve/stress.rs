@@ -7,6 +7,7 @@
 
 use std::{
     collections::HashMap,
+    sync::atomic::{AtomicUsize, Ordering},
     time::{Duration, Instant},
 };
 
@@ -25,15 +26,23 @@ fn stress_duration() -> Duration {
 /// What one publisher got acknowledged: (publisher, n) -> commit id.
 type Acked = HashMap<(usize, usize), String>;
 
-/// Publish from `t` until `until` (or until the server goes away): single messages, and
+/// Publish from `t` until `until` (at least once; or until the server goes away): single messages, and
 /// every fourth request a batch of three; retries with the same Gitmq-Id. Returns what was
 /// acknowledged, and the requests whose outcome is unknown (connection cut).
-fn publisher(serve: &Serve, t: usize, until: Instant, retry: bool) -> (Acked, Vec<Vec<usize>>) {
+fn publisher(
+    serve: &Serve,
+    t: usize,
+    until: Instant,
+    retry: bool,
+    progress: &AtomicUsize,
+) -> (Acked, Vec<Vec<usize>>) {
     let client = Serve::client();
     let mut acked = Acked::new();
     let mut unknown = Vec::new();
     let mut n = 0;
-    while Instant::now() < until {
+    // At least one request each, however late the thread starts on a loaded machine.
+    let mut first = true;
+    while std::mem::take(&mut first) || Instant::now() < until {
         let batch: Vec<usize> = if n % 4 == 3 {
             vec![n, n + 1, n + 2]
         } else {
@@ -60,6 +69,7 @@ fn publisher(serve: &Serve, t: usize, until: Instant, retry: bool) -> (Acked, Ve
                     assert_eq!(ids.len(), batch.len(), "{reply}");
                     for (k, id) in batch.iter().zip(ids) {
                         acked.insert((t, *k), id.as_str().unwrap().to_owned());
+                        progress.fetch_add(1, Ordering::SeqCst);
                     }
                     break;
                 }
@@ -107,7 +117,7 @@ fn a_hundred_concurrent_publishers_lose_and_duplicate_nothing() {
         let handles: Vec<_> = (0..PUBLISHERS)
             .map(|t| {
                 let serve = &serve;
-                s.spawn(move || publisher(serve, t, until, true).0)
+                s.spawn(move || publisher(serve, t, until, true, &AtomicUsize::new(0)).0)
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
@@ -150,15 +160,21 @@ fn a_hundred_concurrent_publishers_lose_and_duplicate_nothing() {
 #[test]
 fn sigterm_answers_or_refuses_every_publish_in_flight_and_loses_nothing_acknowledged() {
     let mut serve = Serve::start(&[]);
-    let until = Instant::now() + Duration::from_secs(30);
+    let until = Instant::now() + Duration::from_secs(60);
+    let progress = AtomicUsize::new(0);
     let results: Vec<(Acked, Vec<Vec<usize>>)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..16)
             .map(|t| {
                 let serve = &serve;
-                s.spawn(move || publisher(serve, t, until, false))
+                let progress = &progress;
+                s.spawn(move || publisher(serve, t, until, false, progress))
             })
             .collect();
-        std::thread::sleep(Duration::from_millis(700));
+        // Signal once publishing is under way (however slow the machine is).
+        let waited = Instant::now();
+        while progress.load(Ordering::SeqCst) < 32 && waited.elapsed() < Duration::from_secs(20) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let pid = serve.pid();
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &pid.to_string()])
