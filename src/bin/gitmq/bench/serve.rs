@@ -311,8 +311,29 @@ fn publish(
     }
     latencies.sort_unstable();
     let row = Row::new(label, payloads.len(), seconds, latencies);
-    eprintln!("    {} msg/s", fmt_rate(row.rate()));
+    let (batches, flush_seconds) = flush_stats(server)?;
+    eprintln!(
+        "    {} msg/s; {batches} batches of {:.0} messages on average, {:.2} ms per flush",
+        fmt_rate(row.rate()),
+        payloads.len() as f64 / batches.max(1.0),
+        flush_seconds * 1000.0 / batches.max(1.0)
+    );
     Ok(row)
+}
+
+/// The server's flush count and total flush time, from `/metrics`.
+fn flush_stats(server: &Server) -> Result<(f64, f64)> {
+    let (_, reply) = Http::connect(server.addr)?.request("GET", "/metrics", None, b"")?;
+    let text = String::from_utf8_lossy(&reply.body);
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((
+        value("gitmq_flush_seconds_count "),
+        value("gitmq_flush_seconds_sum "),
+    ))
 }
 
 /// `clients` clients each read the whole topic (`expected` messages) page by page.
