@@ -81,8 +81,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// The git engine: public with the `internals` feature (fuzz targets, benches, tests), private
+// otherwise; the queue below is built on it and is the library's API. Without `internals`,
+// engine items used only by those callers are not dead code, just not exported.
+#[cfg(feature = "internals")]
 pub mod git;
-pub mod queue;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code, unused_imports)]
+mod git;
+mod queue;
 #[cfg(feature = "serve")]
 pub mod serve;
 

@@ -11,11 +11,10 @@ use std::{
 
 use gix_hash::ObjectId;
 
-use crate::{
-    git::fs::{real, SharedFs},
-    git::odb::Odb,
-    git::refs::RefStore,
-    queue::names::{ConsumerName, TopicName, POSITION_PREFIX, TOPIC_PREFIX},
+use crate::git::{
+    fs::{real, SharedFs},
+    odb::Odb,
+    refs::RefStore,
 };
 
 /// Returned by [`Repository::init()`], [`Repository::open()`] and [`Repository::discover()`].
@@ -207,48 +206,6 @@ impl Repository {
     /// The refs.
     pub fn refs(&self) -> &RefStore {
         &self.refs
-    }
-
-    /// The newest message of `topic`, or `None` if it has none.
-    pub fn head(&self, topic: &TopicName) -> Result<Option<ObjectId>, crate::Error> {
-        Ok(self.refs.find(&topic.ref_name())?)
-    }
-
-    /// Every topic with its head, sorted by name.
-    pub fn topics(&self) -> Result<Vec<(TopicName, ObjectId)>, crate::Error> {
-        Ok(self
-            .refs
-            .list(TOPIC_PREFIX)?
-            .into_iter()
-            .filter_map(|(name, id)| Some((TopicName::from_ref(&name)?, id)))
-            .collect())
-    }
-
-    /// Every consumer position: consumer, topic and the last message it committed.
-    pub fn positions(&self) -> Result<Vec<(ConsumerName, TopicName, ObjectId)>, crate::Error> {
-        Ok(self
-            .refs
-            .list(POSITION_PREFIX)?
-            .into_iter()
-            .filter_map(|(name, id)| {
-                let (consumer, topic) = ConsumerName::parse_position_ref(&name)?;
-                Some((consumer, topic, id))
-            })
-            .collect())
-    }
-
-    /// A producer appending to `topic` with the default identity and durability.
-    pub fn producer(&self, topic: &TopicName) -> crate::Producer {
-        crate::Producer::new(self.clone(), topic.clone())
-    }
-
-    /// The consumer `name` reading `topic` from its committed position.
-    pub fn consumer(
-        &self,
-        name: &ConsumerName,
-        topic: &TopicName,
-    ) -> Result<crate::Consumer, crate::Error> {
-        crate::Consumer::open(self.clone(), name.clone(), topic.clone())
     }
 }
 

@@ -101,29 +101,68 @@ impl From<crate::Error> for ApiError {
     fn from(err: crate::Error) -> Self {
         use crate::{
             git::{message, refs},
-            queue::consume::position,
+            queue::{consume, consume::position, produce},
         };
         let text = chain(&err);
-        match &err {
-            crate::Error::Name(_) => Self::bad_request("bad_name", text),
-            crate::Error::Message(message::Error::NulInPayload { .. }) => {
-                Self::bad_request("nul_in_payload", text)
+        let position = |e: &position::Error| match e {
+            position::Error::NotOnTopic { .. } => Some("not_on_topic"),
+            position::Error::Refs(_) | position::Error::Walk(_) => None,
+            _ => Some("bad_position"),
+        };
+        let refs = |e: &refs::Error| match e {
+            refs::Error::Changed { .. } => Some((StatusCode::CONFLICT, "conflict")),
+            refs::Error::Locked { .. } => Some((StatusCode::SERVICE_UNAVAILABLE, "unavailable")),
+            _ => None,
+        };
+        let payload = |e: &message::Error| match e {
+            message::Error::NulInPayload { .. } => Some("nul_in_payload"),
+            message::Error::Header(_) => Some("bad_header"),
+            _ => None,
+        };
+        let bad = match &err {
+            crate::Error::Name(_) => Some("bad_name"),
+            crate::Error::Message(e) | crate::Error::Produce(produce::Error::Payload(e)) => {
+                payload(e)
             }
-            crate::Error::Message(message::Error::Header(_)) => {
-                Self::bad_request("bad_header", text)
+            crate::Error::Position(e) | crate::Error::Consume(consume::Error::Position(e)) => {
+                position(e)
             }
-            crate::Error::Position(position::Error::NotOnTopic { .. }) => {
-                Self::bad_request("not_on_topic", text)
-            }
-            crate::Error::Position(_) => Self::bad_request("bad_position", text),
-            crate::Error::Refs(refs::Error::Changed { .. }) => {
-                Self::new(StatusCode::CONFLICT, "conflict", text)
-            }
-            crate::Error::Refs(refs::Error::Locked { .. }) => Self::unavailable(text),
-            _ => Self::internal(text),
+            _ => None,
+        };
+        if let Some(code) = bad {
+            return Self::bad_request(code, text);
+        }
+        let refs_error = match &err {
+            crate::Error::Refs(e)
+            | crate::Error::Consume(consume::Error::Refs(e))
+            | crate::Error::Produce(produce::Error::Refs(e))
+            | crate::Error::Position(position::Error::Refs(e)) => refs(e),
+            _ => None,
+        };
+        match refs_error {
+            Some((status, code)) => Self::new(status, code, text),
+            None => Self::internal(text),
         }
     }
 }
+
+/// Module errors of the queue, through [`crate::Error`].
+macro_rules! via_crate_error {
+    ($($error:ty),*) => {$(
+        impl From<$error> for ApiError {
+            fn from(err: $error) -> Self {
+                crate::Error::from(err).into()
+            }
+        }
+    )*};
+}
+
+via_crate_error!(
+    crate::queue::consume::Error,
+    crate::queue::consume::position::Error,
+    crate::queue::produce::Error,
+    crate::git::refs::Error
+);
 
 /// An error and its sources on one line.
 pub(crate) fn chain(err: &(dyn std::error::Error + 'static)) -> String {

@@ -21,7 +21,7 @@ use crate::git::{
     refs::FullName,
 };
 
-/// Returned by [`add_remote()`].
+/// Returned by `add_remote()` (`Repository::add_remote()`).
 #[derive(Debug, thiserror::Error)]
 pub enum AddError {
     /// The name would not make valid ref names (`refs/remotes/<name>/...`), or holds a `/`.

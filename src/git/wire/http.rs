@@ -4,13 +4,13 @@
 //! Invariants: credentials come only from the [`super::RemoteUrl`]'s userinfo and go only into a
 //! basic `Authorization` header (reqwest drops it on a redirect to another host); reqwest
 //! never sees a URL with userinfo, and its errors are stripped of their URL, so no error
-//! gitmq shows can carry a password; a non-2xx status is [`Error::Status`]; every request
+//! gitmq shows can carry a password; a non-2xx status is [`HttpError::Status`](super::HttpError::Status); every request
 //! has a connect timeout and an inactivity timeout (applied to the response headers and to
 //! each read of the body, not to the whole transfer, so large fetches are not cut off).
 
 use std::{io::Read, time::Duration};
 
-use super::{Body, Error, HttpClient, Method, Request, Response, AGENT};
+use super::{Body, HttpClient, HttpError as Error, Method, Request, Response, AGENT};
 
 /// The default time allowed to open a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,7 +54,7 @@ impl ReqwestClient {
     pub fn new(options: Options) -> Result<Self, Error> {
         // Fails only if a provider is already installed, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let builder_error = |err: reqwest::Error| Error::Http {
+        let builder_error = |err: reqwest::Error| Error::Other {
             url: String::new(),
             source: Box::new(err.without_url()),
         };
@@ -121,7 +121,7 @@ impl HttpClient for ReqwestClient {
                     source: Box::new(err),
                 }
             } else {
-                Error::Http {
+                Error::Other {
                     url: url.clone(),
                     source: Box::new(err),
                 }

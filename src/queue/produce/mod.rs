@@ -20,11 +20,21 @@ mod idempotence;
 mod shared;
 mod stable;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use gix_hash::ObjectId;
 
 pub use idempotence::{Idempotence, MessageIds};
+// The engine's types a producer's configuration and reports name.
+pub use crate::git::odb::pack::{
+    consolidate::{
+        Error as ConsolidateError, Policy as ConsolidatePolicy, Report as ConsolidateReport,
+    },
+    write::Compression,
+};
 pub use shared::SharedProducer;
 
 use self::{
@@ -33,39 +43,59 @@ use self::{
     idempotence::{IdGenerator, Window},
 };
 use crate::{
-    git::message::{self, CommitEncoder, Envelope, Identity},
-    git::odb::pack::{
-        consolidate,
-        write::{self, Compression},
-    },
+    git::message::{self, restack, CommitEncoder, Envelope, Identity},
+    git::odb::pack::{consolidate, write},
     Durability, Repository, TopicName,
 };
 
 /// How long a producer waits for another writer's ref lock before giving up, by default.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Returned by [`Producer::append()`], [`Producer::flush()`] and friends.
+/// Returned by every [`Producer`] and [`SharedProducer`] operation.
+///
+/// A failure to write, sync or move the ref poisons the producer (fjall's and redb's rule: no
+/// retry past a failed write or fsync, no acknowledgment after one): that call and every
+/// later one return [`Error::Poisoned`] with the first failure as its source.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// An earlier write failed; the producer refuses to go on. Open a new one.
-    #[error("producer for topic {topic} is poisoned by an earlier failure ({cause}); reopen it")]
+    /// The payload was refused (it holds a NUL byte); nothing was appended.
+    #[error(transparent)]
+    Payload(#[from] message::Error),
+    /// A batch could not be written or put on the topic: the producer is poisoned and refuses
+    /// further work. Messages not acknowledged before are not on the topic; open a new
+    /// producer.
+    #[error("appending to topic {topic} failed and the producer is poisoned (reopen it): {cause}")]
     Poisoned {
         /// The topic.
-        topic: String,
-        /// What failed first.
-        cause: String,
+        topic: TopicName,
+        /// The first failure.
+        #[source]
+        cause: Arc<Error>,
     },
-    /// Writing the batch's pack failed (the producer is now poisoned).
+    /// Writing the batch's pack failed.
     #[error(transparent)]
     Pack(#[from] write::Error),
-    /// Rebuilding a batch on a new head failed (the producer is now poisoned).
-    #[error("rebuilding the batch on the new head of {topic} failed: {reason}")]
+    /// Rebuilding a batch on the head another writer moved the topic to failed.
+    #[error("rebuilding the batch on the new head of {topic} failed")]
     Rebuild {
         /// The topic.
-        topic: String,
+        topic: TopicName,
         /// Why.
-        reason: String,
+        source: restack::Error,
     },
+    /// Reading or moving the topic's ref failed.
+    #[error(transparent)]
+    Refs(#[from] crate::git::refs::Error),
+    /// Reading the topic's last messages (to learn their stable ids) failed.
+    #[error(transparent)]
+    Walk(#[from] crate::git::walk::Error),
+}
+
+impl From<crate::git::odb::Error> for Error {
+    fn from(err: crate::git::odb::Error) -> Self {
+        Error::Walk(err.into())
+    }
 }
 
 /// How a producer batches and acknowledges.
@@ -247,7 +277,8 @@ pub struct Producer {
     config: ProducerConfig,
     encoder: CommitEncoder,
     batch: Batch,
-    poisoned: Option<String>,
+    /// The first failure, once one poisoned the producer.
+    poisoned: Option<Arc<Error>>,
     /// Whether the batch's base was read from the topic (done at the first append).
     base_read: bool,
     pipeline: Option<Pipeline>,
@@ -260,7 +291,7 @@ pub struct Producer {
     /// Batches acknowledged since consolidation was last considered.
     batches_since_consolidation: usize,
     consolidation: Option<std::thread::JoinHandle<Result<consolidate::Report, consolidate::Error>>>,
-    last_consolidation: Option<Result<consolidate::Report, String>>,
+    last_consolidation: Option<Result<consolidate::Report, Arc<consolidate::Error>>>,
     /// Sequence number of the next message appended, and of the next one acknowledged.
     next_seq: u64,
     acked_seq: u64,
@@ -322,13 +353,13 @@ impl Producer {
 impl Producer {
     /// Add a message to the current batch and return its id; flushes when the batch is due
     /// and reports what was acknowledged meanwhile (see [`Appended::flushed`]).
-    pub fn append(&mut self, payload: &[u8]) -> Result<Appended, crate::Error> {
+    pub fn append(&mut self, payload: &[u8]) -> Result<Appended, Error> {
         let id = self.append_unflushed(payload, None)?;
         self.appended(id)
     }
 
     /// Flush as the configuration asks after appending the message `id`.
-    fn appended(&mut self, id: ObjectId) -> Result<Appended, crate::Error> {
+    fn appended(&mut self, id: ObjectId) -> Result<Appended, Error> {
         if self.config.durability == Durability::Each {
             return Ok(Appended {
                 id,
@@ -352,7 +383,7 @@ impl Producer {
         &mut self,
         payload: &[u8],
         envelope: Option<&Envelope>,
-    ) -> Result<ObjectId, crate::Error> {
+    ) -> Result<ObjectId, Error> {
         self.check_poisoned()?;
         message::check_payload(payload)?;
         if !self.base_read {
@@ -391,7 +422,7 @@ impl Producer {
 
     /// Flush the current batch if it is full or has lingered long enough; reports what was
     /// acknowledged meanwhile.
-    pub fn flush_if_due(&mut self) -> Result<Option<Flushed>, crate::Error> {
+    pub fn flush_if_due(&mut self) -> Result<Option<Flushed>, Error> {
         if self.batch.len() > 0 && self.is_due() {
             self.submit()?;
         }
@@ -401,7 +432,7 @@ impl Producer {
 
     /// Flush the current batch and wait for every batch in flight; everything acknowledged
     /// since the last report.
-    pub fn flush(&mut self) -> Result<Flushed, crate::Error> {
+    pub fn flush(&mut self) -> Result<Flushed, Error> {
         self.check_poisoned()?;
         if self.batch.len() > 0 {
             self.submit()?;
@@ -411,7 +442,7 @@ impl Producer {
     }
 
     /// Append one message and flush: its final id, acknowledged.
-    pub fn publish(&mut self, payload: &[u8]) -> Result<ObjectId, crate::Error> {
+    pub fn publish(&mut self, payload: &[u8]) -> Result<ObjectId, Error> {
         let appended = self.append(payload)?;
         let mut last = appended.flushed.and_then(|f| f.ids.last().copied());
         if let Some(id) = self.flush()?.ids.last() {
@@ -422,7 +453,7 @@ impl Producer {
 
     /// Append messages in order and flush; the final ids of everything acknowledged, these
     /// messages last. Batches are cut at the configured limits.
-    pub fn publish_batch<I, P>(&mut self, payloads: I) -> Result<Vec<ObjectId>, crate::Error>
+    pub fn publish_batch<I, P>(&mut self, payloads: I) -> Result<Vec<ObjectId>, Error>
     where
         I: IntoIterator<Item = P>,
         P: AsRef<[u8]>,
@@ -457,7 +488,7 @@ impl Producer {
     }
 
     /// Seal the current batch and flush it (on the background thread, or here).
-    fn submit(&mut self) -> Result<(), crate::Error> {
+    fn submit(&mut self) -> Result<(), Error> {
         let sealed = self.batch.seal(self.spares.pop());
         if !self.config.background_flush || self.config.durability == Durability::Each {
             let compression = self.config.compression;
@@ -480,7 +511,7 @@ impl Producer {
     }
 
     /// Take finished flushes from the background thread (all of them when `wait`).
-    fn collect(&mut self, wait: bool) -> Result<(), crate::Error> {
+    fn collect(&mut self, wait: bool) -> Result<(), Error> {
         let Some(pipeline) = self.pipeline.as_mut() else {
             return Ok(());
         };
@@ -515,7 +546,7 @@ impl Producer {
         }
     }
 
-    fn record(&mut self, result: Result<Flushed, crate::Error>) -> Result<(), crate::Error> {
+    fn record(&mut self, result: Result<Flushed, Error>) -> Result<(), Error> {
         match result {
             Ok(flushed) => {
                 if let Some(window) = self.window.as_mut() {
@@ -528,10 +559,7 @@ impl Producer {
                 self.maybe_consolidate();
                 Ok(())
             }
-            Err(err) => {
-                self.poisoned.get_or_insert_with(|| err.to_string());
-                Err(err)
-            }
+            Err(err) => Err(self.poison(err)),
         }
     }
 
@@ -566,8 +594,8 @@ impl Producer {
     fn finish_consolidation(&mut self) {
         if let Some(thread) = self.consolidation.take() {
             self.last_consolidation = Some(match thread.join() {
-                Ok(result) => result.map_err(|e| e.to_string()),
-                Err(_) => Err("the consolidation thread panicked".into()),
+                Ok(result) => result.map_err(Arc::new),
+                Err(_) => Err(Arc::new(consolidate::Error::Panicked)),
             });
         }
     }
@@ -582,10 +610,22 @@ impl Producer {
     fn check_poisoned(&self) -> Result<(), Error> {
         match &self.poisoned {
             Some(cause) => Err(Error::Poisoned {
-                topic: self.topic.to_string(),
+                topic: self.topic.clone(),
                 cause: cause.clone(),
             }),
             None => Ok(()),
+        }
+    }
+
+    /// Poison the producer with `err` (unless an earlier failure did): the error to return.
+    fn poison(&mut self, err: Error) -> Error {
+        let cause = match err {
+            Error::Poisoned { cause, .. } => cause,
+            err => Arc::new(err),
+        };
+        Error::Poisoned {
+            topic: self.topic.clone(),
+            cause: self.poisoned.get_or_insert(cause).clone(),
         }
     }
 }
@@ -620,7 +660,9 @@ impl Producer {
     /// The outcome of the last background consolidation that finished, if any. Consolidation
     /// is best effort: a failure loses nothing (old packs are removed only after the new one
     /// is complete) and appending goes on.
-    pub fn last_consolidation(&self) -> Option<&Result<consolidate::Report, String>> {
+    pub fn last_consolidation(
+        &self,
+    ) -> Option<&Result<consolidate::Report, Arc<consolidate::Error>>> {
         self.last_consolidation.as_ref()
     }
 }

@@ -10,11 +10,11 @@
 //! oldest kept message (and the newest dropped one if a position names it) to
 //! `<git dir>/shallow` -> write one pack of everything reachable from every ref, stopping at
 //! shallow commits, and remove the old packs and loose objects under a grace rule
-//! ([`repack`]) -> drop shallow entries whose commit is gone.
+//! (`repack`) -> drop shallow entries whose commit is gone.
 //!
 //! How the result reads: git's shallow mechanism, as in a shallow clone. The oldest kept
 //! message is listed in `shallow`, so `git log` shows exactly the kept messages and `git fsck
-//! --strict` accepts its absent parent; gitmq's walks stop there ([`crate::git::walk`]). A position
+//! --strict` accepts its absent parent; gitmq's walks stop there (`git::walk`). A position
 //! at the newest dropped message ("consumed everything that was pruned") stays valid: that
 //! commit is kept on its own, listed as shallow too, and a consumer reads from the oldest kept
 //! message on.
@@ -28,7 +28,7 @@
 //!
 //! Invariants: nothing is removed before the new pack holding every reachable object is
 //! complete and renamed; files younger than [`Options::grace`] are removed only when the new
-//! pack holds all their objects (see [`repack`]); the prune is local (no remote is touched),
+//! pack holds all their objects (see `repack`); the prune is local (no remote is touched),
 //! and producers' hot path is untouched: they append on the head, far above the cut.
 //!
 //! Roots: every ref under `refs/` (loose or in `packed-refs`) and `HEAD`. Reflogs are not
@@ -43,8 +43,8 @@
 //! boundaries are global, as in git: another topic whose history runs through the cut is cut
 //! there too.
 
-pub mod cut;
-pub mod repack;
+pub(crate) mod cut;
+pub(crate) mod repack;
 pub mod retention;
 
 use std::{
@@ -214,7 +214,7 @@ pub struct Options {
     /// messages) instead of refusing.
     pub force: bool,
     /// Old files modified less than this long before the prune started are removed only if
-    /// the new pack holds all their objects (see [`repack`]). Default [`DEFAULT_GRACE`].
+    /// the new pack holds all their objects (see `repack`). Default [`DEFAULT_GRACE`].
     pub grace: Duration,
     /// Sync the new pack, its directory and the shallow file before removing anything.
     pub sync: bool,

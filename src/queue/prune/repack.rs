@@ -64,6 +64,12 @@ enum OldFile {
         pack: PathBuf,
         modified: SystemTime,
     },
+    /// A pack without its index: a writer killed between renaming the pack and its index
+    /// left it (git reads no pack without an index, and `git fsck` does not report it).
+    Orphan {
+        pack: PathBuf,
+        modified: SystemTime,
+    },
     Loose {
         path: PathBuf,
         id: ObjectId,
@@ -133,6 +139,7 @@ pub(super) fn repack(
                 let all_kept = || index.iter().all(|(id, _)| kept.contains(id));
                 !needed && (*modified < cutoff || all_kept())
             }
+            OldFile::Orphan { modified, .. } => *modified < cutoff,
             OldFile::Loose { id, modified, .. } => {
                 !extra.contains(id) && (*modified < cutoff || kept.contains(id))
             }
@@ -146,7 +153,7 @@ pub(super) fn repack(
 
     for file in doomed {
         match file {
-            OldFile::Pack { pack, .. } => {
+            OldFile::Pack { pack, .. } | OldFile::Orphan { pack, .. } => {
                 // Index first: readers look for the index, so none opens a half-removed pack.
                 remove(&**repo.fs(), &pack.with_extension("idx"))?;
                 remove(&**repo.fs(), &pack)?;
@@ -225,17 +232,11 @@ fn reachable(
         let corrupt = |reason| Error::Corrupt { id, reason };
         match kind {
             gix_object::Kind::Commit => {
-                let parents_pruned = shallow.contains(&id);
-                for token in gix_object::CommitRefIter::from_bytes(&body, OBJECT_HASH) {
-                    match token.map_err(|_| corrupt("the commit does not parse"))? {
-                        gix_object::commit::ref_iter::Token::Tree { id } => children.push(id),
-                        gix_object::commit::ref_iter::Token::Parent { id } => {
-                            if !parents_pruned {
-                                children.push(id);
-                            }
-                        }
-                        _ => break,
-                    }
+                let (tree, parents) = crate::git::message::parent::links(&body)
+                    .map_err(|_| corrupt("the commit does not parse"))?;
+                children.push(tree);
+                if !shallow.contains(&id) {
+                    children.extend(parents);
                 }
             }
             gix_object::Kind::Tree => {
@@ -274,16 +275,22 @@ fn list_old_files(objects_dir: &Path) -> Result<Vec<OldFile>, Error> {
                 .and_then(|n| n.strip_suffix(".pack"))
                 .is_some_and(|stem| stem.len() == 40 && stem.bytes().all(|b| b.is_ascii_hexdigit()))
         });
-        if !is_pack || !path.with_extension("idx").is_file() || path.with_extension("keep").exists()
-        {
+        if !is_pack || path.with_extension("keep").exists() {
             continue;
         }
         let Some(modified) = modified(&path)? else {
             continue;
         };
-        out.push(OldFile::Pack {
-            pack: path,
-            modified,
+        out.push(if path.with_extension("idx").is_file() {
+            OldFile::Pack {
+                pack: path,
+                modified,
+            }
+        } else {
+            OldFile::Orphan {
+                pack: path,
+                modified,
+            }
         });
     }
     for fan in 0..=255u8 {

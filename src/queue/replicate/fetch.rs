@@ -26,9 +26,10 @@ use std::time::Duration;
 
 use gix_hash::ObjectId;
 
+use super::Error;
 use crate::git::{
     config::remote as config,
-    wire::{v2::RemoteRef, Error, HttpClient, Remote, RemoteUrl},
+    wire::{v2::RemoteRef, HttpClient, Remote, RemoteUrl},
 };
 use crate::{
     git::odb::pack::index_pack::{IndexedPack, Limits},
@@ -477,16 +478,13 @@ fn fast_forward(
         new,
         kind: UpdateKind::Diverged,
     };
-    match old {
-        Some(old) if old == new => return Ok(None),
-        Some(old) => match crate::git::walk::ids_after(odb, new, Some(old), buf) {
-            Ok(_) => {}
-            Err(crate::git::walk::Error::NotOnTopic { .. }) => {
-                return Ok(Some(diverged(Some(old))))
-            }
-            Err(err) => return Err(err.into()),
-        },
-        None => {}
+    if let Some(old) = old {
+        if old == new {
+            return Ok(None);
+        }
+        if !crate::git::walk::is_on_chain(odb, new, old, None, buf)? {
+            return Ok(Some(diverged(Some(old))));
+        }
     }
     let lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
     match lock.commit(Expected::from_current(old), &new, sync) {

@@ -40,13 +40,16 @@ use std::{
 
 use gix_hash::ObjectId;
 
-use super::fetch::{self, FetchOptions};
+use super::{
+    fetch::{self, FetchOptions},
+    Error,
+};
 use crate::git::wire::{
-    receive_pack::{self, Command, RefStatus, RequestOptions},
+    receive_pack::{self, Command, RefStatus, Rejection, RejectionKind, RequestOptions},
     remote::{check_type, read_limited, MAX_REFS_RESPONSE},
     retry::Backoff,
     v0::Advertisement,
-    Body, Error, HttpClient, Method, Progress, RemoteUrl, Request, AGENT,
+    Body, HttpClient, Method, Progress, RemoteUrl, Request, AGENT,
 };
 use crate::{
     git::message::restack::{self, Copied},
@@ -300,8 +303,8 @@ impl<C: HttpClient> Pusher<C> {
         report.requests += 1;
         let (verdict, atomic) = self.send(&advertisement, &plan.commands, &spooled, options)?;
         if let Some(boundary) = boundary {
-            let missing = |reason: &str| reason.contains("missing");
-            let lacks = verdict.unpack_error.as_deref().is_some_and(missing)
+            let missing = |r: &Rejection| r.kind == RejectionKind::MissingObjects;
+            let lacks = verdict.unpack_error.as_ref().is_some_and(missing)
                 || verdict
                     .refs
                     .iter()
@@ -310,8 +313,10 @@ impl<C: HttpClient> Pusher<C> {
                 return Err(Error::PrunedHere { boundary });
             }
         }
-        if let Some(reason) = verdict.unpack_error {
-            return Err(Error::Unpack { reason });
+        if let Some(rejection) = verdict.unpack_error {
+            return Err(Error::Unpack {
+                reason: rejection.reason,
+            });
         }
         let mut advertisement = advertisement;
         let mut all_ok = true;
@@ -331,15 +336,15 @@ impl<C: HttpClient> Pusher<C> {
                     remember(&mut advertisement, &command.name, new);
                     moved += 1;
                 }
-                Some(RefStatus::Rejected(reason)) => {
+                Some(RefStatus::Rejected(rejection)) => {
                     all_ok = false;
-                    // In an atomic push the other refs fail with "atomic push failure": only
-                    // the cause counts. The same command refused twice is not a race.
-                    let collateral = atomic && reason.contains("atomic push failure");
+                    // In an atomic push the other refs fail as collateral: only the cause
+                    // counts. The same command refused twice is not a race.
+                    let collateral = atomic && rejection.kind == RejectionKind::AtomicCollateral;
                     if !collateral && !rejected_before.insert((command.name.clone(), command.old)) {
                         return Err(Error::Rejected {
                             name: command.name.clone(),
-                            reason: reason.clone(),
+                            reason: rejection.reason.clone(),
                         });
                     }
                 }
@@ -601,36 +606,13 @@ fn relation(
     if !odb.contains(&theirs) {
         return Ok(Relation::Diverged);
     }
-    if reaches(odb, buf, local, theirs, hint)? {
+    if walk::is_on_chain(odb, local, theirs, hint, buf)? {
         return Ok(Relation::Ahead);
     }
-    if reaches(odb, buf, theirs, local, hint)? {
+    if walk::is_on_chain(odb, theirs, local, hint, buf)? {
         return Ok(Relation::Behind);
     }
     Ok(Relation::Diverged)
-}
-
-/// Whether `target` is on the first-parent chain from `from`; the walk gives up at `hint`
-/// (unless it is the target) and at the root.
-fn reaches(
-    odb: &mut Odb,
-    buf: &mut Vec<u8>,
-    from: ObjectId,
-    target: ObjectId,
-    hint: Option<ObjectId>,
-) -> Result<bool, Error> {
-    let mut near = None;
-    let mut next = Some(from);
-    while let Some(id) = next {
-        if id == target {
-            return Ok(true);
-        }
-        if Some(id) == hint && id != from {
-            return Ok(false);
-        }
-        next = walk::step(odb, &id, &mut near, buf)?.1;
-    }
-    Ok(false)
 }
 
 /// Copy the messages of `topic` after its fork from `theirs` onto `theirs`; move the topic
@@ -649,26 +631,22 @@ fn rebuild(
 ) -> Result<Option<Rebuilt>, Error> {
     // The local chain back to what the remote held when last seen (or to the root).
     let mut chain = Vec::new();
-    let mut near = None;
-    let mut next = Some(local);
-    while let Some(id) = next {
+    for step in walk::FirstParents::new(odb, Some(local), buf) {
+        let (id, _) = step?;
         chain.push(id);
         if Some(id) == hint {
             break;
         }
-        next = walk::step(odb, &id, &mut near, buf)?.1;
     }
     let on_chain: HashSet<ObjectId> = chain.iter().copied().collect();
     // The newest commit of the remote's chain that is also on ours: the fork.
     let mut fork = None;
-    let mut near = None;
-    let mut next = Some(theirs);
-    while let Some(id) = next {
+    for step in walk::FirstParents::new(odb, Some(theirs), buf) {
+        let (id, _) = step?;
         if on_chain.contains(&id) {
             fork = Some(id);
             break;
         }
-        next = walk::step(odb, &id, &mut near, buf)?.1;
     }
     let mut unpushed: Vec<ObjectId> = chain
         .iter()
@@ -750,22 +728,10 @@ fn spool_pack(
             boundary = Some(id);
             continue;
         }
-        parents(&body, &mut stack);
+        // First parent last on the stack: the depth-first walk follows first parents first.
+        let (_, parents) = crate::git::message::parent::links(&body)
+            .map_err(|source| crate::git::walk::Error::Parent { id, source })?;
+        stack.extend(parents.into_iter().rev());
     }
     Ok((spool.spool_finish().map_err(spool_err)?, boundary))
-}
-
-/// Push every `parent <hex>` id of a commit body onto `out`, the first parent last (so a
-/// depth-first walk follows first parents first).
-fn parents(body: &[u8], out: &mut Vec<ObjectId>) {
-    let start = out.len();
-    for line in body.split(|&b| b == b'\n').skip(1) {
-        let Some(hex) = line.strip_prefix(b"parent ") else {
-            break;
-        };
-        if let Ok(id) = ObjectId::from_hex(hex) {
-            out.push(id);
-        }
-    }
-    out.get_mut(start..).unwrap_or_default().reverse();
 }

@@ -146,21 +146,21 @@ fn is_committed(
 ) -> Result<bool, crate::Error> {
     let mut odb = repo.odb();
     let mut buf = Vec::new();
-    let mut near = None;
-    let mut next = dst_head;
-    while let Some(id) = next {
+    let mut met_base = false;
+    for step in walk::FirstParents::new(&mut odb, dst_head, &mut buf) {
+        let (id, _) = step?;
         if id == parsed.tip {
             return Ok(true);
         }
         if Some(id) == parsed.base {
+            met_base = true;
             break;
         }
-        next = walk::step(&mut odb, &id, &mut near, &mut buf)?.1;
     }
     if holds_run(&mut odb, dst_head, parsed, &mut buf)? {
         return Ok(true);
     }
-    if next.is_some() || parsed.base.is_none() {
+    if met_base || parsed.base.is_none() {
         // Met the base (or the destination never existed before that join): not committed.
         return Ok(false);
     }
@@ -210,21 +210,7 @@ fn holds_run(
 /// The content id (SHA-1 of the body without its first `parent` line) and the first parent
 /// of the commit `id` with body `body`.
 fn content_of(id: ObjectId, body: &[u8]) -> Result<(ObjectId, Option<ObjectId>), crate::Error> {
-    let parent = crate::git::message::parent::first_parent(body)
-        .map_err(|source| walk::Error::Parent { id, source })?;
-    let tree = crate::git::message::parent::TREE_LINE_LEN;
-    let without = match parent {
-        Some(_) => {
-            let mut out = body.get(..tree).unwrap_or_default().to_vec();
-            out.extend_from_slice(
-                body.get(tree + crate::git::message::parent::PARENT_LINE_LEN..)
-                    .unwrap_or_default(),
-            );
-            out
-        }
-        None => body.to_vec(),
-    };
-    Ok((object_id(gix_object::Kind::Commit, &without), parent))
+    Ok(crate::git::message::restack::content_id(&id, body)?)
 }
 
 /// The digest of content ids, oldest first.

@@ -41,6 +41,19 @@ pub use crate::cli::AppendArgs as AppendOptions;
 pub use fetch::fetch;
 pub use push::{latency, push};
 
+/// Run one `gitmq bench` subcommand.
+pub fn run(command: crate::cli::BenchCommand) -> Result<()> {
+    use crate::cli::BenchCommand;
+    match command {
+        BenchCommand::Append(args) => append(&args),
+        BenchCommand::Fetch(args) => fetch(&args),
+        BenchCommand::Push(args) => push(&args),
+        BenchCommand::Latency(args) => latency(&args),
+        BenchCommand::Consume(options) => consume::run(&options),
+        BenchCommand::Serve(options) => serve::run(&options),
+    }
+}
+
 /// A scratch directory removed on drop (unless kept).
 struct Scratch {
     path: PathBuf,

@@ -38,7 +38,7 @@ use crate::git::fs::{LockError, LockFile, SharedFs};
 /// The lock file, in the git directory, held while packs are merged (or pruned).
 pub(crate) const LOCK_FILE: &str = "gitmq-consolidate.lock";
 
-/// Returned by [`consolidate()`].
+/// Returned by `consolidate()` (`Repository::consolidate()`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file system refused.
@@ -70,6 +70,10 @@ pub enum Error {
     /// Writing the merged pack failed.
     #[error(transparent)]
     Write(#[from] super::write::Error),
+    /// The thread running a background consolidation panicked (nothing was removed: old
+    /// packs go only after the new one is complete).
+    #[error("the consolidation thread panicked")]
+    Panicked,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
@@ -99,7 +103,7 @@ impl Default for Policy {
     }
 }
 
-/// What [`consolidate()`] did.
+/// What `consolidate()` (`Repository::consolidate()`) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     /// How many packs were merged (0: nothing to do, or another process was at it).
