@@ -54,6 +54,5 @@ pub fn run(repo: Repository, args: &ServeArgs) -> Result<()> {
         let _ = writeln!(out, "listening on {scheme}://{addr}");
         let _ = out.flush();
     })?;
-    eprintln!("gitmq serve: stopped; every acknowledged message is flushed");
     Ok(())
 }
