@@ -16,6 +16,8 @@ mod produce;
 mod prune;
 mod push;
 mod replay;
+#[cfg(feature = "serve")]
+mod serve;
 mod server;
 #[cfg(feature = "sign")]
 mod sign;
