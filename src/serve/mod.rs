@@ -1,5 +1,6 @@
-//! `gitmq serve`: one process that is a queue service over HTTP for every language (feature
-//! `serve`).
+//! `gitmq serve`: one process that is a queue service over HTTP for every language and a git
+//! host for the cluster (feature `serve`): the queue API under `/v1/`, and under `/git/` the
+//! repository over git's smart HTTP ([`crate::githost`], mounted by `git`).
 //!
 //! ```text
 //!  client ──TCP/TLS──> conn (accept loop, hyper HTTP/1.1, graceful shutdown)
@@ -38,6 +39,7 @@ mod body;
 mod conn;
 mod consume;
 mod error;
+mod git;
 mod limits;
 mod listing;
 mod metrics;

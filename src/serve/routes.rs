@@ -51,6 +51,8 @@ pub(crate) struct State {
     pub wakers: Arc<Wakers>,
     pub metrics: Arc<Metrics>,
     pub stopping: AtomicBool,
+    /// The git host mounted under `/git/`.
+    pub git: crate::githost::GitHost,
 }
 
 impl State {
@@ -61,7 +63,9 @@ impl State {
             let wakers = wakers.clone();
             Arc::new(move |topic: &TopicName| wakers.moved(topic))
         };
+        let git = super::git::host(&repo, &config);
         Self {
+            git,
             writers: Writers::new(
                 repo.clone(),
                 config.durability,
@@ -147,6 +151,9 @@ async fn route(
 ) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
+    if let Some(rest) = path.strip_prefix("/git/") {
+        return super::git::handle(state, req, access, rest.to_owned()).await;
+    }
     match (&method, path.as_str()) {
         (&Method::GET, "/healthz") => healthz(state),
         (&Method::GET, "/metrics") => metrics(state).await,

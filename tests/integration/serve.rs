@@ -4,6 +4,7 @@
 
 mod access;
 mod api;
+mod git;
 mod python;
 mod stress;
 
