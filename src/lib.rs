@@ -73,6 +73,8 @@
 //! - `cli` (default): the `gitmq` command-line tool. Library users can turn it off.
 //! - `http` (default): [`replicate::fetch()`] over reqwest with rustls (`ring`). Without it,
 //!   the protocol code still builds and callers supply a [`replicate::HttpClient`].
+//! - `serve` (on with `cli`): [`serve`], the HTTP queue service behind `gitmq serve`
+//!   (hyper on tokio, rustls for HTTPS).
 //! - `json` (default): typed payloads through serde ([`typed`]: `publish_json`,
 //!   `next_json`, `json_messages`, `run_json`).
 //! - `sign` (in `cli`): signed messages ([`sign`]: SSH ed25519 keys, git's signature format;
@@ -89,7 +91,10 @@ pub mod git;
 #[cfg(not(feature = "internals"))]
 #[allow(dead_code, unused_imports)]
 mod git;
+pub mod githost;
 mod queue;
+#[cfg(feature = "serve")]
+pub mod serve;
 #[cfg(any(test, feature = "internals"))]
 #[doc(hidden)]
 pub mod test_support;

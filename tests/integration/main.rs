@@ -7,6 +7,7 @@ mod consume_fast;
 mod crash;
 mod faults;
 mod fuzz_replay;
+mod githost;
 mod interop;
 mod messages;
 mod model;
@@ -15,6 +16,8 @@ mod produce;
 mod prune;
 mod push;
 mod replay;
+#[cfg(feature = "serve")]
+mod serve;
 mod server;
 #[cfg(feature = "sign")]
 mod sign;

@@ -160,7 +160,7 @@ fn wait_until_listening(child: &mut Child, port: u16) -> bool {
 
 /// A throwaway CA and a certificate it signs for 127.0.0.1 (cert + key in `server.pem`, as
 /// lighttpd wants); the CA certificate's PEM.
-fn make_certificates(state: &Path) -> Vec<u8> {
+pub fn make_certificates(state: &Path) -> Vec<u8> {
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)

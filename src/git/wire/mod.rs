@@ -50,6 +50,7 @@ pub mod receive_pack;
 pub(crate) mod remote;
 pub mod retry;
 pub mod sideband;
+pub mod sideband_writer;
 pub mod url;
 pub mod v0;
 pub mod v2;

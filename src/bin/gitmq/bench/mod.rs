@@ -15,6 +15,8 @@ mod fetch;
 mod git;
 mod phases;
 mod push;
+mod redis;
+pub mod serve;
 mod sign;
 mod thin;
 mod workload;
@@ -50,6 +52,7 @@ pub fn run(command: crate::cli::BenchCommand) -> Result<()> {
         BenchCommand::Push(args) => push(&args),
         BenchCommand::Latency(args) => latency(&args),
         BenchCommand::Consume(options) => consume::run(&options),
+        BenchCommand::Serve(options) => serve::run(&options),
     }
 }
 

@@ -22,6 +22,10 @@ pub enum BenchCommand {
     /// One message published -> pushed -> fetched by another repository -> consumed, R
     /// rounds, gitmq next to the git CLI doing the same; print p50/p90/p99.
     Latency(LatencyBenchArgs),
+    /// `gitmq serve` under N concurrent HTTP clients (publish single and batched at
+    /// durability none and batch, consume), next to Redis Streams (XADD, XREAD) with the same
+    /// payloads and clients in the same run, if redis-server is installed.
+    Serve(crate::bench::serve::ServeBenchOptions),
 }
 
 /// `gitmq bench latency` arguments.

@@ -4,6 +4,7 @@
 mod args;
 #[cfg(feature = "bench")]
 mod bench;
+mod serve;
 
 use std::{path::PathBuf, time::Duration};
 
@@ -12,6 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub use args::*;
 #[cfg(feature = "bench")]
 pub use bench::*;
+pub use serve::ServeArgs;
 
 /// A durable, auditable message queue in a git repository.
 #[derive(Debug, Parser)]
@@ -79,6 +81,9 @@ pub enum Command {
     Dlq(DlqCommand),
     /// Drop a topic's old history from the local repository (see `gitmq prune --help`).
     Prune(PruneArgs),
+    /// Serve the queue over HTTP (publish, long-poll consume, positions, SSE, metrics) until
+    /// SIGTERM or Ctrl-C; prints `listening on URL` once bound.
+    Serve(ServeArgs),
     /// Measure gitmq against git on the same messages, in the same run.
     #[cfg(feature = "bench")]
     #[command(subcommand)]

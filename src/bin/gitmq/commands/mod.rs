@@ -14,6 +14,7 @@ mod prune;
 mod publish;
 mod push;
 mod remote;
+mod serve;
 mod split;
 mod sync;
 mod topics;
@@ -40,6 +41,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench { .. } => Err("this gitmq was built without benchmarks: run \
              `cargo run --release --features bench -- bench ...`"
             .into()),
+        Command::Serve(args) => serve::run(repo()?, &args),
         Command::Publish(args) => publish::run(&repo()?, &args),
         Command::Consume(args) => consume::run(&repo()?, &args),
         Command::Log(args) => log::run(&repo()?, &args),
