@@ -19,6 +19,7 @@ mod files;
 mod pack;
 mod queue_model;
 mod signature;
+mod thin;
 mod transport;
 
 use std::path::PathBuf;
@@ -29,6 +30,7 @@ pub use files::local_files;
 pub use pack::{pack_entry, pack_index};
 pub use queue_model::queue_model;
 pub use signature::signature;
+pub use thin::thin_pack;
 pub use transport::{pktline, received_pack};
 
 /// A fuzz check: runs gitmq on one input and panics if an invariant breaks.
@@ -36,7 +38,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target by name, as `fuzz/Cargo.toml`, `fuzz/corpus/<name>/` and
 /// `fuzz/artifacts/<name>/` spell it.
-pub const TARGETS: [(&str, Check); 12] = [
+pub const TARGETS: [(&str, Check); 13] = [
     ("commit_decode", commit_decode),
     ("loose_object", loose_object),
     ("pack_index", pack_index),
@@ -49,6 +51,7 @@ pub const TARGETS: [(&str, Check); 12] = [
     ("received_pack", received_pack),
     ("local_files", local_files),
     ("signature", signature),
+    ("thin_pack", thin_pack),
 ];
 
 /// A fresh temporary directory for targets that need files: in `/dev/shm` when it exists,

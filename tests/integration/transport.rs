@@ -1,7 +1,9 @@
 //! Fetch over smart HTTP against a real server (lighttpd + git-http-backend, see
-//! `server.rs`); broken servers are in `transport/faults.rs`.
+//! `server.rs`); broken servers are in `transport/faults.rs`, a server that insists on thin
+//! packs in `transport/thin.rs`.
 
 mod faults;
+mod thin;
 
 use std::{
     fmt::Write as _,

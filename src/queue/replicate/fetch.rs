@@ -23,7 +23,10 @@
 //! once its topic is in sync; a local ref moves before its tracking ref, so a fetch cut short
 //! between the two still adopts the position next time. Remote refs that were deleted are not
 //! pruned locally. No poisoning: a fetch that fails at a write or sync leaves every ref at its
-//! old or new value, and the next fetch (which re-reads the disk) completes it.
+//! old or new value, and the next fetch (which re-reads the disk) completes it. Packs are
+//! asked for thin ([`FetchOptions::thin_pack`], as git's client does) and completed from the
+//! local objects on arrival, except in a pruned (shallow) repository, which lacks history the
+//! server could delta against.
 
 use std::time::Duration;
 
@@ -67,6 +70,10 @@ pub struct FetchOptions<'a> {
     pub sync: bool,
     /// Where the server's progress text goes; `None` asks the server for none.
     pub progress: Option<crate::git::wire::Progress<'a>>,
+    /// Ask for a thin pack (deltas against objects this repository has, smaller on an
+    /// incremental fetch; some servers require it) and complete it from the local objects
+    /// before it lands. Default `true`; ignored in a pruned (shallow) repository.
+    pub thin_pack: bool,
 }
 
 impl Default for FetchOptions<'_> {
@@ -76,6 +83,7 @@ impl Default for FetchOptions<'_> {
             limits: Limits::default(),
             sync: true,
             progress: None,
+            thin_pack: true,
         }
     }
 }
@@ -86,6 +94,7 @@ impl std::fmt::Debug for FetchOptions<'_> {
             .field("prefixes", &self.prefixes)
             .field("limits", &self.limits)
             .field("sync", &self.sync)
+            .field("thin_pack", &self.thin_pack)
             .finish_non_exhaustive()
     }
 }
@@ -242,6 +251,7 @@ impl<C: HttpClient> Fetcher<C> {
                 prefixes: options.prefixes,
                 limits: options.limits,
                 sync: options.sync,
+                thin_pack: options.thin_pack,
                 progress: options
                     .progress
                     .as_mut()
@@ -288,12 +298,15 @@ fn fetch_from<C: HttpClient>(
     let mut pack = None;
     if !wants.is_empty() {
         let haves = local_tips(repo, name.as_deref())?;
+        let mut local = repo.odb();
+        let thin = options.thin_pack && !is_pruned(repo)?;
         pack = server.fetch_pack(
             &wants,
             &haves,
-            &repo.odb(),
+            &mut local,
             &options.limits,
             options.sync,
+            thin,
             options.progress,
         )?;
         let mut odb = repo.odb();
@@ -369,6 +382,14 @@ fn fetch_from<C: HttpClient>(
         updates,
         skipped,
     })
+}
+
+/// Whether history was pruned here (`<git-dir>/shallow` lists a boundary): the server may
+/// take any object our tips reach as a thin pack's base, and some lie below the boundary.
+fn is_pruned(repo: &Repository) -> Result<bool, Error> {
+    let shallow = crate::git::shallow::Shallow::read(repo.git_dir())
+        .map_err(|err| crate::git::walk::Error::from(crate::git::odb::Error::from(err)))?;
+    Ok(!shallow.is_empty())
 }
 
 /// The local tracking ref of `remote_ref` (a topic or a position) of the remote named

@@ -18,6 +18,7 @@ mod push;
 mod redis;
 pub mod serve;
 mod sign;
+mod thin;
 mod workload;
 
 use std::{

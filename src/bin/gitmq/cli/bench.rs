@@ -64,6 +64,18 @@ pub struct ServerBenchArgs {
     /// Keep the scratch repositories.
     #[arg(long)]
     pub keep: bool,
+    /// `bench fetch` only: instead of the usual rounds, compare an incremental fetch of this
+    /// many new messages by git, by gitmq with a thin pack and by gitmq without.
+    #[arg(long, value_name = "NEW_MESSAGES")]
+    pub thin: Option<usize>,
+    /// `bench fetch --thin` only: the server's repository on this machine; the rounds run
+    /// again with it repacked (`git repack -adb`) after each push.
+    #[arg(long, value_name = "PATH", requires = "thin")]
+    pub server_git_dir: Option<std::path::PathBuf>,
+    /// `bench fetch --thin` only: messages of ~1.7 KB sharing a large envelope, which git
+    /// stores as deltas against each other (the standard ~150-byte messages hardly delta).
+    #[arg(long, requires = "thin")]
+    pub similar_payloads: bool,
 }
 
 /// `gitmq bench append` arguments.
