@@ -1,6 +1,7 @@
 //! gitmq's integration tests, one binary (gitoxide/ripgrep style): the real `git` reads what
 //! gitmq wrote and gitmq reads what git wrote; the `gitmq` binary is driven as a user would.
 
+mod checks;
 mod cli;
 mod concurrency;
 mod consume_fast;
@@ -11,6 +12,7 @@ mod messages;
 mod model;
 mod pack_read;
 mod produce;
+mod proxy;
 mod prune;
 mod push;
 mod replay;

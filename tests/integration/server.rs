@@ -112,6 +112,11 @@ impl HttpServer {
         format!("{scheme}://127.0.0.1:{}/git/{name}.git", self.port)
     }
 
+    /// The address it listens on (127.0.0.1 and its port).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
     /// Stop the server now (as a crash or an outage would).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
