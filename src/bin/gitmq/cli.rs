@@ -55,6 +55,9 @@ pub enum Command {
         /// A remote name from the repository's git config, or an http(s) URL.
         #[arg(default_value = "origin")]
         remote: String,
+        /// HTTP timeouts.
+        #[command(flatten)]
+        timeouts: crate::timeouts::TimeoutArgs,
     },
     /// Push topics and their consumer positions to a remote over smart HTTP; a topic another
     /// producer pushed to first is fetched and the local messages are rebuilt on it (printed
@@ -66,6 +69,9 @@ pub enum Command {
         /// Only this topic (repeatable) [default: every topic].
         #[arg(long = "topic", value_name = "TOPIC")]
         topics: Vec<String>,
+        /// HTTP timeouts.
+        #[command(flatten)]
+        timeouts: crate::timeouts::TimeoutArgs,
     },
     /// Keep a repository in sync with a remote: push and fetch every --interval, and push as
     /// soon as new local messages waited --linger; stops cleanly on Ctrl-C or SIGTERM.
@@ -89,6 +95,9 @@ pub enum Command {
         /// `retainSeconds`) this often; 0 turns it off. Never moves a consumer's position.
         #[arg(long, default_value = "10m", value_parser = crate::remote::parse_duration)]
         retention_interval: std::time::Duration,
+        /// HTTP timeouts.
+        #[command(flatten)]
+        timeouts: crate::timeouts::TimeoutArgs,
     },
     /// Manage remotes (the repository's git config: `git remote` works too).
     #[command(subcommand)]

@@ -55,10 +55,14 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Join(args) => crate::topology::join(&open(repo.as_deref())?, &args),
         Command::Split(args) => crate::topology::split(&open(repo.as_deref())?, &args),
         Command::Dlq(command) => crate::dlq::run(&open(repo.as_deref())?, &command),
-        Command::Fetch { remote } => crate::remote::fetch(&open(repo.as_deref())?, &remote),
-        Command::Push { remote, topics } => {
-            crate::remote::push(&open(repo.as_deref())?, &remote, &topics)
+        Command::Fetch { remote, timeouts } => {
+            crate::remote::fetch(&open(repo.as_deref())?, &remote, &timeouts)
         }
+        Command::Push {
+            remote,
+            topics,
+            timeouts,
+        } => crate::remote::push(&open(repo.as_deref())?, &remote, &topics, &timeouts),
         Command::Sync {
             remote,
             interval,
@@ -66,6 +70,7 @@ pub fn run(cli: Cli) -> Result<()> {
             topics,
             rounds,
             retention_interval,
+            timeouts,
         } => crate::remote::sync(
             &open(repo.as_deref())?,
             &crate::remote::SyncArgs {
@@ -75,6 +80,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 topics: &topics,
                 rounds,
                 retention_interval: Some(retention_interval).filter(|d| !d.is_zero()),
+                timeouts,
             },
         ),
         Command::Remote(RemoteCommand::Add { name, url }) => {

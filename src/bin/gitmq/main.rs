@@ -11,6 +11,7 @@ mod output;
 mod prune;
 mod publish;
 mod remote;
+mod timeouts;
 mod topology;
 
 use std::process::ExitCode;

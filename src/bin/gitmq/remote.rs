@@ -15,14 +15,17 @@ use gitmq::{
     replicate::{
         self,
         fetch::{Fetcher, DEFAULT_PREFIXES},
-        http::{Options, ReqwestClient},
+        http::ReqwestClient,
         push::{PushOptions, PushReport, Pusher},
         FetchOptions, FetchReport, RemoteUrl, UpdateKind,
     },
     Repository, TopicName,
 };
 
-use crate::commands::Result;
+use crate::{
+    commands::Result,
+    timeouts::{http_options, TimeoutArgs},
+};
 
 /// How often `sync` looks at the local topics for new messages (cheap: ref reads).
 const LOCAL_POLL: Duration = Duration::from_millis(20);
@@ -47,8 +50,13 @@ fn topics(names: &[String]) -> Result<Option<Vec<TopicName>>> {
 }
 
 /// `gitmq push [REMOTE] [--topic T]...`
-pub fn push(repo: &Repository, remote: &str, topic_names: &[String]) -> Result<()> {
-    let client = ReqwestClient::new(Options::default())?;
+pub fn push(
+    repo: &Repository,
+    remote: &str,
+    topic_names: &[String],
+    timeouts: &TimeoutArgs,
+) -> Result<()> {
+    let client = ReqwestClient::new(http_options(repo, timeouts)?)?;
     let mut pusher = Pusher::new(repo, remote, &client)?;
     let only = topics(topic_names)?;
     let report = push_once(repo, &mut pusher, only.as_deref())?;
@@ -104,8 +112,8 @@ fn print_push(out: &mut impl Write, report: &PushReport) -> io::Result<()> {
 }
 
 /// `gitmq fetch [REMOTE]`
-pub fn fetch(repo: &Repository, remote: &str) -> Result<()> {
-    let client = ReqwestClient::new(Options::default())?;
+pub fn fetch(repo: &Repository, remote: &str, timeouts: &TimeoutArgs) -> Result<()> {
+    let client = ReqwestClient::new(http_options(repo, timeouts)?)?;
     let fetcher = Fetcher::connect(repo, remote, &client)?;
     let report = fetch_once(repo, &fetcher)?;
     let mut out = BufWriter::new(io::stdout().lock());
@@ -169,7 +177,7 @@ impl Follower {
     /// Follow `remote`, fetching at most every `interval`.
     pub fn new(repo: &Repository, remote: &str, interval: Duration) -> Result<Self> {
         // Clones share one connection pool.
-        let client = ReqwestClient::new(Options::default())?;
+        let client = ReqwestClient::new(http_options(repo, &TimeoutArgs::default())?)?;
         let fetcher = Some(Fetcher::connect(repo, remote, client.clone())?);
         Ok(Self {
             client,
@@ -227,6 +235,8 @@ pub struct SyncArgs<'a> {
     pub rounds: Option<u64>,
     /// Apply the retention configured per topic this often (`None`: never).
     pub retention_interval: Option<Duration>,
+    /// HTTP timeouts given on the command line.
+    pub timeouts: TimeoutArgs,
 }
 
 /// `gitmq sync [REMOTE] --interval 10s [--linger 200ms]`: push and fetch until Ctrl-C or
@@ -237,7 +247,7 @@ pub fn sync(repo: &Repository, args: &SyncArgs<'_>) -> Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
-    let client = ReqwestClient::new(Options::default())?;
+    let client = ReqwestClient::new(http_options(repo, &args.timeouts)?)?;
     let mut pusher = Pusher::new(repo, args.remote, &client)?;
     let mut fetcher: Option<Fetcher<&ReqwestClient>> = None;
     let only = topics(args.topics)?;
@@ -374,22 +384,8 @@ pub fn remote_add(repo: &Repository, name: &str, url: &str) -> Result<()> {
 
 /// Parse `10s`, `250ms`, `2m`, `1h` or plain seconds.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 10s, 250ms, 2m"))?;
-    let millis = match unit {
-        "ms" => number,
-        "" | "s" => number.saturating_mul(1000),
-        "m" => number.saturating_mul(60_000),
-        "h" => number.saturating_mul(3_600_000),
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
-    };
-    Ok(Duration::from_millis(millis))
+    gitmq::git::config::timeouts::parse_duration(text)
+        .map_err(|reason| format!("{text:?}: {reason}"))
 }
 
 #[cfg(test)]
