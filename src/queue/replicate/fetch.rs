@@ -216,11 +216,12 @@ pub struct Fetcher<C> {
 }
 
 impl<C: HttpClient> Fetcher<C> {
-    /// Discover `remote`'s protocol and capabilities (one request).
+    /// Discover `remote`'s protocol and capabilities (one request; spurious failures are
+    /// retried, [`FETCH_ATTEMPTS`] in all, with back-off).
     pub fn connect(repo: &Repository, remote: &str, client: C) -> Result<Self, Error> {
         let (name, url) = resolve_remote(repo, remote)?;
         Ok(Self {
-            server: Remote::connect(client, url)?,
+            server: Remote::connect_retrying(client, url, FETCH_ATTEMPTS)?,
             name,
         })
     }
