@@ -2,6 +2,7 @@
 //! `server.rs`); broken servers are in `transport/faults.rs`.
 
 mod faults;
+mod hostile;
 
 use std::{
     fmt::Write as _,

@@ -193,6 +193,9 @@ pub struct Pusher<C> {
     name: Option<String>,
     url: RemoteUrl,
     cached: Option<Advertisement>,
+    /// The commands of this push's attempts that failed spuriously: the server may have
+    /// applied them, its answer lost.
+    unacknowledged: Vec<Command>,
 }
 
 /// How a local topic relates to the remote's.
@@ -212,6 +215,10 @@ struct Plan {
     tips: Vec<ObjectId>,
     diverged: Vec<(TopicName, ObjectId, Option<ObjectId>)>,
     skipped: Vec<Skipped>,
+    /// Refs the remote holds at their local value while their tracking ref says otherwise
+    /// (a push whose answer was lost, or one another machine made): the tracking ref catches
+    /// up.
+    in_sync: Vec<(String, ObjectId)>,
 }
 
 /// Lifecycle
@@ -225,6 +232,7 @@ impl<C: HttpClient> Pusher<C> {
             name,
             url,
             cached: None,
+            unacknowledged: Vec::new(),
         })
     }
 }
@@ -243,6 +251,7 @@ impl<C: HttpClient> Pusher<C> {
             ..PushReport::default()
         };
         let mut backoff = Backoff::default();
+        self.unacknowledged.clear();
         let mut rejected_before: HashSet<(String, Option<ObjectId>)> = HashSet::new();
         let max_attempts = options.max_attempts.max(1);
         loop {
@@ -285,6 +294,7 @@ impl<C: HttpClient> Pusher<C> {
             .map(|r| (r.name.clone(), r.id))
             .collect();
         let plan = self.plan(repo, &remote_refs, options)?;
+        self.catch_up(repo, &plan.in_sync, report)?;
         if !plan.diverged.is_empty() {
             self.rebuild_diverged(repo, &plan.diverged, options.sync, report)?;
             return Ok(false);
@@ -297,7 +307,13 @@ impl<C: HttpClient> Pusher<C> {
         let stop: HashSet<ObjectId> = remote_refs.values().copied().collect();
         let (spooled, boundary) = spool_pack(repo, &plan.tips, &stop)?;
         report.requests += 1;
-        let (verdict, atomic) = self.send(&advertisement, &plan.commands, &spooled, options)?;
+        let (verdict, atomic) = self
+            .send(&advertisement, &plan.commands, &spooled, options)
+            .inspect_err(|err| {
+                if err.is_spurious() {
+                    self.unacknowledged.extend(plan.commands.iter().cloned());
+                }
+            })?;
         if let Some(boundary) = boundary {
             let missing = |reason: &str| reason.contains("missing");
             let lacks = verdict.unpack_error.as_deref().is_some_and(missing)
@@ -415,6 +431,32 @@ impl<C: HttpClient> Pusher<C> {
         Ok(receive_pack::parse_advertisement(&body)?)
     }
 
+    /// Move the tracking refs of `in_sync` to the remote's value; those this push sent
+    /// before without hearing the answer are reported as moved by it.
+    fn catch_up(
+        &mut self,
+        repo: &Repository,
+        in_sync: &[(String, ObjectId)],
+        report: &mut PushReport,
+    ) -> Result<(), Error> {
+        for (name, id) in in_sync {
+            self.track(repo, name, *id, false)?;
+            let sent = self
+                .unacknowledged
+                .iter()
+                .position(|c| c.name == *name && c.new == Some(*id));
+            if let Some(sent) = sent {
+                let command = self.unacknowledged.swap_remove(sent);
+                report.updates.push(PushedRef {
+                    name: command.name,
+                    old: command.old,
+                    new: *id,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The tracking ref of remote ref `name`, for a named remote.
     fn tracking_ref(&self, name: &str) -> Option<String> {
         fetch::tracking_ref(self.name.as_deref()?, name)
@@ -440,6 +482,7 @@ impl<C: HttpClient> Pusher<C> {
             tips: Vec::new(),
             diverged: Vec::new(),
             skipped: Vec::new(),
+            in_sync: Vec::new(),
         };
         let mut pushable_topics = HashSet::new();
         for (name, local) in repo.refs().list(TOPIC_PREFIX)? {
@@ -455,7 +498,13 @@ impl<C: HttpClient> Pusher<C> {
                 None => None,
             };
             match relation(&mut odb, &mut buf, local, theirs, hint)? {
-                Relation::Same | Relation::Behind => {
+                Relation::Same => {
+                    if hint != Some(local) && self.name.is_some() {
+                        plan.in_sync.push((name, local));
+                    }
+                    pushable_topics.insert(topic);
+                }
+                Relation::Behind => {
                     pushable_topics.insert(topic);
                 }
                 Relation::Ahead => {
@@ -487,13 +536,16 @@ impl<C: HttpClient> Pusher<C> {
                 continue;
             }
             let theirs = remote.get(&name).copied();
-            if theirs == Some(local) {
-                continue;
-            }
             let hint = match self.tracking_ref(&name) {
                 Some(tracking) => repo.refs().find(&tracking)?,
                 None => None,
             };
+            if theirs == Some(local) {
+                if hint != Some(local) && self.name.is_some() {
+                    plan.in_sync.push((name, local));
+                }
+                continue;
+            }
             if theirs.is_none() || theirs == hint {
                 plan.commands.push(Command {
                     old: theirs,

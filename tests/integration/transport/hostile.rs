@@ -1,0 +1,333 @@
+//! A hostile network between gitmq and a real git-http-backend: every fault of
+//! [`FaultProxy`] against fetch and against push. Each case ends in a bounded-time retry
+//! (the call succeeds) or a clear error (and the next call, the network healed, succeeds);
+//! afterwards both sides pass `git fsck --strict`, no ref names an absent object, no
+//! temporary pack is left, and the server's topic holds every message exactly once.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use gitmq::{
+    replicate::{
+        self,
+        http::{Options, ReqwestClient},
+        push::{PushOptions, Pusher},
+        FetchOptions,
+    },
+    TopicName,
+};
+
+use super::{pack_files, publish, push_all};
+use crate::{
+    checks::assert_sound,
+    proxy::{Fault, FaultProxy, Kind},
+    server::HttpServer,
+    util::{git, TempRepo},
+};
+
+/// How a case must end.
+#[derive(Clone, Copy)]
+enum Expect {
+    /// The call retries and succeeds.
+    Recovers,
+    /// The call fails with an error this describes; the next one succeeds.
+    Fails(fn(&replicate::Error) -> bool),
+}
+
+/// The timeouts of the tests: short, so a stall costs little.
+fn client() -> ReqwestClient {
+    ReqwestClient::new(Options {
+        io_timeout: Duration::from_secs(2),
+        request_timeout: Some(Duration::from_secs(4)),
+        ..Options::default()
+    })
+    .unwrap()
+}
+
+/// Longest a faulty call may take: three attempts of idle timeouts and back-offs, with room
+/// for a loaded machine.
+const BOUND: Duration = Duration::from_secs(30);
+
+fn messages(repo: &Path, topic: &str) -> Vec<String> {
+    let out = git(
+        &[
+            "--git-dir",
+            repo.to_str().unwrap(),
+            "log",
+            "--first-parent",
+            "--reverse",
+            "--format=%B%x00",
+            topic,
+        ],
+        None,
+    );
+    String::from_utf8(out)
+        .unwrap()
+        .split('\0')
+        .map(|m| m.trim().to_owned())
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
+fn no_temporary_packs(repo: &Path) {
+    let left: Vec<String> = pack_files(repo)
+        .into_iter()
+        .filter(|n| n.starts_with("tmp"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+fn is_protocol_error(err: &replicate::Error) -> bool {
+    !err.is_spurious()
+        && matches!(
+            err,
+            replicate::Error::PktLine(_)
+                | replicate::Error::Protocol(_)
+                | replicate::Error::Sideband(_)
+        )
+}
+
+fn is_not_smart_http(err: &replicate::Error) -> bool {
+    matches!(err, replicate::Error::NotSmartHttp { content_type: Some(t), .. } if t == "text/html")
+}
+
+/// The faults a fetch meets, and how each must end.
+fn fetch_cases() -> Vec<(&'static str, Kind, Fault, Expect)> {
+    use Expect::{Fails, Recovers};
+    vec![
+        (
+            "503 on discovery",
+            Kind::UploadDiscovery,
+            Fault::Status(503),
+            Recovers,
+        ),
+        ("502 on ls-refs", Kind::LsRefs, Fault::Status(502), Recovers),
+        ("500 on fetch", Kind::Fetch, Fault::Status(500), Recovers),
+        (
+            "reset in ls-refs",
+            Kind::LsRefs,
+            Fault::ResetMidBody,
+            Recovers,
+        ),
+        (
+            "reset in the pack",
+            Kind::Fetch,
+            Fault::ResetMidBody,
+            Recovers,
+        ),
+        ("pack cut short", Kind::Fetch, Fault::TruncatePack, Recovers),
+        (
+            "silent server",
+            Kind::Fetch,
+            Fault::StallHead(Duration::from_secs(20)),
+            Recovers,
+        ),
+        (
+            "wrong content type",
+            Kind::LsRefs,
+            Fault::ContentType("text/html"),
+            Fails(is_not_smart_http),
+        ),
+        (
+            "pkt-line ffff",
+            Kind::Fetch,
+            Fault::PktLength(b"ffff"),
+            Fails(is_protocol_error),
+        ),
+        (
+            "pkt-line 0003",
+            Kind::Fetch,
+            Fault::PktLength(b"0003"),
+            Fails(is_protocol_error),
+        ),
+        (
+            "pkt-line not hex",
+            Kind::LsRefs,
+            Fault::PktLength(b"zz1@"),
+            Fails(is_protocol_error),
+        ),
+        (
+            "side-band 7",
+            Kind::Fetch,
+            Fault::Band(7),
+            Fails(is_protocol_error),
+        ),
+        (
+            "side-band 0",
+            Kind::Fetch,
+            Fault::Band(0),
+            Fails(is_protocol_error),
+        ),
+    ]
+}
+
+#[test]
+fn every_network_fault_on_a_fetch_ends_in_a_retry_or_a_clear_error_and_leaves_both_sides_sound() {
+    let server = HttpServer::start();
+    let bare = server.bare_repo("q");
+    let producer = TempRepo::new();
+    publish(&producer, "orders", 0..300);
+    push_all(&producer, &server.url("q"));
+    let expected = messages(&producer.path, "orders");
+    let proxy = FaultProxy::start(server.addr());
+    let url = format!("{}/git/q.git", proxy.base());
+    let client = client();
+    for (name, kind, fault, expect) in fetch_cases() {
+        let local = TempRepo::new();
+        let repo = local.open();
+        proxy.inject(Some(kind), fault, 1);
+        let faults_before = proxy.faults();
+        let start = Instant::now();
+        let result = replicate::fetch_with(&repo, &url, &client, FetchOptions::default());
+        let took = start.elapsed();
+        assert!(took < BOUND, "{name}: took {took:?}");
+        assert_eq!(proxy.faults(), faults_before + 1, "{name}: the fault fired");
+        match (expect, result) {
+            (Expect::Recovers, Ok(_)) => {}
+            (Expect::Fails(is_expected), Err(err)) => {
+                assert!(is_expected(&err), "{name}: unexpected error {err:?}");
+                assert!(repo.topics().unwrap().is_empty(), "{name}: no ref moved");
+                assert!(
+                    pack_files(&local.path).is_empty(),
+                    "{name}: no pack kept: {:?}",
+                    pack_files(&local.path)
+                );
+                eprintln!("{name}: {err}");
+                replicate::fetch_with(&repo, &url, &client, FetchOptions::default())
+                    .unwrap_or_else(|err| panic!("{name}: the fetch after the fault: {err:?}"));
+            }
+            (_, result) => panic!("{name}: {result:?}"),
+        }
+        assert_eq!(messages(&local.path, "orders"), expected, "{name}");
+        no_temporary_packs(&local.path);
+        assert_sound(&local.path);
+    }
+    assert_sound(&bare);
+}
+
+/// The faults a push meets, and how each must end.
+fn push_cases() -> Vec<(&'static str, Kind, Fault, Expect)> {
+    use Expect::{Fails, Recovers};
+    vec![
+        (
+            "503 on discovery",
+            Kind::ReceiveDiscovery,
+            Fault::Status(503),
+            Recovers,
+        ),
+        (
+            "500 on the push",
+            Kind::ReceivePack,
+            Fault::Status(500),
+            Recovers,
+        ),
+        (
+            "reset before the report",
+            Kind::ReceivePack,
+            Fault::ResetMidBody,
+            Recovers,
+        ),
+        (
+            "reset in discovery",
+            Kind::ReceiveDiscovery,
+            Fault::ResetMidBody,
+            Recovers,
+        ),
+        (
+            "silent server",
+            Kind::ReceivePack,
+            Fault::StallHead(Duration::from_secs(20)),
+            Recovers,
+        ),
+        (
+            "report dripping",
+            Kind::ReceivePack,
+            Fault::Drip {
+                every: Duration::from_millis(500),
+                limit: Duration::from_secs(20),
+            },
+            Recovers,
+        ),
+        (
+            "report cut short",
+            Kind::ReceivePack,
+            Fault::TruncatePack,
+            Recovers,
+        ),
+        (
+            "wrong content type",
+            Kind::ReceiveDiscovery,
+            Fault::ContentType("text/html"),
+            Fails(is_not_smart_http),
+        ),
+        (
+            "report pkt-line ffff",
+            Kind::ReceivePack,
+            Fault::PktLength(b"ffff"),
+            Fails(is_protocol_error),
+        ),
+        (
+            "report side-band 9",
+            Kind::ReceivePack,
+            Fault::Band(9),
+            Fails(is_protocol_error),
+        ),
+    ]
+}
+
+#[test]
+fn every_network_fault_on_a_push_ends_in_a_retry_or_a_clear_error_and_delivers_exactly_once() {
+    let server = HttpServer::start();
+    let proxy = FaultProxy::start(server.addr());
+    let client = client();
+    for (case, (name, kind, fault, expect)) in push_cases().into_iter().enumerate() {
+        let bare = server.bare_repo(&format!("q{case}"));
+        let url = format!("{}/git/q{case}.git", proxy.base());
+        let producer = TempRepo::new();
+        producer.git(&["remote", "add", "origin", &url]);
+        let repo = producer.open();
+        publish(&producer, "orders", 0..100);
+        // A first push, so the faulty one sends only what is new.
+        Pusher::new(&repo, "origin", &client)
+            .unwrap()
+            .push(&repo, PushOptions::default())
+            .unwrap();
+        publish(&producer, "orders", 100..150);
+        proxy.inject(Some(kind), fault, 1);
+        let faults_before = proxy.faults();
+        let start = Instant::now();
+        let mut pusher = Pusher::new(&repo, "origin", &client).unwrap();
+        let result = pusher.push(&repo, PushOptions::default());
+        let took = start.elapsed();
+        assert!(took < BOUND, "{name}: took {took:?}");
+        assert_eq!(proxy.faults(), faults_before + 1, "{name}: the fault fired");
+        match (expect, result) {
+            (Expect::Recovers, Ok(_)) => {}
+            (Expect::Fails(is_expected), Err(err)) => {
+                assert!(is_expected(&err), "{name}: unexpected error {err:?}");
+                eprintln!("{name}: {err}");
+                pusher
+                    .push(&repo, PushOptions::default())
+                    .unwrap_or_else(|err| panic!("{name}: the push after the fault: {err:?}"));
+            }
+            (_, result) => panic!("{name}: {result:?}"),
+        }
+        let head = repo.head(&TopicName::new("orders").unwrap()).unwrap();
+        assert_eq!(
+            messages(&bare, "orders"),
+            messages(&producer.path, "orders"),
+            "{name}: the server has every message exactly once"
+        );
+        assert_eq!(messages(&bare, "orders").len(), 150, "{name}");
+        assert_eq!(
+            repo.refs().find("refs/remotes/origin/orders").unwrap(),
+            head,
+            "{name}: the tracking ref repeats the server"
+        );
+        no_temporary_packs(&producer.path);
+        assert_sound(&producer.path);
+        assert_sound(&bare);
+    }
+}
