@@ -6,7 +6,7 @@
 //! | remote ref | local tracking ref (forced, like git's `+` refspec) | local ref |
 //! |---|---|---|
 //! | `refs/heads/<topic>` | `refs/remotes/<r>/<topic>` | `refs/heads/<topic>`, fast-forward only |
-//! | `refs/gitmq/consumers/<c>/<topic>` | `refs/gitmq/remotes/<r>/consumers/<c>/<topic>` | `refs/gitmq/consumers/<c>/<topic>`, adopted if absent or unmoved since last seen |
+//! | `refs/gitmq/consumers/<c>/<topic>` | `refs/gitmq/remotes/<r>/consumers/<c>/<topic>` | `refs/gitmq/consumers/<c>/<topic>`, adopted if absent, unmoved since last seen, or behind it |
 //!
 //! Positions are tracked under `refs/gitmq/remotes/` rather than `refs/remotes/<r>/gitmq/...`,
 //! where they could collide with a topic named `gitmq/consumers/...`.
@@ -19,8 +19,9 @@
 //! head is on the first-parent chain of the remote head (or it does not exist): otherwise it
 //! is left alone and reported as [`UpdateKind::Diverged`]; a local position is set to the
 //! remote's only when it does not exist (a consumer on a new machine) or still holds what the
-//! tracking ref held before this fetch (the local consumer has not moved since), and only
-//! once its topic is in sync. Remote refs that were deleted are not pruned locally.
+//! tracking ref held before this fetch (the local consumer has not moved since) or lies on the
+//! remote's first-parent chain below it (positions only move forward), and only once its
+//! topic is in sync. Remote refs that were deleted are not pruned locally.
 
 use std::time::Duration;
 
@@ -340,6 +341,7 @@ fn fetch_from<C: HttpClient>(
                 if !diverged_topics.contains(topic) {
                     updates.extend(adopt_position(
                         repo,
+                        (&mut odb, &mut buf),
                         consumer,
                         topic,
                         remote_ref.id,
@@ -398,11 +400,17 @@ fn local_tips(repo: &Repository, remote: Option<&str>) -> Result<Vec<ObjectId>, 
 }
 
 /// Take the remote's position of `consumer` on `topic` when the local one is absent (a
-/// consumer starting on a new machine) or has not moved since the remote's was last seen
-/// (`last_seen`): so a consumer resumes where it was, on whichever machine. A local position
-/// that moved is kept (it is pushed next, unless the remote's moved too).
+/// consumer starting on a new machine), has not moved since the remote's was last seen
+/// (`last_seen`), or lies behind the remote's on the topic: so a consumer resumes where it
+/// was, on whichever machine, and a position only moves forward. A local position that moved
+/// ahead of the remote's is kept (it is pushed next, unless the remote's moved too).
+///
+/// The last rule matters when `last_seen` is stale: a push of this position that the server
+/// applied but whose answer was lost (a reset, a killed process) left the tracking ref
+/// behind, and keeping the local position would push it back over a newer one.
 fn adopt_position(
     repo: &Repository,
+    (odb, buf): (&mut crate::git::odb::Odb, &mut Vec<u8>),
     consumer: &ConsumerName,
     topic: &TopicName,
     remote: ObjectId,
@@ -411,8 +419,15 @@ fn adopt_position(
 ) -> Result<Option<RefUpdate>, Error> {
     let name = consumer.position_ref(topic);
     let local = repo.refs().find(&name)?;
-    if local == Some(remote) || (local.is_some() && local != last_seen) {
+    if local == Some(remote) {
         return Ok(None);
+    }
+    if let Some(local) = local.filter(|local| Some(*local) != last_seen) {
+        // A position that cannot be placed (a message missing here) keeps the old rule.
+        let behind = super::order::is_at_or_below(odb, buf, local, remote).unwrap_or(false);
+        if !behind {
+            return Ok(None);
+        }
     }
     let lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
     match lock.commit(Expected::from_current(local), &remote, sync) {

@@ -3,6 +3,7 @@
 //! the remote, rebuilding on a lost race). The wire protocol itself is [`crate::git::wire`]'s.
 
 pub mod fetch;
+mod order;
 pub mod push;
 
 #[cfg(feature = "http")]

@@ -331,3 +331,87 @@ fn every_network_fault_on_a_push_ends_in_a_retry_or_a_clear_error_and_delivers_e
         assert_sound(&bare);
     }
 }
+
+/// A consumer shared by two machines: A's push of its position is applied by the server but
+/// A never hears it (the connection resets and A stops, as a killed `gitmq push` would); B
+/// moves the position further. A's next fetch and push must not move the server's position
+/// back to A's.
+#[test]
+fn a_position_whose_push_went_unacknowledged_never_moves_the_servers_position_backwards() {
+    use gitmq::{Consumer, ConsumerName};
+    let server = HttpServer::start();
+    let bare = server.bare_repo("q");
+    let proxy = FaultProxy::start(server.addr());
+    let url = format!("{}/git/q.git", proxy.base());
+    let client = client();
+    let machine = || {
+        let repo = TempRepo::new();
+        repo.git(&["remote", "add", "origin", &url]);
+        repo
+    };
+    let (producer, a, b) = (machine(), machine(), machine());
+    publish(&producer, "jobs", 0..10);
+    let push = |repo: &TempRepo, attempts: u32| {
+        let repo = repo.open();
+        Pusher::new(&repo, "origin", &client).unwrap().push(
+            &repo,
+            PushOptions {
+                max_attempts: attempts,
+                ..PushOptions::default()
+            },
+        )
+    };
+    let fetch = |repo: &TempRepo| {
+        replicate::fetch_with(&repo.open(), "origin", &client, FetchOptions::default()).unwrap()
+    };
+    let consume = |repo: &TempRepo, count: usize| {
+        let topic = TopicName::new("jobs").unwrap();
+        let mut consumer =
+            Consumer::open(repo.open(), ConsumerName::new("c").unwrap(), topic).unwrap();
+        assert_eq!(consumer.poll(count).unwrap().len(), count);
+        consumer.commit().unwrap();
+        consumer.position().unwrap()
+    };
+    let server_position = || {
+        let out = git(
+            &[
+                "--git-dir",
+                bare.to_str().unwrap(),
+                "rev-parse",
+                "refs/gitmq/consumers/c/jobs",
+            ],
+            None,
+        );
+        String::from_utf8(out).unwrap().trim().to_owned()
+    };
+    push(&producer, 10).unwrap();
+    fetch(&a);
+    fetch(&b);
+    let at_3 = consume(&a, 3);
+    proxy.inject(Some(Kind::ReceivePack), Fault::ResetMidBody, 1);
+    push(&a, 1).unwrap_err();
+    assert_eq!(
+        server_position(),
+        at_3.to_string(),
+        "the server applied A's push"
+    );
+    fetch(&b);
+    let at_7 = consume(&b, 4);
+    push(&b, 10).unwrap();
+    assert_eq!(server_position(), at_7.to_string());
+
+    fetch(&a);
+    push(&a, 10).unwrap();
+    assert_eq!(
+        server_position(),
+        at_7.to_string(),
+        "the server's position never moves backwards"
+    );
+    assert_eq!(
+        a.open().refs().find("refs/gitmq/consumers/c/jobs").unwrap(),
+        Some(at_7),
+        "A adopted B's further position"
+    );
+    assert_sound(&a.path);
+    assert_sound(&bare);
+}
