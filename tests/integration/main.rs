@@ -18,6 +18,7 @@ mod push;
 mod replay;
 mod server;
 mod sync_cli;
+mod sync_faults;
 mod topology;
 mod topology_model;
 mod transport;

@@ -3,6 +3,7 @@
 
 mod faults;
 mod hostile;
+mod stalls;
 
 use std::{
     fmt::Write as _,

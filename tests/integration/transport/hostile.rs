@@ -415,3 +415,96 @@ fn a_position_whose_push_went_unacknowledged_never_moves_the_servers_position_ba
     assert_sound(&a.path);
     assert_sound(&bare);
 }
+
+/// Whether any request `proxy` saw carried an `Authorization` header.
+fn saw_credentials(proxy: &FaultProxy) -> bool {
+    proxy
+        .seen()
+        .iter()
+        .any(|s| s.headers.iter().any(|(name, _)| name == "authorization"))
+}
+
+#[test]
+fn a_redirect_to_another_host_and_port_never_carries_the_credentials() {
+    use crate::server::{PASSWORD, USER};
+    let server = HttpServer::start();
+    let private = server.bare_repo("private");
+    let public = server.bare_repo("q");
+    let guarded = server.bare_repo("guarded");
+    let producer = TempRepo::new();
+    publish(&producer, "orders", 0..20);
+    push_all(&producer, &server.url("q"));
+    let user = format!("{USER}:{}", PASSWORD.replace('@', "%40"));
+    producer.git(&[
+        "push",
+        "-q",
+        &server.url("private").replace("://", &format!("://{user}@")),
+        "refs/heads/*:refs/heads/*",
+    ]);
+    // The host gitmq is configured with redirects everything to another port of this
+    // machine, which passes requests on to the same server (and records them).
+    let elsewhere = FaultProxy::start(server.addr());
+    let configured = FaultProxy::start(server.addr());
+    configured.inject(None, Fault::Redirect(elsewhere.base()), usize::MAX);
+    let through = |name: &str| {
+        format!("{}/git/{name}.git", configured.base()).replace("://", &format!("://{user}@"))
+    };
+    let client = client();
+
+    // A private repository: the credentials stay behind, so the other host refuses.
+    let local = TempRepo::new();
+    let err = replicate::fetch_with(
+        &local.open(),
+        &through("private"),
+        &client,
+        FetchOptions::default(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, replicate::Error::Status { status: 401, .. }),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("s3cret"), "{err}");
+    assert!(saw_credentials(&configured), "the configured host got them");
+    assert!(!elsewhere.seen().is_empty(), "the redirect was followed");
+    assert!(
+        !saw_credentials(&elsewhere),
+        "the other host never sees them"
+    );
+
+    // A public one is fetched through the redirect, still without credentials there.
+    let report = replicate::fetch_with(
+        &local.open(),
+        &through("q"),
+        &client,
+        FetchOptions::default(),
+    )
+    .unwrap();
+    assert!(report.pack.is_some());
+    assert_eq!(messages(&local.path, "orders").len(), 20);
+    assert!(!saw_credentials(&elsewhere));
+
+    // A push: its discovery is redirected without credentials and refused there.
+    let pusher_repo = producer.open();
+    let err = Pusher::new(&pusher_repo, &through("guarded"), &client)
+        .unwrap()
+        .push(&pusher_repo, PushOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, replicate::Error::Status { status: 401, .. }),
+        "{err:?}"
+    );
+    assert!(!saw_credentials(&elsewhere), "nor for a push");
+    assert!(
+        git(
+            &["--git-dir", guarded.to_str().unwrap(), "for-each-ref"],
+            None
+        )
+        .is_empty(),
+        "nothing was pushed"
+    );
+    for bare in [&private, &public, &guarded] {
+        assert_sound(bare);
+    }
+    assert_sound(&local.path);
+}
