@@ -98,7 +98,10 @@ fn sync_keeps_going_through_network_faults_and_catches_up() {
 
     let mut expected = Vec::new();
     for batch in 0..3 {
-        let text: String = (0..20).map(|i| format!("order {batch}-{i}\n")).collect();
+        let text = (0..20)
+            .map(|i| format!("order {batch}-{i}"))
+            .collect::<Vec<_>>()
+            .join("\n");
         let out = gitmq_in(Some(&producer), &["publish", "orders"], text.as_bytes());
         assert!(out.status.success());
         expected.extend(text.lines().map(str::to_owned));
