@@ -72,3 +72,35 @@ pub fn refs_naming_absent_objects(git_dir: &Path) -> Vec<String> {
         .map(|(line, _)| line.to_owned())
         .collect()
 }
+
+/// The stable ids (`gitmq-id` header) of `topic`'s messages in `git_dir`, oldest first, as
+/// git reads them (`git log --format=raw`); a message without one counts as `""`.
+pub fn stable_ids(git_dir: &Path, topic: &str) -> Vec<String> {
+    let dir = git_dir.to_str().expect("utf-8 path");
+    let out = crate::util::git_output(
+        &[
+            "--git-dir",
+            dir,
+            "log",
+            "--first-parent",
+            "--reverse",
+            "--format=raw",
+            &format!("refs/heads/{topic}"),
+        ],
+        None,
+    );
+    if !out.status.success() {
+        return Vec::new();
+    }
+    let mut ids: Vec<String> = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if line.starts_with("commit ") {
+            ids.push(String::new());
+        } else if let Some(id) = line.strip_prefix("gitmq-id ") {
+            if let Some(last) = ids.last_mut() {
+                id.clone_into(last);
+            }
+        }
+    }
+    ids
+}
