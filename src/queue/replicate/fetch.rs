@@ -21,7 +21,7 @@
 //! remote's only when it does not exist (a consumer on a new machine) or still holds what the
 //! tracking ref held before this fetch (the local consumer has not moved since) or lies on the
 //! remote's first-parent chain below it (positions only move forward), and only once its
-//! topic is in sync. Remote refs that were deleted are not pruned locally.
+//! topic is in sync (until then neither the position nor its tracking ref moves). Remote refs that were deleted are not pruned locally.
 
 use std::time::Duration;
 
@@ -310,6 +310,12 @@ fn fetch_from<C: HttpClient>(
     let mut odb = repo.odb();
     let mut buf = Vec::new();
     for (remote_ref, target) in &planned {
+        // A position of a topic left diverged is neither adopted nor tracked: its tracking
+        // ref must keep what this repository last saw, or the next push would take the
+        // local (stale) position for one that moved here and put it back over the remote's.
+        if matches!(target, Target::Position(_, topic) if diverged_topics.contains(topic)) {
+            continue;
+        }
         let mut last_seen = None;
         if let Some(name) = &name {
             let tracking = match target {
@@ -338,17 +344,15 @@ fn fetch_from<C: HttpClient>(
                 }
             }
             Target::Position(consumer, topic) if name.is_some() => {
-                if !diverged_topics.contains(topic) {
-                    updates.extend(adopt_position(
-                        repo,
-                        (&mut odb, &mut buf),
-                        consumer,
-                        topic,
-                        remote_ref.id,
-                        last_seen,
-                        REFS_SYNC,
-                    )?);
-                }
+                updates.extend(adopt_position(
+                    repo,
+                    (&mut odb, &mut buf),
+                    consumer,
+                    topic,
+                    remote_ref.id,
+                    last_seen,
+                    REFS_SYNC,
+                )?);
             }
             Target::Position(..) => {}
         }
