@@ -13,6 +13,8 @@
 //!    |   onto R (restack: byte-exact but the parent line, so stable ids and headers survive),
 //!    |   move the local topic with CAS, move local positions that were inside the copied run
 //!    |   back to the fork (they are redelivered: at-least-once), and start the attempt again
+//!    |   at once, against the head just fetched (messages a local producer appends during the
+//!    |   copy are copied too, so a busy producer does not starve its own push)
 //!    | per local position P (of a pushed topic) vs remote RP: push if RP is absent or is
 //!    |   still what this repository last saw (H); else another machine moved it: left
 //!    v
@@ -67,6 +69,9 @@ const REQUEST_TYPE: &str = "application/x-git-receive-pack-request";
 const RESULT_TYPE: &str = "application/x-git-receive-pack-result";
 /// How long a local ref lock is waited for.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Rounds of copying what a local producer appended during a rebuild before the last one,
+/// under the topic's lock.
+const CATCH_UP_ROUNDS: u32 = 3;
 /// Attempts by default (each conflict with another producer costs one).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
 
@@ -198,6 +203,18 @@ pub struct Pusher<C> {
     unacknowledged: Vec<Command>,
 }
 
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Everything is pushed.
+    Done,
+    /// Try again, after a back-off or at once.
+    Again {
+        /// Wait first (a lost race at the server, a partly refused push).
+        back_off: bool,
+    },
+}
+
 /// How a local topic relates to the remote's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Relation {
@@ -258,13 +275,17 @@ impl<C: HttpClient> Pusher<C> {
             report.attempts += 1;
             let last = report.attempts >= max_attempts;
             match self.attempt(repo, &mut options, &mut report, &mut rejected_before) {
-                Ok(true) => return Ok(report),
-                Ok(false) if last => {
+                Ok(Outcome::Done) => return Ok(report),
+                Ok(Outcome::Again { .. }) if last => {
                     return Err(Error::Conflicts {
                         attempts: report.attempts,
                     })
                 }
-                Ok(false) => backoff.wait(),
+                Ok(Outcome::Again { back_off }) => {
+                    if back_off {
+                        backoff.wait();
+                    }
+                }
                 Err(err) if err.is_spurious() && !last => {
                     self.cached = None;
                     backoff.wait();
@@ -274,14 +295,14 @@ impl<C: HttpClient> Pusher<C> {
         }
     }
 
-    /// One attempt: `true` when done, `false` to try again.
+    /// One attempt.
     fn attempt(
         &mut self,
         repo: &Repository,
         options: &mut PushOptions<'_>,
         report: &mut PushReport,
         rejected_before: &mut HashSet<(String, Option<ObjectId>)>,
-    ) -> Result<bool, Error> {
+    ) -> Result<Outcome, Error> {
         let advertisement = if let Some(cached) = self.cached.take() {
             cached
         } else {
@@ -296,13 +317,21 @@ impl<C: HttpClient> Pusher<C> {
         let plan = self.plan(repo, &remote_refs, options)?;
         self.catch_up(repo, &plan.in_sync, report)?;
         if !plan.diverged.is_empty() {
-            self.rebuild_diverged(repo, &plan.diverged, options.sync, report)?;
-            return Ok(false);
+            // Push the copies at once, against the heads just fetched: a back-off or a new
+            // discovery would give producers with little to push time to win again, and the
+            // one that lost would lose every race while its unpushed messages pile up.
+            let fetched = self.rebuild_diverged(repo, &plan.diverged, options.sync, report)?;
+            let mut advertisement = advertisement;
+            for (name, head) in fetched {
+                remember(&mut advertisement, &name, head);
+            }
+            self.cached = Some(advertisement);
+            return Ok(Outcome::Again { back_off: false });
         }
         report.skipped = plan.skipped;
         if plan.commands.is_empty() {
             self.cached = Some(advertisement);
-            return Ok(true);
+            return Ok(Outcome::Done);
         }
         let stop: HashSet<ObjectId> = remote_refs.values().copied().collect();
         let (spooled, boundary) = spool_pack(repo, &plan.tips, &stop)?;
@@ -366,16 +395,16 @@ impl<C: HttpClient> Pusher<C> {
             }
         }
         if moved == 0 {
-            return Ok(false);
+            return Ok(Outcome::Again { back_off: true });
         }
         report.objects += spooled.count;
         report.pack_bytes += spooled.len;
         if !all_ok {
             // Some refs moved (a non-atomic push): plan again against fresh refs.
-            return Ok(false);
+            return Ok(Outcome::Again { back_off: true });
         }
         self.cached = Some(advertisement);
-        Ok(true)
+        Ok(Outcome::Done)
     }
 
     /// Send the commands and the pack; the server's report, and whether it was atomic.
@@ -562,14 +591,15 @@ impl<C: HttpClient> Pusher<C> {
         Ok(plan)
     }
 
-    /// Fetch the diverged topics, then copy each one's unpushed messages onto the remote head.
+    /// Fetch the diverged topics, then copy each one's unpushed messages onto the remote head;
+    /// the remote heads fetched, by ref name.
     fn rebuild_diverged(
         &self,
         repo: &Repository,
         diverged: &[(TopicName, ObjectId, Option<ObjectId>)],
         sync: bool,
         report: &mut PushReport,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<(String, ObjectId)>, Error> {
         let prefixes: Vec<String> = diverged.iter().map(|(t, ..)| t.ref_name()).collect();
         let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
         let fetched = fetch::fetch_with(
@@ -585,7 +615,8 @@ impl<C: HttpClient> Pusher<C> {
         report.requests += 3;
         let mut odb = repo.odb();
         let mut buf = Vec::new();
-        for (topic, local, hint) in diverged {
+        let mut heads = Vec::new();
+        for (topic, _planned, hint) in diverged {
             let name = topic.ref_name();
             // The remote's head as just fetched (the tracking ref, or the fetch's report for
             // a remote given as a URL).
@@ -599,18 +630,21 @@ impl<C: HttpClient> Pusher<C> {
                     None => None,
                 });
             let Some(theirs) = theirs else { continue };
-            if repo.refs().find(&name)? != Some(*local) {
-                continue; // the fetch fast-forwarded it, or a local producer appended: re-plan
-            }
-            if relation(&mut odb, &mut buf, *local, Some(theirs), *hint)? != Relation::Diverged {
+            heads.push((name.clone(), theirs));
+            // From the topic's head now: a local producer may have appended since the plan
+            // (skipping the topic then let a busy producer starve its own push).
+            let Some(local) = repo.refs().find(&name)? else {
+                continue;
+            };
+            if relation(&mut odb, &mut buf, local, Some(theirs), *hint)? != Relation::Diverged {
                 continue;
             }
-            let rebuilt = rebuild(repo, &mut odb, &mut buf, topic, *local, theirs, *hint, sync)?;
+            let rebuilt = rebuild(repo, &mut odb, &mut buf, topic, local, theirs, *hint, sync)?;
             if let Some(rebuilt) = rebuilt {
                 report.rebuilt.push(rebuilt);
             }
         }
-        Ok(())
+        Ok(heads)
     }
 }
 
@@ -677,8 +711,9 @@ fn reaches(
 }
 
 /// Copy the messages of `topic` after its fork from `theirs` onto `theirs`; move the topic
-/// (CAS from `local`) and the local positions inside the copied run. `None` if the topic
-/// moved meanwhile (the caller plans again).
+/// (CAS from the head found under its lock: messages a local producer appended on `local`
+/// meanwhile are copied too) and the local positions inside the copied run. `None` if the
+/// topic was deleted or rewritten meanwhile (the caller plans again).
 #[allow(clippy::too_many_arguments)]
 fn rebuild(
     repo: &Repository,
@@ -719,16 +754,51 @@ fn rebuild(
         .copied()
         .collect();
     unpushed.reverse();
-    let copied = restack::restack(repo, Some(theirs), &unpushed, sync)?;
-    let Some(tip) = copied.tip() else {
+    let restacked = restack::restack(repo, Some(theirs), &unpushed, sync)?;
+    let Some(mut tip) = restacked.tip() else {
         return Ok(None);
     };
-    let lock = repo.refs().lock(&topic.ref_name(), LOCK_TIMEOUT)?;
-    if lock.current()? != Some(local) {
-        return Ok(None); // a local producer appended: the copies stay unreachable
+    let mut copies = restacked.copies;
+    // A local producer may append while the copies are written: copy its new messages too,
+    // rather than lose the race to it again and again while it keeps publishing. First
+    // without the lock (the producer keeps going), then, for what came in the last moments,
+    // under it.
+    let name = topic.ref_name();
+    let mut copied_to = local;
+    let mut round = 0;
+    loop {
+        let lock = (round >= CATCH_UP_ROUNDS)
+            .then(|| repo.refs().lock(&name, LOCK_TIMEOUT))
+            .transpose()?;
+        let current = match &lock {
+            Some(lock) => lock.current()?,
+            None => repo.refs().find(&name)?,
+        };
+        let Some(current) = current else {
+            return Ok(None); // deleted meanwhile: the copies stay unreachable
+        };
+        if current == copied_to {
+            round = CATCH_UP_ROUNDS; // caught up: take the lock and check once more
+        } else {
+            let newer = match walk::ids_after(odb, current, Some(copied_to), buf) {
+                Ok(ids) => ids,
+                Err(walk::Error::NotOnTopic { .. }) => return Ok(None), // rewritten: plan again
+                Err(err) => return Err(err.into()),
+            };
+            let more = restack::restack(repo, Some(tip), &newer, sync)?;
+            tip = more.tip().unwrap_or(tip);
+            copies.extend(more.copies);
+            copied_to = current;
+            round += 1;
+        }
+        if let Some(lock) = lock {
+            if copied_to == current {
+                lock.commit(Expected::MustMatch(current), &tip, sync)?;
+                break;
+            }
+        }
     }
-    lock.commit(Expected::MustMatch(local), &tip, sync)?;
-    let copied_set: HashSet<ObjectId> = unpushed.iter().copied().collect();
+    let copied_set: HashSet<ObjectId> = copies.iter().map(|c| c.old).collect();
     let mut positions_moved = Vec::new();
     for (name, position) in repo.refs().list(POSITION_PREFIX)? {
         let on_topic = ConsumerName::parse_position_ref(&name).is_some_and(|(_, t)| t == *topic);
@@ -745,7 +815,7 @@ fn rebuild(
     Ok(Some(Rebuilt {
         topic: topic.clone(),
         onto: theirs,
-        copies: copied.copies,
+        copies,
         positions_moved,
     }))
 }
