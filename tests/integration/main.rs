@@ -13,6 +13,7 @@ mod messages;
 mod model;
 mod nginx;
 mod pack_read;
+mod positions_sync;
 mod produce;
 mod proxy;
 mod prune;

@@ -87,7 +87,8 @@ fn sync_keeps_going_through_network_faults_and_catches_up() {
         (Kind::UploadDiscovery, Fault::Status(503), 4),
         (Kind::ReceivePack, Fault::ResetMidBody, 1),
         (Kind::Fetch, Fault::TruncatePack, 2),
-        (Kind::LsRefs, Fault::StallHead(Duration::from_secs(10)), 1),
+        (Kind::LsRefs, Fault::ContentType("text/html"), 1),
+        (Kind::Fetch, Fault::StallHead(Duration::from_secs(10)), 1),
         (Kind::ReceivePack, Fault::Status(502), 1),
     ];
     let injected: usize = faults.iter().map(|(_, _, times)| times).sum();
