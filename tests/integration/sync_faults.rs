@@ -157,3 +157,51 @@ fn sync_keeps_going_through_network_faults_and_catches_up() {
         assert_sound(repo);
     }
 }
+
+/// A `gitmq sync` killed while it moved a tracking ref leaves `refs/remotes/<remote>/<t>.lock`:
+/// every later fetch of that topic waits for it and fails. `gitmq unlock` removes it, as it
+/// does the locks of killed producers and consumers.
+#[test]
+fn gitmq_unlock_removes_a_tracking_ref_lock_a_killed_sync_left() {
+    let server = HttpServer::start();
+    server.bare_repo("queue");
+    let url = server.url("queue");
+    let dir = tempfile::tempdir().unwrap();
+    let producer = node(dir.path(), "producer.git", &url);
+    assert!(gitmq_in(Some(&producer), &["publish", "orders"], b"one\n")
+        .status
+        .success());
+    assert!(gitmq_in(Some(&producer), &["push"], b"").status.success());
+    let left = [
+        producer.join("refs/remotes/origin/orders.lock"),
+        producer.join("refs/gitmq/remotes/origin/consumers/c/orders.lock"),
+        producer.join("refs/heads/orders.lock"),
+    ];
+    for lock in &left {
+        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        std::fs::write(lock, b"").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1100));
+    let out = gitmq_in(Some(&producer), &["unlock", "--older-than", "1"], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let still: Vec<_> = left.iter().filter(|l| l.exists()).collect();
+    assert!(
+        still.is_empty(),
+        "left behind: {still:?}; printed {:?}",
+        lines(&out.stdout)
+    );
+    assert!(gitmq_in(Some(&producer), &["publish", "orders"], b"two\n")
+        .status
+        .success());
+    let out = gitmq_in(Some(&producer), &["sync", "--rounds", "1"], b"");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_sound(&producer);
+}

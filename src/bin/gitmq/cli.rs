@@ -102,8 +102,9 @@ pub enum Command {
     /// Manage remotes (the repository's git config: `git remote` works too).
     #[command(subcommand)]
     Remote(RemoteCommand),
-    /// Remove ref locks left by killed writers (git's `<ref>.lock` files) under refs/heads/ and
-    /// refs/gitmq/, if older than --older-than seconds. Make sure no writer is stuck first.
+    /// Remove ref locks left by killed writers (git's `<ref>.lock` files) under refs/heads/,
+    /// refs/gitmq/ and refs/remotes/, if older than --older-than seconds. Make sure no writer
+    /// is stuck first.
     Unlock {
         /// Only locks at least this old.
         #[arg(long, default_value_t = 60, value_name = "SECONDS")]
