@@ -56,7 +56,7 @@ fn one_commit(c: &mut Criterion) {
             let mut builder = PackBuilder::new(compression);
             b.iter(|| {
                 builder.clear();
-                builder.add(id, gix_object::Kind::Commit, black_box(&body));
+                builder.push(&id, gix_object::Kind::Commit, black_box(&body));
             });
         });
     }
@@ -74,7 +74,7 @@ fn seal(c: &mut Criterion) {
         body.clear();
         encoder.encode(&mut body, None, 1_700_000_000, &payload(i));
         let id = gitmq::git::hash::object_id(gix_object::Kind::Commit, &body);
-        builder.add(id, gix_object::Kind::Commit, &body);
+        builder.push(&id, gix_object::Kind::Commit, &body);
     }
     let sealed = builder.seal(Vec::new());
     group.bench_function("trailer + index, 10,000 messages", |b| {

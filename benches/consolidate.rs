@@ -54,7 +54,8 @@ fn bench(c: &mut Criterion) {
         b.iter_batched(
             small_packs,
             |(dir, git_dir)| {
-                let report = consolidate(&git_dir, policy, false).expect("consolidate");
+                let report = consolidate(&gitmq::git::fs::real(), &git_dir, policy, false)
+                    .expect("consolidate");
                 assert_eq!(report.merged_packs, PACKS);
                 drop(dir);
             },

@@ -14,8 +14,7 @@ use std::{
 };
 
 use gitmq::{
-    git::odb::pack::write::Compression,
-    produce::{Producer, ProducerConfig},
+    produce::{Compression, Producer, ProducerConfig},
     Durability, Repository, TopicName,
 };
 

@@ -22,6 +22,9 @@ pub enum Error {
     /// Appending failed.
     #[error(transparent)]
     Produce(#[from] crate::queue::produce::Error),
+    /// Consuming failed.
+    #[error(transparent)]
+    Consume(#[from] crate::queue::consume::Error),
     /// Copying messages onto another parent failed.
     #[error(transparent)]
     Restack(#[from] crate::git::message::restack::Error),
@@ -44,14 +47,20 @@ pub enum Error {
     /// Pruning a topic failed (boxed: prune errors are large and rare).
     #[error(transparent)]
     Prune(Box<crate::queue::prune::Error>),
-    /// Talking to a remote failed (boxed: transport errors are large and rare).
+    /// Pushing or fetching failed (boxed: these errors are large and rare).
     #[error(transparent)]
-    Transport(Box<crate::git::wire::Error>),
+    Replicate(Box<crate::queue::replicate::Error>),
+}
+
+impl From<crate::queue::replicate::Error> for Error {
+    fn from(err: crate::queue::replicate::Error) -> Self {
+        Error::Replicate(Box::new(err))
+    }
 }
 
 impl From<crate::git::wire::Error> for Error {
     fn from(err: crate::git::wire::Error) -> Self {
-        Error::Transport(Box::new(err))
+        Error::Replicate(Box::new(err.into()))
     }
 }
 
@@ -76,5 +85,11 @@ impl From<crate::queue::prune::Error> for Error {
 impl From<crate::git::odb::loose::Error> for Error {
     fn from(err: crate::git::odb::loose::Error) -> Self {
         Error::Odb(err.into())
+    }
+}
+
+impl From<crate::git::wire::HttpError> for Error {
+    fn from(err: crate::git::wire::HttpError) -> Self {
+        Error::Replicate(Box::new(err.into()))
     }
 }

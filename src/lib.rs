@@ -79,8 +79,15 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// The git engine: public with the `internals` feature (fuzz targets, benches, tests), private
+// otherwise; the queue below is built on it and is the library's API. Without `internals`,
+// engine items used only by those callers are not dead code, just not exported.
+#[cfg(feature = "internals")]
 pub mod git;
-pub mod queue;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code, unused_imports)]
+mod git;
+mod queue;
 
 mod error;
 
@@ -92,7 +99,7 @@ pub use git::repo::Repository;
 pub use queue::consume::{self, dlq, handler, position, Consumer};
 pub use queue::durability::{self, Durability};
 pub use queue::names::{self as name, ConsumerName, TopicName};
-pub use queue::produce::{self, Producer};
+pub use queue::produce::{self, Producer, ProducerConfig, SharedProducer};
 #[cfg(feature = "json")]
 pub use queue::typed;
 pub use queue::{prune, replicate, topology};

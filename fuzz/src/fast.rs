@@ -183,7 +183,9 @@ pub fn first_parent(data: &[u8]) {
         for n in 0..(flags >> 1 & 3) {
             let id = take::<20>(rest, &mut at);
             let junk = if n == 0 { junk } else { None };
-            body.push_str(&format!("parent {}\n", hex(&id, case.rotate_left(7), junk)));
+            body.push_str("parent ");
+            body.push_str(&hex(&id, case.rotate_left(7), junk));
+            body.push('\n');
         }
         body.push_str("author a <a@b> 1 +0000\ncommitter a <a@b> 1 +0000\n\n");
         let mut body = body.into_bytes();

@@ -57,12 +57,8 @@ pub fn queue_model(data: &[u8]) {
     let dir = super::scratch_dir();
     let repo = Repository::init(dir.path().join("q.git")).expect("init a fresh repository");
     let topic = TopicName::new("model").expect("a valid topic");
-    let mut producer = repo
-        .producer(&topic)
-        .with_producer_config(producer_config(config));
-    let mut other = repo
-        .producer(&topic)
-        .with_producer_config(producer_config(0));
+    let mut producer = producer_config(config).open(&repo, &topic);
+    let mut other = producer_config(0).open(&repo, &topic);
 
     let mut model: Vec<(ObjectId, Vec<u8>)> = Vec::new();
     let mut pending: VecDeque<(ObjectId, Vec<u8>)> = VecDeque::new();

@@ -141,7 +141,13 @@ pub fn received_pack(data: &[u8]) {
             .expect("list the pack directory")
             .count()
     };
-    match index_pack(&pack[..], dir.path(), &limits, false) {
+    match index_pack(
+        &gitmq::git::fs::real(),
+        &pack[..],
+        dir.path(),
+        &limits,
+        false,
+    ) {
         Err(_) => assert_eq!(listing(), 0, "an error leaves nothing behind"),
         Ok(indexed) => {
             let Some(written) = indexed.written else {

@@ -22,6 +22,12 @@ pub const ID_LEN: usize = 20;
 #[derive(Clone, Default)]
 pub struct Hasher(sha1::Sha1);
 
+impl std::fmt::Debug for Hasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hasher").finish_non_exhaustive()
+    }
+}
+
 impl Hasher {
     /// A hasher with nothing fed yet.
     pub fn new() -> Self {

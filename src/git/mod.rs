@@ -1,5 +1,5 @@
 //! The git engine: everything gitmq knows about git's on-disk and on-the-wire formats, and
-//! nothing about queues. The queue layer ([`crate::queue`]) is built on it; nothing here
+//! nothing about queues. The queue (the crate's API) is built on it; nothing here
 //! imports from there.
 //!
 //! Data flow through this layer: [`message`] encodes a commit -> [`hash`] names it ->

@@ -11,10 +11,10 @@ use std::{
 
 use gix_hash::ObjectId;
 
-use crate::{
-    git::odb::{LooseStore, Odb},
-    git::refs::RefStore,
-    queue::names::{ConsumerName, TopicName, POSITION_PREFIX, TOPIC_PREFIX},
+use crate::git::{
+    fs::{real, SharedFs},
+    odb::Odb,
+    refs::RefStore,
 };
 
 /// Returned by [`Repository::init()`], [`Repository::open()`] and [`Repository::discover()`].
@@ -77,6 +77,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 pub struct Repository {
     git_dir: PathBuf,
     refs: RefStore,
+    fs: SharedFs,
 }
 
 /// Lifecycle
@@ -125,14 +126,21 @@ impl Repository {
 
     /// Open the repository at `path`: a git directory (bare), or a work tree holding `.git`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, Error> {
+        Self::open_with_fs(path, real())
+    }
+
+    /// Open the repository at `path` as [`open()`](Self::open) does, with every write going
+    /// through `fs` (a test puts a file system that fails on demand here).
+    pub fn open_with_fs(path: impl AsRef<Path>, fs: SharedFs) -> Result<Self, Error> {
         let path = path.as_ref();
         let git_dir = Self::git_dir_at(path).ok_or_else(|| Error::NotARepository {
             path: path.to_owned(),
         })?;
         check_format(&git_dir)?;
         Ok(Self {
-            refs: RefStore::at(&git_dir),
+            refs: RefStore::with_fs(&git_dir, fs.clone()),
             git_dir,
+            fs,
         })
     }
 
@@ -172,7 +180,7 @@ impl Repository {
             let mut dirs = Vec::new();
             odb.loose()
                 .write(gix_object::Kind::Tree, b"", true, &mut dirs)?;
-            LooseStore::sync_dirs(&mut dirs)?;
+            odb.loose().sync_dirs(&mut dirs)?;
         }
         Ok(())
     }
@@ -187,54 +195,17 @@ impl Repository {
 
     /// A new handle on the object database (packs are listed on its first read).
     pub fn odb(&self) -> Odb {
-        Odb::at(self.git_dir.join("objects"))
+        Odb::with_fs(self.git_dir.join("objects"), self.fs.clone())
+    }
+
+    /// The file system every write of this repository goes through.
+    pub fn fs(&self) -> &SharedFs {
+        &self.fs
     }
 
     /// The refs.
     pub fn refs(&self) -> &RefStore {
         &self.refs
-    }
-
-    /// The newest message of `topic`, or `None` if it has none.
-    pub fn head(&self, topic: &TopicName) -> Result<Option<ObjectId>, crate::Error> {
-        Ok(self.refs.find(&topic.ref_name())?)
-    }
-
-    /// Every topic with its head, sorted by name.
-    pub fn topics(&self) -> Result<Vec<(TopicName, ObjectId)>, crate::Error> {
-        Ok(self
-            .refs
-            .list(TOPIC_PREFIX)?
-            .into_iter()
-            .filter_map(|(name, id)| Some((TopicName::from_ref(&name)?, id)))
-            .collect())
-    }
-
-    /// Every consumer position: consumer, topic and the last message it committed.
-    pub fn positions(&self) -> Result<Vec<(ConsumerName, TopicName, ObjectId)>, crate::Error> {
-        Ok(self
-            .refs
-            .list(POSITION_PREFIX)?
-            .into_iter()
-            .filter_map(|(name, id)| {
-                let (consumer, topic) = ConsumerName::parse_position_ref(&name)?;
-                Some((consumer, topic, id))
-            })
-            .collect())
-    }
-
-    /// A producer appending to `topic` with the default identity and durability.
-    pub fn producer(&self, topic: &TopicName) -> crate::Producer {
-        crate::Producer::new(self.clone(), topic.clone())
-    }
-
-    /// The consumer `name` reading `topic` from its committed position.
-    pub fn consumer(
-        &self,
-        name: &ConsumerName,
-        topic: &TopicName,
-    ) -> Result<crate::Consumer, crate::Error> {
-        crate::Consumer::open(self.clone(), name.clone(), topic.clone())
     }
 }
 

@@ -13,16 +13,19 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
 use std::{
-    fs,
-    io::{self, Write},
+    fs, io,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use gix_hash::{oid, ObjectId};
 
+use crate::git::fs::{LockError, LockFile, SharedFs};
+
 /// The file's name in the git directory.
 pub const SHALLOW_FILE: &str = "shallow";
 /// The lock file git and gitmq take to replace it.
+#[cfg(test)]
 const SHALLOW_LOCK: &str = "shallow.lock";
 /// One line: 40 hex digits and a newline.
 const LINE_LEN: usize = 41;
@@ -81,7 +84,7 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 /// let id = ObjectId::empty_tree(gix_hash::Kind::Sha1);
 /// let mut shallow = Shallow::default();
 /// shallow.insert(id);
-/// shallow.write(dir.path(), false)?;
+/// shallow.write(&gitmq::git::fs::real(), dir.path(), false)?;
 /// assert!(Shallow::read(dir.path())?.contains(&id));
 /// # Ok(()) }
 /// ```
@@ -150,52 +153,24 @@ impl Shallow {
 
     /// Replace `<git_dir>/shallow` with this list (remove it when the list is empty), through
     /// `shallow.lock` as git does; with `sync`, the file and the directory are fsynced.
-    pub fn write(&self, git_dir: &Path, sync: bool) -> Result<(), Error> {
+    pub fn write(&self, fs: &SharedFs, git_dir: &Path, sync: bool) -> Result<(), Error> {
         let path = git_dir.join(SHALLOW_FILE);
-        let lock = git_dir.join(SHALLOW_LOCK);
-        let mut file = match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&lock)
-        {
-            Ok(file) => file,
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                return Err(Error::Locked { path: lock })
-            }
-            Err(err) => return Err(io_err(&lock)(err)),
-        };
-        let result = (|| {
-            if self.ids.is_empty() {
-                drop(file);
-                fs::remove_file(&lock).map_err(io_err(&lock))?;
-                match fs::remove_file(&path) {
-                    Err(err) if err.kind() != io::ErrorKind::NotFound => {
-                        return Err(io_err(&path)(err))
-                    }
-                    _ => {}
-                }
-            } else {
-                let mut text = String::with_capacity(self.ids.len() * LINE_LEN);
-                for id in &self.ids {
-                    text.push_str(&id.to_hex().to_string());
-                    text.push('\n');
-                }
-                file.write_all(text.as_bytes()).map_err(io_err(&lock))?;
-                if sync {
-                    crate::git::fs::sync_file(&file).map_err(io_err(&lock))?;
-                }
-                drop(file);
-                fs::rename(&lock, &path).map_err(io_err(&path))?;
-            }
-            if sync {
-                crate::git::fs::sync_dir(git_dir).map_err(io_err(git_dir))?;
-            }
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&lock);
+        let mut lock = LockFile::acquire(fs, &path, Duration::ZERO).map_err(|err| match err {
+            LockError::Locked { lock_path, .. } => Error::Locked { path: lock_path },
+            LockError::Io { path, source } => Error::Io { path, source },
+        })?;
+        if self.ids.is_empty() {
+            return lock.commit_removal(sync).map_err(io_err(&path));
         }
-        result
+        let mut text = String::with_capacity(self.ids.len() * LINE_LEN);
+        for id in &self.ids {
+            text.push_str(&id.to_hex().to_string());
+            text.push('\n');
+        }
+        let lock_path = lock.lock_path().to_owned();
+        lock.write_all(text.as_bytes())
+            .map_err(io_err(&lock_path))?;
+        lock.commit(sync).map_err(io_err(&path))
     }
 }
 
@@ -263,7 +238,9 @@ mod tests {
         assert!(shallow.insert(id("c")));
         assert!(shallow.insert(id("1")));
         assert!(!shallow.insert(id("c")));
-        shallow.write(dir.path(), true).unwrap();
+        shallow
+            .write(&crate::git::fs::real(), dir.path(), true)
+            .unwrap();
         let text = fs::read_to_string(dir.path().join(SHALLOW_FILE)).unwrap();
         assert_eq!(
             text,
@@ -271,7 +248,9 @@ mod tests {
             "sorted hex lines"
         );
         assert_eq!(Shallow::read(dir.path()).unwrap(), shallow);
-        Shallow::default().write(dir.path(), false).unwrap();
+        Shallow::default()
+            .write(&crate::git::fs::real(), dir.path(), false)
+            .unwrap();
         assert!(!dir.path().join(SHALLOW_FILE).exists());
         assert!(!dir.path().join(SHALLOW_LOCK).exists());
     }
@@ -281,7 +260,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(SHALLOW_LOCK), "").unwrap();
         assert!(matches!(
-            Shallow::default().write(dir.path(), false),
+            Shallow::default().write(&crate::git::fs::real(), dir.path(), false),
             Err(Error::Locked { .. })
         ));
         assert!(dir.path().join(SHALLOW_LOCK).exists());

@@ -1,5 +1,5 @@
 //! Owns walking a topic's history: the first-parent chain from its head back to a stop (a
-//! consumer's position), and delivering what lies between oldest first ([`Backlog`](crate::queue::consume::Backlog)).
+//! consumer's position), and the chain a consumer's backlog plans its oldest-first delivery with.
 //!
 //! Order: a topic's messages are its head's first-parent chain, oldest first. A merge commit
 //! on that chain (a joined topic) is one message, delivered in its place on the chain with
@@ -9,7 +9,7 @@
 //! - The walk follows first parents only and never consults commit dates, so equal or
 //!   backwards timestamps cannot reorder or slow it.
 //! - A step reads only a commit's first two lines ([`first_parent()`](crate::git::message::parent::first_parent)); each commit
-//!   is located once per walk, and a [`Backlog`](crate::queue::consume::Backlog) reads each message's body once to deliver
+//!   is located once per walk, and a consumer's backlog reads each message's body once to deliver
 //!   it.
 //! - A shallow commit (listed in `<git dir>/shallow`, left by a [`prune`](crate::queue::prune)) ends
 //!   the chain like a root: its absent parent is never looked up. A stop equal to that
@@ -22,13 +22,14 @@
 use gix_hash::ObjectId;
 
 use crate::{
+    git::hash::OBJECT_HASH,
     git::message::MessageRef,
     git::odb::{pack::set::Near, Location, Odb},
     Message,
 };
 
-/// Returned by [`ids_after()`], [`count_after()`], [`read_message()`], [`step_back()`] and
-/// [`Backlog`](crate::queue::consume::Backlog).
+/// Returned by [`ids_after()`], [`count_after()`], [`read_message()`], [`step_back()`],
+/// and [`FirstParents`].
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading an object failed.
@@ -251,6 +252,82 @@ impl Chain {
     }
 }
 
+/// The first-parent chain from a head, newest first: each commit with its first parent
+/// (`None` at a root or a shallow boundary). The one chain iterator of gitmq: each step reads
+/// only a commit's first lines, and dates are never read.
+///
+/// ```
+/// # fn main() -> Result<(), gitmq::Error> {
+/// # let dir = tempfile::tempdir().expect("temp dir");
+/// # let repo = gitmq::Repository::init(dir.path())?;
+/// # let topic = gitmq::TopicName::new("t")?;
+/// let ids = repo.producer(&topic).publish_batch([&b"1"[..], b"2", b"3"])?;
+/// let (mut odb, mut scratch) = (repo.odb(), Vec::new());
+/// let chain: Vec<_> = gitmq::git::walk::FirstParents::new(&mut odb, Some(ids[2]), &mut scratch)
+///     .map(|step| step.map(|(id, _)| id))
+///     .collect::<Result<_, _>>()?;
+/// assert_eq!(chain, [ids[2], ids[1], ids[0]]);
+/// assert!(gitmq::git::walk::is_on_chain(&mut odb, ids[2], ids[0], None, &mut scratch)?);
+/// assert!(!gitmq::git::walk::is_on_chain(&mut odb, ids[0], ids[2], None, &mut scratch)?);
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct FirstParents<'a> {
+    odb: &'a mut Odb,
+    scratch: &'a mut Vec<u8>,
+    chain: Chain,
+}
+
+impl<'a> FirstParents<'a> {
+    /// The chain from `head` (empty for `None`).
+    pub fn new(odb: &'a mut Odb, head: Option<ObjectId>, scratch: &'a mut Vec<u8>) -> Self {
+        let mut chain = Chain::new(head.unwrap_or_else(|| ObjectId::null(OBJECT_HASH)), None);
+        chain.next = head;
+        Self {
+            odb,
+            scratch,
+            chain,
+        }
+    }
+}
+
+impl Iterator for FirstParents<'_> {
+    type Item = Result<(ObjectId, Option<ObjectId>), Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.chain.next(self.odb, self.scratch) {
+            Ok(Some((id, _))) => Some(Ok((id, self.chain.next))),
+            Ok(None) => None,
+            Err(err) => {
+                self.chain.next = None;
+                Some(Err(err))
+            }
+        }
+    }
+}
+
+/// Whether `target` is on the first-parent chain from `from` (`from` itself included). The
+/// walk gives up, answering no, at a root, at a shallow boundary, or on meeting `give_up_at`
+/// below `from` (a commit known to be older than anything of interest).
+pub fn is_on_chain(
+    odb: &mut Odb,
+    from: ObjectId,
+    target: ObjectId,
+    give_up_at: Option<ObjectId>,
+    scratch: &mut Vec<u8>,
+) -> Result<bool, Error> {
+    for step in FirstParents::new(odb, Some(from), scratch) {
+        let (id, _) = step?;
+        if id == target {
+            return Ok(true);
+        }
+        if Some(id) == give_up_at && id != from {
+            return Ok(false);
+        }
+    }
+    Ok(false)
+}
+
 /// How many messages follow `stop` (exclusive) up to `head` (inclusive); with `stop ==
 /// None`, the whole chain (down to a root or a shallow boundary). O(count) time, O(1)
 /// memory.
@@ -271,7 +348,7 @@ pub fn count_after(
 
 /// The ids of the messages after `stop` (exclusive) up to `head` (inclusive), oldest first.
 /// With `stop == None`, the whole chain (down to a root or a shallow boundary). Holds every
-/// id: prefer a [`Backlog`](crate::queue::consume::Backlog) to read a long history.
+/// id: prefer a consumer (its backlog is bounded) to read a long history.
 pub fn ids_after(
     odb: &mut Odb,
     head: ObjectId,

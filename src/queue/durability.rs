@@ -1,5 +1,5 @@
 //! Owns what "acknowledged" means on disk: the [`Durability`] modes (the fsync helpers they
-//! call are [`crate::git::fs`]'s).
+//! call are `git::fs`'s).
 //!
 //! Invariant (the order every writer follows): write the object data, sync it (when the mode
 //! asks), rename it into place, sync its directory, and only then move the ref, whose lock

@@ -17,6 +17,7 @@ pub mod names;
 pub mod produce;
 pub mod prune;
 pub mod replicate;
+mod repository;
 pub mod topology;
 #[cfg(feature = "json")]
 pub mod typed;

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use crate::git::refs::FullName;
+
 /// The longest topic or consumer name accepted, in bytes (file systems cap a component at 255).
 pub const MAX_NAME_LEN: usize = 200;
 
@@ -87,8 +89,9 @@ impl TopicName {
     }
 
     /// The full ref of the topic's branch: `refs/heads/<name>`.
-    pub fn ref_name(&self) -> String {
-        format!("{TOPIC_PREFIX}{}", self.0)
+    pub fn ref_name(&self) -> FullName {
+        FullName::new(format!("{TOPIC_PREFIX}{}", self.0))
+            .expect("BUG: a valid topic name makes a valid ref name")
     }
 }
 
@@ -113,8 +116,9 @@ impl ConsumerName {
     }
 
     /// The full ref holding this consumer's position on `topic`.
-    pub fn position_ref(&self, topic: &TopicName) -> String {
-        format!("{POSITION_PREFIX}{}/{}", self.0, topic.0)
+    pub fn position_ref(&self, topic: &TopicName) -> FullName {
+        FullName::new(format!("{POSITION_PREFIX}{}/{}", self.0, topic.0))
+            .expect("BUG: valid consumer and topic names make a valid ref name")
     }
 
     /// Split a full position ref back into its consumer and topic.

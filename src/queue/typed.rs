@@ -73,7 +73,7 @@ impl Producer {
         &mut self,
         value: &T,
     ) -> Result<ObjectId, crate::Error> {
-        self.publish(&to_json(value)?)
+        Ok(self.publish(&to_json(value)?)?)
     }
 
     /// Publish `value` as JSON with `envelope`'s stable id and headers (idempotent like
@@ -83,7 +83,7 @@ impl Producer {
         value: &T,
         envelope: &Envelope,
     ) -> Result<ObjectId, crate::Error> {
-        self.publish_with(&to_json(value)?, envelope)
+        Ok(self.publish_with(&to_json(value)?, envelope)?)
     }
 
     /// Append `value` as JSON with `envelope` (see [`append_with()`](Self::append_with)).
@@ -92,7 +92,7 @@ impl Producer {
         value: &T,
         envelope: &Envelope,
     ) -> Result<Appended, crate::Error> {
-        self.append_with(&to_json(value)?, envelope)
+        Ok(self.append_with(&to_json(value)?, envelope)?)
     }
 }
 

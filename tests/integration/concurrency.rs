@@ -75,9 +75,9 @@ fn threads_with_their_own_producers_on_one_topic_lose_nothing() {
             let handle = repo.open();
             let topic = topic.clone();
             scope.spawn(move || {
-                let mut producer = handle
-                    .producer(&topic)
-                    .with_durability(gitmq::Durability::None);
+                let mut producer = gitmq::ProducerConfig::default()
+                    .with_durability(gitmq::Durability::None)
+                    .open(&handle, &topic);
                 for i in 0..100 {
                     producer.publish(format!("t{t}-{i}").as_bytes()).unwrap();
                 }

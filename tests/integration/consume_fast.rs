@@ -12,6 +12,7 @@ use std::{
 
 use gitmq::{
     consume::AutoCommit,
+    git::refs::FullName,
     produce::{Producer, ProducerConfig},
     ConsumerName, Durability, ObjectId, TopicName,
 };
@@ -346,7 +347,10 @@ fn the_iterator_auto_commit_and_wait_for_new() {
     let first: Vec<_> = consumer.messages().take(12).map(Result::unwrap).collect();
     assert_eq!(first.len(), 12);
     // The 11th step committed the ten handed out before it.
-    let position = handle.refs().find("refs/gitmq/consumers/auto/t").unwrap();
+    let position = handle
+        .refs()
+        .find(&FullName::new("refs/gitmq/consumers/auto/t").unwrap())
+        .unwrap();
     assert_eq!(position, Some(first[9].id));
     let rest: Vec<_> = consumer.messages().map(Result::unwrap).collect();
     assert_eq!(rest.len(), 13);

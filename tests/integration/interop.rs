@@ -43,10 +43,9 @@ fn what_gitmq_writes_is_fsck_clean_and_git_log_reads_every_payload_in_order() {
 fn git_cat_file_shows_the_author_the_date_and_the_empty_tree() {
     let repo = TempRepo::new();
     let topic = TopicName::new("audit/events").unwrap();
-    let id = repo
-        .open()
-        .producer(&topic)
+    let id = gitmq::ProducerConfig::default()
         .with_identity(Identity::new("auditor", "audit@example.com").unwrap())
+        .open(&repo.open(), &topic)
         .publish(b"hello")
         .unwrap();
     let shown = String::from_utf8(repo.git(&["cat-file", "-p", &id.to_string()])).unwrap();

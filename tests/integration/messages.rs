@@ -129,7 +129,7 @@ fn stable_ids_and_headers_survive_a_rebuild_when_two_producers_race() {
     let tmp = TempRepo::new();
     let repo = tmp.open();
     let t = topic("race");
-    let mut a = repo.producer(&t).with_producer_config(inline_config());
+    let mut a = inline_config().open(&repo, &t);
     let env = |n: u32| {
         Envelope::new()
             .with_id(format!("a-{n}"))
@@ -190,7 +190,7 @@ fn a_retried_publish_within_the_window_appends_nothing_and_returns_the_original_
     let repo = tmp.open();
     let t = topic("payments");
     let id = |s: &str| Envelope::new().with_id(s).unwrap();
-    let mut producer = repo.producer(&t).with_producer_config(inline_config());
+    let mut producer = inline_config().open(&repo, &t);
     let original = producer.publish_with(b"p1", &id("p-1")).unwrap();
     assert_eq!(producer.publish_with(b"p1", &id("p-1")).unwrap(), original);
     // Twice in one unflushed batch: appended once.
@@ -215,10 +215,9 @@ fn a_retry_beyond_the_window_is_appended_again() {
         window_messages: 2,
         ..Idempotence::default()
     };
-    let mut producer = repo
-        .producer(&t)
-        .with_producer_config(inline_config())
-        .with_idempotence(Some(window));
+    let mut producer = inline_config()
+        .with_idempotence(Some(window))
+        .open(&repo, &t);
     let first = producer.publish_with(b"a", &id("a")).unwrap();
     producer.publish_with(b"b", &id("b")).unwrap();
     assert_eq!(
@@ -229,9 +228,9 @@ fn a_retry_beyond_the_window_is_appended_again() {
     let again = producer.publish_with(b"a", &id("a")).unwrap();
     assert_ne!(again, first, "a fell out of the last 2 ids: appended again");
     // A restarted producer scans only its window's worth of the topic.
-    let restarted = repo
-        .producer(&t)
+    let restarted = ProducerConfig::default()
         .with_idempotence(Some(window))
+        .open(&repo, &t)
         .publish_with(b"b", &id("b"))
         .unwrap();
     assert_eq!(
@@ -242,16 +241,15 @@ fn a_retry_beyond_the_window_is_appended_again() {
     assert_eq!(all(&repo, &t)[4].id, restarted);
     // By age.
     let by_age = Idempotence {
-        window_age: Some(Duration::from_millis(20)),
+        window_age: Some(Duration::from_millis(500)),
         ..Idempotence::default()
     };
-    let mut producer = repo
-        .producer(&topic("aged"))
-        .with_producer_config(inline_config())
-        .with_idempotence(Some(by_age));
+    let mut producer = inline_config()
+        .with_idempotence(Some(by_age))
+        .open(&repo, &topic("aged"));
     let first = producer.publish_with(b"x", &id("x")).unwrap();
     assert_eq!(producer.publish_with(b"x", &id("x")).unwrap(), first);
-    std::thread::sleep(Duration::from_millis(40));
+    std::thread::sleep(Duration::from_secs(1));
     assert_ne!(producer.publish_with(b"x", &id("x")).unwrap(), first);
 }
 
@@ -569,10 +567,9 @@ fn generated_ids_are_unique_per_message_and_survive_a_rebuild() {
     let tmp = TempRepo::new();
     let repo = tmp.open();
     let t = topic("generated");
-    let mut a = repo
-        .producer(&t)
-        .with_producer_config(inline_config())
-        .with_message_ids(gitmq::produce::MessageIds::Generate);
+    let mut a = inline_config()
+        .with_message_ids(gitmq::produce::MessageIds::Generate)
+        .open(&repo, &t);
     a.append(b"1").unwrap();
     repo.producer(&t).publish(b"other").unwrap();
     a.append(b"2").unwrap();

@@ -14,7 +14,9 @@ fn random_operations_match_a_simple_in_memory_model() {
         let repo = TempRepo::new();
         let handle = repo.open();
         let topic = TopicName::new("model").unwrap();
-        let mut producer = handle.producer(&topic).with_durability(Durability::None);
+        let mut producer = gitmq::ProducerConfig::default()
+            .with_durability(Durability::None)
+            .open(&handle, &topic);
         let names: Vec<ConsumerName> = ["a", "b", "c"]
             .iter()
             .map(|n| ConsumerName::new(n).unwrap())

@@ -96,7 +96,7 @@ fn a_producers_stale_copy_of_a_position_never_moves_the_servers_back() {
         producer
             .open()
             .refs()
-            .find("refs/gitmq/consumers/c0/events")
+            .find(&gitmq::git::refs::FullName::new("refs/gitmq/consumers/c0/events").unwrap())
             .unwrap(),
         Some(further),
         "once in sync, the producer's machine adopts it"

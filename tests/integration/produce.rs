@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use gitmq::{
+    git::fs::real,
     git::odb::pack::{consolidate, write::Compression},
     produce::{Producer, ProducerConfig, SharedProducer},
     ConsumerName, Durability, TopicName,
@@ -189,7 +190,8 @@ fn consolidation_keeps_the_pack_count_low_and_every_message_readable() {
     };
     assert_eq!(count_packs(), 40, "one pack per batch");
     let report =
-        consolidate::consolidate(&repo.path, consolidate::Policy::default(), true).unwrap();
+        consolidate::consolidate(&real(), &repo.path, consolidate::Policy::default(), true)
+            .unwrap();
     assert_eq!(report.merged_packs, 40, "{report:?}");
     assert_eq!(report.objects, 401, "400 messages and one empty tree");
     assert_eq!(count_packs(), 1);
@@ -234,6 +236,7 @@ fn a_reader_keeps_working_while_packs_are_consolidated_under_it() {
         .unwrap();
     let first = consumer.poll(30).unwrap();
     consolidate::consolidate(
+        &real(),
         &repo.path,
         consolidate::Policy {
             min_packs: 2,

@@ -185,6 +185,31 @@ fn upto_drops_that_message_and_everything_older() {
     );
 }
 
+#[test]
+fn a_pack_left_without_its_index_by_a_killed_writer_is_removed_after_the_grace_period() {
+    let repo = TempRepo::new();
+    let queue = repo.open();
+    publish(&queue, 0, 30, 10);
+    // A writer killed between renaming its pack and its index leaves a pack git never reads
+    // (and `git fsck` does not report).
+    let pack_dir = repo.path.join("objects/pack");
+    let some_pack = files_in(&pack_dir)
+        .into_iter()
+        .find(|f| Path::new(f).extension().is_some_and(|e| e == "pack"))
+        .unwrap();
+    let orphan = pack_dir.join("pack-1111111111111111111111111111111111111111.pack");
+    fs::copy(pack_dir.join(&some_pack), &orphan).unwrap();
+    let young = prune(&queue, &topic(), Retain::Keep(20), &Options::default()).unwrap();
+    assert_eq!(young.kept, 20);
+    assert!(
+        orphan.exists(),
+        "younger than the grace period: it may be a writer's"
+    );
+    prune(&queue, &topic(), Retain::Keep(10), &no_grace()).unwrap();
+    assert!(!orphan.exists(), "older than the grace period: removed");
+    repo.assert_fsck_clean();
+}
+
 /// Commits written by git with the given author dates (seconds), oldest first, on `topic`.
 fn dated_messages(repo: &TempRepo, topic: &str, dates: &[i64]) -> Vec<ObjectId> {
     let empty_tree = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
@@ -389,7 +414,7 @@ fn a_position_older_than_the_kept_history_is_a_clear_walk_error() {
     prune(&queue, &topic(), Retain::Keep(5), &no_grace()).unwrap();
     // Written behind gitmq's back (git update-ref refuses a missing object).
     let consumer = ConsumerName::new("stale").unwrap();
-    let path = repo.path.join(consumer.position_ref(&topic()));
+    let path = repo.path.join(consumer.position_ref(&topic()).as_str());
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(&path, format!("{}\n", ids[3])).unwrap();
     let err = queue
@@ -474,9 +499,9 @@ fn spawn_producer(
     let (queue, stop, count) = (queue.clone(), Arc::clone(stop), Arc::clone(count));
     std::thread::spawn(move || {
         let mut acked: Vec<(ObjectId, String)> = Vec::new();
-        let mut producer = queue
-            .producer(&topic())
-            .with_durability(gitmq::Durability::None);
+        let mut producer = gitmq::ProducerConfig::default()
+            .with_durability(gitmq::Durability::None)
+            .open(&queue, &topic());
         let mut i = 0;
         while !stop.load(Ordering::Relaxed) || acked.len() < 200 {
             let batch: Vec<String> = (i..i + 7).map(|j| format!("p{j}")).collect();

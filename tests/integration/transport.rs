@@ -19,7 +19,7 @@ use gitmq::{
 
 use crate::{
     server::HttpServer,
-    util::{git, lines, TempRepo},
+    util::{lines, TempRepo},
 };
 
 fn publish(repo: &TempRepo, topic: &str, messages: std::ops::Range<u32>) {
@@ -274,10 +274,7 @@ fn an_unknown_repository_is_a_clear_404_and_credentials_never_show() {
         .replace("http://", "http://alice:hunter2@");
     let err =
         replicate::fetch(&local.open(), &url, &replicate::fetch::DEFAULT_PREFIXES).unwrap_err();
-    assert!(
-        matches!(err, replicate::Error::Status { status: 404, .. }),
-        "{err:?}"
-    );
+    assert!(err.http_status() == Some(404), "{err:?}");
     assert!(!err.is_spurious());
     let text = format!("{err} {err:?}");
     assert!(text.contains("repository not found"), "{text}");
@@ -301,7 +298,15 @@ fn a_stopped_server_is_a_spurious_connection_error() {
     let local = TempRepo::new();
     let err =
         replicate::fetch(&local.open(), &url, &replicate::fetch::DEFAULT_PREFIXES).unwrap_err();
-    assert!(matches!(err, replicate::Error::Connect { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            replicate::Error::Wire(gitmq::git::wire::Error::Http(
+                replicate::HttpError::Connect { .. }
+            ))
+        ),
+        "{err:?}"
+    );
     assert!(err.is_spurious());
     let out = local.gitmq(&["fetch", "nowhere"], b"");
     assert!(
@@ -315,7 +320,7 @@ fn a_stopped_server_is_a_spurious_connection_error() {
 struct WithoutV2(ReqwestClient);
 
 impl HttpClient for WithoutV2 {
-    fn send(&self, request: Request<'_>) -> Result<replicate::Response, replicate::Error> {
+    fn send(&self, request: Request<'_>) -> Result<replicate::Response, replicate::HttpError> {
         let headers: Vec<(&str, &str)> = request
             .headers
             .iter()
@@ -369,10 +374,7 @@ fn credentials_in_the_url_open_a_private_repository_and_never_show_in_errors() {
     let repo = local.open();
 
     let err = replicate::fetch(&repo, &url, &replicate::fetch::DEFAULT_PREFIXES).unwrap_err();
-    assert!(
-        matches!(err, replicate::Error::Status { status: 401, .. }),
-        "{err:?}"
-    );
+    assert!(err.http_status() == Some(401), "{err:?}");
     assert!(err.to_string().contains("authentication required"), "{err}");
 
     let wrong = url.replace("http://", &format!("http://{USER}:wrong-{}@", "pw%40x"));
@@ -409,7 +411,12 @@ fn https_with_a_private_ca_fetches_and_an_unknown_ca_is_refused() {
     let err =
         replicate::fetch(&local.open(), &url, &replicate::fetch::DEFAULT_PREFIXES).unwrap_err();
     assert!(
-        matches!(err, replicate::Error::Connect { .. }),
+        matches!(
+            err,
+            replicate::Error::Wire(gitmq::git::wire::Error::Http(
+                replicate::HttpError::Connect { .. }
+            ))
+        ),
         "an unknown CA fails the TLS handshake: {err:?}"
     );
 
@@ -424,6 +431,8 @@ fn https_with_a_private_ca_fetches_and_an_unknown_ca_is_refused() {
     assert_eq!(log(&local, "orders").len(), 12);
 }
 
+/// `gitmq bench` is in the binary only with the `bench` feature (`.ci/test` turns it on).
+#[cfg(feature = "bench")]
 #[test]
 fn gitmq_bench_fetch_compares_with_git_on_the_same_server_and_cleans_up() {
     let server = HttpServer::start();
@@ -447,7 +456,7 @@ fn gitmq_bench_fetch_compares_with_git_on_the_same_server_and_cleans_up() {
         ] {
             assert!(stdout.contains(row), "{row} in {stdout}");
         }
-        let refs = git(&["--git-dir", bare.to_str().unwrap(), "for-each-ref"], None);
+        let refs = crate::util::git(&["--git-dir", bare.to_str().unwrap(), "for-each-ref"], None);
         assert!(refs.is_empty(), "the bench branch was deleted");
     }
 }

@@ -1,18 +1,11 @@
 //! The `gitmq` command-line tool: parse arguments, run one command, map the outcome to an
 //! exit code (0 success or a closed stdout pipe, 1 failure, 2 usage), print errors on one line.
 
+#[cfg(feature = "bench")]
 mod bench;
 mod cli;
 mod commands;
-mod consumers;
-mod demo;
-mod dlq;
 mod output;
-mod prune;
-mod publish;
-mod remote;
-mod timeouts;
-mod topology;
 
 use std::process::ExitCode;
 

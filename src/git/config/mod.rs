@@ -1,6 +1,7 @@
-//! Owns the syntax of git's config file that gitmq reads: lines, section headers
-//! (`[section "subsection"]`) and values. Callers (`transport::config` for remotes,
-//! `prune::retention` for retention) decide what each key means.
+//! Owns the syntax of git's config file: reading its lines, section headers
+//! (`[section "subsection"]`) and values, and appending a section under `config.lock` (as
+//! `git config` does). Callers ([`remote`] for remotes, `prune::retention` for retention)
+//! decide what each key means.
 //!
 //! Strict and small on purpose: section names are case-insensitive (returned lowercased),
 //! subsections case-sensitive with `\"` and `\\` escapes; values take double quotes, `\"`,
@@ -22,6 +23,8 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use crate::git::fs::{LockError, LockFile, SharedFs, DEFAULT_LOCK_TIMEOUT};
+
 /// Returned by the readers of `<git-dir>/config` (remotes, retention).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -32,6 +35,14 @@ pub enum Error {
         path: PathBuf,
         /// The cause.
         source: io::Error,
+    },
+    /// Another writer holds `config.lock`.
+    #[error("{lock_path} is held by another writer (waited {waited:?}); remove it if no git or gitmq process is running")]
+    Locked {
+        /// The lock file.
+        lock_path: PathBuf,
+        /// How long this writer waited.
+        waited: std::time::Duration,
     },
     /// A line gitmq's reader does not understand.
     #[error("{path}:{line}: {reason}")]
@@ -59,6 +70,40 @@ pub(crate) fn read<T>(
     parse(&text)
         .map(Some)
         .map_err(|(line, reason)| Error::Malformed { path, line, reason })
+}
+
+/// Append `text` (whole lines) to `<git_dir>/config` under `config.lock`: the file is read
+/// while the lock is held, so no concurrent writer's change is lost; `check` sees the current
+/// text first and may refuse (its error is returned and nothing changes). The lock file is
+/// removed whatever happens.
+pub(crate) fn append<E: From<Error>>(
+    fs: &SharedFs,
+    git_dir: &Path,
+    check: impl FnOnce(&str) -> Result<(), E>,
+    text: &str,
+) -> Result<(), E> {
+    let path = git_dir.join("config");
+    let mut lock = LockFile::acquire(fs, &path, DEFAULT_LOCK_TIMEOUT).map_err(|err| match err {
+        LockError::Locked { lock_path, waited } => Error::Locked { lock_path, waited },
+        LockError::Io { path, source } => Error::Io { path, source },
+    })?;
+    let mut current = match std::fs::read_to_string(&path) {
+        Ok(current) => current,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => String::new(),
+        Err(source) => return Err(Error::Io { path, source }.into()),
+    };
+    check(&current)?;
+    if !current.is_empty() && !current.ends_with('\n') {
+        current.push('\n');
+    }
+    current.push_str(text);
+    let io_err = |source| Error::Io {
+        path: path.clone(),
+        source,
+    };
+    lock.write_all(current.as_bytes()).map_err(io_err)?;
+    lock.commit(true).map_err(io_err)?;
+    Ok(())
 }
 
 /// One meaningful line of a config file.

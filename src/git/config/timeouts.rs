@@ -43,7 +43,7 @@ pub struct Timeouts {
 /// use std::time::Duration;
 /// let dir = tempfile::tempdir()?;
 /// std::fs::write(dir.path().join("config"), "[gitmq \"http\"]\n\tidleTimeout = 30s\n")?;
-/// let timeouts = gitmq::git::config::timeouts::read(dir.path())?;
+/// let timeouts = gitmq::replicate::timeouts::read(dir.path())?;
 /// assert_eq!(timeouts.idle, Some(Duration::from_secs(30)));
 /// assert_eq!(timeouts.connect, None);
 /// # Ok(()) }
@@ -57,7 +57,7 @@ pub fn read(git_dir: &Path) -> Result<Timeouts, Error> {
 ///
 /// ```
 /// use std::time::Duration;
-/// use gitmq::git::config::timeouts::parse_duration;
+/// use gitmq::replicate::timeouts::parse_duration;
 /// assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
 /// assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
 /// assert!(parse_duration("5d").is_err());

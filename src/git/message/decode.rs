@@ -1,4 +1,4 @@
-//! Owns decoding the messages a [`Backlog`](crate::queue::consume::Backlog) hands out: a strict, hand-written
+//! Owns decoding the messages a walk hands out: a strict, hand-written
 //! parser for the canonical commit layout (what gitmq and `git commit` write), in front of
 //! [`MessageRef::from_bytes()`] (gix-object), which decodes everything else.
 //!

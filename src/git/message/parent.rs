@@ -1,5 +1,7 @@
-//! Owns the walk's commit parser: the first parent of a commit, read from its `tree` and
-//! first `parent` lines only, so a walk never decodes signatures, dates or messages.
+//! Owns reading a commit's links: its tree and its parents, from the `tree` and `parent`
+//! lines only, so a walk never decodes signatures, dates or messages. [`first_parent()`] is
+//! what a topic's first-parent walk reads; [`links()`] (tree and every parent) is what a walk
+//! over all of history reads (a push's pack, a prune's repack, a served fetch).
 //!
 //! Byte layout of the start of every commit body (git's `commit.c`, `parse_commit_buffer`):
 //!
@@ -70,6 +72,35 @@ pub fn first_parent(prefix: &[u8]) -> Result<Option<ObjectId>, Malformed> {
         return Err(malformed("commit ends after its tree line"));
     }
     Ok(None)
+}
+
+/// The tree and every parent of the commit with `body` (parents in order: the first parent
+/// first). Strict like [`first_parent()`]: a `tree` line, then `parent` lines, then another
+/// header.
+///
+/// ```
+/// use gitmq::git::message::parent::links;
+/// let merge = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\n\
+///               parent 1111111111111111111111111111111111111111\n\
+///               parent 2222222222222222222222222222222222222222\nauthor a <a@b> 0 +0000\n";
+/// let (tree, parents) = links(merge).unwrap();
+/// assert_eq!(tree.to_string(), "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
+/// assert_eq!(parents.len(), 2);
+/// ```
+pub fn links(body: &[u8]) -> Result<(ObjectId, Vec<ObjectId>), Malformed> {
+    let malformed = |reason| Malformed { reason };
+    let tree = hex_line(body, TREE).ok_or(malformed("no tree line"))?;
+    let mut parents = Vec::new();
+    let mut rest = body.get(TREE_LINE_LEN..).unwrap_or_default();
+    while rest.starts_with(PARENT) {
+        let id = hex_line(rest, PARENT).ok_or(malformed("bad parent line"))?;
+        parents.push(ObjectId::from(id));
+        rest = rest.get(PARENT_LINE_LEN..).unwrap_or_default();
+    }
+    if rest.len() < PARENT.len() {
+        return Err(malformed("commit ends after its parent lines"));
+    }
+    Ok((ObjectId::from(tree), parents))
 }
 
 /// The id on the line `<name><40 hex>\n` at the start of `bytes`, if it is one.

@@ -14,7 +14,8 @@
 use gix_hash::{oid, ObjectId};
 
 use crate::{
-    git::hash::{object_id, OBJECT_HASH},
+    git::hash::{object_id, Hasher, OBJECT_HASH},
+    git::message::parent,
     git::odb::pack::write::{self, Compression, PackBuilder, WrittenPack},
     Repository,
 };
@@ -26,8 +27,8 @@ pub const MAX_MESSAGES_PER_PACK: usize = 100_000;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The commit body does not start with a `tree` line.
-    #[error("commit {id} does not start with a tree line")]
+    /// The commit body does not start with a `tree` line and a valid first parent.
+    #[error("commit {id} does not start with a tree line and a valid first parent")]
     Malformed {
         /// The commit.
         id: ObjectId,
@@ -71,6 +72,18 @@ impl Restacked {
     }
 }
 
+/// Split a commit body around its first parent: its `tree` line, its first parent, and
+/// everything after the first parent line (the other parents, the headers, the message).
+fn split_first_parent(body: &[u8]) -> Option<(&[u8], Option<ObjectId>, &[u8])> {
+    let first = parent::first_parent(body).ok()?;
+    let (tree, rest) = body.split_at_checked(parent::TREE_LINE_LEN)?;
+    let rest = match first {
+        Some(_) => rest.get(parent::PARENT_LINE_LEN..)?,
+        None => rest,
+    };
+    Some((tree, first, rest))
+}
+
 /// Write into `out` (cleared first) the commit `body` (of commit `id`) with its first parent
 /// replaced by `parent` (inserted if it had none; removed if `parent` is `None`).
 pub fn with_first_parent(
@@ -79,27 +92,13 @@ pub fn with_first_parent(
     parent: Option<&oid>,
     out: &mut Vec<u8>,
 ) -> Result<(), Error> {
-    const TREE_LINE_LEN: usize = 5 + 40 + 1;
-    const PARENT_LINE_LEN: usize = 7 + 40 + 1;
-    let malformed = || Error::Malformed { id: id.to_owned() };
-    if body.len() < TREE_LINE_LEN
-        || !body.starts_with(b"tree ")
-        || body.get(TREE_LINE_LEN - 1) != Some(&b'\n')
-    {
-        return Err(malformed());
-    }
-    let (tree, rest) = body.split_at(TREE_LINE_LEN);
-    let has_parent = rest.starts_with(b"parent ") && rest.get(PARENT_LINE_LEN - 1) == Some(&b'\n');
-    let rest = if has_parent {
-        rest.get(PARENT_LINE_LEN..).ok_or_else(malformed)?
-    } else {
-        rest
-    };
+    let (tree, _, rest) =
+        split_first_parent(body).ok_or_else(|| Error::Malformed { id: id.to_owned() })?;
     if parent.is_none() && rest.starts_with(b"parent ") {
         return Err(Error::MergeWithoutBase { id: id.to_owned() });
     }
     out.clear();
-    out.reserve(body.len() + PARENT_LINE_LEN);
+    out.reserve(body.len() + parent::PARENT_LINE_LEN);
     out.extend_from_slice(tree);
     if let Some(parent) = parent {
         let mut hex = [0u8; 40];
@@ -109,6 +108,18 @@ pub fn with_first_parent(
     }
     out.extend_from_slice(rest);
     Ok(())
+}
+
+/// The content id of the commit `id` with `body`: the id of its body without the first parent
+/// line, which a copy made by [`with_first_parent()`] shares with its original whatever its
+/// new parent; and the commit's first parent.
+pub fn content_id(id: &oid, body: &[u8]) -> Result<(ObjectId, Option<ObjectId>), Error> {
+    let (tree, first, rest) =
+        split_first_parent(body).ok_or_else(|| Error::Malformed { id: id.to_owned() })?;
+    let mut hasher = Hasher::for_object(gix_object::Kind::Commit, tree.len() + rest.len());
+    hasher.update(tree);
+    hasher.update(rest);
+    Ok((hasher.finalize(), first))
 }
 
 /// Copy `messages` (oldest first) onto `base`: each copy's first parent is the previous copy,
@@ -142,8 +153,8 @@ pub fn restack(
     let mut parent = base;
     for chunk in messages.chunks(MAX_MESSAGES_PER_PACK) {
         builder.clear();
-        builder.add(
-            ObjectId::empty_tree(OBJECT_HASH),
+        builder.push(
+            &ObjectId::empty_tree(OBJECT_HASH),
             gix_object::Kind::Tree,
             b"",
         );
@@ -151,15 +162,19 @@ pub fn restack(
             odb.read_commit(id, &mut body)?;
             with_first_parent(id, &body, parent.as_deref(), &mut copy)?;
             let new = object_id(gix_object::Kind::Commit, &copy);
-            builder.add(new, gix_object::Kind::Commit, &copy);
+            builder.push(&new, gix_object::Kind::Commit, &copy);
             result.copies.push(Copied { old: *id, new });
             parent = Some(new);
         }
         let sealed = builder.seal(Vec::new());
         let files = sealed.finish();
-        result
-            .packs
-            .push(write::write_pack_files(&pack_dir, &sealed, &files, sync)?);
+        result.packs.push(write::write_pack_files(
+            repo.fs(),
+            &pack_dir,
+            &sealed,
+            &files,
+            sync,
+        )?);
         builder.reuse(sealed.bytes);
     }
     Ok(result)

@@ -9,13 +9,16 @@ use std::{
     fs,
     io::{self, Read, Write},
     path::{Path, PathBuf},
-    sync::atomic::{AtomicU64, Ordering},
 };
 
 use flate2::{read::ZlibDecoder, write::ZlibEncoder, Compression};
 use gix_hash::{oid, ObjectId};
 
-use crate::{git::hash, git::odb::stored};
+use crate::git::{
+    fs::{real, SharedFs, TempFile},
+    hash,
+    odb::stored,
+};
 
 /// The largest object body a read will allocate for, unless configured otherwise (256 MiB).
 pub const DEFAULT_MAX_OBJECT_SIZE: u64 = 256 << 20;
@@ -66,15 +69,22 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 pub struct LooseStore {
     objects_dir: PathBuf,
     max_object_size: u64,
+    fs: SharedFs,
 }
 
 /// Lifecycle
 impl LooseStore {
-    /// The store in `objects_dir` (which must exist).
+    /// The store in `objects_dir` (which must exist), written through the real file system.
     pub fn at(objects_dir: impl Into<PathBuf>) -> Self {
+        Self::with_fs(objects_dir, real())
+    }
+
+    /// The store in `objects_dir` (which must exist), written through `fs`.
+    pub fn with_fs(objects_dir: impl Into<PathBuf>, fs: SharedFs) -> Self {
         Self {
             objects_dir: objects_dir.into(),
             max_object_size: DEFAULT_MAX_OBJECT_SIZE,
+            fs,
         }
     }
 
@@ -93,6 +103,11 @@ impl LooseStore {
         let mut hex = [0u8; 40];
         let hex = id.hex_to_buf(&mut hex);
         self.objects_dir.join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// The file system objects are written through.
+    pub fn fs(&self) -> &SharedFs {
+        &self.fs
     }
 
     /// Whether the object `id` exists as a loose object.
@@ -128,13 +143,26 @@ impl LooseStore {
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
             Err(err) => return Err(io_err(dir)(err)),
         }
-        let tmp = temp_path(dir);
-        let result = write_file(&tmp, kind, body, sync)
-            .and_then(|()| fs::rename(&tmp, &path).map_err(io_err(&path)));
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
+        let mut file = TempFile::create_in(&self.fs, dir, "obj").map_err(io_err(dir))?;
+        let tmp = file.path().to_owned();
+        let mut header = [0u8; 32];
+        let header_len = hash::write_object_header(&mut header, kind, body.len());
+        let mut encoder = ZlibEncoder::new(&mut file, Compression::fast());
+        encoder
+            .write_all(&header[..header_len])
+            .and_then(|()| encoder.write_all(body))
+            .and_then(|()| encoder.finish().map(drop))
+            .map_err(io_err(&tmp))?;
+        if sync {
+            file.sync().map_err(io_err(&tmp))?;
         }
-        result?;
+        // git makes object files read-only; a failure here changes nothing that matters.
+        if let Ok(metadata) = file.file().metadata() {
+            let mut permissions = metadata.permissions();
+            permissions.set_readonly(true);
+            let _ = file.file().set_permissions(permissions);
+        }
+        file.persist(&path).map_err(io_err(&path))?;
         if sync && !dirs_to_sync.iter().any(|d| d == dir) {
             dirs_to_sync.push(dir.to_owned());
         }
@@ -142,10 +170,10 @@ impl LooseStore {
     }
 
     /// Sync (and drain) the directories [`write()`](Self::write) collected, children first.
-    pub fn sync_dirs(dirs: &mut Vec<PathBuf>) -> Result<(), Error> {
+    pub fn sync_dirs(&self, dirs: &mut Vec<PathBuf>) -> Result<(), Error> {
         dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
         for dir in dirs.drain(..) {
-            crate::git::fs::sync_dir(&dir).map_err(io_err(&dir))?;
+            self.fs.sync_dir(&dir).map_err(io_err(&dir))?;
         }
         Ok(())
     }
@@ -304,35 +332,6 @@ fn parse_header(header: &[u8]) -> Option<(gix_object::Kind, u64)> {
     Some((kind, size))
 }
 
-fn temp_path(dir: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!("tmp_obj_gitmq_{}_{n}", std::process::id()))
-}
-
-fn write_file(tmp: &Path, kind: gix_object::Kind, body: &[u8], sync: bool) -> Result<(), Error> {
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)
-        .map_err(io_err(tmp))?;
-    let mut header = [0u8; 32];
-    let header_len = hash::write_object_header(&mut header, kind, body.len());
-    let mut encoder = ZlibEncoder::new(file, Compression::fast());
-    encoder
-        .write_all(&header[..header_len])
-        .map_err(io_err(tmp))?;
-    encoder.write_all(body).map_err(io_err(tmp))?;
-    let file = encoder.finish().map_err(io_err(tmp))?;
-    if sync {
-        crate::git::fs::sync_file(&file).map_err(io_err(tmp))?;
-    }
-    let mut permissions = file.metadata().map_err(io_err(tmp))?.permissions();
-    permissions.set_readonly(true);
-    file.set_permissions(permissions).map_err(io_err(tmp))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,7 +349,7 @@ mod tests {
         let id = store
             .write(gix_object::Kind::Blob, b"hello\n", true, &mut dirs)
             .unwrap();
-        LooseStore::sync_dirs(&mut dirs).unwrap();
+        store.sync_dirs(&mut dirs).unwrap();
         assert_eq!(id.to_string(), "ce013625030ba8dba906f756967f9e9ca394464a");
         assert!(store.contains(&id));
         let mut body = Vec::new();

@@ -116,11 +116,18 @@ pub struct Odb {
 
 /// Lifecycle
 impl Odb {
-    /// The database in `objects_dir`; packs are listed on the first read.
+    /// The database in `objects_dir`, written through the real file system; packs are listed
+    /// on the first read.
     pub fn at(objects_dir: impl Into<PathBuf>) -> Self {
+        Self::with_fs(objects_dir, crate::git::fs::real())
+    }
+
+    /// The database in `objects_dir`, written through `fs`; packs are listed on the first
+    /// read.
+    pub fn with_fs(objects_dir: impl Into<PathBuf>, fs: crate::git::fs::SharedFs) -> Self {
         let objects_dir = objects_dir.into();
         Self {
-            loose: LooseStore::at(&objects_dir),
+            loose: LooseStore::with_fs(&objects_dir, fs),
             objects_dir,
             packs: None,
             cache: DeltaBaseCache::default(),
@@ -139,6 +146,11 @@ impl Odb {
     /// The loose object store.
     pub fn loose(&self) -> &LooseStore {
         &self.loose
+    }
+
+    /// The file system objects are written through.
+    pub fn fs(&self) -> &crate::git::fs::SharedFs {
+        self.loose.fs()
     }
 
     /// The packs, listed on first use.

@@ -16,16 +16,12 @@
 //! a lock that is dropped without [`RefLock::commit()`] is removed; a lock held by someone else
 //! past the deadline is reported (with its path) and never broken or overwritten.
 
-use std::{
-    fs,
-    io::{self, Write},
-    path::{Path, PathBuf},
-    time::{Duration, Instant},
-};
+use std::{fs, io, path::Path, time::Duration};
 
 use gix_hash::{oid, ObjectId};
 
-use super::{io_err, Error, RefStore};
+use super::{io_err, name::FullName, Error, RefStore};
+use crate::git::fs::{remove_if_exists, LockError, LockFile};
 
 /// What the ref must hold for a [`RefLock::commit()`] to go ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,60 +53,39 @@ impl Expected {
 #[derive(Debug)]
 pub struct RefLock {
     store: RefStore,
-    name: String,
-    path: PathBuf,
-    lock_path: PathBuf,
-    file: Option<fs::File>,
+    name: FullName,
+    lock: LockFile,
 }
 
 /// Lifecycle
 impl RefLock {
-    /// Take the lock on the full ref `name`, waiting up to `timeout` for another holder.
-    pub(super) fn acquire(store: &RefStore, name: &str, timeout: Duration) -> Result<Self, Error> {
-        let path = store.git_dir().join(name);
-        let lock_path = lock_path_of(&path);
-        if let Some(dir) = path.parent() {
+    /// Take the lock on the ref `name`, waiting up to `timeout` for another holder.
+    pub(super) fn acquire(
+        store: &RefStore,
+        name: &FullName,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
+        let path = store.path_of(name);
+        let dir = path.parent().expect("BUG: a ref path has a directory");
+        // A deletion may remove the (empty) directory between `create_dir_all` and the lock's
+        // creation: make it again, a few times.
+        let mut attempt = 0;
+        let lock = loop {
             fs::create_dir_all(dir).map_err(io_err(dir))?;
-        }
-        let start = Instant::now();
-        let mut attempt: u64 = 0;
-        loop {
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&lock_path)
-            {
-                Ok(file) => {
-                    return Ok(Self {
-                        store: store.clone(),
-                        name: name.to_owned(),
-                        path,
-                        lock_path,
-                        file: Some(file),
-                    })
-                }
-                // A deletion removed the (empty) directory since `create_dir_all`: make it again.
-                Err(err) if err.kind() == io::ErrorKind::NotFound && attempt < 3 => {
+            match LockFile::acquire(store.fs(), &path, timeout) {
+                Err(LockError::Io { source, .. })
+                    if source.kind() == io::ErrorKind::NotFound && attempt < 3 =>
+                {
                     attempt += 1;
-                    if let Some(dir) = path.parent() {
-                        fs::create_dir_all(dir).map_err(io_err(dir))?;
-                    }
                 }
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                    let waited = start.elapsed();
-                    if waited >= timeout {
-                        return Err(Error::Locked {
-                            name: name.to_owned(),
-                            lock_path,
-                            waited,
-                        });
-                    }
-                    attempt += 1;
-                    std::thread::sleep(backoff(attempt).min(timeout.saturating_sub(waited)));
-                }
-                Err(err) => return Err(io_err(&lock_path)(err)),
+                result => break result.map_err(|err| lock_error(name, err))?,
             }
-        }
+        };
+        Ok(Self {
+            store: store.clone(),
+            name: name.clone(),
+            lock,
+        })
     }
 
     /// Move the ref to `new` if it currently matches `expected`; with `sync`, the new value and
@@ -118,22 +93,14 @@ impl RefLock {
     /// [`Error::Changed`] tells what the ref holds now.
     pub fn commit(mut self, expected: Expected, new: &oid, sync: bool) -> Result<(), Error> {
         self.check(expected)?;
-        let mut file = self.file.take().expect("BUG: a lock is committed once");
         let mut line = [0u8; 41];
         let hex_len = new.hex_to_buf(&mut line).len();
         line[hex_len] = b'\n';
-        file.write_all(&line[..=hex_len])
-            .map_err(io_err(&self.lock_path))?;
-        if sync {
-            crate::git::fs::sync_file(&file).map_err(io_err(&self.lock_path))?;
-        }
-        drop(file);
-        fs::rename(&self.lock_path, &self.path).map_err(io_err(&self.path))?;
-        if sync {
-            let dir = self.path.parent().expect("BUG: a ref path has a directory");
-            crate::git::fs::sync_dir(dir).map_err(io_err(dir))?;
-        }
-        Ok(())
+        let lock_path = self.lock.lock_path().to_owned();
+        self.lock
+            .write_all(&line[..=hex_len])
+            .map_err(io_err(&lock_path))?;
+        self.lock.commit(sync).map_err(io_err(&lock_path))
     }
 }
 
@@ -146,7 +113,7 @@ impl RefLock {
             Ok(actual)
         } else {
             Err(Error::Changed {
-                name: self.name.clone(),
+                name: self.name.to_string(),
                 expected,
                 actual,
             })
@@ -160,62 +127,52 @@ impl RefLock {
     /// `packed-refs.lock`, waiting up to [`PACKED_REFS_LOCK_TIMEOUT`]), then its loose file.
     /// Whether there was anything to delete; on a mismatch, [`Error::Changed`] and nothing
     /// changes. With `sync`, `packed-refs` and the directories are fsynced.
-    pub fn delete(mut self, expected: Expected, sync: bool) -> Result<bool, Error> {
+    pub fn delete(self, expected: Expected, sync: bool) -> Result<bool, Error> {
         let actual = self.check(expected)?;
-        let dir = self
-            .path
+        let path = self.store.path_of(&self.name);
+        let dir = path
             .parent()
             .expect("BUG: a ref path has a directory")
             .to_owned();
-        if actual.is_none() && !self.path.is_file() {
-            drop(self.file.take());
-            fs::remove_file(&self.lock_path).map_err(io_err(&self.lock_path))?;
-            remove_empty_parents(self.store.git_dir(), &dir);
+        let git_dir = self.store.git_dir().to_owned();
+        let fs = self.store.fs().clone();
+        if actual.is_none() && !path.is_file() {
+            let lock_path = self.lock.lock_path().to_owned();
+            self.lock.release().map_err(io_err(&lock_path))?;
+            remove_empty_parents(&git_dir, &dir);
             return Ok(false);
         }
-        let packed = RefLock::acquire(&self.store, PACKED_REFS, PACKED_REFS_LOCK_TIMEOUT)?;
-        packed.remove_packed_entry(&self.name, sync)?;
-        match fs::remove_file(&self.path) {
-            Ok(()) => {}
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-            Err(err) => return Err(io_err(&self.path)(err)),
-        }
+        self.store.remove_packed_entry(&self.name, sync)?;
+        remove_if_exists(&*fs, &path).map_err(io_err(&path))?;
         if sync {
-            crate::git::fs::sync_dir(&dir).map_err(io_err(&dir))?;
+            fs.sync_dir(&dir).map_err(io_err(&dir))?;
         }
-        drop(self.file.take());
-        fs::remove_file(&self.lock_path).map_err(io_err(&self.lock_path))?;
-        remove_empty_parents(self.store.git_dir(), &dir);
+        let lock_path = self.lock.lock_path().to_owned();
+        self.lock.release().map_err(io_err(&lock_path))?;
+        remove_empty_parents(&git_dir, &dir);
         Ok(true)
     }
+}
 
-    /// With this lock being `packed-refs.lock`: rewrite `packed-refs` without `name`'s entry.
-    fn remove_packed_entry(mut self, name: &str, sync: bool) -> Result<(), Error> {
-        let data = match fs::read(&self.path) {
+/// Packed refs
+impl RefStore {
+    /// Rewrite `packed-refs` without `name`'s entry, under `packed-refs.lock`.
+    fn remove_packed_entry(&self, name: &FullName, sync: bool) -> Result<(), Error> {
+        let path = self.git_dir().join(PACKED_REFS);
+        let mut lock = LockFile::acquire(self.fs(), &path, PACKED_REFS_LOCK_TIMEOUT)
+            .map_err(|err| lock_error(name, err))?;
+        let data = match fs::read(&path) {
             Ok(data) => data,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(err) => return Err(io_err(&self.path)(err)),
+            Err(err) => return Err(io_err(&path)(err)),
         };
         super::packed::parse(&data)?;
         let Some(rewritten) = super::packed::without(&data, name) else {
             return Ok(());
         };
-        let mut file = self.file.take().expect("BUG: a fresh lock has its file");
-        file.write_all(&rewritten)
-            .map_err(io_err(&self.lock_path))?;
-        if sync {
-            crate::git::fs::sync_file(&file).map_err(io_err(&self.lock_path))?;
-        }
-        drop(file);
-        if let Err(err) = fs::rename(&self.lock_path, &self.path) {
-            let _ = fs::remove_file(&self.lock_path);
-            return Err(io_err(&self.path)(err));
-        }
-        if sync {
-            let dir = self.store.git_dir();
-            crate::git::fs::sync_dir(dir).map_err(io_err(dir))?;
-        }
-        Ok(())
+        let lock_path = lock.lock_path().to_owned();
+        lock.write_all(&rewritten).map_err(io_err(&lock_path))?;
+        lock.commit(sync).map_err(io_err(&path))
     }
 }
 
@@ -223,7 +180,19 @@ impl RefLock {
 const PACKED_REFS: &str = "packed-refs";
 
 /// How long a deletion waits for another writer of `packed-refs` (e.g. `git pack-refs`).
-pub const PACKED_REFS_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+pub const PACKED_REFS_LOCK_TIMEOUT: Duration = crate::git::fs::DEFAULT_LOCK_TIMEOUT;
+
+/// The ref error for a lock that could not be taken on behalf of `name`.
+fn lock_error(name: &FullName, err: LockError) -> Error {
+    match err {
+        LockError::Locked { lock_path, waited } => Error::Locked {
+            name: name.to_string(),
+            lock_path,
+            waited,
+        },
+        LockError::Io { path, source } => Error::Io { path, source },
+    }
+}
 
 /// Remove `dir` and its parents while they are empty, stopping at `refs/<kind>` (as git does,
 /// so a later ref whose name is a removed directory's can be created).
@@ -248,46 +217,7 @@ impl RefLock {
     }
 
     /// The full ref name.
-    pub fn name(&self) -> &str {
+    pub fn name(&self) -> &FullName {
         &self.name
-    }
-}
-
-impl Drop for RefLock {
-    fn drop(&mut self) {
-        if self.file.take().is_some() {
-            let _ = fs::remove_file(&self.lock_path);
-        }
-    }
-}
-
-fn lock_path_of(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".lock");
-    PathBuf::from(name)
-}
-
-/// git's `lockfile.c` backoff: `n²` ms with ±25% jitter, capped at one second.
-fn backoff(attempt: u64) -> Duration {
-    let base = (attempt * attempt).min(1000);
-    let nanos = u64::from(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos(),
-    );
-    let jitter_permille = 750 + (nanos ^ (nanos >> 7)) % 501;
-    Duration::from_micros(base * jitter_permille)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        assert!(backoff(1) <= Duration::from_micros(1250));
-        assert!(backoff(10) >= Duration::from_millis(75));
-        assert!(backoff(1000) <= Duration::from_millis(1250));
     }
 }

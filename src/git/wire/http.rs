@@ -4,19 +4,20 @@
 //! Invariants: credentials come only from the [`super::RemoteUrl`]'s userinfo and go only into a
 //! basic `Authorization` header (reqwest drops it on a redirect to another host); reqwest
 //! never sees a URL with userinfo, and its errors are stripped of their URL, so no error
-//! gitmq shows can carry a password; a non-2xx status is [`Error::Status`]; every request
-//! is bounded three ways: a connect timeout, an idle timeout (for the response headers, the
-//! request body's upload included, then for each read of the body) and a whole-request
-//! timeout (checked before each read of the body, so a server dripping bytes slowly, which
-//! never trips the idle timeout, is cut off too). A request therefore ends within the
-//! request timeout plus one idle timeout, whatever the server does.
+//! gitmq shows can carry a password; a non-2xx status is
+//! [`HttpError::Status`](super::HttpError::Status); every request is bounded three ways: a
+//! connect timeout, an idle timeout (for the response headers, the request body's upload
+//! included, then for each read of the body) and a whole-request timeout (checked before each
+//! read of the body, so a server dripping bytes slowly, which never trips the idle timeout, is
+//! cut off too). A request therefore ends within the request timeout plus one idle timeout,
+//! whatever the server does.
 
 use std::{
     io::Read,
     time::{Duration, Instant},
 };
 
-use super::{Body, Error, HttpClient, Method, Request, Response, AGENT};
+use super::{Body, HttpClient, HttpError as Error, Method, Request, Response, AGENT};
 
 /// The default time allowed to open a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,18 +57,18 @@ impl Default for Options {
 
 impl Options {
     /// These options with the timeouts a repository's config sets (see
-    /// [`crate::git::config::timeouts`]); a request timeout of zero means no limit.
+    /// [`crate::replicate::timeouts`]); a request timeout of zero means no limit.
     ///
     /// ```
     /// use std::time::Duration;
-    /// use gitmq::git::{config::timeouts::Timeouts, wire::http::Options};
+    /// use gitmq::replicate::{http::Options, timeouts::Timeouts};
     /// let set = Timeouts { idle: Some(Duration::from_secs(5)), request: Some(Duration::ZERO), ..Timeouts::default() };
     /// let options = Options::default().with_timeouts(&set);
     /// assert_eq!((options.io_timeout, options.request_timeout), (Duration::from_secs(5), None));
     /// assert_eq!(options.connect_timeout, Options::default().connect_timeout);
     /// ```
     #[must_use]
-    pub fn with_timeouts(mut self, timeouts: &crate::git::config::timeouts::Timeouts) -> Self {
+    pub fn with_timeouts(mut self, timeouts: &crate::replicate::timeouts::Timeouts) -> Self {
         if let Some(connect) = timeouts.connect {
             self.connect_timeout = connect;
         }
@@ -130,7 +131,7 @@ impl ReqwestClient {
     pub fn new(options: Options) -> Result<Self, Error> {
         // Fails only if a provider is already installed, which is as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let builder_error = |err: reqwest::Error| Error::Http {
+        let builder_error = |err: reqwest::Error| Error::Other {
             url: String::new(),
             source: Box::new(err.without_url()),
         };
@@ -198,7 +199,7 @@ impl HttpClient for ReqwestClient {
                     source: Box::new(err),
                 }
             } else {
-                Error::Http {
+                Error::Other {
                     url: url.clone(),
                     source: Box::new(err),
                 }

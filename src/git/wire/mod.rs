@@ -64,24 +64,10 @@ pub type Progress<'a> = &'a mut dyn FnMut(&[u8]);
 /// The agent gitmq announces.
 pub const AGENT: &str = concat!("gitmq/", env!("CARGO_PKG_VERSION"));
 
-/// Returned by [`fetch()`](crate::replicate::fetch_with), [`Remote`] and [`HttpClient`]s.
+/// Returned by [`HttpClient::send()`]: the HTTP seam's own failures, nothing about git.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum Error {
-    /// The URL is not one gitmq can fetch from.
-    #[error(transparent)]
-    Url(#[from] url::Error),
-    /// The repository's config could not be read.
-    #[error(transparent)]
-    Config(#[from] crate::git::config::Error),
-    /// Neither a URL nor a configured remote.
-    #[error(
-        "no remote named {name:?} (add one with `git remote add {name} <url>`, or pass a URL)"
-    )]
-    NoSuchRemote {
-        /// The name given.
-        name: String,
-    },
+pub enum HttpError {
     /// The server could not be reached.
     #[error("cannot connect to {url}")]
     Connect {
@@ -108,12 +94,35 @@ pub enum Error {
     },
     /// Another HTTP failure.
     #[error("HTTP request to {url} failed")]
-    Http {
+    Other {
         /// The URL, without credentials.
         url: String,
         /// The cause.
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl HttpError {
+    /// Whether trying again later may succeed.
+    pub fn is_spurious(&self) -> bool {
+        match self {
+            HttpError::Connect { .. } | HttpError::Timeout { .. } | HttpError::Other { .. } => true,
+            HttpError::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+        }
+    }
+}
+
+/// Returned by [`Remote`] and the protocol's readers: a failed request, or a server that does
+/// not speak git's smart HTTP as gitmq does.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The URL is not one gitmq can fetch from.
+    #[error(transparent)]
+    Url(#[from] url::Error),
+    /// The request failed.
+    #[error(transparent)]
+    Http(#[from] HttpError),
     /// Reading a response body failed (the connection broke or the body was cut short).
     #[error("reading the response from {url} failed")]
     Body {
@@ -152,60 +161,6 @@ pub enum Error {
     /// The received pack was refused.
     #[error(transparent)]
     Pack(#[from] crate::git::odb::pack::index_pack::Error),
-    /// The server sent a pack without an object gitmq asked for.
-    #[error("the server's pack lacks {id}, which was wanted")]
-    Incomplete {
-        /// The missing object.
-        id: gix_hash::ObjectId,
-    },
-    /// Moving a ref failed.
-    #[error(transparent)]
-    Refs(#[from] crate::git::refs::Error),
-    /// Reading local objects failed.
-    #[error(transparent)]
-    Walk(#[from] crate::git::walk::Error),
-    /// The remote refused to move a ref, and not because another writer won a race.
-    #[error("the remote refused to update {name}: {reason}")]
-    Rejected {
-        /// The full ref name.
-        name: String,
-        /// The server's words.
-        reason: String,
-    },
-    /// The remote could not unpack the pushed objects; no ref moved.
-    #[error("the remote could not unpack the pushed objects: {reason}")]
-    Unpack {
-        /// The server's words.
-        reason: String,
-    },
-    /// The server's push report lacks a verdict for a ref it was asked to move.
-    #[error("the remote gave no verdict for {name}")]
-    MissingVerdict {
-        /// The full ref name.
-        name: String,
-    },
-    /// The remote lacks history that was pruned here: a pruned repository can push only onto
-    /// a remote that holds what lies below its boundary.
-    #[error("the remote lacks the history pruned here below {boundary}: push from a repository that has it, or to a remote that does")]
-    PrunedHere {
-        /// The oldest message kept here (a shallow commit).
-        boundary: gix_hash::ObjectId,
-    },
-    /// Other producers kept pushing first.
-    #[error("gave up after {attempts} attempts: other producers kept moving the remote")]
-    Conflicts {
-        /// Attempts made.
-        attempts: u32,
-    },
-    /// Copying unpushed messages onto the remote's head failed.
-    #[error(transparent)]
-    Restack(#[from] crate::git::message::restack::Error),
-    /// Writing the pack to push to a temporary file failed.
-    #[error("writing the pack to push failed")]
-    Spool {
-        /// The cause.
-        source: std::io::Error,
-    },
 }
 
 impl Error {
@@ -213,16 +168,21 @@ impl Error {
     /// data was not wrong.
     pub fn is_spurious(&self) -> bool {
         match self {
-            Error::Connect { .. }
-            | Error::Timeout { .. }
-            | Error::Body { .. }
-            | Error::Http { .. } => true,
-            Error::Status { status, .. } => *status >= 500 || *status == 429 || *status == 408,
+            Error::Http(err) => err.is_spurious(),
+            Error::Body { .. } => true,
             Error::Protocol(err) => err.is_spurious(),
             Error::PktLine(err) => err.is_spurious(),
             Error::Sideband(err) => err.is_spurious(),
             Error::Pack(err) => err.is_spurious(),
             _ => false,
+        }
+    }
+
+    /// The HTTP status the server answered, if that is what failed.
+    pub fn http_status(&self) -> Option<u16> {
+        match self {
+            Error::Http(HttpError::Status { status, .. }) => Some(*status),
+            _ => None,
         }
     }
 }
@@ -314,15 +274,15 @@ impl std::fmt::Debug for Response {
 }
 
 /// What the protocol code needs from an HTTP client: send one request, stream the body of a
-/// 2xx response, and map everything else to an [`Error`] (a non-2xx status is
-/// [`Error::Status`]). `http::ReqwestClient` is the real one; tests plug in their own.
+/// 2xx response, and map everything else to an [`HttpError`] (a non-2xx status is
+/// [`HttpError::Status`]). `http::ReqwestClient` is the real one; tests plug in their own.
 pub trait HttpClient {
     /// Send `request`.
-    fn send(&self, request: Request<'_>) -> Result<Response, Error>;
+    fn send(&self, request: Request<'_>) -> Result<Response, HttpError>;
 }
 
 impl<C: HttpClient + ?Sized> HttpClient for &C {
-    fn send(&self, request: Request<'_>) -> Result<Response, Error> {
+    fn send(&self, request: Request<'_>) -> Result<Response, HttpError> {
         (**self).send(request)
     }
 }

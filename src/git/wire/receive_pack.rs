@@ -162,15 +162,56 @@ pub fn request_header(
 pub enum RefStatus {
     /// The ref moved.
     Ok,
-    /// The ref did not move, for this reason (the server's words).
-    Rejected(String),
+    /// The ref did not move.
+    Rejected(Rejection),
+}
+
+/// Why a ref did not move, as `report-status` says it: the reason classified once, here, from
+/// the fixed words git's `receive-pack` writes (see git's `builtin/receive-pack.c`), and the
+/// server's words kept for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// What kind of refusal it is.
+    pub kind: RejectionKind,
+    /// The server's words.
+    pub reason: String,
+}
+
+/// The kinds of refusal a pusher acts on differently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectionKind {
+    /// `atomic push failure`: this ref was fine, another ref of the atomic push was refused.
+    AtomicCollateral,
+    /// `missing necessary objects` (and git's other `missing ...` connectivity reasons): the
+    /// pushed pack does not complete the history on the server.
+    MissingObjects,
+    /// Anything else: a race (`stale info`, `fetch first`, `non-fast-forward`, a changed old
+    /// value), a hook, a permission.
+    Other,
+}
+
+impl Rejection {
+    /// Classify the reason a `ng` line (or a failed unpack) gives.
+    pub fn parse(reason: &[u8]) -> Self {
+        let kind = if reason == b"atomic push failure" {
+            RejectionKind::AtomicCollateral
+        } else if reason.starts_with(b"missing") {
+            RejectionKind::MissingObjects
+        } else {
+            RejectionKind::Other
+        };
+        Self {
+            kind,
+            reason: String::from_utf8_lossy(reason).into_owned(),
+        }
+    }
 }
 
 /// What `report-status` said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
-    /// `None` if the pack was unpacked, else the server's reason.
-    pub unpack_error: Option<String>,
+    /// `None` if the pack was unpacked, else why not.
+    pub unpack_error: Option<Rejection>,
     /// Each ref's verdict, in the server's order.
     pub refs: Vec<(String, RefStatus)>,
 }
@@ -208,7 +249,7 @@ fn parse_report<R: Read>(lines: &mut pktline::Reader<R>) -> Result<Report, Error
     let status = first
         .strip_prefix(b"unpack ")
         .ok_or_else(|| malformed("expected \"unpack ...\"", first))?;
-    let unpack_error = (status != b"ok").then(|| String::from_utf8_lossy(status).into_owned());
+    let unpack_error = (status != b"ok").then(|| Rejection::parse(status));
     let mut refs = Vec::new();
     for _ in 0..MAX_REPORT_LINES {
         let line = lines.expect_line()?;
@@ -233,7 +274,7 @@ fn parse_report<R: Read>(lines: &mut pktline::Reader<R>) -> Result<Report, Error
             };
             refs.push((
                 utf8(name, entry)?,
-                RefStatus::Rejected(String::from_utf8_lossy(reason).into_owned()),
+                RefStatus::Rejected(Rejection::parse(reason)),
             ));
         } else if entry.starts_with(b"option ") {
             // report-status-v2 details of the previous `ok` (a hook rewrote the ref): the
@@ -331,7 +372,7 @@ mod tests {
         assert_eq!(parsed.status("refs/heads/a"), Some(&RefStatus::Ok));
         assert_eq!(
             parsed.status("refs/heads/b"),
-            Some(&RefStatus::Rejected("fetch first".into()))
+            Some(&RefStatus::Rejected(Rejection::parse(b"fetch first")))
         );
 
         let mut banded = Vec::new();
@@ -356,9 +397,29 @@ mod tests {
         ]);
         let parsed = read_report(&failed[..], false, &mut |_| {}).unwrap();
         assert_eq!(
-            parsed.unpack_error.as_deref(),
+            parsed.unpack_error.map(|r| r.reason).as_deref(),
             Some("index-pack abnormal exit")
         );
+    }
+
+    #[test]
+    fn refusals_are_classified_from_the_words_git_writes() {
+        assert_eq!(
+            Rejection::parse(b"atomic push failure").kind,
+            RejectionKind::AtomicCollateral
+        );
+        assert_eq!(
+            Rejection::parse(b"missing necessary objects").kind,
+            RejectionKind::MissingObjects
+        );
+        for other in [
+            &b"fetch first"[..],
+            b"stale info",
+            b"pre-receive hook declined",
+            b"",
+        ] {
+            assert_eq!(Rejection::parse(other).kind, RejectionKind::Other);
+        }
     }
 
     #[test]

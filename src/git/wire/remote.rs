@@ -128,7 +128,7 @@ impl<C: HttpClient> Remote<C> {
         &self,
         wants: &[ObjectId],
         haves: &[ObjectId],
-        pack_dir: &std::path::Path,
+        odb: &crate::git::odb::Odb,
         limits: &Limits,
         sync: bool,
         progress: Option<super::Progress<'_>>,
@@ -162,7 +162,8 @@ impl<C: HttpClient> Remote<C> {
             Some(progress) => sideband::Reader::new(&mut lines, progress).with_receive_progress(),
             None => sideband::Reader::new(&mut lines, &mut ignore),
         };
-        let indexed = index_pack::index_pack(&mut pack, pack_dir, limits, sync);
+        let pack_dir = odb.objects_dir().join("pack");
+        let indexed = index_pack::index_pack(odb.fs(), &mut pack, &pack_dir, limits, sync);
         if let Some(err) = pack.take_error() {
             return Err(err.into());
         }

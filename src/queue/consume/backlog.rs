@@ -93,7 +93,6 @@ impl Segment {
 /// The messages after a stop up to a head, oldest first.
 #[derive(Debug)]
 pub struct Backlog {
-    head: ObjectId,
     /// The tops of the segments newer than the current one; the next one is last.
     tops: Vec<ObjectId>,
     /// The current segment, oldest first.
@@ -139,7 +138,6 @@ impl Backlog {
         chain.finish(odb)?;
         segment.reverse();
         Ok(Self {
-            head,
             tops,
             segment,
             cursor: 0,
@@ -153,11 +151,6 @@ impl Backlog {
 
 /// Access
 impl Backlog {
-    /// The newest message of the backlog.
-    pub fn head(&self) -> ObjectId {
-        self.head
-    }
-
     /// How many messages are left to hand out.
     pub fn remaining(&self) -> u64 {
         self.remaining

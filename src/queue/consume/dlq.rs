@@ -2,7 +2,7 @@
 //! listing them, and redriving them onto their topic.
 //!
 //! A dead letter is a message on the dead-letter topic (`<topic>.dlq` by default) with the
-//! failed message's payload and headers, and these headers (see [`crate::git::message::headers`]):
+//! failed message's payload and headers, and these headers (see the README's "Headers"):
 //!
 //! | key | value |
 //! |---|---|
@@ -98,7 +98,7 @@ pub(crate) fn publish(
 ) -> Result<ObjectId, crate::Error> {
     let envelope =
         envelope(consumer, message, attempts, error).map_err(crate::git::message::Error::from)?;
-    producer.publish_with(&message.payload, &envelope)
+    Ok(producer.publish_with(&message.payload, &envelope)?)
 }
 
 fn envelope(
@@ -136,7 +136,7 @@ fn envelope(
 }
 
 /// `text` fit for a header value: control characters become spaces, at most
-/// [`MAX_VALUE_LEN`] bytes (cut on a character boundary).
+/// `MAX_VALUE_LEN` (4096) bytes (cut on a character boundary).
 pub fn header_text(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(MAX_VALUE_LEN));
     for c in text.chars() {
@@ -230,7 +230,9 @@ pub fn redrive_from(
 ) -> Result<Redriven, crate::Error> {
     let mut consumer = repo.consumer(&redrive_consumer(), dead_topic)?;
     let done = redriven_on(repo, topic)?;
-    let mut producer = repo.producer(topic).with_idempotence(None);
+    let mut producer = crate::ProducerConfig::default()
+        .with_idempotence(None)
+        .open(repo, topic);
     let mut result = Redriven::default();
     let mut pending = Vec::new();
     while let Some(dead) = consumer.next_message()? {

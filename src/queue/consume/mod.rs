@@ -1,13 +1,13 @@
 //! Owns reading a topic as one named consumer: the [`Consumer`] and its position ref.
 //!
 //! Data flow: read the position ref `refs/gitmq/consumers/<consumer>/<topic>` -> read the
-//! topic's head -> plan a [`Backlog`] from the head back to the last message handed out (one
+//! topic's head -> plan a backlog from the head back to the last message handed out (one
 //! walk over first parents, bounded memory) -> hand the messages out oldest first, each read
 //! once -> [`Consumer::commit()`] (or [`AutoCommit`]) moves the position to the last message
 //! handed out, by compare-and-swap.
 //!
 //! Order: a topic's first-parent chain, oldest first; a merge commit on it is one message in
-//! its place (see [`crate::git::walk`]). Commit dates are never consulted.
+//! its place (see the first-parent walk, `git::walk`). Commit dates are never consulted.
 //!
 //! Invariants: at-least-once: what was handed out but not committed is handed out again by
 //! the next consumer opened with the same name; the position only ever names a message of
@@ -15,12 +15,12 @@
 //! overwrite. A caught-up poll reads two refs' worth of state (the head, compared with what
 //! was handed out) and nothing else.
 
-pub mod backlog;
+pub(crate) mod backlog;
 pub mod dlq;
 pub mod handler;
 pub mod position;
 
-pub use backlog::{Backlog, DEFAULT_SEGMENT_LEN};
+pub(crate) use backlog::{Backlog, DEFAULT_SEGMENT_LEN};
 
 use std::{
     thread,
@@ -30,9 +30,27 @@ use std::{
 use gix_hash::ObjectId;
 
 use crate::{
-    git::refs::Expected, git::walk, queue::consume::position::StartAt, ConsumerName, Message,
-    MessageRef, Repository, TopicName,
+    git::refs::{self, Expected, FullName},
+    git::walk,
+    queue::consume::position::StartAt,
+    ConsumerName, Message, MessageRef, Repository, TopicName,
 };
+
+/// Returned by every [`Consumer`] operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Reading the topic's head or the position, or moving the position, failed (a commit
+    /// whose compare-and-swap found the position moved is `refs::Error::Changed`).
+    #[error(transparent)]
+    Refs(#[from] refs::Error),
+    /// Walking the topic or reading a message failed.
+    #[error(transparent)]
+    Walk(#[from] walk::Error),
+    /// A start point was refused (see [`StartAt`]).
+    #[error(transparent)]
+    Position(#[from] position::Error),
+}
 
 /// How often [`Consumer::wait_for_new()`] reads the topic's head, by default.
 pub const DEFAULT_WAIT_INTERVAL: Duration = Duration::from_millis(1);
@@ -109,7 +127,7 @@ pub struct Consumer {
     repo: Repository,
     name: ConsumerName,
     topic: TopicName,
-    position_ref: String,
+    position_ref: FullName,
     /// The committed position, as last read or written.
     committed: Option<ObjectId>,
     /// The last message handed out.
@@ -131,11 +149,7 @@ pub struct Consumer {
 /// Lifecycle
 impl Consumer {
     /// Open consumer `name` on `topic`, at its committed position (the topic's start if none).
-    pub fn open(
-        repo: Repository,
-        name: ConsumerName,
-        topic: TopicName,
-    ) -> Result<Self, crate::Error> {
+    pub fn open(repo: Repository, name: ConsumerName, topic: TopicName) -> Result<Self, Error> {
         let position_ref = name.position_ref(&topic);
         let committed = repo.refs().find(&position_ref)?;
         Ok(Self {
@@ -166,7 +180,7 @@ impl Consumer {
         name: ConsumerName,
         topic: TopicName,
         start: &StartAt,
-    ) -> Result<Self, crate::Error> {
+    ) -> Result<Self, Error> {
         let mut consumer = Self::open(repo, name, topic)?;
         consumer.seek(start)?;
         Ok(consumer)
@@ -174,7 +188,7 @@ impl Consumer {
 
     /// Read from `start` next (see [`open_at()`](Self::open_at)); what was handed out but
     /// not committed is forgotten.
-    pub fn seek(&mut self, start: &StartAt) -> Result<(), crate::Error> {
+    pub fn seek(&mut self, start: &StartAt) -> Result<(), Error> {
         self.delivered = crate::queue::consume::position::resolve(&self.repo, &self.topic, start)?;
         self.backlog = None;
         self.uncommitted = usize::from(self.delivered != self.committed);
@@ -189,7 +203,7 @@ impl Consumer {
     }
 
     /// Keep at most `messages` message locations in memory while catching up (default
-    /// [`DEFAULT_SEGMENT_LEN`]); a longer backlog is walked about twice instead of once.
+    /// 1 Mi messages); a longer backlog is walked about twice instead of once.
     #[must_use]
     pub fn with_segment_len(mut self, messages: usize) -> Self {
         self.segment_len = messages.max(1);
@@ -217,7 +231,7 @@ impl Consumer {
 impl Consumer {
     /// Up to `max` messages after the last one handed out, oldest first; empty when caught
     /// up. Reads the topic's head at most once per call, when what is known runs out.
-    pub fn poll(&mut self, max: usize) -> Result<Vec<Message>, crate::Error> {
+    pub fn poll(&mut self, max: usize) -> Result<Vec<Message>, Error> {
         self.auto_commit_if_due()?;
         let known = self
             .backlog
@@ -254,7 +268,7 @@ impl Consumer {
     /// assert_eq!((count, bytes), (2, 3));
     /// # Ok(()) }
     /// ```
-    pub fn poll_with<E: From<crate::Error>>(
+    pub fn poll_with<E: From<Error>>(
         &mut self,
         max: usize,
         mut visit: impl FnMut(&MessageRef<'_>) -> Result<(), E>,
@@ -291,14 +305,14 @@ impl Consumer {
                     self.odb = self.repo.odb();
                     head_read = false;
                 }
-                Err(err) => return Err(crate::Error::from(err).into()),
+                Err(err) => return Err(Error::from(err).into()),
             }
         }
         Ok(count)
     }
 
     /// The next message after the last one handed out; `None` when caught up.
-    pub fn next_message(&mut self) -> Result<Option<Message>, crate::Error> {
+    pub fn next_message(&mut self) -> Result<Option<Message>, Error> {
         self.auto_commit_if_due()?;
         self.next_inner(&mut false)
     }
@@ -313,7 +327,7 @@ impl Consumer {
     }
 
     /// Commit the position: everything handed out so far counts as processed.
-    pub fn commit(&mut self) -> Result<(), crate::Error> {
+    pub fn commit(&mut self) -> Result<(), Error> {
         let Some(delivered) = self.delivered else {
             // Seeked to the beginning and nothing handed out since: no position.
             if let Some(committed) = self.committed {
@@ -348,7 +362,7 @@ impl Consumer {
 
     /// How many messages follow the committed position (walks them: O(lag) time, O(1)
     /// memory).
-    pub fn lag(&mut self) -> Result<usize, crate::Error> {
+    pub fn lag(&mut self) -> Result<usize, Error> {
         match self.repo.head(&self.topic)? {
             None => Ok(0),
             Some(head) if Some(head) == self.committed => Ok(0),
@@ -361,7 +375,7 @@ impl Consumer {
 
     /// Wait until a message follows the last one handed out, reading the topic's head every
     /// [wait interval](Self::with_wait_interval), for at most `timeout`. Whether one does.
-    pub fn wait_for_new(&mut self, timeout: Duration) -> Result<bool, crate::Error> {
+    pub fn wait_for_new(&mut self, timeout: Duration) -> Result<bool, Error> {
         if self.backlog.as_ref().is_some_and(|b| !b.is_empty()) {
             return Ok(true);
         }
@@ -389,7 +403,7 @@ impl Consumer {
         }
     }
 
-    fn auto_commit_if_due(&mut self) -> Result<(), crate::Error> {
+    fn auto_commit_if_due(&mut self) -> Result<(), Error> {
         if self.uncommitted == 0 {
             return Ok(());
         }
@@ -404,7 +418,7 @@ impl Consumer {
 
     /// The next message, reading the head (and planning a backlog) only if `head_read` is
     /// still false, which it then becomes.
-    fn next_inner(&mut self, head_read: &mut bool) -> Result<Option<Message>, crate::Error> {
+    fn next_inner(&mut self, head_read: &mut bool) -> Result<Option<Message>, Error> {
         let mut replanned = false;
         loop {
             if let Some(backlog) = self.backlog.as_mut() {
@@ -433,7 +447,7 @@ impl Consumer {
 
     /// Unless `head_read` (then it becomes true): read the head, and plan a backlog if it
     /// moved past the last message handed out. Whether there is a backlog now.
-    fn plan_if_new(&mut self, head_read: &mut bool) -> Result<bool, crate::Error> {
+    fn plan_if_new(&mut self, head_read: &mut bool) -> Result<bool, Error> {
         if *head_read {
             return Ok(false);
         }
@@ -492,7 +506,7 @@ pub struct Messages<'a> {
 }
 
 impl Iterator for Messages<'_> {
-    type Item = Result<Message, crate::Error>;
+    type Item = Result<Message, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
@@ -512,7 +526,7 @@ pub fn lag(
     topic: &TopicName,
     position: Option<ObjectId>,
     buf: &mut Vec<u8>,
-) -> Result<usize, crate::Error> {
+) -> Result<usize, Error> {
     match repo.head(topic)? {
         None => Ok(0),
         Some(head) if Some(head) == position => Ok(0),

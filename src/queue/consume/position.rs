@@ -63,6 +63,12 @@ pub enum Error {
         /// The input.
         input: String,
     },
+    /// Reading or moving a position or a topic's ref failed.
+    #[error(transparent)]
+    Refs(#[from] crate::git::refs::Error),
+    /// Walking the topic failed.
+    #[error(transparent)]
+    Walk(#[from] crate::git::walk::Error),
     /// Not a time gitmq understands.
     #[error("{input:?} is not a time: use RFC 3339 (2026-11-27T15:00:00Z), @<unix seconds>, a relative age (30s, 15m, 2h, 1d, 1w) or git's \"2 hours ago\"")]
     BadTime {
@@ -109,7 +115,7 @@ pub fn resolve(
     repo: &Repository,
     topic: &TopicName,
     start: &StartAt,
-) -> Result<Option<ObjectId>, crate::Error> {
+) -> Result<Option<ObjectId>, Error> {
     let head = repo.head(topic)?;
     let mut buf = Vec::new();
     let mut odb = repo.odb();
@@ -117,20 +123,16 @@ pub fn resolve(
         StartAt::Beginning => Ok(None),
         StartAt::Latest => Ok(head),
         StartAt::At(id) => {
-            let mut near = None;
-            let mut next = head;
-            while let Some(current) = next {
-                let parent = walk::step(&mut odb, &current, &mut near, &mut buf)?.1;
+            for step in walk::FirstParents::new(&mut odb, head, &mut buf) {
+                let (current, parent) = step?;
                 if current == id {
                     return Ok(parent);
                 }
-                next = parent;
             }
             Err(Error::NotOnTopic {
                 id: id.to_string(),
                 topic: topic.clone(),
-            }
-            .into())
+            })
         }
         StartAt::Since(seconds) => {
             let Some(head) = head else {
@@ -155,23 +157,18 @@ pub fn resolve(
 /// [`MIN_ID_PREFIX`] digits naming exactly one message on the topic's first-parent chain.
 /// Either way the message must be on the topic. Walks the topic from its head (a prefix:
 /// all of it).
-pub fn find_on_topic(
-    repo: &Repository,
-    topic: &TopicName,
-    hex: &str,
-) -> Result<ObjectId, crate::Error> {
+pub fn find_on_topic(repo: &Repository, topic: &TopicName, hex: &str) -> Result<ObjectId, Error> {
     let hex = hex.trim().to_ascii_lowercase();
     let len = crate::git::hash::OBJECT_HASH.len_in_hex();
     if hex.len() < MIN_ID_PREFIX || hex.len() > len || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(Error::BadId { input: hex }.into());
+        return Err(Error::BadId { input: hex });
     }
     let mut found = None;
     let mut buf = Vec::new();
     let mut odb = repo.odb();
-    let mut near = None;
-    let mut next = repo.head(topic)?;
     let mut id_hex = [0u8; 40];
-    while let Some(current) = next {
+    for step in walk::FirstParents::new(&mut odb, repo.head(topic)?, &mut buf) {
+        let (current, _) = step?;
         if current.hex_to_buf(&mut id_hex).starts_with(&hex) {
             if hex.len() == len {
                 return Ok(current);
@@ -180,18 +177,13 @@ pub fn find_on_topic(
                 return Err(Error::Ambiguous {
                     prefix: hex,
                     topic: topic.clone(),
-                }
-                .into());
+                });
             }
         }
-        next = walk::step(&mut odb, &current, &mut near, &mut buf)?.1;
     }
-    found.ok_or_else(|| {
-        Error::NotOnTopic {
-            id: hex,
-            topic: topic.clone(),
-        }
-        .into()
+    found.ok_or_else(|| Error::NotOnTopic {
+        id: hex,
+        topic: topic.clone(),
     })
 }
 
@@ -232,7 +224,7 @@ pub fn reset(
     consumer: &ConsumerName,
     topic: &TopicName,
     to: &StartAt,
-) -> Result<Reset, crate::Error> {
+) -> Result<Reset, Error> {
     let name = consumer.position_ref(topic);
     let old = repo.refs().find(&name)?;
     let new = resolve(repo, topic, to)?;
@@ -257,7 +249,7 @@ pub fn delete(
     repo: &Repository,
     consumer: &ConsumerName,
     topic: Option<&TopicName>,
-) -> Result<Vec<(TopicName, ObjectId)>, crate::Error> {
+) -> Result<Vec<(TopicName, ObjectId)>, Error> {
     let mut deleted = Vec::new();
     for (name, position_topic, id) in repo.positions()? {
         if &name != consumer || topic.is_some_and(|t| t != &position_topic) {
@@ -291,7 +283,7 @@ pub struct Status {
 
 /// Every consumer position with its topic's head and lag, sorted by consumer then topic.
 /// Walks each position's lag: O(total lag).
-pub fn status(repo: &Repository) -> Result<Vec<Status>, crate::Error> {
+pub fn status(repo: &Repository) -> Result<Vec<Status>, Error> {
     let mut odb = repo.odb();
     let mut buf = Vec::new();
     let mut out = Vec::new();

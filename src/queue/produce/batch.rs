@@ -154,15 +154,15 @@ impl SealedBatch {
     /// message, stored or deflated (on every core) per `compression`.
     pub fn pack(&self, builder: &mut PackBuilder, compression: Compression) -> SealedPack {
         builder.clear();
-        builder.add(
-            ObjectId::empty_tree(OBJECT_HASH),
+        builder.push(
+            &ObjectId::empty_tree(OBJECT_HASH),
             gix_object::Kind::Tree,
             b"",
         );
         match compression {
             Compression::Stored => {
                 for (i, id) in self.ids.iter().enumerate() {
-                    builder.add(*id, gix_object::Kind::Commit, self.body(i));
+                    builder.push(id, gix_object::Kind::Commit, self.body(i));
                 }
             }
             Compression::Deflate(level) => {

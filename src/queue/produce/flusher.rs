@@ -13,7 +13,10 @@
 
 use std::{
     path::PathBuf,
-    sync::mpsc::{self, Receiver, SyncSender},
+    sync::{
+        mpsc::{self, Receiver, SyncSender},
+        Arc,
+    },
     thread::JoinHandle,
     time::Duration,
 };
@@ -42,7 +45,7 @@ pub(crate) fn flush_sealed(
     ctx: &FlushContext,
     batch: SealedBatch,
     builder: &mut PackBuilder,
-) -> (Result<Flushed, crate::Error>, Option<SealedBatch>) {
+) -> (Result<Flushed, Error>, Option<SealedBatch>) {
     match flush_sealed_inner(ctx, batch, builder) {
         Ok((flushed, batch)) => (Ok(flushed), Some(batch)),
         Err(err) => (Err(err), None),
@@ -53,11 +56,12 @@ fn flush_sealed_inner(
     ctx: &FlushContext,
     batch: SealedBatch,
     builder: &mut PackBuilder,
-) -> Result<(Flushed, SealedBatch), crate::Error> {
+) -> Result<(Flushed, SealedBatch), Error> {
     let sync = ctx.durability.syncs();
     let pack = batch.pack(builder, ctx.compression);
     let files = pack.finish();
-    write::write_pack_files(&ctx.pack_dir, &pack, &files, sync).map_err(Error::Pack)?;
+    write::write_pack_files(ctx.refs.fs(), &ctx.pack_dir, &pack, &files, sync)
+        .map_err(Error::Pack)?;
     builder.reuse(pack.bytes);
     let lock = ctx.refs.lock(&ctx.topic.ref_name(), ctx.lock_timeout)?;
     let current = lock.current()?;
@@ -68,13 +72,14 @@ fn flush_sealed_inner(
         // pack (same messages, identity and second on the same head) under the same name, and
         // its ref may name it. Its objects are unreachable from here on; consolidation keeps
         // them, `git gc` prunes them.
-        let rebuilt = batch.rebuilt_on(current).map_err(|err| Error::Rebuild {
-            topic: ctx.topic.to_string(),
-            reason: err.to_string(),
+        let rebuilt = batch.rebuilt_on(current).map_err(|source| Error::Rebuild {
+            topic: ctx.topic.clone(),
+            source,
         })?;
         let pack = rebuilt.pack(builder, ctx.compression);
         let files = pack.finish();
-        write::write_pack_files(&ctx.pack_dir, &pack, &files, sync).map_err(Error::Pack)?;
+        write::write_pack_files(ctx.refs.fs(), &ctx.pack_dir, &pack, &files, sync)
+            .map_err(Error::Pack)?;
         builder.reuse(pack.bytes);
         (rebuilt, true)
     };
@@ -90,7 +95,7 @@ fn flush_sealed_inner(
 #[derive(Debug)]
 pub(crate) struct Pipeline {
     jobs: Option<SyncSender<SealedBatch>>,
-    done: Receiver<(Result<Flushed, crate::Error>, Option<SealedBatch>)>,
+    done: Receiver<(Result<Flushed, Error>, Option<SealedBatch>)>,
     in_flight: usize,
     thread: Option<JoinHandle<()>>,
 }
@@ -106,22 +111,24 @@ impl Pipeline {
             .name(format!("gitmq-flush-{}", ctx.topic))
             .spawn(move || {
                 let mut builder = PackBuilder::new(ctx.compression);
-                let mut failed: Option<String> = None;
+                let mut failed: Option<Arc<Error>> = None;
                 for batch in job_rx {
-                    let (result, spare) = match &failed {
-                        Some(cause) => (
-                            Err(Error::Poisoned {
-                                topic: ctx.topic.to_string(),
-                                cause: cause.clone(),
-                            }
-                            .into()),
-                            None,
-                        ),
-                        None => flush_sealed(&ctx, batch, &mut builder),
+                    // After a failure, later batches are refused with it as their cause.
+                    let (result, spare) = if let Some(cause) = &failed {
+                        (Err(cause.clone()), None)
+                    } else {
+                        let (result, spare) = flush_sealed(&ctx, batch, &mut builder);
+                        let result = result.map_err(|err| {
+                            let cause = Arc::new(err);
+                            failed = Some(cause.clone());
+                            cause
+                        });
+                        (result, spare)
                     };
-                    if let Err(err) = &result {
-                        failed.get_or_insert_with(|| err.to_string());
-                    }
+                    let result = result.map_err(|cause| Error::Poisoned {
+                        topic: ctx.topic.clone(),
+                        cause,
+                    });
                     if done_tx.send((result, spare)).is_err() {
                         break;
                     }
@@ -147,7 +154,7 @@ impl Pipeline {
     }
 
     /// Results that are ready (with their spare buffers), without waiting.
-    pub fn ready(&mut self) -> Vec<(Result<Flushed, crate::Error>, Option<SealedBatch>)> {
+    pub fn ready(&mut self) -> Vec<(Result<Flushed, Error>, Option<SealedBatch>)> {
         let mut out = Vec::new();
         while let Ok(result) = self.done.try_recv() {
             self.in_flight -= 1;
@@ -157,7 +164,7 @@ impl Pipeline {
     }
 
     /// Wait for every queued batch.
-    pub fn drain(&mut self) -> Vec<(Result<Flushed, crate::Error>, Option<SealedBatch>)> {
+    pub fn drain(&mut self) -> Vec<(Result<Flushed, Error>, Option<SealedBatch>)> {
         let mut out = Vec::with_capacity(self.in_flight);
         while self.in_flight > 0 {
             let result = self

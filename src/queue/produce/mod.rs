@@ -20,11 +20,21 @@ mod idempotence;
 mod shared;
 mod stable;
 
-use std::time::{Duration, Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use gix_hash::ObjectId;
 
 pub use idempotence::{Idempotence, MessageIds};
+// The engine's types a producer's configuration and reports name.
+pub use crate::git::odb::pack::{
+    consolidate::{
+        Error as ConsolidateError, Policy as ConsolidatePolicy, Report as ConsolidateReport,
+    },
+    write::Compression,
+};
 pub use shared::SharedProducer;
 
 use self::{
@@ -33,39 +43,59 @@ use self::{
     idempotence::{IdGenerator, Window},
 };
 use crate::{
-    git::message::{self, CommitEncoder, Envelope, Identity},
-    git::odb::pack::{
-        consolidate,
-        write::{self, Compression},
-    },
+    git::message::{self, restack, CommitEncoder, Envelope, Identity},
+    git::odb::pack::{consolidate, write},
     Durability, Repository, TopicName,
 };
 
 /// How long a producer waits for another writer's ref lock before giving up, by default.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Returned by [`Producer::append()`], [`Producer::flush()`] and friends.
+/// Returned by every [`Producer`] and [`SharedProducer`] operation.
+///
+/// A failure to write, sync or move the ref poisons the producer (fjall's and redb's rule: no
+/// retry past a failed write or fsync, no acknowledgment after one): that call and every
+/// later one return [`Error::Poisoned`] with the first failure as its source.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
-    /// An earlier write failed; the producer refuses to go on. Open a new one.
-    #[error("producer for topic {topic} is poisoned by an earlier failure ({cause}); reopen it")]
+    /// The payload was refused (it holds a NUL byte); nothing was appended.
+    #[error(transparent)]
+    Payload(#[from] message::Error),
+    /// A batch could not be written or put on the topic: the producer is poisoned and refuses
+    /// further work. Messages not acknowledged before are not on the topic; open a new
+    /// producer.
+    #[error("appending to topic {topic} failed and the producer is poisoned (reopen it): {cause}")]
     Poisoned {
         /// The topic.
-        topic: String,
-        /// What failed first.
-        cause: String,
+        topic: TopicName,
+        /// The first failure.
+        #[source]
+        cause: Arc<Error>,
     },
-    /// Writing the batch's pack failed (the producer is now poisoned).
+    /// Writing the batch's pack failed.
     #[error(transparent)]
     Pack(#[from] write::Error),
-    /// Rebuilding a batch on a new head failed (the producer is now poisoned).
-    #[error("rebuilding the batch on the new head of {topic} failed: {reason}")]
+    /// Rebuilding a batch on the head another writer moved the topic to failed.
+    #[error("rebuilding the batch on the new head of {topic} failed")]
     Rebuild {
         /// The topic.
-        topic: String,
+        topic: TopicName,
         /// Why.
-        reason: String,
+        source: restack::Error,
     },
+    /// Reading or moving the topic's ref failed.
+    #[error(transparent)]
+    Refs(#[from] crate::git::refs::Error),
+    /// Reading the topic's last messages (to learn their stable ids) failed.
+    #[error(transparent)]
+    Walk(#[from] crate::git::walk::Error),
+}
+
+impl From<crate::git::odb::Error> for Error {
+    fn from(err: crate::git::odb::Error) -> Self {
+        Error::Walk(err.into())
+    }
 }
 
 /// How a producer batches and acknowledges.
@@ -97,6 +127,70 @@ pub struct ProducerConfig {
     /// Deduplicate messages appended with a stable id (default: on, see [`Idempotence`]);
     /// `None` appends every message.
     pub idempotence: Option<Idempotence>,
+}
+
+/// Building (a configuration is set before its producer exists: nothing set on a live
+/// producer can drop what it holds)
+impl ProducerConfig {
+    /// Author and commit messages as `identity`.
+    #[must_use]
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// Acknowledge messages per `durability`.
+    #[must_use]
+    pub fn with_durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
+    /// Store or deflate entries per `compression`.
+    #[must_use]
+    pub fn with_compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// Wait at most `timeout` for another writer's lock on the topic.
+    #[must_use]
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    /// Give messages without a given stable id a generated one, or not.
+    #[must_use]
+    pub fn with_message_ids(mut self, ids: MessageIds) -> Self {
+        self.message_ids = ids;
+        self
+    }
+
+    /// Deduplicate messages with stable ids per `idempotence` (`None`: never).
+    #[must_use]
+    pub fn with_idempotence(mut self, idempotence: Option<Idempotence>) -> Self {
+        self.idempotence = idempotence;
+        self
+    }
+
+    /// A producer appending to `topic` of `repo` with this configuration.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), gitmq::Error> {
+    /// use gitmq::{Durability, Identity, ProducerConfig, Repository, TopicName};
+    /// let dir = tempfile::tempdir().expect("temp dir");
+    /// let repo = Repository::init(dir.path())?;
+    /// let mut producer = ProducerConfig::default()
+    ///     .with_identity(Identity::new("shop", "shop@example.com")?)
+    ///     .with_durability(Durability::None)
+    ///     .open(&repo, &TopicName::new("orders")?);
+    /// producer.publish(b"first")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn open(self, repo: &Repository, topic: &TopicName) -> Producer {
+        Producer::with_config(repo.clone(), topic.clone(), self)
+    }
 }
 
 impl Default for ProducerConfig {
@@ -152,10 +246,10 @@ pub struct Appended {
 /// use gitmq::{Durability, Identity, Repository, TopicName};
 /// let dir = tempfile::tempdir().expect("temp dir");
 /// let repo = Repository::init(dir.path())?;
-/// let mut producer = repo
-///     .producer(&TopicName::new("orders")?)
+/// let mut producer = gitmq::ProducerConfig::default()
 ///     .with_identity(Identity::new("shop", "shop@example.com")?)
-///     .with_durability(Durability::None);
+///     .with_durability(Durability::None)
+///     .open(&repo, &TopicName::new("orders")?);
 /// let first = producer.append(b"first")?;     // in the batch, not yet acknowledged
 /// assert!(first.flushed.is_none());
 /// producer.append(b"second")?;
@@ -164,6 +258,18 @@ pub struct Appended {
 /// assert_eq!(producer.publish_batch([&b"third"[..], b"fourth"])?.len(), 2);
 /// # Ok(()) }
 /// ```
+///
+/// A producer is configured before it exists ([`ProducerConfig::open()`]); a live producer has
+/// no setters, so nothing can replace the batch it holds and drop messages appended but not
+/// yet acknowledged:
+///
+/// ```compile_fail
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let repo = gitmq::Repository::init(dir.path()).unwrap();
+/// let mut producer = repo.producer(&gitmq::TopicName::new("t").unwrap());
+/// producer.append(b"unflushed").unwrap();
+/// let producer = producer.with_identity(gitmq::Identity::default()); // no such method
+/// ```
 #[derive(Debug)]
 pub struct Producer {
     repo: Repository,
@@ -171,7 +277,8 @@ pub struct Producer {
     config: ProducerConfig,
     encoder: CommitEncoder,
     batch: Batch,
-    poisoned: Option<String>,
+    /// The first failure, once one poisoned the producer.
+    poisoned: Option<Arc<Error>>,
     /// Whether the batch's base was read from the topic (done at the first append).
     base_read: bool,
     pipeline: Option<Pipeline>,
@@ -184,7 +291,7 @@ pub struct Producer {
     /// Batches acknowledged since consolidation was last considered.
     batches_since_consolidation: usize,
     consolidation: Option<std::thread::JoinHandle<Result<consolidate::Report, consolidate::Error>>>,
-    last_consolidation: Option<Result<consolidate::Report, String>>,
+    last_consolidation: Option<Result<consolidate::Report, Arc<consolidate::Error>>>,
     /// Sequence number of the next message appended, and of the next one acknowledged.
     next_seq: u64,
     acked_seq: u64,
@@ -230,62 +337,6 @@ impl Producer {
         }
     }
 
-    /// Author and commit messages as `identity`.
-    #[must_use]
-    pub fn with_identity(mut self, identity: Identity) -> Self {
-        self.config.identity = identity;
-        self.reconfigure()
-    }
-
-    /// Acknowledge messages per `durability`.
-    #[must_use]
-    pub fn with_durability(mut self, durability: Durability) -> Self {
-        self.config.durability = durability;
-        self
-    }
-
-    /// Wait at most `timeout` for another writer's lock on the topic.
-    #[must_use]
-    pub fn with_lock_timeout(mut self, timeout: Duration) -> Self {
-        self.config.lock_timeout = timeout;
-        self
-    }
-
-    /// Replace the whole configuration (before the first append).
-    #[must_use]
-    pub fn with_producer_config(mut self, config: ProducerConfig) -> Self {
-        self.config = config;
-        self.reconfigure()
-    }
-
-    /// Give messages without a given stable id a generated one, or not.
-    #[must_use]
-    pub fn with_message_ids(mut self, ids: MessageIds) -> Self {
-        self.config.message_ids = ids;
-        self.reconfigure()
-    }
-
-    /// Deduplicate messages with stable ids per `idempotence` (`None`: never).
-    #[must_use]
-    pub fn with_idempotence(mut self, idempotence: Option<Idempotence>) -> Self {
-        self.config.idempotence = idempotence;
-        self.reconfigure()
-    }
-
-    fn reconfigure(mut self) -> Self {
-        let offset = gix_date::Time::now_local_or_utc().offset;
-        self.encoder = CommitEncoder::new(&self.config.identity, offset);
-        self.batch = Batch::new(self.batch.base);
-        if self.window.as_ref().map(Window::config) != self.config.idempotence {
-            self.window = self.config.idempotence.map(Window::new);
-        }
-        if (self.config.message_ids == MessageIds::Generate) != self.generator.is_some() {
-            self.generator =
-                (self.config.message_ids == MessageIds::Generate).then(IdGenerator::new);
-        }
-        self
-    }
-
     fn context(&self) -> FlushContext {
         FlushContext {
             refs: self.repo.refs().clone(),
@@ -302,13 +353,13 @@ impl Producer {
 impl Producer {
     /// Add a message to the current batch and return its id; flushes when the batch is due
     /// and reports what was acknowledged meanwhile (see [`Appended::flushed`]).
-    pub fn append(&mut self, payload: &[u8]) -> Result<Appended, crate::Error> {
+    pub fn append(&mut self, payload: &[u8]) -> Result<Appended, Error> {
         let id = self.append_unflushed(payload, None)?;
         self.appended(id)
     }
 
     /// Flush as the configuration asks after appending the message `id`.
-    fn appended(&mut self, id: ObjectId) -> Result<Appended, crate::Error> {
+    fn appended(&mut self, id: ObjectId) -> Result<Appended, Error> {
         if self.config.durability == Durability::Each {
             return Ok(Appended {
                 id,
@@ -332,13 +383,16 @@ impl Producer {
         &mut self,
         payload: &[u8],
         envelope: Option<&Envelope>,
-    ) -> Result<ObjectId, crate::Error> {
+    ) -> Result<ObjectId, Error> {
         self.check_poisoned()?;
         message::check_payload(payload)?;
         if !self.base_read {
             self.batch.base = self.repo.head(&self.topic)?;
             self.base_read = true;
-            write::remove_stale_temp_files(&self.repo.git_dir().join("objects/pack"));
+            crate::git::fs::atomic::remove_stale_temp_files(
+                &**self.repo.fs(),
+                &self.repo.git_dir().join("objects/pack"),
+            );
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -368,7 +422,7 @@ impl Producer {
 
     /// Flush the current batch if it is full or has lingered long enough; reports what was
     /// acknowledged meanwhile.
-    pub fn flush_if_due(&mut self) -> Result<Option<Flushed>, crate::Error> {
+    pub fn flush_if_due(&mut self) -> Result<Option<Flushed>, Error> {
         if self.batch.len() > 0 && self.is_due() {
             self.submit()?;
         }
@@ -378,7 +432,7 @@ impl Producer {
 
     /// Flush the current batch and wait for every batch in flight; everything acknowledged
     /// since the last report.
-    pub fn flush(&mut self) -> Result<Flushed, crate::Error> {
+    pub fn flush(&mut self) -> Result<Flushed, Error> {
         self.check_poisoned()?;
         if self.batch.len() > 0 {
             self.submit()?;
@@ -388,7 +442,7 @@ impl Producer {
     }
 
     /// Append one message and flush: its final id, acknowledged.
-    pub fn publish(&mut self, payload: &[u8]) -> Result<ObjectId, crate::Error> {
+    pub fn publish(&mut self, payload: &[u8]) -> Result<ObjectId, Error> {
         let appended = self.append(payload)?;
         let mut last = appended.flushed.and_then(|f| f.ids.last().copied());
         if let Some(id) = self.flush()?.ids.last() {
@@ -399,7 +453,7 @@ impl Producer {
 
     /// Append messages in order and flush; the final ids of everything acknowledged, these
     /// messages last. Batches are cut at the configured limits.
-    pub fn publish_batch<I, P>(&mut self, payloads: I) -> Result<Vec<ObjectId>, crate::Error>
+    pub fn publish_batch<I, P>(&mut self, payloads: I) -> Result<Vec<ObjectId>, Error>
     where
         I: IntoIterator<Item = P>,
         P: AsRef<[u8]>,
@@ -434,7 +488,7 @@ impl Producer {
     }
 
     /// Seal the current batch and flush it (on the background thread, or here).
-    fn submit(&mut self) -> Result<(), crate::Error> {
+    fn submit(&mut self) -> Result<(), Error> {
         let sealed = self.batch.seal(self.spares.pop());
         if !self.config.background_flush || self.config.durability == Durability::Each {
             let compression = self.config.compression;
@@ -457,7 +511,7 @@ impl Producer {
     }
 
     /// Take finished flushes from the background thread (all of them when `wait`).
-    fn collect(&mut self, wait: bool) -> Result<(), crate::Error> {
+    fn collect(&mut self, wait: bool) -> Result<(), Error> {
         let Some(pipeline) = self.pipeline.as_mut() else {
             return Ok(());
         };
@@ -492,7 +546,7 @@ impl Producer {
         }
     }
 
-    fn record(&mut self, result: Result<Flushed, crate::Error>) -> Result<(), crate::Error> {
+    fn record(&mut self, result: Result<Flushed, Error>) -> Result<(), Error> {
         match result {
             Ok(flushed) => {
                 if let Some(window) = self.window.as_mut() {
@@ -505,10 +559,7 @@ impl Producer {
                 self.maybe_consolidate();
                 Ok(())
             }
-            Err(err) => {
-                self.poisoned.get_or_insert_with(|| err.to_string());
-                Err(err)
-            }
+            Err(err) => Err(self.poison(err)),
         }
     }
 
@@ -531,10 +582,11 @@ impl Producer {
         }
         self.batches_since_consolidation = 0;
         let git_dir = self.repo.git_dir().to_owned();
+        let fs = self.repo.fs().clone();
         let sync = self.config.durability.syncs();
         self.consolidation = std::thread::Builder::new()
             .name("gitmq-consolidate".into())
-            .spawn(move || consolidate::consolidate(&git_dir, policy, sync))
+            .spawn(move || consolidate::consolidate(&fs, &git_dir, policy, sync))
             .ok();
     }
 
@@ -542,8 +594,8 @@ impl Producer {
     fn finish_consolidation(&mut self) {
         if let Some(thread) = self.consolidation.take() {
             self.last_consolidation = Some(match thread.join() {
-                Ok(result) => result.map_err(|e| e.to_string()),
-                Err(_) => Err("the consolidation thread panicked".into()),
+                Ok(result) => result.map_err(Arc::new),
+                Err(_) => Err(Arc::new(consolidate::Error::Panicked)),
             });
         }
     }
@@ -558,10 +610,22 @@ impl Producer {
     fn check_poisoned(&self) -> Result<(), Error> {
         match &self.poisoned {
             Some(cause) => Err(Error::Poisoned {
-                topic: self.topic.to_string(),
+                topic: self.topic.clone(),
                 cause: cause.clone(),
             }),
             None => Ok(()),
+        }
+    }
+
+    /// Poison the producer with `err` (unless an earlier failure did): the error to return.
+    fn poison(&mut self, err: Error) -> Error {
+        let cause = match err {
+            Error::Poisoned { cause, .. } => cause,
+            err => Arc::new(err),
+        };
+        Error::Poisoned {
+            topic: self.topic.clone(),
+            cause: self.poisoned.get_or_insert(cause).clone(),
         }
     }
 }
@@ -596,7 +660,9 @@ impl Producer {
     /// The outcome of the last background consolidation that finished, if any. Consolidation
     /// is best effort: a failure loses nothing (old packs are removed only after the new one
     /// is complete) and appending goes on.
-    pub fn last_consolidation(&self) -> Option<&Result<consolidate::Report, String>> {
+    pub fn last_consolidation(
+        &self,
+    ) -> Option<&Result<consolidate::Report, Arc<consolidate::Error>>> {
         self.last_consolidation.as_ref()
     }
 }

@@ -58,7 +58,7 @@ struct State {
     ready: HashMap<u64, ObjectId>,
     /// Messages with a sequence number below this and not in `ready` failed with this error.
     failed_before: u64,
-    failure: Option<String>,
+    failure: Option<Arc<Error>>,
 }
 
 impl SharedProducer {
@@ -80,18 +80,14 @@ impl SharedProducer {
     }
 
     /// Publish one message and wait until it is acknowledged; its final id.
-    pub fn publish(&self, payload: &[u8]) -> Result<ObjectId, crate::Error> {
+    pub fn publish(&self, payload: &[u8]) -> Result<ObjectId, Error> {
         self.publish_inner(payload, None)
     }
 
     /// Publish one message with `envelope`'s stable id and headers and wait until it is
     /// acknowledged; its final id. Idempotent like [`Producer::publish_with()`]: a stable id
     /// in the window returns the original's final commit id.
-    pub fn publish_with(
-        &self,
-        payload: &[u8],
-        envelope: &Envelope,
-    ) -> Result<ObjectId, crate::Error> {
+    pub fn publish_with(&self, payload: &[u8], envelope: &Envelope) -> Result<ObjectId, Error> {
         self.publish_inner(payload, Some(envelope))
     }
 
@@ -99,7 +95,7 @@ impl SharedProducer {
         &self,
         payload: &[u8],
         envelope: Option<&Envelope>,
-    ) -> Result<ObjectId, crate::Error> {
+    ) -> Result<ObjectId, Error> {
         let mut state = self.lock();
         let stable = envelope.and_then(Envelope::id);
         if state.producer.known(stable)?.is_some() {
@@ -119,11 +115,12 @@ impl SharedProducer {
                 return Ok(id);
             }
             if seq < state.failed_before {
-                return Err(Error::Poisoned {
-                    topic: state.producer.topic().to_string(),
-                    cause: state.failure.clone().unwrap_or_default(),
+                if let Some(cause) = state.failure.clone() {
+                    return Err(Error::Poisoned {
+                        topic: state.producer.topic().clone(),
+                        cause,
+                    });
                 }
-                .into());
             }
             if state.producer.pending() > 0 && state.producer.is_due() {
                 state = self.flush_locked(state);
@@ -148,15 +145,14 @@ impl SharedProducer {
     }
 
     /// Flush whatever is pending now and wait for it.
-    pub fn flush(&self) -> Result<(), crate::Error> {
+    pub fn flush(&self) -> Result<(), Error> {
         let state = self.lock();
         let state = self.flush_locked(state);
         match &state.failure {
             Some(cause) if state.producer.is_poisoned() => Err(Error::Poisoned {
-                topic: state.producer.topic().to_string(),
+                topic: state.producer.topic().clone(),
                 cause: cause.clone(),
-            }
-            .into()),
+            }),
             _ => Ok(()),
         }
     }
@@ -173,7 +169,10 @@ impl SharedProducer {
             Err(err) => {
                 state.producer.discard_batch();
                 state.failed_before = first + count;
-                state.failure = Some(err.to_string());
+                state.failure = Some(match err {
+                    Error::Poisoned { cause, .. } => cause,
+                    err => Arc::new(err),
+                });
             }
         }
         state.batch_first_seq = first + count;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use gix_hash::ObjectId;
 
-use super::{unix_seconds, Appended, Producer};
+use super::{unix_seconds, Appended, Error, Producer};
 use crate::{git::message::Envelope, Repository, TopicName};
 
 /// Appending with an envelope
@@ -31,11 +31,7 @@ impl Producer {
     /// assert_eq!(producer.flush()?.ids, [first.id]); // appended once
     /// # Ok(()) }
     /// ```
-    pub fn append_with(
-        &mut self,
-        payload: &[u8],
-        envelope: &Envelope,
-    ) -> Result<Appended, crate::Error> {
+    pub fn append_with(&mut self, payload: &[u8], envelope: &Envelope) -> Result<Appended, Error> {
         if let Some(original) = self.known(envelope.id())? {
             self.collect(false)?;
             return Ok(Appended {
@@ -50,7 +46,7 @@ impl Producer {
 
     /// The commit id of the message with stable id `id` if it is in the idempotence window
     /// (reading the topic's last messages first, once, if so configured).
-    pub(super) fn known(&mut self, id: Option<&str>) -> Result<Option<ObjectId>, crate::Error> {
+    pub(super) fn known(&mut self, id: Option<&str>) -> Result<Option<ObjectId>, Error> {
         let (Some(id), Some(window)) = (id, self.window.as_ref()) else {
             return Ok(None);
         };
@@ -88,11 +84,7 @@ impl Producer {
     /// assert_eq!(repo.head(&topic)?, Some(id));
     /// # Ok(()) }
     /// ```
-    pub fn publish_with(
-        &mut self,
-        payload: &[u8],
-        envelope: &Envelope,
-    ) -> Result<ObjectId, crate::Error> {
+    pub fn publish_with(&mut self, payload: &[u8], envelope: &Envelope) -> Result<ObjectId, Error> {
         let appended = self.append_with(payload, envelope)?;
         let mut last = appended.flushed.and_then(|f| f.ids.last().copied());
         if let Some(id) = self.flush()?.ids.last() {
@@ -117,7 +109,7 @@ fn scan_ids(
     repo: &Repository,
     topic: &TopicName,
     max: usize,
-) -> Result<Vec<(String, ObjectId, Duration)>, crate::Error> {
+) -> Result<Vec<(String, ObjectId, Duration)>, Error> {
     let mut found = Vec::new();
     let mut odb = repo.odb();
     let mut buf = Vec::new();

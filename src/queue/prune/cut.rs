@@ -12,6 +12,7 @@ use gix_hash::ObjectId;
 use super::{Error, Retain};
 use crate::{
     git::odb::Odb,
+    git::refs::FullName,
     git::walk::{self, step_back, Step},
     queue::names::POSITION_PREFIX,
     ConsumerName, TopicName,
@@ -175,7 +176,7 @@ impl Census {
 pub(super) fn census(
     odb: &mut Odb,
     cut: &Cut,
-    refs: &[(String, ObjectId)],
+    refs: &[(FullName, ObjectId)],
     scratch: &mut Vec<u8>,
 ) -> Result<Census, Error> {
     let mut by_target: HashMap<ObjectId, Vec<&str>> = HashMap::new();

@@ -10,11 +10,11 @@
 //! oldest kept message (and the newest dropped one if a position names it) to
 //! `<git dir>/shallow` -> write one pack of everything reachable from every ref, stopping at
 //! shallow commits, and remove the old packs and loose objects under a grace rule
-//! ([`repack`]) -> drop shallow entries whose commit is gone.
+//! (`repack`) -> drop shallow entries whose commit is gone.
 //!
 //! How the result reads: git's shallow mechanism, as in a shallow clone. The oldest kept
 //! message is listed in `shallow`, so `git log` shows exactly the kept messages and `git fsck
-//! --strict` accepts its absent parent; gitmq's walks stop there ([`crate::git::walk`]). A position
+//! --strict` accepts its absent parent; gitmq's walks stop there (`git::walk`). A position
 //! at the newest dropped message ("consumed everything that was pruned") stays valid: that
 //! commit is kept on its own, listed as shallow too, and a consumer reads from the oldest kept
 //! message on.
@@ -28,7 +28,7 @@
 //!
 //! Invariants: nothing is removed before the new pack holding every reachable object is
 //! complete and renamed; files younger than [`Options::grace`] are removed only when the new
-//! pack holds all their objects (see [`repack`]); the prune is local (no remote is touched),
+//! pack holds all their objects (see `repack`); the prune is local (no remote is touched),
 //! and producers' hot path is untouched: they append on the head, far above the cut.
 //!
 //! Roots: every ref under `refs/` (loose or in `packed-refs`) and `HEAD`. Reflogs are not
@@ -43,15 +43,14 @@
 //! boundaries are global, as in git: another topic whose history runs through the cut is cut
 //! there too.
 
-pub mod cut;
-pub mod repack;
+pub(crate) mod cut;
+pub(crate) mod repack;
 pub mod retention;
 
 use std::{
     io,
     path::{Path, PathBuf},
-    thread,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, SystemTime},
 };
 
 use gix_hash::ObjectId;
@@ -60,8 +59,9 @@ pub use cut::Behind;
 pub use repack::DEFAULT_GRACE;
 
 use crate::{
+    git::fs::LockFile,
     git::odb::pack::{consolidate, write::Compression},
-    git::refs::Expected,
+    git::refs::{Expected, FullName},
     git::shallow::Shallow,
     Repository, TopicName,
 };
@@ -159,7 +159,7 @@ pub enum Error {
     Shallow(#[from] crate::git::shallow::Error),
     /// Writing the new pack failed: nothing was removed.
     #[error(transparent)]
-    Pack(#[from] crate::git::odb::pack::stream::Error),
+    Pack(#[from] crate::git::odb::pack::write::Error),
     /// Taking the pack lock failed.
     #[error(transparent)]
     Lock(#[from] consolidate::Error),
@@ -214,7 +214,7 @@ pub struct Options {
     /// messages) instead of refusing.
     pub force: bool,
     /// Old files modified less than this long before the prune started are removed only if
-    /// the new pack holds all their objects (see [`repack`]). Default [`DEFAULT_GRACE`].
+    /// the new pack holds all their objects (see `repack`). Default [`DEFAULT_GRACE`].
     pub grace: Duration,
     /// Sync the new pack, its directory and the shallow file before removing anything.
     pub sync: bool,
@@ -323,7 +323,7 @@ pub fn prune(
             return Err(Error::WorkTree { path });
         }
     }
-    let _lock = take_lock(repo.git_dir(), options.lock_timeout)?;
+    let _lock = take_lock(repo, options.lock_timeout)?;
     let bytes_before = repack::disk_usage(&repo.git_dir().join("objects"))?;
     let head = repo
         .refs()
@@ -389,7 +389,9 @@ pub fn prune(
         ) {
             Ok(()) => {}
             Err(crate::git::refs::Error::Changed { .. }) => {
-                return Err(Error::PositionMoved { name })
+                return Err(Error::PositionMoved {
+                    name: name.to_string(),
+                })
             }
             Err(err) => return Err(err.into()),
         }
@@ -405,7 +407,7 @@ pub fn prune(
         // A position at the newest dropped message stays valid: that commit is kept alone.
         shallow.insert(cut.last_pruned);
     }
-    shallow.write(repo.git_dir(), options.sync)?;
+    shallow.write(repo.fs(), repo.git_dir(), options.sync)?;
 
     finish(repo, shallow, started, options, &mut report)?;
     Ok(report)
@@ -425,7 +427,7 @@ fn finish(
     let before = shallow.len();
     shallow.retain(|id| odb.contains(id));
     if shallow.len() != before {
-        shallow.write(repo.git_dir(), options.sync)?;
+        shallow.write(repo.fs(), repo.git_dir(), options.sync)?;
     }
     report.objects = repacked.objects;
     report.new_pack = repacked.new_pack;
@@ -516,24 +518,16 @@ pub fn apply_retention(repo: &Repository, options: &Options) -> Result<Vec<Appli
 }
 
 /// Take the pack lock, waiting up to `timeout` for a consolidation to finish.
-fn take_lock(git_dir: &Path, timeout: Duration) -> Result<consolidate::DirLock, Error> {
-    let path = git_dir.join(consolidate::LOCK_FILE);
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(lock) = consolidate::DirLock::try_take(&path)? {
-            return Ok(lock);
-        }
-        if Instant::now() >= deadline {
-            return Err(Error::Busy { path });
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
+fn take_lock(repo: &Repository, timeout: Duration) -> Result<LockFile, Error> {
+    consolidate::try_lock(repo.fs(), repo.git_dir(), timeout)?.ok_or_else(|| Error::Busy {
+        path: repo.git_dir().join(consolidate::LOCK_FILE),
+    })
 }
 
 /// Access
 impl Behind {
     /// The position ref's full name.
-    pub fn ref_name(&self) -> String {
+    pub fn ref_name(&self) -> FullName {
         self.consumer.position_ref(&self.topic)
     }
 }

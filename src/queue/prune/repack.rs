@@ -34,11 +34,13 @@ use gix_hash::ObjectId;
 
 use super::{io_err, Error, Options};
 use crate::{
+    git::fs::{remove_if_exists, Fs},
     git::hash::OBJECT_HASH,
     git::odb::{
-        pack::{index::PackIndex, stream::PackStream},
+        pack::{index::PackIndex, write::PackStream},
         Odb,
     },
+    git::refs::FullName,
     git::shallow::Shallow,
     Repository,
 };
@@ -59,6 +61,12 @@ pub(super) struct Repacked {
 #[derive(Debug)]
 enum OldFile {
     Pack {
+        pack: PathBuf,
+        modified: SystemTime,
+    },
+    /// A pack without its index: a writer killed between renaming the pack and its index
+    /// left it (git reads no pack without an index, and `git fsck` does not report it).
+    Orphan {
         pack: PathBuf,
         modified: SystemTime,
     },
@@ -84,14 +92,19 @@ pub(super) fn repack(
     let (order, kept) = reachable(&mut odb, &first_tips, shallow, &HashSet::new())?;
 
     let count = u32::try_from(order.len()).map_err(|_| Error::TooManyObjects)?;
-    let mut stream = PackStream::create(&pack_dir, count, options.compression)?;
+    let mut stream = PackStream::create(repo.fs(), &pack_dir, count, options.compression)?;
     let mut body = Vec::new();
     for id in order.iter().rev() {
         let kind = odb.read(id, &mut body)?;
-        stream.add(id, kind, &body)?;
+        stream
+            .add(id, kind, &body)
+            .map_err(|source| crate::git::odb::pack::write::Error::Io {
+                path: pack_dir.clone(),
+                source,
+            })?;
     }
     drop(order);
-    let (written, _) = stream.finish(options.sync)?;
+    let (written, _) = stream.finish(&pack_dir, options.sync)?;
     drop(odb);
 
     let cutoff = started
@@ -126,6 +139,7 @@ pub(super) fn repack(
                 let all_kept = || index.iter().all(|(id, _)| kept.contains(id));
                 !needed && (*modified < cutoff || all_kept())
             }
+            OldFile::Orphan { modified, .. } => *modified < cutoff,
             OldFile::Loose { id, modified, .. } => {
                 !extra.contains(id) && (*modified < cutoff || kept.contains(id))
             }
@@ -139,17 +153,17 @@ pub(super) fn repack(
 
     for file in doomed {
         match file {
-            OldFile::Pack { pack, .. } => {
+            OldFile::Pack { pack, .. } | OldFile::Orphan { pack, .. } => {
                 // Index first: readers look for the index, so none opens a half-removed pack.
-                remove(&pack.with_extension("idx"))?;
-                remove(&pack)?;
+                remove(&**repo.fs(), &pack.with_extension("idx"))?;
+                remove(&**repo.fs(), &pack)?;
                 for extension in ["rev", "bitmap", "mtimes", "promisor"] {
-                    remove(&pack.with_extension(extension))?;
+                    remove(&**repo.fs(), &pack.with_extension(extension))?;
                 }
                 report.packs_removed += 1;
             }
             OldFile::Loose { path, .. } => {
-                remove(&path)?;
+                remove(&**repo.fs(), &path)?;
                 if let Some(dir) = path.parent() {
                     let _ = fs::remove_dir(dir); // only if empty
                 }
@@ -159,18 +173,15 @@ pub(super) fn repack(
     }
     if report.packs_removed > 0 {
         // Written by git over packs that may be gone; git reads the packs without them.
-        remove(&pack_dir.join("multi-pack-index"))?;
-        remove(&objects_dir.join("info").join("commit-graph"))?;
+        remove(&**repo.fs(), &pack_dir.join("multi-pack-index"))?;
+        remove(&**repo.fs(), &objects_dir.join("info").join("commit-graph"))?;
     }
     Ok(report)
 }
 
-/// Remove `path` if it exists.
-fn remove(path: &Path) -> Result<(), Error> {
-    match fs::remove_file(path) {
-        Err(err) if err.kind() != io::ErrorKind::NotFound => Err(io_err(path)(err)),
-        _ => Ok(()),
-    }
+/// Remove `path` if it exists, through the repository's file system.
+fn remove(fs: &dyn Fs, path: &Path) -> Result<(), Error> {
+    remove_if_exists(fs, path).map_err(io_err(path))
 }
 
 fn read_index(path: &Path) -> Result<PackIndex, Error> {
@@ -189,7 +200,10 @@ pub(super) fn tips(repo: &Repository) -> Result<Vec<ObjectId>, Error> {
         .into_iter()
         .map(|(_, id)| id)
         .collect();
-    tips.extend(repo.refs().find("HEAD")?);
+    tips.extend(
+        repo.refs()
+            .find(&FullName::new("HEAD").expect("BUG: HEAD is a ref name"))?,
+    );
     tips.sort_unstable();
     tips.dedup();
     Ok(tips)
@@ -218,17 +232,11 @@ fn reachable(
         let corrupt = |reason| Error::Corrupt { id, reason };
         match kind {
             gix_object::Kind::Commit => {
-                let parents_pruned = shallow.contains(&id);
-                for token in gix_object::CommitRefIter::from_bytes(&body, OBJECT_HASH) {
-                    match token.map_err(|_| corrupt("the commit does not parse"))? {
-                        gix_object::commit::ref_iter::Token::Tree { id } => children.push(id),
-                        gix_object::commit::ref_iter::Token::Parent { id } => {
-                            if !parents_pruned {
-                                children.push(id);
-                            }
-                        }
-                        _ => break,
-                    }
+                let (tree, parents) = crate::git::message::parent::links(&body)
+                    .map_err(|_| corrupt("the commit does not parse"))?;
+                children.push(tree);
+                if !shallow.contains(&id) {
+                    children.extend(parents);
                 }
             }
             gix_object::Kind::Tree => {
@@ -267,16 +275,22 @@ fn list_old_files(objects_dir: &Path) -> Result<Vec<OldFile>, Error> {
                 .and_then(|n| n.strip_suffix(".pack"))
                 .is_some_and(|stem| stem.len() == 40 && stem.bytes().all(|b| b.is_ascii_hexdigit()))
         });
-        if !is_pack || !path.with_extension("idx").is_file() || path.with_extension("keep").exists()
-        {
+        if !is_pack || path.with_extension("keep").exists() {
             continue;
         }
         let Some(modified) = modified(&path)? else {
             continue;
         };
-        out.push(OldFile::Pack {
-            pack: path,
-            modified,
+        out.push(if path.with_extension("idx").is_file() {
+            OldFile::Pack {
+                pack: path,
+                modified,
+            }
+        } else {
+            OldFile::Orphan {
+                pack: path,
+                modified,
+            }
         });
     }
     for fan in 0..=255u8 {

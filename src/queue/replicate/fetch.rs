@@ -27,13 +27,15 @@ use std::time::Duration;
 
 use gix_hash::ObjectId;
 
+use super::Error;
 use crate::git::{
     config::remote as config,
-    wire::{v2::RemoteRef, Error, HttpClient, Remote, RemoteUrl},
+    wire::{v2::RemoteRef, HttpClient, Remote, RemoteUrl},
 };
 use crate::{
     git::odb::pack::index_pack::{IndexedPack, Limits},
     git::refs::Expected,
+    git::refs::FullName,
     queue::names::{ConsumerName, TopicName, POSITION_PREFIX, TOPIC_PREFIX},
     Repository,
 };
@@ -288,11 +290,10 @@ fn fetch_from<C: HttpClient>(
     let mut pack = None;
     if !wants.is_empty() {
         let haves = local_tips(repo, name.as_deref())?;
-        let pack_dir = repo.git_dir().join("objects/pack");
         pack = server.fetch_pack(
             &wants,
             &haves,
-            &pack_dir,
+            &repo.odb(),
             &options.limits,
             options.sync,
             options.progress,
@@ -370,13 +371,16 @@ fn fetch_from<C: HttpClient>(
 
 /// The local tracking ref of `remote_ref` (a topic or a position) of the remote named
 /// `remote`, per the table in the module documentation; `None` for other refs.
-pub(crate) fn tracking_ref(remote: &str, remote_ref: &str) -> Option<String> {
-    if let Some(topic) = remote_ref.strip_prefix(TOPIC_PREFIX) {
-        return Some(format!("refs/remotes/{remote}/{topic}"));
-    }
-    remote_ref
-        .strip_prefix(POSITION_PREFIX)
-        .map(|rest| format!("{REMOTE_POSITIONS_PREFIX}{remote}/consumers/{rest}"))
+/// A remote whose name does not make valid ref names has no tracking refs (git refuses to
+/// add such a remote).
+pub(crate) fn tracking_ref(remote: &str, remote_ref: &str) -> Option<FullName> {
+    let name = if let Some(topic) = remote_ref.strip_prefix(TOPIC_PREFIX) {
+        format!("refs/remotes/{remote}/{topic}")
+    } else {
+        let rest = remote_ref.strip_prefix(POSITION_PREFIX)?;
+        format!("{REMOTE_POSITIONS_PREFIX}{remote}/consumers/{rest}")
+    };
+    FullName::new(name).ok()
 }
 
 fn target_of(full_ref: &str) -> Option<Target> {
@@ -436,7 +440,7 @@ fn adopt_position(
     let lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
     match lock.commit(Expected::from_current(local), &remote, sync) {
         Ok(()) => Ok(Some(RefUpdate {
-            name,
+            name: name.to_string(),
             old: local,
             new: remote,
             kind: if local.is_some() {
@@ -454,7 +458,7 @@ fn adopt_position(
 /// Point the tracking ref `name` at `new`, whatever it held.
 pub(crate) fn move_tracking_ref(
     repo: &Repository,
-    name: &str,
+    name: &FullName,
     new: ObjectId,
     sync: bool,
 ) -> Result<Option<RefUpdate>, Error> {
@@ -465,7 +469,7 @@ pub(crate) fn move_tracking_ref(
     }
     lock.commit(Expected::from_current(old), &new, sync)?;
     Ok(Some(RefUpdate {
-        name: name.to_owned(),
+        name: name.to_string(),
         old,
         new,
         kind: if old.is_some() {
@@ -489,26 +493,23 @@ fn fast_forward(
     let new = remote_ref.id;
     let old = repo.refs().find(&name)?;
     let diverged = |old| RefUpdate {
-        name: name.clone(),
+        name: name.to_string(),
         old,
         new,
         kind: UpdateKind::Diverged,
     };
-    match old {
-        Some(old) if old == new => return Ok(None),
-        Some(old) => match crate::git::walk::ids_after(odb, new, Some(old), buf) {
-            Ok(_) => {}
-            Err(crate::git::walk::Error::NotOnTopic { .. }) => {
-                return Ok(Some(diverged(Some(old))))
-            }
-            Err(err) => return Err(err.into()),
-        },
-        None => {}
+    if let Some(old) = old {
+        if old == new {
+            return Ok(None);
+        }
+        if !crate::git::walk::is_on_chain(odb, new, old, None, buf)? {
+            return Ok(Some(diverged(Some(old))));
+        }
     }
     let lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
     match lock.commit(Expected::from_current(old), &new, sync) {
         Ok(()) => Ok(Some(RefUpdate {
-            name: name.clone(),
+            name: name.to_string(),
             old,
             new,
             kind: if old.is_some() {

@@ -42,21 +42,25 @@ use std::{
 
 use gix_hash::ObjectId;
 
-use super::fetch::{self, FetchOptions};
+use super::{
+    fetch::{self, FetchOptions},
+    Error,
+};
 use crate::git::wire::{
-    receive_pack::{self, Command, RefStatus, RequestOptions},
+    receive_pack::{self, Command, RefStatus, Rejection, RejectionKind, RequestOptions},
     remote::{check_type, read_limited, MAX_REFS_RESPONSE},
     retry::Backoff,
     v0::Advertisement,
-    Body, Error, HttpClient, Method, Progress, RemoteUrl, Request, AGENT,
+    Body, HttpClient, Method, Progress, RemoteUrl, Request, AGENT,
 };
 use crate::{
     git::message::restack::{self, Copied},
     git::odb::{
-        pack::spool::{PackSpool, SpooledPack},
+        pack::write::{PackStream, SpooledPack},
         Odb,
     },
     git::refs::Expected,
+    git::refs::FullName,
     git::walk,
     queue::names::{ConsumerName, TopicName, POSITION_PREFIX, TOPIC_PREFIX},
     Repository,
@@ -344,8 +348,8 @@ impl<C: HttpClient> Pusher<C> {
                 }
             })?;
         if let Some(boundary) = boundary {
-            let missing = |reason: &str| reason.contains("missing");
-            let lacks = verdict.unpack_error.as_deref().is_some_and(missing)
+            let missing = |r: &Rejection| r.kind == RejectionKind::MissingObjects;
+            let lacks = verdict.unpack_error.as_ref().is_some_and(missing)
                 || verdict
                     .refs
                     .iter()
@@ -354,8 +358,10 @@ impl<C: HttpClient> Pusher<C> {
                 return Err(Error::PrunedHere { boundary });
             }
         }
-        if let Some(reason) = verdict.unpack_error {
-            return Err(Error::Unpack { reason });
+        if let Some(rejection) = verdict.unpack_error {
+            return Err(Error::Unpack {
+                reason: rejection.reason,
+            });
         }
         let mut advertisement = advertisement;
         let mut all_ok = true;
@@ -375,15 +381,15 @@ impl<C: HttpClient> Pusher<C> {
                     remember(&mut advertisement, &command.name, new);
                     moved += 1;
                 }
-                Some(RefStatus::Rejected(reason)) => {
+                Some(RefStatus::Rejected(rejection)) => {
                     all_ok = false;
-                    // In an atomic push the other refs fail with "atomic push failure": only
-                    // the cause counts. The same command refused twice is not a race.
-                    let collateral = atomic && reason.contains("atomic push failure");
+                    // In an atomic push the other refs fail as collateral: only the cause
+                    // counts. The same command refused twice is not a race.
+                    let collateral = atomic && rejection.kind == RejectionKind::AtomicCollateral;
                     if !collateral && !rejected_before.insert((command.name.clone(), command.old)) {
                         return Err(Error::Rejected {
                             name: command.name.clone(),
-                            reason: reason.clone(),
+                            reason: rejection.reason.clone(),
                         });
                     }
                 }
@@ -427,7 +433,12 @@ impl<C: HttpClient> Pusher<C> {
         let body = if negotiated.sends_pack {
             Body::File {
                 head,
-                file: spooled.reader().map_err(|source| Error::Spool { source })?,
+                file: spooled.reader().map_err(|source| Error::Spool {
+                    source: crate::git::odb::pack::write::Error::Io {
+                        path: std::path::PathBuf::from("objects/pack"),
+                        source,
+                    },
+                })?,
                 file_len: spooled.len,
             }
         } else {
@@ -487,7 +498,7 @@ impl<C: HttpClient> Pusher<C> {
     }
 
     /// The tracking ref of remote ref `name`, for a named remote.
-    fn tracking_ref(&self, name: &str) -> Option<String> {
+    fn tracking_ref(&self, name: &str) -> Option<FullName> {
         fetch::tracking_ref(self.name.as_deref()?, name)
     }
 
@@ -521,7 +532,7 @@ impl<C: HttpClient> Pusher<C> {
             if options.topics.is_some_and(|only| !only.contains(&topic)) {
                 continue;
             }
-            let theirs = remote.get(&name).copied();
+            let theirs = remote.get(name.as_str()).copied();
             let hint = match self.tracking_ref(&name) {
                 Some(tracking) => repo.refs().find(&tracking)?,
                 None => None,
@@ -529,7 +540,7 @@ impl<C: HttpClient> Pusher<C> {
             match relation(&mut odb, &mut buf, local, theirs, hint)? {
                 Relation::Same => {
                     if hint != Some(local) && self.name.is_some() {
-                        plan.in_sync.push((name, local));
+                        plan.in_sync.push((name.to_string(), local));
                     }
                     pushable_topics.insert(topic);
                 }
@@ -540,7 +551,7 @@ impl<C: HttpClient> Pusher<C> {
                     plan.commands.push(Command {
                         old: theirs,
                         new: Some(local),
-                        name,
+                        name: name.to_string(),
                     });
                     plan.tips.push(local);
                     pushable_topics.insert(topic);
@@ -558,20 +569,20 @@ impl<C: HttpClient> Pusher<C> {
             if !pushable_topics.contains(&topic) {
                 if options.topics.is_none_or(|only| only.contains(&topic)) {
                     plan.skipped.push(Skipped {
-                        name,
+                        name: name.to_string(),
                         reason: "its topic is not in sync with the remote yet",
                     });
                 }
                 continue;
             }
-            let theirs = remote.get(&name).copied();
+            let theirs = remote.get(name.as_str()).copied();
             let hint = match self.tracking_ref(&name) {
                 Some(tracking) => repo.refs().find(&tracking)?,
                 None => None,
             };
             if theirs == Some(local) {
                 if hint != Some(local) && self.name.is_some() {
-                    plan.in_sync.push((name, local));
+                    plan.in_sync.push((name.to_string(), local));
                 }
                 continue;
             }
@@ -579,11 +590,11 @@ impl<C: HttpClient> Pusher<C> {
                 plan.commands.push(Command {
                     old: theirs,
                     new: Some(local),
-                    name,
+                    name: name.to_string(),
                 });
             } else {
                 plan.skipped.push(Skipped {
-                    name,
+                    name: name.to_string(),
                     reason: "another machine moved it on the remote (fetch to adopt it)",
                 });
             }
@@ -600,7 +611,10 @@ impl<C: HttpClient> Pusher<C> {
         sync: bool,
         report: &mut PushReport,
     ) -> Result<Vec<(String, ObjectId)>, Error> {
-        let prefixes: Vec<String> = diverged.iter().map(|(t, ..)| t.ref_name()).collect();
+        let prefixes: Vec<String> = diverged
+            .iter()
+            .map(|(t, ..)| t.ref_name().to_string())
+            .collect();
         let prefixes: Vec<&str> = prefixes.iter().map(String::as_str).collect();
         let fetched = fetch::fetch_with(
             repo,
@@ -623,14 +637,14 @@ impl<C: HttpClient> Pusher<C> {
             let theirs = fetched
                 .updates
                 .iter()
-                .find(|u| u.name == name)
+                .find(|u| *u.name == *name)
                 .map(|u| u.new)
                 .or(match self.tracking_ref(&name) {
                     Some(tracking) => repo.refs().find(&tracking)?,
                     None => None,
                 });
             let Some(theirs) = theirs else { continue };
-            heads.push((name.clone(), theirs));
+            heads.push((name.to_string(), theirs));
             // From the topic's head now: a local producer may have appended since the plan
             // (skipping the topic then let a busy producer starve its own push).
             let Some(local) = repo.refs().find(&name)? else {
@@ -678,36 +692,13 @@ fn relation(
     if !odb.contains(&theirs) {
         return Ok(Relation::Diverged);
     }
-    if reaches(odb, buf, local, theirs, hint)? {
+    if walk::is_on_chain(odb, local, theirs, hint, buf)? {
         return Ok(Relation::Ahead);
     }
-    if reaches(odb, buf, theirs, local, hint)? {
+    if walk::is_on_chain(odb, theirs, local, hint, buf)? {
         return Ok(Relation::Behind);
     }
     Ok(Relation::Diverged)
-}
-
-/// Whether `target` is on the first-parent chain from `from`; the walk gives up at `hint`
-/// (unless it is the target) and at the root.
-fn reaches(
-    odb: &mut Odb,
-    buf: &mut Vec<u8>,
-    from: ObjectId,
-    target: ObjectId,
-    hint: Option<ObjectId>,
-) -> Result<bool, Error> {
-    let mut near = None;
-    let mut next = Some(from);
-    while let Some(id) = next {
-        if id == target {
-            return Ok(true);
-        }
-        if Some(id) == hint && id != from {
-            return Ok(false);
-        }
-        next = walk::step(odb, &id, &mut near, buf)?.1;
-    }
-    Ok(false)
 }
 
 /// Copy the messages of `topic` after its fork from `theirs` onto `theirs`; move the topic
@@ -727,26 +718,22 @@ fn rebuild(
 ) -> Result<Option<Rebuilt>, Error> {
     // The local chain back to what the remote held when last seen (or to the root).
     let mut chain = Vec::new();
-    let mut near = None;
-    let mut next = Some(local);
-    while let Some(id) = next {
+    for step in walk::FirstParents::new(odb, Some(local), buf) {
+        let (id, _) = step?;
         chain.push(id);
         if Some(id) == hint {
             break;
         }
-        next = walk::step(odb, &id, &mut near, buf)?.1;
     }
     let on_chain: HashSet<ObjectId> = chain.iter().copied().collect();
     // The newest commit of the remote's chain that is also on ours: the fork.
     let mut fork = None;
-    let mut near = None;
-    let mut next = Some(theirs);
-    while let Some(id) = next {
+    for step in walk::FirstParents::new(odb, Some(theirs), buf) {
+        let (id, _) = step?;
         if on_chain.contains(&id) {
             fork = Some(id);
             break;
         }
-        next = walk::step(odb, &id, &mut near, buf)?.1;
     }
     let mut unpushed: Vec<ObjectId> = chain
         .iter()
@@ -809,7 +796,7 @@ fn rebuild(
         let lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
         if lock.current()? == Some(position) {
             lock.commit(Expected::MustMatch(position), &fork, sync)?;
-            positions_moved.push(name);
+            positions_moved.push(name.to_string());
         }
     }
     Ok(Some(Rebuilt {
@@ -831,8 +818,21 @@ fn spool_pack(
     let spool_err = |source| Error::Spool { source };
     let mut boundary = None;
     let mut odb = repo.odb();
-    let mut spool = PackSpool::create(&repo.git_dir().join("objects/pack")).map_err(spool_err)?;
-    spool.add(gix_object::Kind::Tree, b"").map_err(spool_err)?;
+    let pack_dir = repo.git_dir().join("objects/pack");
+    let mut spool = PackStream::spool(repo.fs(), &pack_dir).map_err(spool_err)?;
+    let io = |source| {
+        spool_err(crate::git::odb::pack::write::Error::Io {
+            path: pack_dir.clone(),
+            source,
+        })
+    };
+    spool
+        .add(
+            &ObjectId::empty_tree(crate::git::hash::OBJECT_HASH),
+            gix_object::Kind::Tree,
+            b"",
+        )
+        .map_err(io)?;
     let mut seen = HashSet::new();
     let mut stack: Vec<ObjectId> = tips.to_vec();
     let mut body = Vec::new();
@@ -843,29 +843,17 @@ fn spool_pack(
         odb.read_commit(&id, &mut body)
             .map_err(crate::git::walk::Error::from)?;
         spool
-            .add(gix_object::Kind::Commit, &body)
-            .map_err(spool_err)?;
+            .add(&id, gix_object::Kind::Commit, &body)
+            .map_err(io)?;
         // A shallow commit's parents were pruned here: the remote must have them already.
         if odb.is_shallow(&id).map_err(crate::git::walk::Error::from)? {
             boundary = Some(id);
             continue;
         }
-        parents(&body, &mut stack);
+        // First parent last on the stack: the depth-first walk follows first parents first.
+        let (_, parents) = crate::git::message::parent::links(&body)
+            .map_err(|source| crate::git::walk::Error::Parent { id, source })?;
+        stack.extend(parents.into_iter().rev());
     }
-    Ok((spool.finish().map_err(spool_err)?, boundary))
-}
-
-/// Push every `parent <hex>` id of a commit body onto `out`, the first parent last (so a
-/// depth-first walk follows first parents first).
-fn parents(body: &[u8], out: &mut Vec<ObjectId>) {
-    let start = out.len();
-    for line in body.split(|&b| b == b'\n').skip(1) {
-        let Some(hex) = line.strip_prefix(b"parent ") else {
-            break;
-        };
-        if let Ok(id) = ObjectId::from_hex(hex) {
-            out.push(id);
-        }
-    }
-    out.get_mut(start..).unwrap_or_default().reverse();
+    Ok((spool.spool_finish().map_err(spool_err)?, boundary))
 }

@@ -3,7 +3,7 @@
 //! [`split()`] starts a new topic from part of another (from an id, or the messages a
 //! predicate keeps), carrying consumer positions over.
 //!
-//! Both copy with [`crate::git::message::restack::restack()`]: a copy is its message byte for byte (author,
+//! Both copy with `restack()` (`git::message::restack`): a copy is its message byte for byte (author,
 //! date, payload, every `gitmq-*` header) but for its first parent line, so it is the same
 //! message at a new address. Copies are written (packs, fsynced with `sync`) before any ref
 //! names them, and every ref moves by compare-and-swap under its lock.

@@ -40,6 +40,7 @@ use crate::{
     git::hash::object_id,
     git::message::{self, Identity, MessageRef},
     git::odb::Odb,
+    git::refs::FullName,
     git::walk,
     Repository, TopicName,
 };
@@ -55,8 +56,9 @@ pub const MAX_RUN: usize = 1 << 22;
 const HEADER: &str = "gitmq join into ";
 
 /// The full name of the record ref of joins into `into`.
-pub fn record_ref(into: &TopicName) -> String {
-    format!("{JOIN_PREFIX}{into}")
+pub fn record_ref(into: &TopicName) -> FullName {
+    FullName::new(format!("{JOIN_PREFIX}{into}"))
+        .expect("BUG: a valid topic name makes a valid ref name")
 }
 
 /// A destination's join record: how far each source was joined, as committed.
@@ -144,27 +146,27 @@ fn is_committed(
 ) -> Result<bool, crate::Error> {
     let mut odb = repo.odb();
     let mut buf = Vec::new();
-    let mut near = None;
-    let mut next = dst_head;
-    while let Some(id) = next {
+    let mut met_base = false;
+    for step in walk::FirstParents::new(&mut odb, dst_head, &mut buf) {
+        let (id, _) = step?;
         if id == parsed.tip {
             return Ok(true);
         }
         if Some(id) == parsed.base {
+            met_base = true;
             break;
         }
-        next = walk::step(&mut odb, &id, &mut near, &mut buf)?.1;
     }
     if holds_run(&mut odb, dst_head, parsed, &mut buf)? {
         return Ok(true);
     }
-    if next.is_some() || parsed.base.is_none() {
+    if met_base || parsed.base.is_none() {
         // Met the base (or the destination never existed before that join): not committed.
         return Ok(false);
     }
     Err(Error::RecordStale {
         into: into.clone(),
-        record: record_ref(into),
+        record: record_ref(into).to_string(),
     }
     .into())
 }
@@ -208,21 +210,7 @@ fn holds_run(
 /// The content id (SHA-1 of the body without its first `parent` line) and the first parent
 /// of the commit `id` with body `body`.
 fn content_of(id: ObjectId, body: &[u8]) -> Result<(ObjectId, Option<ObjectId>), crate::Error> {
-    let parent = crate::git::message::parent::first_parent(body)
-        .map_err(|source| walk::Error::Parent { id, source })?;
-    let tree = crate::git::message::parent::TREE_LINE_LEN;
-    let without = match parent {
-        Some(_) => {
-            let mut out = body.get(..tree).unwrap_or_default().to_vec();
-            out.extend_from_slice(
-                body.get(tree + crate::git::message::parent::PARENT_LINE_LEN..)
-                    .unwrap_or_default(),
-            );
-            out
-        }
-        None => body.to_vec(),
-    };
-    Ok((object_id(gix_object::Kind::Commit, &without), parent))
+    Ok(crate::git::message::restack::content_id(&id, body)?)
 }
 
 /// The digest of content ids, oldest first.
@@ -308,7 +296,7 @@ pub(super) fn write(
     let id = odb
         .loose()
         .write(gix_object::Kind::Commit, &body, sync, &mut dirs)?;
-    crate::git::odb::LooseStore::sync_dirs(&mut dirs)?;
+    odb.loose().sync_dirs(&mut dirs)?;
     Ok(id)
 }
 

@@ -167,7 +167,10 @@ fn a_truncated_garbled_or_refused_pack_is_an_error_and_leaves_no_pack_or_ref() {
         match fault {
             Fault::Truncated => assert!(err.is_spurious(), "truncation is spurious: {err:?}"),
             Fault::Garbled => assert!(
-                matches!(err, replicate::Error::Pack(_)) && !err.is_spurious(),
+                matches!(
+                    err,
+                    replicate::Error::Wire(gitmq::git::wire::Error::Pack(_))
+                ) && !err.is_spurious(),
                 "{err:?}"
             ),
             Fault::RemoteError => assert!(
@@ -207,7 +210,15 @@ fn a_server_that_never_answers_times_out_spuriously() {
     let err =
         replicate::fetch_with(&local.open(), &url, &client, FetchOptions::default()).unwrap_err();
     assert!(start.elapsed() < Duration::from_secs(3), "bounded wait");
-    assert!(matches!(err, replicate::Error::Timeout { .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            replicate::Error::Wire(gitmq::git::wire::Error::Http(
+                replicate::HttpError::Timeout { .. }
+            ))
+        ),
+        "{err:?}"
+    );
     assert!(err.is_spurious());
     holder.join().unwrap();
 }

@@ -10,6 +10,7 @@ use std::{
 };
 
 use gitmq::{
+    git::{refs::FullName, wire},
     replicate::{
         self,
         http::{Options, ReqwestClient},
@@ -83,14 +84,18 @@ fn is_protocol_error(err: &replicate::Error) -> bool {
     !err.is_spurious()
         && matches!(
             err,
-            replicate::Error::PktLine(_)
-                | replicate::Error::Protocol(_)
-                | replicate::Error::Sideband(_)
+            replicate::Error::Wire(
+                wire::Error::PktLine(_) | wire::Error::Protocol(_) | wire::Error::Sideband(_)
+            )
         )
 }
 
 fn is_not_smart_http(err: &replicate::Error) -> bool {
-    matches!(err, replicate::Error::NotSmartHttp { content_type: Some(t), .. } if t == "text/html")
+    matches!(
+        err,
+        replicate::Error::Wire(wire::Error::NotSmartHttp { content_type: Some(t), .. })
+            if t == "text/html"
+    )
 }
 
 /// The faults a fetch meets, and how each must end.
@@ -322,7 +327,9 @@ fn every_network_fault_on_a_push_ends_in_a_retry_or_a_clear_error_and_delivers_e
         );
         assert_eq!(messages(&bare, "orders").len(), 150, "{name}");
         assert_eq!(
-            repo.refs().find("refs/remotes/origin/orders").unwrap(),
+            repo.refs()
+                .find(&FullName::new("refs/remotes/origin/orders").unwrap())
+                .unwrap(),
             head,
             "{name}: the tracking ref repeats the server"
         );
@@ -408,7 +415,10 @@ fn a_position_whose_push_went_unacknowledged_never_moves_the_servers_position_ba
         "the server's position never moves backwards"
     );
     assert_eq!(
-        a.open().refs().find("refs/gitmq/consumers/c/jobs").unwrap(),
+        a.open()
+            .refs()
+            .find(&FullName::new("refs/gitmq/consumers/c/jobs").unwrap())
+            .unwrap(),
         Some(at_7),
         "A adopted B's further position"
     );
@@ -460,10 +470,7 @@ fn a_redirect_to_another_host_and_port_never_carries_the_credentials() {
         FetchOptions::default(),
     )
     .unwrap_err();
-    assert!(
-        matches!(err, replicate::Error::Status { status: 401, .. }),
-        "{err:?}"
-    );
+    assert!(err.http_status() == Some(401), "{err:?}");
     assert!(!err.to_string().contains("s3cret"), "{err}");
     assert!(saw_credentials(&configured), "the configured host got them");
     assert!(!elsewhere.seen().is_empty(), "the redirect was followed");
@@ -490,10 +497,7 @@ fn a_redirect_to_another_host_and_port_never_carries_the_credentials() {
         .unwrap()
         .push(&pusher_repo, PushOptions::default())
         .unwrap_err();
-    assert!(
-        matches!(err, replicate::Error::Status { status: 401, .. }),
-        "{err:?}"
-    );
+    assert!(err.http_status() == Some(401), "{err:?}");
     assert!(!saw_credentials(&elsewhere), "nor for a push");
     assert!(
         git(

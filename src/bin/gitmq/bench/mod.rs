@@ -39,6 +39,18 @@ pub use crate::cli::AppendArgs as AppendOptions;
 pub use fetch::fetch;
 pub use push::{latency, push};
 
+/// Run one `gitmq bench` subcommand.
+pub fn run(command: crate::cli::BenchCommand) -> Result<()> {
+    use crate::cli::BenchCommand;
+    match command {
+        BenchCommand::Append(args) => append(&args),
+        BenchCommand::Fetch(args) => fetch(&args),
+        BenchCommand::Push(args) => push(&args),
+        BenchCommand::Latency(args) => latency(&args),
+        BenchCommand::Consume(options) => consume::run(&options),
+    }
+}
+
 /// A scratch directory removed on drop (unless kept).
 struct Scratch {
     path: PathBuf,
@@ -314,9 +326,9 @@ fn disk_floor(dir: &Path, stats: &Stats) -> Result<f64> {
 /// Seconds per `publish` with `Durability::Each`.
 fn each_latencies(path: &Path, messages: &[Vec<u8>]) -> Result<Vec<f64>> {
     let repo = Repository::init(path)?;
-    let mut producer = repo
-        .producer(&TopicName::new("t")?)
-        .with_durability(Durability::Each);
+    let mut producer = ProducerConfig::default()
+        .with_durability(Durability::Each)
+        .open(&repo, &TopicName::new("t")?);
     let mut latencies = Vec::with_capacity(messages.len());
     for message in messages {
         let start = Instant::now();

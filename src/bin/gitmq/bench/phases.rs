@@ -72,7 +72,7 @@ pub fn measure(messages: &[Vec<u8>]) -> Vec<(&'static str, f64)> {
 
     let mut builder = PackBuilder::new(Compression::Stored);
     for body in &bodies {
-        builder.add(parent, gix_object::Kind::Commit, body);
+        builder.push(&parent, gix_object::Kind::Commit, body);
     }
     let start = Instant::now();
     let sealed = builder.seal(Vec::new());

@@ -244,7 +244,9 @@ fn gitmq_rounds(
     let producer_repo = Repository::init(scratch.join(format!("producer-{durability:?}.git")))?;
     let consumer_repo = Repository::init(scratch.join(format!("consumer-{durability:?}.git")))?;
     let topic = TopicName::new(gitmq_branch)?;
-    let mut producer = producer_repo.producer(&topic).with_durability(durability);
+    let mut producer = ProducerConfig::default()
+        .with_durability(durability)
+        .open(&producer_repo, &topic);
     producer.publish(b"warm-up")?;
     let mut pusher = Pusher::new(&producer_repo, url, client)?;
     let only = [topic.clone()];

@@ -23,29 +23,22 @@
 
 use std::{
     fs,
-    io::{self, Read, Seek, SeekFrom, Write},
+    io::{self, Read, Seek, SeekFrom},
     path::{Path, PathBuf},
-    time::{Duration, SystemTime},
+    time::Duration,
 };
-
-use gix_hash::ObjectId;
 
 use super::{
-    format::{
-        decode_entry_header, EntryKind, HASH_LEN, PACK_HEADER_LEN, PACK_SIGNATURE, PACK_VERSION,
-    },
+    format::{decode_entry_header, EntryKind, HASH_LEN},
     index::PackIndex,
-    write::{build_index, temp_path, IndexEntry},
+    write::{Compression, PackStream},
 };
-use crate::git::hash::Hasher;
+use crate::git::fs::{LockError, LockFile, SharedFs};
 
 /// The lock file, in the git directory, held while packs are merged (or pruned).
 pub(crate) const LOCK_FILE: &str = "gitmq-consolidate.lock";
-/// A consolidation lock older than this is taken to be left by a killed process (one whose
-/// pid, written in it, is not running is taken to be at once).
-const STALE_LOCK: Duration = Duration::from_secs(600);
 
-/// Returned by [`consolidate()`].
+/// Returned by `consolidate()` (`Repository::consolidate()`).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The file system refused.
@@ -74,6 +67,13 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// Writing the merged pack failed.
+    #[error(transparent)]
+    Write(#[from] super::write::Error),
+    /// The thread running a background consolidation panicked (nothing was removed: old
+    /// packs go only after the new one is complete).
+    #[error("the consolidation thread panicked")]
+    Panicked,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
@@ -103,7 +103,7 @@ impl Default for Policy {
     }
 }
 
-/// What [`consolidate()`] did.
+/// What `consolidate()` (`Repository::consolidate()`) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     /// How many packs were merged (0: nothing to do, or another process was at it).
@@ -128,8 +128,13 @@ struct Candidate {
 
 /// Merge packs of the repository at `git_dir` per `policy`; with `sync`, the new files are
 /// fsynced before the old ones are removed.
-pub fn consolidate(git_dir: &Path, policy: Policy, sync: bool) -> Result<Report, Error> {
-    let Some(_lock) = DirLock::try_take(&git_dir.join(LOCK_FILE))? else {
+pub fn consolidate(
+    fs: &SharedFs,
+    git_dir: &Path,
+    policy: Policy,
+    sync: bool,
+) -> Result<Report, Error> {
+    let Some(_lock) = try_lock(fs, git_dir, Duration::ZERO)? else {
         return Ok(Report::default());
     };
     let pack_dir = &git_dir.join("objects").join("pack");
@@ -150,11 +155,11 @@ pub fn consolidate(git_dir: &Path, policy: Policy, sync: bool) -> Result<Report,
             })
             .map_or(candidates.len() - 1, |over| over.saturating_sub(1).max(1));
         let chosen: Vec<Candidate> = candidates.drain(..=last).collect();
-        match merge(pack_dir, &chosen, sync)? {
+        match merge(fs, pack_dir, &chosen, sync)? {
             Merged::Done(new_pack, objects, bytes) => {
                 for old in &chosen {
-                    let _ = fs::remove_file(&old.index);
-                    let _ = fs::remove_file(&old.pack);
+                    let _ = fs.remove_file(&old.index);
+                    let _ = fs.remove_file(&old.pack);
                 }
                 report.merged_packs += chosen.len();
                 report.objects += objects;
@@ -242,7 +247,12 @@ struct Entry {
     position: u32,
 }
 
-fn merge(pack_dir: &Path, chosen: &[Candidate], sync: bool) -> Result<Merged, Error> {
+fn merge(
+    fs: &SharedFs,
+    pack_dir: &Path,
+    chosen: &[Candidate],
+    sync: bool,
+) -> Result<Merged, Error> {
     let mut indexes = Vec::with_capacity(chosen.len());
     for candidate in chosen {
         let data = fs::read(&candidate.index).map_err(io_err(&candidate.index))?;
@@ -251,7 +261,7 @@ fn merge(pack_dir: &Path, chosen: &[Candidate], sync: bool) -> Result<Merged, Er
             source,
         })?);
     }
-    let (by_id, duplicate) = merge_ids(&indexes);
+    let duplicate = merge_ids(&indexes);
     let mut entries = Vec::new();
     for (pack_no, (candidate, index)) in chosen.iter().zip(&indexes).enumerate() {
         let pack_len = fs::metadata(&candidate.pack)
@@ -283,66 +293,28 @@ fn merge(pack_dir: &Path, chosen: &[Candidate], sync: bool) -> Result<Merged, Er
         }
     }
 
-    let tmp_pack = temp_path(pack_dir, "pack");
-    let result = copy_entries(&tmp_pack, chosen, &indexes, &entries, sync);
-    let (checksum, new_offsets, bytes) = match result {
-        Ok(Copied::Done(checksum, new_offsets, bytes)) => (checksum, new_offsets, bytes),
-        Ok(Copied::Delta(pack_no)) => {
-            let _ = fs::remove_file(&tmp_pack);
-            return Ok(Merged::HasDeltas(pack_no));
+    let count = u32::try_from(entries.len()).map_err(|_| Error::Corrupt {
+        path: pack_dir.to_owned(),
+        offset: 0,
+        reason: "more than 2^32 objects",
+    })?;
+    let stream = PackStream::create(fs, pack_dir, count, Compression::Stored)?;
+    match copy_entries(stream, chosen, &indexes, &entries)? {
+        Copied::Done(stream) => {
+            let bytes = stream.byte_len() + HASH_LEN as u64;
+            let (written, _) = stream.finish(pack_dir, sync)?;
+            Ok(Merged::Done(written.pack_path, u64::from(count), bytes))
         }
-        Err(err) => {
-            let _ = fs::remove_file(&tmp_pack);
-            return Err(err);
-        }
-    };
-    // In id order already (from the merge of the sorted indexes): the sort in build_index
-    // only confirms it.
-    let mut index_entries: Vec<IndexEntry> = by_id
-        .iter()
-        .map(|&(pack, position)| {
-            let index = &indexes[pack as usize];
-            IndexEntry {
-                id: index.id_at(position).to_owned(),
-                offset: new_offsets[pack as usize][position as usize],
-                crc32: index.crc32_at(position),
-            }
-        })
-        .collect();
-    drop(new_offsets);
-    let index = build_index(&mut index_entries, &checksum);
-    let name = format!("pack-{checksum}");
-    let pack_path = pack_dir.join(format!("{name}.pack"));
-    let index_path = pack_dir.join(format!("{name}.idx"));
-    let tmp_index = temp_path(pack_dir, "idx");
-    let finish = (|| {
-        let mut file = fs::File::create(&tmp_index).map_err(io_err(&tmp_index))?;
-        file.write_all(&index).map_err(io_err(&tmp_index))?;
-        if sync {
-            crate::git::fs::sync_file(&file).map_err(io_err(&tmp_index))?;
-        }
-        fs::rename(&tmp_pack, &pack_path).map_err(io_err(&pack_path))?;
-        fs::rename(&tmp_index, &index_path).map_err(io_err(&index_path))?;
-        if sync {
-            crate::git::fs::sync_dir(pack_dir).map_err(io_err(pack_dir))?;
-        }
-        Ok(())
-    })();
-    if let Err(err) = finish {
-        let _ = fs::remove_file(&tmp_pack);
-        let _ = fs::remove_file(&tmp_index);
-        return Err(err);
+        // The stream is dropped unfinished: its temporary file goes.
+        Copied::Delta(pack_no) => Ok(Merged::HasDeltas(pack_no)),
     }
-    Ok(Merged::Done(pack_path, index_entries.len() as u64, bytes))
 }
 
-/// Merge the sorted ids of `indexes`: every distinct id once, in id order, as
-/// `(pack, position)`, and per pack which positions repeat an id seen in an earlier pack
-/// (the empty tree is in every gitmq pack). No sort: each index is sorted already.
-fn merge_ids(indexes: &[PackIndex]) -> (Vec<(u32, u32)>, Vec<Vec<bool>>) {
+/// Merge the sorted ids of `indexes`: per pack, which positions repeat an id seen in an
+/// earlier pack (the empty tree is in every gitmq pack). No sort: each index is sorted
+/// already.
+fn merge_ids(indexes: &[PackIndex]) -> Vec<Vec<bool>> {
     use std::{cmp::Reverse, collections::BinaryHeap};
-    let total: usize = indexes.iter().map(|i| i.len() as usize).sum();
-    let mut by_id = Vec::with_capacity(total);
     let mut duplicate: Vec<Vec<bool>> = indexes
         .iter()
         .map(|i| vec![false; i.len() as usize])
@@ -358,7 +330,6 @@ fn merge_ids(indexes: &[PackIndex]) -> (Vec<(u32, u32)>, Vec<Vec<bool>>) {
         if last == Some(id) {
             duplicate[pack as usize][position as usize] = true;
         } else {
-            by_id.push((pack, position));
             last = Some(id);
         }
         let index = &indexes[pack as usize];
@@ -366,45 +337,23 @@ fn merge_ids(indexes: &[PackIndex]) -> (Vec<(u32, u32)>, Vec<Vec<bool>>) {
             heads.push(Reverse((index.id_at(position + 1), pack, position + 1)));
         }
     }
-    (by_id, duplicate)
+    duplicate
 }
 
 enum Copied {
-    /// The checksum, each entry's new offset (per pack, by index position), the pack's size.
-    Done(ObjectId, Vec<Vec<u64>>, u64),
+    /// Every entry copied: the pack, to finish.
+    Done(Box<PackStream>),
     /// This chosen pack holds a delta.
     Delta(usize),
 }
 
-/// Stream `entries` from their packs into a new pack at `tmp`, hashing as it goes.
+/// Copy `entries` from their packs into `stream`, raw, checking each one's type and CRC-32.
 fn copy_entries(
-    tmp: &Path,
+    mut stream: PackStream,
     chosen: &[Candidate],
     indexes: &[PackIndex],
     entries: &[Entry],
-    sync: bool,
 ) -> Result<Copied, Error> {
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(tmp)
-        .map_err(io_err(tmp))?;
-    let mut out = io::BufWriter::with_capacity(1 << 20, file);
-    let mut hasher = Hasher::new();
-    let count = u32::try_from(entries.len()).map_err(|_| Error::Corrupt {
-        path: tmp.to_owned(),
-        offset: 0,
-        reason: "more than 2^32 objects",
-    })?;
-    let mut header = [0u8; PACK_HEADER_LEN];
-    header[..4].copy_from_slice(&PACK_SIGNATURE);
-    header[4..8].copy_from_slice(&PACK_VERSION.to_be_bytes());
-    header[8..].copy_from_slice(&count.to_be_bytes());
-    hasher.update(&header);
-    out.write_all(&header).map_err(io_err(tmp))?;
-    let mut written = PACK_HEADER_LEN as u64;
-    let mut new_offsets: Vec<Vec<u64>> =
-        indexes.iter().map(|i| vec![0; i.len() as usize]).collect();
     let mut reader: Option<(usize, io::BufReader<fs::File>, u64)> = None;
     let mut raw = Vec::new();
     for entry in entries {
@@ -438,93 +387,41 @@ fn copy_entries(
         }
         let mut crc = flate2::Crc::new();
         crc.update(&raw);
-        if crc.sum() != indexes[pack_no].crc32_at(entry.position) {
+        let index = &indexes[pack_no];
+        if crc.sum() != index.crc32_at(entry.position) {
             return Err(corrupt("CRC-32 does not match the index"));
         }
-        hasher.update(&raw);
-        out.write_all(&raw).map_err(io_err(tmp))?;
-        new_offsets[pack_no][entry.position as usize] = written;
-        written += u64::from(entry.len);
+        stream
+            .add_raw(index.id_at(entry.position), &raw, crc.sum())
+            .map_err(io_err(&candidate.pack))?;
     }
-    let checksum = hasher.finalize();
-    out.write_all(checksum.as_bytes()).map_err(io_err(tmp))?;
-    let file = out.into_inner().map_err(|e| io_err(tmp)(e.into_error()))?;
-    if sync {
-        crate::git::fs::sync_file(&file).map_err(io_err(tmp))?;
-    }
-    Ok(Copied::Done(
-        checksum,
-        new_offsets,
-        written + HASH_LEN as u64,
-    ))
+    Ok(Copied::Done(Box::new(stream)))
 }
 
-/// An exclusive lock file, removed on drop (also taken by [`crate::queue::prune`], so a prune and a
-/// consolidation never run at once).
-#[derive(Debug)]
-pub(crate) struct DirLock {
-    path: PathBuf,
-}
-
-impl DirLock {
-    /// Take the lock, or `None` if another live process holds it.
-    pub(crate) fn try_take(path: &Path) -> Result<Option<Self>, Error> {
-        for _ in 0..2 {
-            match fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(path)
-            {
-                Ok(mut file) => {
-                    // Who holds it, so a lock left by a killed process is seen at once.
-                    let _ = write!(file, "{}", std::process::id());
-                    return Ok(Some(Self {
-                        path: path.to_owned(),
-                    }));
-                }
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
-                    let stale = holder_is_gone(path)
-                        || fs::metadata(path)
-                            .and_then(|m| m.modified())
-                            .ok()
-                            .and_then(|t| SystemTime::now().duration_since(t).ok())
-                            .is_some_and(|age| age > STALE_LOCK);
-                    if !stale {
-                        return Ok(None);
-                    }
-                    let _ = fs::remove_file(path);
-                }
-                Err(err) => return Err(io_err(path)(err)),
-            }
-        }
-        Ok(None)
-    }
-}
-
-/// Whether the lock at `path` names a process that is no longer running (where `/proc`
-/// tells; a lock without a pid, just created or written by an older gitmq, is not).
-fn holder_is_gone(path: &Path) -> bool {
-    let Ok(text) = fs::read_to_string(path) else {
-        return false;
-    };
-    let Ok(pid) = text.trim().parse::<u32>() else {
-        return false;
-    };
-    pid != std::process::id()
-        && Path::new("/proc/self").exists()
-        && !Path::new(&format!("/proc/{pid}")).exists()
-}
-
-impl Drop for DirLock {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
+/// Take the pack lock of the repository at `git_dir` (also taken by
+/// [`crate::queue::prune`], so a prune and a consolidation never run at once), waiting up to
+/// `timeout`; `None` if another live process holds it.
+pub(crate) fn try_lock(
+    fs: &SharedFs,
+    git_dir: &Path,
+    timeout: Duration,
+) -> Result<Option<LockFile>, Error> {
+    match LockFile::hold(fs, &git_dir.join(LOCK_FILE), timeout) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(LockError::Locked { .. }) => Ok(None),
+        Err(LockError::Io { path, source }) => Err(Error::Io { path, source }),
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use gix_hash::ObjectId;
+
     use super::*;
-    use crate::git::hash::object_id;
+    use crate::git::{
+        hash::object_id,
+        odb::pack::write::{build_index, IndexEntry},
+    };
 
     fn index_of(bodies: &[&str]) -> PackIndex {
         let mut entries: Vec<IndexEntry> = bodies
@@ -541,20 +438,11 @@ mod tests {
     }
 
     #[test]
-    fn merged_ids_are_sorted_unique_and_repeats_are_flagged_in_later_packs() {
+    fn repeated_ids_are_flagged_in_later_packs_only() {
         let a = index_of(&["x", "y", "shared"]);
         let b = index_of(&["shared", "z"]);
         let indexes = [a, b];
-        let (by_id, duplicate) = merge_ids(&indexes);
-        let ids: Vec<ObjectId> = by_id
-            .iter()
-            .map(|&(p, pos)| indexes[p as usize].id_at(pos).to_owned())
-            .collect();
-        let mut sorted = ids.clone();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(ids, sorted, "every id once, in order");
-        assert_eq!(ids.len(), 4);
+        let duplicate = merge_ids(&indexes);
         assert_eq!(duplicate[0].iter().filter(|d| **d).count(), 0);
         assert_eq!(
             duplicate[1].iter().filter(|d| **d).count(),

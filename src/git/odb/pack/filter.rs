@@ -88,7 +88,7 @@ mod tests {
         for i in 0..3000u32 {
             let body = format!("blob {i}");
             let id = crate::git::hash::object_id(gix_object::Kind::Blob, body.as_bytes());
-            builder.add(id, gix_object::Kind::Blob, body.as_bytes());
+            builder.push(&id, gix_object::Kind::Blob, body.as_bytes());
             ids.push(id);
         }
         let index = PackIndex::from_bytes(builder.seal(Vec::new()).finish().index).unwrap();

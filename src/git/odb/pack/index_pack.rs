@@ -32,8 +32,7 @@ mod stream;
 mod tests;
 
 use std::{
-    fs,
-    io::{self, Read, Write},
+    io::{self, Read},
     path::{Path, PathBuf},
 };
 
@@ -41,9 +40,12 @@ use gix_hash::ObjectId;
 
 use super::{
     delta,
-    write::{build_index, temp_path, IndexEntry, WrittenPack},
+    write::{build_index, install, IndexEntry, WrittenPack},
 };
-use crate::git::odb::loose::DEFAULT_MAX_OBJECT_SIZE;
+use crate::git::{
+    fs::{SharedFs, TempFile},
+    odb::loose::DEFAULT_MAX_OBJECT_SIZE,
+};
 
 /// The default largest pack accepted (8 GiB).
 pub const DEFAULT_MAX_PACK_SIZE: u64 = 8 << 30;
@@ -220,6 +222,9 @@ pub enum Error {
         /// The object.
         id: ObjectId,
     },
+    /// Putting the indexed pack in place failed.
+    #[error(transparent)]
+    Install(#[from] super::write::Error),
 }
 
 impl Error {
@@ -281,33 +286,21 @@ pub struct IndexedPack {
     pub written: Option<WrittenPack>,
 }
 
-/// Removes temporary files unless disarmed.
-struct TempFiles(Vec<PathBuf>);
-
-impl Drop for TempFiles {
-    fn drop(&mut self) {
-        for path in &self.0 {
-            let _ = fs::remove_file(path);
-        }
-    }
-}
-
 /// Read a pack from `input`, check it, compute every object's id, and write it with its v2
 /// index into `pack_dir` (`objects/pack`). With `sync`, the files and the directory are
 /// fsynced before this returns, so a ref may name the objects at once.
 pub fn index_pack(
+    fs: &SharedFs,
     input: impl Read,
     pack_dir: &Path,
     limits: &Limits,
     sync: bool,
 ) -> Result<IndexedPack, Error> {
-    let tmp_pack = temp_path(pack_dir, "pack");
-    let tmp_index = temp_path(pack_dir, "idx");
-    let mut temps = TempFiles(vec![tmp_pack.clone(), tmp_index.clone()]);
-
-    let streamed = stream::read_pack(input, &tmp_pack, limits)?;
+    let file = TempFile::create_in(fs, pack_dir, "pack").map_err(io_err(pack_dir))?;
+    let streamed = stream::read_pack(input, file, limits)?;
+    let tmp_pack = streamed.file.path().to_owned();
     let mut entries = streamed.entries;
-    let deltas = resolve::resolve_deltas(&streamed.file, &tmp_pack, &mut entries, limits)?;
+    let deltas = resolve::resolve_deltas(streamed.file.file(), &tmp_pack, &mut entries, limits)?;
     let objects = u32::try_from(entries.len()).expect("BUG: at most max_objects (u32) entries");
 
     let mut index_entries = entries
@@ -339,48 +332,9 @@ pub fn index_pack(
     if objects == 0 {
         return Ok(result);
     }
-
-    if sync {
-        crate::git::fs::sync_file(&streamed.file).map_err(io_err(&tmp_pack))?;
-    }
-    drop(streamed.file);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp_index)
-        .map_err(io_err(&tmp_index))?;
-    file.write_all(&index).map_err(io_err(&tmp_index))?;
-    if sync {
-        crate::git::fs::sync_file(&file).map_err(io_err(&tmp_index))?;
-    }
-    drop(file);
-
-    let name = format!("pack-{}", result.checksum);
-    let pack_path = pack_dir.join(format!("{name}.pack"));
-    let index_path = pack_dir.join(format!("{name}.idx"));
-    if pack_path.exists() && index_path.exists() {
-        // The same pack (same checksum, so same bytes) is already in place.
-        return Ok(IndexedPack {
-            written: Some(WrittenPack {
-                pack_path,
-                index_path,
-            }),
-            ..result
-        });
-    }
-    fs::rename(&tmp_pack, &pack_path).map_err(io_err(&pack_path))?;
-    // The pack is in place; if the index rename fails, remove the pack too.
-    temps.0 = vec![tmp_index.clone(), pack_path.clone()];
-    fs::rename(&tmp_index, &index_path).map_err(io_err(&index_path))?;
-    temps.0.clear();
-    if sync {
-        crate::git::fs::sync_dir(pack_dir).map_err(io_err(pack_dir))?;
-    }
+    let written = install(fs, pack_dir, streamed.file, &result.checksum, &index, sync)?;
     Ok(IndexedPack {
-        written: Some(WrittenPack {
-            pack_path,
-            index_path,
-        }),
+        written: Some(written),
         ..result
     })
 }

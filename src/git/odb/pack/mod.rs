@@ -13,6 +13,4 @@ pub mod index;
 pub mod index_pack;
 pub mod read;
 pub mod set;
-pub mod spool;
-pub mod stream;
 pub mod write;

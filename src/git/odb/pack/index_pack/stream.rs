@@ -6,9 +6,8 @@
 //! to the file and, inside an entry, fed to its CRC-32, in one place ([`Input::consume()`]).
 
 use std::{
-    fs::File,
     io::{BufWriter, Read, Write},
-    path::{Path, PathBuf},
+    path::PathBuf,
 };
 
 use flate2::{Decompress, FlushDecompress, Status};
@@ -16,6 +15,7 @@ use gix_hash::ObjectId;
 
 use super::{io_err, Base, Entry, Error, Limits};
 use crate::{
+    git::fs::TempFile,
     git::hash::{Hasher, ID_LEN},
     git::odb::pack::format::{
         decode_entry_header, decode_ofs_delta_distance, read_u32, EntryKind, MAX_ENTRY_HEADER_LEN,
@@ -35,7 +35,7 @@ const MAX_OFS_LEN: usize = 10;
 /// What the stream pass produced.
 pub(super) struct Streamed {
     /// The temporary pack file, complete with its trailer, open for reading.
-    pub file: File,
+    pub file: TempFile,
     /// Every entry, in pack order (so sorted by offset).
     pub entries: Vec<Entry>,
     /// The pack checksum (trailer).
@@ -55,7 +55,7 @@ struct Input<R> {
     max_pack_size: u64,
     pack_hash: Hasher,
     crc: flate2::Crc,
-    out: BufWriter<File>,
+    out: BufWriter<TempFile>,
     out_path: PathBuf,
 }
 
@@ -206,18 +206,13 @@ impl<R: Read> Input<R> {
     }
 }
 
-/// Read the whole pack from `reader` into a new file at `tmp_pack`.
+/// Read the whole pack from `reader` into `file` (a new temporary file).
 pub(super) fn read_pack(
     reader: impl Read,
-    tmp_pack: &Path,
+    file: TempFile,
     limits: &Limits,
 ) -> Result<Streamed, Error> {
-    let file = File::options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(tmp_pack)
-        .map_err(io_err(tmp_pack))?;
+    let tmp_pack = &file.path().to_owned();
     let mut input = Input {
         reader,
         buf: vec![0; INPUT_BUF_LEN],

@@ -10,6 +10,7 @@ use std::{
 };
 
 use super::*;
+use crate::git::fs::real;
 
 fn git(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
     let mut child = Command::new("git")
@@ -67,7 +68,7 @@ fn git_pack(dir: &Path, ofs_delta: bool) -> Vec<u8> {
 }
 
 fn index(pack: &[u8], dir: &Path) -> Result<IndexedPack, Error> {
-    index_pack(pack, dir, &Limits::default(), false)
+    index_pack(&real(), pack, dir, &Limits::default(), false)
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
@@ -201,7 +202,7 @@ fn hostile_sizes_and_counts_are_refused_before_allocating() {
     };
     let pack = hand_pack(1, &[entry(blob, 1, b"x", b"")]);
     assert!(matches!(
-        index_pack(&pack[..], out.path(), &small, false),
+        index_pack(&real(), &pack[..], out.path(), &small, false),
         Err(Error::PackTooLarge { .. })
     ));
     assert!(files_in(out.path()).is_empty());
@@ -296,7 +297,7 @@ fn a_long_linear_chain_holds_one_base_and_a_branching_tree_is_bounded() {
         max_chain_len: 1,
         ..Limits::default()
     };
-    let indexed = index_pack(&pack[..], out.path(), &one_base, false).unwrap();
+    let indexed = index_pack(&real(), &pack[..], out.path(), &one_base, false).unwrap();
     assert_eq!((indexed.objects, indexed.deltas), (61, 60));
 
     // x with two deltas, the first with a delta of its own: x must be held while the first
@@ -322,7 +323,7 @@ fn a_long_linear_chain_holds_one_base_and_a_branching_tree_is_bounded() {
     );
     let pack = hand_pack(4, &[base, first, second, third]);
     let out = tempfile::tempdir().unwrap();
-    let indexed = index_pack(&pack[..], out.path(), &Limits::default(), false).unwrap();
+    let indexed = index_pack(&real(), &pack[..], out.path(), &Limits::default(), false).unwrap();
     assert_eq!(indexed.deltas, 3);
     let out = tempfile::tempdir().unwrap();
     let tiny = Limits {
@@ -330,7 +331,7 @@ fn a_long_linear_chain_holds_one_base_and_a_branching_tree_is_bounded() {
         ..Limits::default()
     };
     assert!(matches!(
-        index_pack(&pack[..], out.path(), &tiny, false),
+        index_pack(&real(), &pack[..], out.path(), &tiny, false),
         Err(Error::ChainTooLong { .. })
     ));
     assert!(files_in(out.path()).is_empty());

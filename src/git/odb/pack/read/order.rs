@@ -181,7 +181,7 @@ mod tests {
         for i in 0..50u32 {
             let body = format!("blob {i} with some bytes");
             let id = crate::git::hash::object_id(gix_object::Kind::Blob, body.as_bytes());
-            builder.add(id, gix_object::Kind::Blob, body.as_bytes());
+            builder.push(&id, gix_object::Kind::Blob, body.as_bytes());
             ids.push(id);
         }
         let sealed = builder.seal(Vec::new());

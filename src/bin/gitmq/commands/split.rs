@@ -1,74 +1,14 @@
-//! `gitmq join SRC... --into DST` and `gitmq split TOPIC [--at ID] [--contains S]
-//! [--json FIELD=VALUE] --into NEW`.
+//! `gitmq split TOPIC [--at ID] [--contains S] [--json FIELD=VALUE] --into NEW`: a new topic
+//! from part of one.
 
 use std::io::{self, BufWriter, Write};
 
-use clap::Args;
 use gitmq::{position, topology, MessageRef, Repository, TopicName};
 
-use crate::commands::Result;
+use super::Result;
+use crate::cli::SplitArgs;
 
-/// `gitmq join` arguments.
-#[derive(Debug, Args)]
-pub struct JoinArgs {
-    /// Source topics; on equal dates, earlier ones go first.
-    #[arg(required = true, value_name = "SRC")]
-    pub sources: Vec<String>,
-    /// The destination topic (created if missing).
-    #[arg(long, value_name = "DST")]
-    pub into: String,
-    /// Copy at most N messages per round (each round commits on its own; bounds memory).
-    #[arg(long, value_name = "N", default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1..))]
-    pub round: u64,
-}
-
-/// `gitmq split` arguments.
-#[derive(Debug, Args)]
-pub struct SplitArgs {
-    /// The topic to split (it is not changed).
-    pub topic: String,
-    /// Start at this message (full id or unique prefix; included) [default: the first].
-    #[arg(long, value_name = "ID")]
-    pub at: Option<String>,
-    /// The new topic (must not exist).
-    #[arg(long, value_name = "NEW")]
-    pub into: String,
-    /// Keep only messages whose payload contains TEXT.
-    #[arg(long, value_name = "TEXT")]
-    pub contains: Option<String>,
-    /// Keep only JSON payloads whose FIELD (dots go into nested objects) equals VALUE (a
-    /// string field compares as text, any other as its JSON: 42, true, null).
-    #[arg(long = "json", visible_alias = "where", value_name = "FIELD=VALUE")]
-    pub json: Option<String>,
-}
-
-pub fn join(repo: &Repository, args: &JoinArgs) -> Result<()> {
-    let sources = args
-        .sources
-        .iter()
-        .map(|s| TopicName::new(s))
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    let into = TopicName::new(&args.into)?;
-    let joined = topology::join_in_rounds(
-        repo,
-        &sources,
-        &into,
-        true,
-        usize::try_from(args.round).unwrap_or(usize::MAX),
-    )?;
-    let mut out = BufWriter::new(io::stdout().lock());
-    for (source, count) in &joined.copied {
-        writeln!(out, "joined\t{source}\t{count}")?;
-    }
-    let head = joined
-        .head
-        .map_or_else(|| "-".to_owned(), |h| h.to_string());
-    writeln!(out, "head\t{into}\t{head}")?;
-    out.flush()?;
-    Ok(())
-}
-
-pub fn split(repo: &Repository, args: &SplitArgs) -> Result<()> {
+pub fn run(repo: &Repository, args: &SplitArgs) -> Result<()> {
     let topic = TopicName::new(&args.topic)?;
     let into = TopicName::new(&args.into)?;
     let at = args

@@ -28,10 +28,10 @@ fn narrate(path: &Path) -> Result<()> {
     println!("1. Created a bare queue repository at {}", path.display());
 
     let orders = TopicName::new("orders")?;
-    let mut producer = repo
-        .producer(&orders)
+    let mut producer = gitmq::ProducerConfig::default()
         .with_identity(Identity::new("shop-frontend", "shop@example.com")?)
-        .with_durability(Durability::Batch);
+        .with_durability(Durability::Batch)
+        .open(&repo, &orders);
     let payloads: Vec<String> = (1..=5)
         .map(|i| format!(r#"{{"order":{i},"item":"book","qty":{i}}}"#))
         .collect();

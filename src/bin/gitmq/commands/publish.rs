@@ -13,12 +13,12 @@ use std::{
 };
 
 use gitmq::{
-    git::odb::pack::write::Compression,
-    produce::{MessageIds, Producer, ProducerConfig},
+    produce::{Compression, MessageIds, Producer, ProducerConfig},
     Envelope, Identity, ObjectId, Repository, TopicName,
 };
 
-use crate::{cli::PublishArgs, commands::Result};
+use super::Result;
+use crate::cli::PublishArgs;
 
 /// Size of the blocks the stdin thread reads.
 const BLOCK: usize = 1 << 16;

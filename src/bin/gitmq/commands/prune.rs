@@ -3,52 +3,14 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use clap::{ArgGroup, Args};
 use gitmq::{
-    git::odb::pack::write::Compression,
+    produce::Compression,
     prune::{Options, Report, Retain},
     ObjectId, Repository, TopicName,
 };
 
-use crate::commands::Result;
-
-/// Drop a topic's old history from the local repository (git's shallow mechanism): its
-/// objects leave the disk, `git log` shows the kept messages, consumers and producers keep
-/// working. Refuses to drop messages a consumer has not read, unless --force.
-#[derive(Debug, Args)]
-#[command(group(ArgGroup::new("retain").args(["keep", "before", "upto", "all"]).required(true)))]
-pub struct PruneArgs {
-    /// The topic (not with --all).
-    #[arg(required_unless_present = "all", conflicts_with = "all")]
-    pub topic: Option<String>,
-    /// Keep the newest N messages.
-    #[arg(long, value_name = "N")]
-    pub keep: Option<u64>,
-    /// Drop, walking back from the head, the first message dated before TIME and everything
-    /// older (git date formats: "2 weeks ago", "2026-11-01", "@1700000000").
-    #[arg(long, value_name = "TIME")]
-    pub before: Option<String>,
-    /// Drop the message ID and everything older.
-    #[arg(long, value_name = "ID")]
-    pub upto: Option<String>,
-    /// Prune every topic per its `gitmq.topic.<topic>.retainMessages` / `retainSeconds`
-    /// git config.
-    #[arg(long)]
-    pub all: bool,
-    /// Move consumer positions that would lose unread messages to the cut instead of refusing.
-    #[arg(long)]
-    pub force: bool,
-    /// Files younger than this are removed only if every object in them is kept in the new
-    /// pack (protects packs whose producer has not moved its ref yet).
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
-    pub grace: u64,
-    /// Only print what would be dropped and which positions are behind; change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Deflate the new pack at this level (1..9); default 0: stored blocks.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=9))]
-    pub compression: u8,
-}
+use super::Result;
+use crate::cli::PruneArgs;
 
 pub fn run(repo: &Repository, args: &PruneArgs) -> Result<()> {
     let options = Options {

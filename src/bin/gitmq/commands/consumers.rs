@@ -3,99 +3,13 @@
 
 use std::io::{self, BufWriter, Write};
 
-use clap::{Args, Subcommand, ValueEnum};
 use gitmq::{
     position::{self, StartAt},
     Consumer, ConsumerName, Repository, TopicName,
 };
 
-use crate::commands::Result;
-
-/// How `gitmq consumers` prints its list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ListFormat {
-    /// consumer, topic, position, head, lag; tab-separated (`-` for no head, `?` for an
-    /// unknown lag).
-    Text,
-    /// One JSON object per line: consumer, topic, position, head, lag (null when unknown).
-    Json,
-}
-
-/// `gitmq consumers` arguments.
-#[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
-pub struct ConsumersArgs {
-    /// What to do (default: list).
-    #[command(subcommand)]
-    pub action: Option<ConsumersCommand>,
-    /// Output format of the list.
-    #[arg(long, value_enum, default_value_t = ListFormat::Text)]
-    pub format: ListFormat,
-}
-
-/// `gitmq consumers` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum ConsumersCommand {
-    /// List every consumer position: consumer, topic, position, topic head, lag ("?" if the
-    /// position is not on the topic's history).
-    List {
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = ListFormat::Text)]
-        format: ListFormat,
-    },
-    /// Move CONSUMER's position on TOPIC so that it next reads from --to, by compare-and-swap
-    /// (fails if the consumer commits meanwhile; a running consumer fails its next commit).
-    /// Prints the old and the new position.
-    Reset {
-        /// The consumer.
-        consumer: String,
-        /// The topic.
-        topic: String,
-        /// `beginning`, `latest`, a message id (full or a unique prefix; it is read next) or
-        /// a time (RFC 3339, @unix, 30s/15m/2h/1d/1w ago, "2 hours ago").
-        #[arg(long, value_name = "beginning|latest|ID|TIME")]
-        to: String,
-    },
-    /// Remove CONSUMER's position on TOPIC, or on every topic (compare-and-swap; packed refs
-    /// too). Prints each removed position.
-    Delete {
-        /// The consumer.
-        consumer: String,
-        /// Only this topic.
-        topic: Option<String>,
-    },
-}
-
-/// Where `gitmq consume` starts; without any, at the consumer's committed position.
-#[derive(Debug, Args)]
-pub struct StartArgs {
-    /// One start point at most.
-    #[command(flatten)]
-    pub point: StartPoint,
-    /// Apply the start flag only if the consumer has no committed position yet (like
-    /// Kafka's auto.offset.reset); otherwise resume from the position.
-    #[arg(long, requires = "start")]
-    pub if_new: bool,
-}
-
-/// The start flags (at most one).
-#[derive(Debug, Args)]
-#[group(id = "start", multiple = false)]
-pub struct StartPoint {
-    /// Read from the topic's first message.
-    #[arg(long)]
-    pub from_beginning: bool,
-    /// Read only messages published after the topic's current head.
-    #[arg(long)]
-    pub latest: bool,
-    /// Read from this message (full id or unique prefix; it is printed first).
-    #[arg(long, value_name = "ID")]
-    pub from: Option<String>,
-    /// Read from the first message, scanning from the oldest, whose author date is at or
-    /// after TIME (RFC 3339, @unix, 30s/15m/2h/1d/1w ago, "2 hours ago").
-    #[arg(long, value_name = "TIME")]
-    pub since: Option<String>,
-}
+use super::Result;
+use crate::cli::{ConsumersArgs, ConsumersCommand, ListFormat, StartArgs};
 
 pub fn run(repo: &Repository, args: &ConsumersArgs) -> Result<()> {
     match &args.action {

@@ -2,31 +2,10 @@
 
 use std::io::{self, BufWriter, Write};
 
-use clap::Subcommand;
 use gitmq::{Repository, TopicName};
 
-use crate::{cli::Format, commands::Result};
-
-/// `gitmq dlq` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum DlqCommand {
-    /// Print the dead letters, oldest first: text is `<dead letter> <TAB> <original commit>
-    /// <TAB> <stable id or -> <TAB> <attempts> <TAB> pending|redriven <TAB> <error>`.
-    List {
-        /// The topic whose dead letters to list.
-        topic: String,
-        /// Output format (json: the message fields plus original_commit, original_id,
-        /// consumer, attempts, error, redriven).
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
-    /// Re-publish the dead letters not redriven yet onto the topic, once each; print
-    /// `<dead letter> <TAB> <new message>` per message.
-    Redrive {
-        /// The topic.
-        topic: String,
-    },
-}
+use super::Result;
+use crate::cli::{DlqCommand, Format};
 
 pub fn run(repo: &Repository, command: &DlqCommand) -> Result<()> {
     let mut out = BufWriter::new(io::stdout().lock());
