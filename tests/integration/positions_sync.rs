@@ -159,3 +159,51 @@ fn a_push_gets_through_while_its_own_producer_keeps_publishing() {
     assert_sound(&busy.path);
     assert_sound(&bare);
 }
+
+/// A fetch that stops between moving a position's tracking ref and adopting the position (a
+/// SIGKILL, or here a lock held on the position) must not leave the tracking ref ahead of the
+/// local position: the next push would take the stale local copy for one moved here and put
+/// it back over the server's (found by the soak, whose syncs are SIGKILLed at random).
+#[test]
+fn a_fetch_cut_short_before_adopting_a_position_never_lets_a_push_move_it_back() {
+    let server = HttpServer::start();
+    let bare = server.bare_repo("q");
+    let url = server.url("q");
+    let (producer, consumer) = (machine(&url), machine(&url));
+    publish(&producer, &["m0", "m1", "m2", "m3", "m4"]);
+    push(&producer);
+    fetch(&consumer);
+    consume(&consumer, 2);
+    push(&consumer);
+    fetch(&producer); // adopts c0's position
+    let further = consume(&consumer, 2);
+    push(&consumer);
+    let lock = producer.path.join("refs/gitmq/consumers/c0/events.lock");
+    std::fs::write(&lock, b"").unwrap();
+    let cut = replicate::fetch_with(
+        &producer.open(),
+        "origin",
+        client(),
+        FetchOptions::default(),
+    );
+    assert!(cut.is_err(), "the position's lock is held: {cut:?}");
+    std::fs::remove_file(&lock).unwrap();
+    push(&producer);
+    let on_server = crate::util::git(
+        &[
+            "--git-dir",
+            bare.to_str().unwrap(),
+            "rev-parse",
+            "refs/gitmq/consumers/c0/events",
+        ],
+        None,
+    );
+    assert_eq!(
+        String::from_utf8(on_server).unwrap().trim(),
+        further.to_string(),
+        "the server keeps the further position"
+    );
+    fetch(&producer);
+    assert_sound(&producer.path);
+    assert_sound(&bare);
+}

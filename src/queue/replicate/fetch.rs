@@ -317,34 +317,25 @@ fn fetch_from<C: HttpClient>(
         if matches!(target, Target::Position(_, topic) if diverged_topics.contains(topic)) {
             continue;
         }
-        let mut last_seen = None;
-        if let Some(name) = &name {
-            let tracking = match target {
+        let tracking = name.as_deref().map(|name| {
+            match target {
                 Target::Topic(topic) => tracking_ref(name, &topic.ref_name()),
                 Target::Position(consumer, topic) => {
                     tracking_ref(name, &consumer.position_ref(topic))
                 }
             }
-            .expect("BUG: topics and positions have tracking refs");
-            last_seen = repo.refs().find(&tracking)?;
-            updates.extend(move_tracking_ref(
-                repo,
-                &tracking,
-                remote_ref.id,
-                REFS_SYNC,
-            )?);
-        }
-        match target {
-            Target::Topic(topic) => {
-                let update = fast_forward(repo, &mut odb, &mut buf, topic, remote_ref, REFS_SYNC)?;
-                if let Some(update) = update {
-                    if update.kind == UpdateKind::Diverged {
-                        diverged_topics.push(topic.clone());
-                    }
-                    updates.push(update);
-                }
-            }
-            Target::Position(consumer, topic) if name.is_some() => {
+            .expect("BUG: topics and positions have tracking refs")
+        });
+        let last_seen = match &tracking {
+            Some(tracking) => repo.refs().find(tracking)?,
+            None => None,
+        };
+        // A position is adopted before its tracking ref moves: a fetch cut short between the
+        // two (killed, a lock held) must not leave the tracking ref saying "seen" for a
+        // remote value the local position never took, or the next push would put the local
+        // (stale) one back over it. A topic's order does not matter (the push sees it behind).
+        if let Target::Position(consumer, topic) = target {
+            if name.is_some() {
                 updates.extend(adopt_position(
                     repo,
                     (&mut odb, &mut buf),
@@ -355,7 +346,18 @@ fn fetch_from<C: HttpClient>(
                     REFS_SYNC,
                 )?);
             }
-            Target::Position(..) => {}
+        }
+        if let Some(tracking) = &tracking {
+            updates.extend(move_tracking_ref(repo, tracking, remote_ref.id, REFS_SYNC)?);
+        }
+        if let Target::Topic(topic) = target {
+            let update = fast_forward(repo, &mut odb, &mut buf, topic, remote_ref, REFS_SYNC)?;
+            if let Some(update) = update {
+                if update.kind == UpdateKind::Diverged {
+                    diverged_topics.push(topic.clone());
+                }
+                updates.push(update);
+            }
         }
     }
 
