@@ -132,4 +132,39 @@ printf "\x01$base\x02\x03abc" | seed thin_pack absent-id
 printf "\x01$base$delta\x01\x06\x11\x12\x90\x11\x01!\x03\x01x" | seed thin_pack chain
 printf "\x00$base$delta\x03\x0bhello world" | seed thin_pack base-in-pack
 
+# stored_stream: flags 0 (raw), the expected size (u16), then a loose object zlib wrote at
+# level 0 (stored blocks); flags 1 (built by zlib), 3 (a byte flipped), 5 (one more expected).
+for size in 0 5 70000; do
+    head -c "$size" /dev/zero | tr '\0' 'x' >"$work/stored-$size"
+    id=$(g -c core.compression=0 -c core.looseCompression=0 hash-object -w "$work/stored-$size")
+    header_len=$(printf 'blob %d\0' "$size" | wc -c)
+    expected=$((header_len + size))
+    if [ "$expected" -lt 65536 ]; then
+        { u32 "$expected" | tail -c 2; cat "$repo/.git/objects/${id:0:2}/${id:2}"; } | seed stored_stream "loose-$size"
+    fi
+done
+printf '\x01{"order":1}' | seed stored_stream built
+printf '\x03\x09{"order":2}' | seed stored_stream flipped
+printf '\x05{"order":3}' | seed stored_stream longer
+printf '\x81{"order":4}' | seed stored_stream unverified
+
+# first_parent: flags 0 and a commit as git wrote it; flags 1|parents<<1 (|8: a bad digit)
+# and bytes for case bits and ids.
+n=0
+for id in $(g rev-list --all); do
+    n=$((n + 1))
+    { printf '\x00'; g cat-file commit "$id"; } | seed first_parent "git-$n"
+done
+printf '\x03\xff\x00\xf0\x0f\xaa\x55\x01\x80abcdefghijklmnopqrstABCDEFGHIJKLMNOPQRST' | seed first_parent built
+printf '\x0d\x00\x00\x00\x00\x00\x00\x00\x00G\x03abcdefghijklmnopqrstABCDEFGHIJKLMNOPQRSTuvwxyz' |
+    seed first_parent bad-digit
+
+# fast_decode: flags (parents, committer, uppercase, gpgsig, raw), then NUL-separated name,
+# email, seconds, offset, header lines, payload.
+printf '\x01gitmq\0gitmq@localhost\0001700000000\0+0100\0gitmq-id order-1\ngitmq-header k v\0{"a":1}' |
+    seed fast_decode canonical
+printf '\x06A U Thor\0\0009\0-0130\0\0payload\nwith lines\n' | seed fast_decode two-parents
+printf '\x19 spaced \0a@b\0-5\0+00000\0encoding x\0p' | seed fast_decode odd
+{ printf '\x20'; g cat-file commit "$(g rev-parse main)"; } | seed fast_decode raw-merge
+
 du -sh "$corpus"

@@ -15,6 +15,7 @@
 
 mod codec;
 mod delta;
+mod fast;
 mod files;
 mod pack;
 mod queue_model;
@@ -26,6 +27,7 @@ use std::path::PathBuf;
 
 pub use codec::{commit_decode, loose_object, packed_refs, ref_name};
 pub use delta::pack_delta;
+pub use fast::{fast_decode, first_parent, stored_stream};
 pub use files::local_files;
 pub use pack::{pack_entry, pack_index};
 pub use queue_model::queue_model;
@@ -38,7 +40,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target by name, as `fuzz/Cargo.toml`, `fuzz/corpus/<name>/` and
 /// `fuzz/artifacts/<name>/` spell it.
-pub const TARGETS: [(&str, Check); 13] = [
+pub const TARGETS: [(&str, Check); 16] = [
     ("commit_decode", commit_decode),
     ("loose_object", loose_object),
     ("pack_index", pack_index),
@@ -52,6 +54,9 @@ pub const TARGETS: [(&str, Check); 13] = [
     ("local_files", local_files),
     ("signature", signature),
     ("thin_pack", thin_pack),
+    ("stored_stream", stored_stream),
+    ("first_parent", first_parent),
+    ("fast_decode", fast_decode),
 ];
 
 /// A fresh temporary directory for targets that need files: in `/dev/shm` when it exists,

@@ -1,6 +1,7 @@
 //! gitmq's integration tests, one binary (gitoxide/ripgrep style): the real `git` reads what
 //! gitmq wrote and gitmq reads what git wrote; the `gitmq` binary is driven as a user would.
 
+mod checks;
 mod cli;
 mod concurrency;
 mod consume_fast;
@@ -8,11 +9,15 @@ mod crash;
 mod faults;
 mod fuzz_replay;
 mod githost;
+mod hosts;
 mod interop;
 mod messages;
 mod model;
+mod nginx;
 mod pack_read;
+mod positions_sync;
 mod produce;
+mod proxy;
 mod prune;
 mod push;
 mod replay;
@@ -22,6 +27,7 @@ mod server;
 #[cfg(feature = "sign")]
 mod sign;
 mod sync_cli;
+mod sync_faults;
 mod topology;
 mod topology_model;
 mod transport;

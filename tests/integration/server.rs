@@ -33,22 +33,29 @@ pub struct HttpServer {
 impl HttpServer {
     /// Start a plain-HTTP server.
     pub fn start() -> Self {
-        Self::start_with(false, None)
+        Self::start_with(false, false, None)
     }
 
     /// Start an HTTPS server.
     pub fn start_tls() -> Self {
-        Self::start_with(true, None)
+        Self::start_with(true, false, None)
     }
 
     /// Start a plain-HTTP server whose CGI is the program `wrap(state dir, git-http-backend)`
     /// writes and returns (a script in front of the backend, to make the server stricter).
     pub fn start_wrapped(wrap: fn(&Path, &str) -> PathBuf) -> Self {
-        Self::start_with(false, Some(wrap))
+        Self::start_with(false, false, Some(wrap))
+    }
+
+    /// Start a plain-HTTP server that speaks protocol v0 only: a wrapper in front of
+    /// git-http-backend drops the `Git-Protocol` header (`HTTP_GIT_PROTOCOL`) it would read
+    /// the version from, as servers older than git 2.18 or that strip unknown headers do.
+    pub fn start_v0_only() -> Self {
+        Self::start_with(false, true, None)
     }
 
     /// Start a server, retrying on another port if the chosen one is taken meanwhile.
-    fn start_with(tls: bool, wrap: Option<fn(&Path, &str) -> PathBuf>) -> Self {
+    fn start_with(tls: bool, v0_only: bool, wrap: Option<fn(&Path, &str) -> PathBuf>) -> Self {
         let root = tempfile::tempdir().expect("document root");
         let state = tempfile::tempdir().expect("state dir");
         let backend = String::from_utf8(git(&["--exec-path"], None))
@@ -63,6 +70,11 @@ impl HttpServer {
         std::fs::write(state.path().join("users"), format!("{USER}:{PASSWORD}\n"))
             .expect("write the user file");
         let ca_pem = tls.then(|| make_certificates(state.path()));
+        let backend = if v0_only {
+            v0_wrapper(state.path(), &backend)
+        } else {
+            backend
+        };
         for _attempt in 0..10 {
             let port = free_port();
             let config = state.path().join("lighttpd.conf");
@@ -122,6 +134,11 @@ impl HttpServer {
         format!("{scheme}://127.0.0.1:{}/git/{name}.git", self.port)
     }
 
+    /// The address it listens on (127.0.0.1 and its port).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
     /// Stop the server now (as a crash or an outage would).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -137,7 +154,23 @@ impl Drop for HttpServer {
     }
 }
 
-fn free_port() -> u16 {
+/// A script in `state` that runs `backend` without the protocol version the client asked
+/// for; its path.
+fn v0_wrapper(state: &Path, backend: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let path = state.join("git-http-backend-v0");
+    std::fs::write(
+        &path,
+        format!("#!/bin/sh\nunset GIT_PROTOCOL HTTP_GIT_PROTOCOL\nexec '{backend}' \"$@\"\n"),
+    )
+    .expect("write the v0 wrapper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .expect("make the v0 wrapper executable");
+    path.to_str().expect("utf-8 state path").to_owned()
+}
+
+/// A port nobody listens on right now (bind to port 0, then let go).
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     listener.local_addr().expect("local addr").port()
 }

@@ -3,6 +3,8 @@
 //! packs in `transport/thin.rs`.
 
 mod faults;
+mod hostile;
+mod stalls;
 mod thin;
 
 use std::{

@@ -250,13 +250,14 @@ impl RefStore {
     }
 }
 
-/// Remove `<ref>.lock` files under `refs/heads/` and `refs/gitmq/` whose last change is at
-/// least `age` ago: locks left by writers killed while moving a ref. The caller must know that
+/// Remove `<ref>.lock` files under `refs/heads/`, `refs/gitmq/` and `refs/remotes/` (the
+/// tracking refs fetch and push move) whose last change is at least `age` ago: locks left by
+/// writers killed while moving a ref. The caller must know that
 /// no live writer holds them (a lock is held for milliseconds; one that is a minute old is
 /// almost surely stale, but only the operator can be sure). Returns the removed paths.
 pub fn remove_stale_locks(store: &RefStore, age: Duration) -> Result<Vec<PathBuf>, Error> {
     let mut removed = Vec::new();
-    for prefix in ["refs/heads", "refs/gitmq"] {
+    for prefix in ["refs/heads", "refs/gitmq", "refs/remotes"] {
         remove_stale_locks_in(&*store.fs, &store.git_dir.join(prefix), age, &mut removed)?;
     }
     Ok(removed)

@@ -4,11 +4,18 @@
 //! Invariants: credentials come only from the [`super::RemoteUrl`]'s userinfo and go only into a
 //! basic `Authorization` header (reqwest drops it on a redirect to another host); reqwest
 //! never sees a URL with userinfo, and its errors are stripped of their URL, so no error
-//! gitmq shows can carry a password; a non-2xx status is [`HttpError::Status`](super::HttpError::Status); every request
-//! has a connect timeout and an inactivity timeout (applied to the response headers and to
-//! each read of the body, not to the whole transfer, so large fetches are not cut off).
+//! gitmq shows can carry a password; a non-2xx status is
+//! [`HttpError::Status`](super::HttpError::Status); every request is bounded three ways: a
+//! connect timeout, an idle timeout (for the response headers, the request body's upload
+//! included, then for each read of the body) and a whole-request timeout (checked before each
+//! read of the body, so a server dripping bytes slowly, which never trips the idle timeout, is
+//! cut off too). A request therefore ends within the request timeout plus one idle timeout,
+//! whatever the server does.
 
-use std::{io::Read, time::Duration};
+use std::{
+    io::Read,
+    time::{Duration, Instant},
+};
 
 use super::{Body, HttpClient, HttpError as Error, Method, Request, Response, AGENT};
 
@@ -16,6 +23,10 @@ use super::{Body, HttpClient, HttpError as Error, Method, Request, Response, AGE
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// The default time allowed without progress: for the response headers, then each read.
 pub const DEFAULT_IO_TIMEOUT: Duration = Duration::from_secs(120);
+/// The default time allowed for one whole request, its answer included: long enough for a
+/// first fetch of millions of messages, short enough that a server dripping bytes cannot
+/// hold a `gitmq sync` round for ever.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(600);
 /// Redirects followed at most.
 const MAX_REDIRECTS: usize = 5;
 
@@ -24,8 +35,11 @@ const MAX_REDIRECTS: usize = 5;
 pub struct Options {
     /// Time allowed to open a connection.
     pub connect_timeout: Duration,
-    /// Time allowed without progress.
+    /// Time allowed without progress (the idle timeout): for the answer's headers (sending
+    /// the request body included), then for each read of its body.
     pub io_timeout: Duration,
+    /// Time allowed for one whole request, answer included (`None`: no limit).
+    pub request_timeout: Option<Duration>,
     /// PEM certificates trusted as roots in addition to the platform's (a private CA).
     pub extra_root_certificates: Vec<Vec<u8>>,
 }
@@ -35,8 +49,71 @@ impl Default for Options {
         Self {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             io_timeout: DEFAULT_IO_TIMEOUT,
+            request_timeout: Some(DEFAULT_REQUEST_TIMEOUT),
             extra_root_certificates: Vec::new(),
         }
+    }
+}
+
+impl Options {
+    /// These options with the timeouts a repository's config sets (see
+    /// [`crate::replicate::timeouts`]); a request timeout of zero means no limit.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use gitmq::replicate::{http::Options, timeouts::Timeouts};
+    /// let set = Timeouts { idle: Some(Duration::from_secs(5)), request: Some(Duration::ZERO), ..Timeouts::default() };
+    /// let options = Options::default().with_timeouts(&set);
+    /// assert_eq!((options.io_timeout, options.request_timeout), (Duration::from_secs(5), None));
+    /// assert_eq!(options.connect_timeout, Options::default().connect_timeout);
+    /// ```
+    #[must_use]
+    pub fn with_timeouts(mut self, timeouts: &crate::replicate::timeouts::Timeouts) -> Self {
+        if let Some(connect) = timeouts.connect {
+            self.connect_timeout = connect;
+        }
+        if let Some(idle) = timeouts.idle {
+            self.io_timeout = idle;
+        }
+        if let Some(request) = timeouts.request {
+            self.request_timeout = (!request.is_zero()).then_some(request);
+        }
+        self
+    }
+
+    /// The timeout reqwest applies to the headers and to each read: the idle timeout, or
+    /// the whole-request timeout when that is shorter.
+    fn per_read_timeout(&self) -> Duration {
+        self.request_timeout
+            .map_or(self.io_timeout, |whole| whole.min(self.io_timeout))
+    }
+}
+
+/// The error a body read returns once the whole-request timeout has passed.
+#[derive(Debug, thiserror::Error)]
+#[error("the request did not finish within {limit:?} (the whole-request timeout, gitmq.http.requestTimeout)")]
+pub struct RequestTimedOut {
+    /// The limit in force.
+    pub limit: Duration,
+}
+
+/// A response body that refuses to read past the request's deadline.
+struct Deadline<R> {
+    inner: R,
+    deadline: Option<(Instant, Duration)>,
+}
+
+impl<R: Read> Read for Deadline<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some((deadline, limit)) = self.deadline {
+            if Instant::now() >= deadline {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    RequestTimedOut { limit },
+                ));
+            }
+        }
+        self.inner.read(buf)
     }
 }
 
@@ -67,7 +144,7 @@ impl ReqwestClient {
         let client = reqwest::blocking::Client::builder()
             .user_agent(AGENT)
             .connect_timeout(options.connect_timeout)
-            .timeout(options.io_timeout)
+            .timeout(options.per_read_timeout())
             .redirect(reqwest::redirect::Policy::limited(MAX_REDIRECTS))
             .tls_certs_merge(roots)
             .build()
@@ -78,6 +155,7 @@ impl ReqwestClient {
 
 impl HttpClient for ReqwestClient {
     fn send(&self, request: Request<'_>) -> Result<Response, Error> {
+        let started = Instant::now();
         let target = request.url.join(request.path);
         let url = request.url.redacted().to_owned();
         let body = match request.body {
@@ -113,7 +191,7 @@ impl HttpClient for ReqwestClient {
             if err.is_timeout() {
                 Error::Timeout {
                     url: url.clone(),
-                    timeout: self.options.io_timeout,
+                    timeout: self.options.per_read_timeout(),
                 }
             } else if err.is_connect() {
                 Error::Connect {
@@ -141,7 +219,13 @@ impl HttpClient for ReqwestClient {
             .map(str::to_owned);
         Ok(Response {
             content_type,
-            body: Box::new(response),
+            body: Box::new(Deadline {
+                inner: response,
+                deadline: self
+                    .options
+                    .request_timeout
+                    .map(|limit| (started + limit, limit)),
+            }),
         })
     }
 }

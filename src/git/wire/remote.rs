@@ -48,18 +48,23 @@ pub struct Remote<C> {
 impl<C: HttpClient> Remote<C> {
     /// Discover the server's protocol and capabilities (`GET info/refs`).
     pub fn connect(client: C, url: RemoteUrl) -> Result<Self, Error> {
-        let response = client.send(Request {
-            method: Method::Get,
-            url: &url,
-            path: DISCOVERY_PATH,
-            headers: &[("Git-Protocol", v2::PROTOCOL_HEADER_VALUE)],
-            body: Body::Empty,
-        })?;
-        check_type(&url, &response, ADVERTISEMENT_TYPE)?;
-        let body = read_limited(&url, response.body, MAX_REFS_RESPONSE)?;
-        let protocol = match v2::parse_advertisement(&body)? {
-            Advertisement::V2(caps) => Protocol::V2(caps),
-            Advertisement::V0(rest) => Protocol::V0(v0::parse_advertisement(&rest)?),
+        Self::connect_retrying(client, url, 1)
+    }
+
+    /// Like [`Remote::connect()`], trying `attempts` times in all with back-off while the
+    /// failure is spurious (a 5xx, a cut connection, a timeout): discovery changes nothing,
+    /// so trying again is always safe.
+    pub fn connect_retrying(client: C, url: RemoteUrl, attempts: u32) -> Result<Self, Error> {
+        let mut backoff = super::retry::Backoff::default();
+        let mut attempt = 1;
+        let protocol = loop {
+            match discover(&client, &url) {
+                Err(err) if err.is_spurious() && attempt < attempts => {
+                    attempt += 1;
+                    backoff.wait();
+                }
+                result => break result?,
+            }
         };
         Ok(Self {
             client,
@@ -67,6 +72,23 @@ impl<C: HttpClient> Remote<C> {
             protocol,
         })
     }
+}
+
+/// One `GET info/refs?service=git-upload-pack`: the protocol the server speaks.
+fn discover<C: HttpClient>(client: &C, url: &RemoteUrl) -> Result<Protocol, Error> {
+    let response = client.send(Request {
+        method: Method::Get,
+        url,
+        path: DISCOVERY_PATH,
+        headers: &[("Git-Protocol", v2::PROTOCOL_HEADER_VALUE)],
+        body: Body::Empty,
+    })?;
+    check_type(url, &response, ADVERTISEMENT_TYPE)?;
+    let body = read_limited(url, response.body, MAX_REFS_RESPONSE)?;
+    Ok(match v2::parse_advertisement(&body)? {
+        Advertisement::V2(caps) => Protocol::V2(caps),
+        Advertisement::V0(rest) => Protocol::V0(v0::parse_advertisement(&rest)?),
+    })
 }
 
 /// Access

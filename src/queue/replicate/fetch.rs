@@ -6,7 +6,7 @@
 //! | remote ref | local tracking ref (forced, like git's `+` refspec) | local ref |
 //! |---|---|---|
 //! | `refs/heads/<topic>` | `refs/remotes/<r>/<topic>` | `refs/heads/<topic>`, fast-forward only |
-//! | `refs/gitmq/consumers/<c>/<topic>` | `refs/gitmq/remotes/<r>/consumers/<c>/<topic>` | `refs/gitmq/consumers/<c>/<topic>`, adopted if absent or unmoved since last seen |
+//! | `refs/gitmq/consumers/<c>/<topic>` | `refs/gitmq/remotes/<r>/consumers/<c>/<topic>` | `refs/gitmq/consumers/<c>/<topic>`, adopted if absent, unmoved since last seen, or behind it |
 //!
 //! Positions are tracked under `refs/gitmq/remotes/` rather than `refs/remotes/<r>/gitmq/...`,
 //! where they could collide with a topic named `gitmq/consumers/...`.
@@ -19,14 +19,16 @@
 //! head is on the first-parent chain of the remote head (or it does not exist): otherwise it
 //! is left alone and reported as [`UpdateKind::Diverged`]; a local position is set to the
 //! remote's only when it does not exist (a consumer on a new machine) or still holds what the
-//! tracking ref held before this fetch (the local consumer has not moved since), and only
-//! once its topic is in sync; a local ref moves before its tracking ref, so a fetch cut short
-//! between the two still adopts the position next time. Remote refs that were deleted are not
-//! pruned locally. No poisoning: a fetch that fails at a write or sync leaves every ref at its
-//! old or new value, and the next fetch (which re-reads the disk) completes it. Packs are
-//! asked for thin ([`FetchOptions::thin_pack`], as git's client does) and completed from the
-//! local objects on arrival, except in a pruned (shallow) repository, which lacks history the
-//! server could delta against.
+//! tracking ref held before this fetch (the local consumer has not moved since) or lies on the
+//! remote's first-parent chain below it (positions only move forward), and only once its
+//! topic is in sync (until then neither the position nor its tracking ref moves); a local ref
+//! moves before its tracking ref, so a fetch cut short between the two still adopts the
+//! position next time. Remote refs that were deleted are not pruned locally. No poisoning: a
+//! fetch that fails at a write or sync leaves every ref at its old or new value, and the next
+//! fetch (which re-reads the disk) completes it. Packs are asked for thin
+//! ([`FetchOptions::thin_pack`], as git's client does) and completed from the local objects on
+//! arrival, except in a pruned (shallow) repository, which lacks history the server could
+//! delta against.
 
 use std::time::Duration;
 
@@ -227,11 +229,12 @@ pub struct Fetcher<C> {
 }
 
 impl<C: HttpClient> Fetcher<C> {
-    /// Discover `remote`'s protocol and capabilities (one request).
+    /// Discover `remote`'s protocol and capabilities (one request; spurious failures are
+    /// retried, [`FETCH_ATTEMPTS`] in all, with back-off).
     pub fn connect(repo: &Repository, remote: &str, client: C) -> Result<Self, Error> {
         let (name, url) = resolve_remote(repo, remote)?;
         Ok(Self {
-            server: Remote::connect(client, url)?,
+            server: Remote::connect_retrying(client, url, FETCH_ATTEMPTS)?,
             name,
         })
     }
@@ -322,6 +325,12 @@ fn fetch_from<C: HttpClient>(
     let mut odb = repo.odb();
     let mut buf = Vec::new();
     for (remote_ref, target) in &planned {
+        // A position of a topic left diverged is neither adopted nor tracked: its tracking
+        // ref must keep what this repository last saw, or the next push would take the
+        // local (stale) position for one that moved here and put it back over the remote's.
+        if matches!(target, Target::Position(_, topic) if diverged_topics.contains(topic)) {
+            continue;
+        }
         let tracking = name.as_deref().map(|name| {
             match target {
                 Target::Topic(topic) => tracking_ref(name, &topic.ref_name()),
@@ -335,8 +344,10 @@ fn fetch_from<C: HttpClient>(
             Some(tracking) => repo.refs().find(tracking)?,
             None => None,
         };
-        // The local ref moves before its tracking ref: a fetch cut short in between sees the
-        // old tracking value next time, so a position it did not adopt yet is still adopted.
+        // The local ref moves before its tracking ref: a fetch cut short between the two
+        // (killed, a lock held) must not leave the tracking ref saying "seen" for a remote value
+        // the local ref never took, or the next push would put the local (stale) one back over
+        // it; the next fetch sees the old tracking value and completes the move.
         let update = match target {
             Target::Topic(topic) => {
                 let update =
@@ -349,18 +360,15 @@ fn fetch_from<C: HttpClient>(
                 }
                 update
             }
-            Target::Position(consumer, topic)
-                if name.is_some() && !diverged_topics.contains(topic) =>
-            {
-                adopt_position(
-                    repo,
-                    consumer,
-                    topic,
-                    remote_ref.id,
-                    last_seen,
-                    options.sync,
-                )?
-            }
+            Target::Position(consumer, topic) if name.is_some() => adopt_position(
+                repo,
+                (&mut odb, &mut buf),
+                consumer,
+                topic,
+                remote_ref.id,
+                last_seen,
+                options.sync,
+            )?,
             Target::Position(..) => None,
         };
         if let Some(tracking) = &tracking {
@@ -431,11 +439,17 @@ fn local_tips(repo: &Repository, remote: Option<&str>) -> Result<Vec<ObjectId>, 
 }
 
 /// Take the remote's position of `consumer` on `topic` when the local one is absent (a
-/// consumer starting on a new machine) or has not moved since the remote's was last seen
-/// (`last_seen`): so a consumer resumes where it was, on whichever machine. A local position
-/// that moved is kept (it is pushed next, unless the remote's moved too).
+/// consumer starting on a new machine), has not moved since the remote's was last seen
+/// (`last_seen`), or lies behind the remote's on the topic: so a consumer resumes where it
+/// was, on whichever machine, and a position only moves forward. A local position that moved
+/// ahead of the remote's is kept (it is pushed next, unless the remote's moved too).
+///
+/// The last rule matters when `last_seen` is stale: a push of this position that the server
+/// applied but whose answer was lost (a reset, a killed process) left the tracking ref
+/// behind, and keeping the local position would push it back over a newer one.
 fn adopt_position(
     repo: &Repository,
+    (odb, buf): (&mut crate::git::odb::Odb, &mut Vec<u8>),
     consumer: &ConsumerName,
     topic: &TopicName,
     remote: ObjectId,
@@ -444,8 +458,15 @@ fn adopt_position(
 ) -> Result<Option<RefUpdate>, Error> {
     let name = consumer.position_ref(topic);
     let local = repo.refs().find(&name)?;
-    if local == Some(remote) || (local.is_some() && local != last_seen) {
+    if local == Some(remote) {
         return Ok(None);
+    }
+    if let Some(local) = local.filter(|local| Some(*local) != last_seen) {
+        // A position that cannot be placed (a message missing here) keeps the old rule.
+        let behind = super::order::is_at_or_below(odb, buf, local, remote).unwrap_or(false);
+        if !behind {
+            return Ok(None);
+        }
     }
     let lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
     match lock.commit(Expected::from_current(local), &remote, sync) {

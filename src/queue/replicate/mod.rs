@@ -3,11 +3,14 @@
 //! the remote, rebuilding on a lost race). The wire protocol itself is `git::wire`'s.
 
 pub mod fetch;
+mod order;
 pub mod push;
 #[cfg(feature = "http")]
 pub mod sync;
 
 pub use crate::git::config::remote::AddError as AddRemoteError;
+/// The HTTP timeouts a repository's config sets (`gitmq.http.*`), for [`http::Options`].
+pub use crate::git::config::timeouts;
 #[cfg(feature = "http")]
 pub use crate::git::wire::http;
 pub use crate::git::wire::{

@@ -13,6 +13,8 @@
 //!    |   onto R (restack: byte-exact but the parent line, so stable ids and headers survive),
 //!    |   move the local topic with CAS, move local positions that were inside the copied run
 //!    |   back to the fork (they are redelivered: at-least-once), and start the attempt again
+//!    |   at once, against the head just fetched (messages a local producer appends during the
+//!    |   copy are copied too, so a busy producer does not starve its own push)
 //!    | per local position P (of a pushed topic) vs remote RP: push if RP is absent or is
 //!    |   still what this repository last saw (H); else another machine moved it: left
 //!    v
@@ -73,6 +75,9 @@ const REQUEST_TYPE: &str = "application/x-git-receive-pack-request";
 const RESULT_TYPE: &str = "application/x-git-receive-pack-result";
 /// How long a local ref lock is waited for.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+/// Rounds of copying what a local producer appended during a rebuild before the last one,
+/// under the topic's lock.
+const CATCH_UP_ROUNDS: u32 = 3;
 /// Attempts by default (each conflict with another producer costs one).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
 
@@ -201,6 +206,21 @@ pub struct Pusher<C> {
     name: Option<String>,
     url: RemoteUrl,
     cached: Option<Advertisement>,
+    /// The commands of this push's attempts that failed spuriously: the server may have
+    /// applied them, its answer lost.
+    unacknowledged: Vec<Command>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    /// Everything is pushed.
+    Done,
+    /// Try again, after a back-off or at once.
+    Again {
+        /// Wait first (a lost race at the server, a partly refused push).
+        back_off: bool,
+    },
 }
 
 /// How a local topic relates to the remote's.
@@ -220,6 +240,10 @@ struct Plan {
     tips: Vec<ObjectId>,
     diverged: Vec<(TopicName, ObjectId, Option<ObjectId>)>,
     skipped: Vec<Skipped>,
+    /// Refs the remote holds at their local value while their tracking ref says otherwise
+    /// (a push whose answer was lost, or one another machine made): the tracking ref catches
+    /// up.
+    in_sync: Vec<(String, ObjectId)>,
 }
 
 /// Lifecycle
@@ -233,6 +257,7 @@ impl<C: HttpClient> Pusher<C> {
             name,
             url,
             cached: None,
+            unacknowledged: Vec::new(),
         })
     }
 }
@@ -251,19 +276,24 @@ impl<C: HttpClient> Pusher<C> {
             ..PushReport::default()
         };
         let mut backoff = Backoff::default();
+        self.unacknowledged.clear();
         let mut rejected_before: HashSet<(String, Option<ObjectId>)> = HashSet::new();
         let max_attempts = options.max_attempts.max(1);
         loop {
             report.attempts += 1;
             let last = report.attempts >= max_attempts;
             match self.attempt(repo, &mut options, &mut report, &mut rejected_before) {
-                Ok(true) => return Ok(report),
-                Ok(false) if last => {
+                Ok(Outcome::Done) => return Ok(report),
+                Ok(Outcome::Again { .. }) if last => {
                     return Err(Error::Conflicts {
                         attempts: report.attempts,
                     })
                 }
-                Ok(false) => backoff.wait(),
+                Ok(Outcome::Again { back_off }) => {
+                    if back_off {
+                        backoff.wait();
+                    }
+                }
                 Err(err) if err.is_spurious() && !last => {
                     self.cached = None;
                     backoff.wait();
@@ -273,14 +303,14 @@ impl<C: HttpClient> Pusher<C> {
         }
     }
 
-    /// One attempt: `true` when done, `false` to try again.
+    /// One attempt.
     fn attempt(
         &mut self,
         repo: &Repository,
         options: &mut PushOptions<'_>,
         report: &mut PushReport,
         rejected_before: &mut HashSet<(String, Option<ObjectId>)>,
-    ) -> Result<bool, Error> {
+    ) -> Result<Outcome, Error> {
         let advertisement = if let Some(cached) = self.cached.take() {
             cached
         } else {
@@ -293,19 +323,34 @@ impl<C: HttpClient> Pusher<C> {
             .map(|r| (r.name.clone(), r.id))
             .collect();
         let plan = self.plan(repo, &remote_refs, options)?;
+        self.catch_up(repo, &plan.in_sync, report)?;
         if !plan.diverged.is_empty() {
-            self.rebuild_diverged(repo, &plan.diverged, options.sync, report)?;
-            return Ok(false);
+            // Push the copies at once, against the heads just fetched: a back-off or a new
+            // discovery would give producers with little to push time to win again, and the
+            // one that lost would lose every race while its unpushed messages pile up.
+            let fetched = self.rebuild_diverged(repo, &plan.diverged, options.sync, report)?;
+            let mut advertisement = advertisement;
+            for (name, head) in fetched {
+                remember(&mut advertisement, &name, head);
+            }
+            self.cached = Some(advertisement);
+            return Ok(Outcome::Again { back_off: false });
         }
         report.skipped = plan.skipped;
         if plan.commands.is_empty() {
             self.cached = Some(advertisement);
-            return Ok(true);
+            return Ok(Outcome::Done);
         }
         let stop: HashSet<ObjectId> = remote_refs.values().copied().collect();
         let (spooled, boundary) = spool_pack(repo, &plan.tips, &stop)?;
         report.requests += 1;
-        let (verdict, atomic) = self.send(&advertisement, &plan.commands, &spooled, options)?;
+        let (verdict, atomic) = self
+            .send(&advertisement, &plan.commands, &spooled, options)
+            .inspect_err(|err| {
+                if err.is_spurious() {
+                    self.unacknowledged.extend(plan.commands.iter().cloned());
+                }
+            })?;
         if let Some(boundary) = boundary {
             let missing = |r: &Rejection| r.kind == RejectionKind::MissingObjects;
             let lacks = verdict.unpack_error.as_ref().is_some_and(missing)
@@ -359,16 +404,16 @@ impl<C: HttpClient> Pusher<C> {
             }
         }
         if moved == 0 {
-            return Ok(false);
+            return Ok(Outcome::Again { back_off: true });
         }
         report.objects += spooled.count;
         report.pack_bytes += spooled.len;
         if !all_ok {
             // Some refs moved (a non-atomic push): plan again against fresh refs.
-            return Ok(false);
+            return Ok(Outcome::Again { back_off: true });
         }
         self.cached = Some(advertisement);
-        Ok(true)
+        Ok(Outcome::Done)
     }
 
     /// Send the commands and the pack; the server's report, and whether it was atomic.
@@ -429,6 +474,32 @@ impl<C: HttpClient> Pusher<C> {
         Ok(receive_pack::parse_advertisement(&body)?)
     }
 
+    /// Move the tracking refs of `in_sync` to the remote's value; those this push sent
+    /// before without hearing the answer are reported as moved by it.
+    fn catch_up(
+        &mut self,
+        repo: &Repository,
+        in_sync: &[(String, ObjectId)],
+        report: &mut PushReport,
+    ) -> Result<(), Error> {
+        for (name, id) in in_sync {
+            self.track(repo, name, *id, false)?;
+            let sent = self
+                .unacknowledged
+                .iter()
+                .position(|c| c.name == *name && c.new == Some(*id));
+            if let Some(sent) = sent {
+                let command = self.unacknowledged.swap_remove(sent);
+                report.updates.push(PushedRef {
+                    name: command.name,
+                    old: command.old,
+                    new: *id,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The tracking ref of remote ref `name`, for a named remote.
     fn tracking_ref(&self, name: &str) -> Option<FullName> {
         fetch::tracking_ref(self.name.as_deref()?, name)
@@ -454,6 +525,7 @@ impl<C: HttpClient> Pusher<C> {
             tips: Vec::new(),
             diverged: Vec::new(),
             skipped: Vec::new(),
+            in_sync: Vec::new(),
         };
         let mut pushable_topics = HashSet::new();
         for (name, local) in repo.refs().list(TOPIC_PREFIX)? {
@@ -469,7 +541,13 @@ impl<C: HttpClient> Pusher<C> {
                 None => None,
             };
             match relation(&mut odb, &mut buf, local, theirs, hint)? {
-                Relation::Same | Relation::Behind => {
+                Relation::Same => {
+                    if hint != Some(local) && self.name.is_some() {
+                        plan.in_sync.push((name.to_string(), local));
+                    }
+                    pushable_topics.insert(topic);
+                }
+                Relation::Behind => {
                     pushable_topics.insert(topic);
                 }
                 Relation::Ahead => {
@@ -501,13 +579,16 @@ impl<C: HttpClient> Pusher<C> {
                 continue;
             }
             let theirs = remote.get(name.as_str()).copied();
-            if theirs == Some(local) {
-                continue;
-            }
             let hint = match self.tracking_ref(&name) {
                 Some(tracking) => repo.refs().find(&tracking)?,
                 None => None,
             };
+            if theirs == Some(local) {
+                if hint != Some(local) && self.name.is_some() {
+                    plan.in_sync.push((name.to_string(), local));
+                }
+                continue;
+            }
             if theirs.is_none() || theirs == hint {
                 plan.commands.push(Command {
                     old: theirs,
@@ -524,14 +605,15 @@ impl<C: HttpClient> Pusher<C> {
         Ok(plan)
     }
 
-    /// Fetch the diverged topics, then copy each one's unpushed messages onto the remote head.
+    /// Fetch the diverged topics, then copy each one's unpushed messages onto the remote head;
+    /// the remote heads fetched, by ref name.
     fn rebuild_diverged(
         &self,
         repo: &Repository,
         diverged: &[(TopicName, ObjectId, Option<ObjectId>)],
         sync: bool,
         report: &mut PushReport,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<(String, ObjectId)>, Error> {
         let prefixes: Vec<String> = diverged
             .iter()
             .map(|(t, ..)| t.ref_name().to_string())
@@ -550,7 +632,8 @@ impl<C: HttpClient> Pusher<C> {
         report.requests += 3;
         let mut odb = repo.odb();
         let mut buf = Vec::new();
-        for (topic, local, hint) in diverged {
+        let mut heads = Vec::new();
+        for (topic, _planned, hint) in diverged {
             let name = topic.ref_name();
             // The remote's head as just fetched (the tracking ref, or the fetch's report for
             // a remote given as a URL).
@@ -564,18 +647,21 @@ impl<C: HttpClient> Pusher<C> {
                     None => None,
                 });
             let Some(theirs) = theirs else { continue };
-            if repo.refs().find(&name)? != Some(*local) {
-                continue; // the fetch fast-forwarded it, or a local producer appended: re-plan
-            }
-            if relation(&mut odb, &mut buf, *local, Some(theirs), *hint)? != Relation::Diverged {
+            heads.push((name.to_string(), theirs));
+            // From the topic's head now: a local producer may have appended since the plan
+            // (skipping the topic then let a busy producer starve its own push).
+            let Some(local) = repo.refs().find(&name)? else {
+                continue;
+            };
+            if relation(&mut odb, &mut buf, local, Some(theirs), *hint)? != Relation::Diverged {
                 continue;
             }
-            let rebuilt = rebuild(repo, &mut odb, &mut buf, topic, *local, theirs, *hint, sync)?;
+            let rebuilt = rebuild(repo, &mut odb, &mut buf, topic, local, theirs, *hint, sync)?;
             if let Some(rebuilt) = rebuilt {
                 report.rebuilt.push(rebuilt);
             }
         }
-        Ok(())
+        Ok(heads)
     }
 }
 
@@ -619,8 +705,9 @@ fn relation(
 }
 
 /// Copy the messages of `topic` after its fork from `theirs` onto `theirs`; move the topic
-/// (CAS from `local`) and the local positions inside the copied run. `None` if the topic
-/// moved meanwhile (the caller plans again).
+/// (CAS from the head found under its lock: messages a local producer appended on `local`
+/// meanwhile are copied too) and the local positions inside the copied run. `None` if the
+/// topic was deleted or rewritten meanwhile (the caller plans again).
 #[allow(clippy::too_many_arguments)]
 fn rebuild(
     repo: &Repository,
@@ -657,38 +744,89 @@ fn rebuild(
         .copied()
         .collect();
     unpushed.reverse();
-    let copied = restack::restack(repo, Some(theirs), &unpushed, sync)?;
-    let Some(tip) = copied.tip() else {
+    let restacked = restack::restack(repo, Some(theirs), &unpushed, sync)?;
+    let Some(mut tip) = restacked.tip() else {
         return Ok(None);
     };
-    let lock = repo.refs().lock(&topic.ref_name(), LOCK_TIMEOUT)?;
-    if lock.current()? != Some(local) {
-        return Ok(None); // a local producer appended: the copies stay unreachable
-    }
-    // Positions go back to the fork before the topic moves (the fork is on both histories):
-    // a crash in between leaves a position that reads some messages again, never one on
-    // neither the topic nor its history.
-    let copied_set: HashSet<ObjectId> = unpushed.iter().copied().collect();
-    let mut positions_moved = Vec::new();
-    for (name, position) in repo.refs().list(POSITION_PREFIX)? {
-        let on_topic = ConsumerName::parse_position_ref(&name).is_some_and(|(_, t)| t == *topic);
-        if !on_topic || !copied_set.contains(&position) {
-            continue;
+    let mut copies = restacked.copies;
+    // A local producer may append while the copies are written: copy its new messages too,
+    // rather than lose the race to it again and again while it keeps publishing. First
+    // without the lock (the producer keeps going), then, for what came in the last moments,
+    // under it.
+    let name = topic.ref_name();
+    let positions_moved;
+    let mut copied_to = local;
+    let mut round = 0;
+    loop {
+        let lock = (round >= CATCH_UP_ROUNDS)
+            .then(|| repo.refs().lock(&name, LOCK_TIMEOUT))
+            .transpose()?;
+        let current = match &lock {
+            Some(lock) => lock.current()?,
+            None => repo.refs().find(&name)?,
+        };
+        let Some(current) = current else {
+            return Ok(None); // deleted meanwhile: the copies stay unreachable
+        };
+        if current == copied_to {
+            round = CATCH_UP_ROUNDS; // caught up: take the lock and check once more
+        } else {
+            let newer = match walk::ids_after(odb, current, Some(copied_to), buf) {
+                Ok(ids) => ids,
+                Err(walk::Error::NotOnTopic { .. }) => return Ok(None), // rewritten: plan again
+                Err(err) => return Err(err.into()),
+            };
+            let more = restack::restack(repo, Some(tip), &newer, sync)?;
+            tip = more.tip().unwrap_or(tip);
+            copies.extend(more.copies);
+            copied_to = current;
+            round += 1;
         }
-        let Some(fork) = fork else { continue };
-        let position_lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
-        if position_lock.current()? == Some(position) {
-            position_lock.commit(Expected::MustMatch(position), &fork, sync)?;
-            positions_moved.push(name.to_string());
+        if let Some(lock) = lock {
+            if copied_to == current {
+                // Positions go back to the fork before the topic moves (the fork is on both
+                // histories): a crash in between leaves a position that reads some messages
+                // again, never one on neither the topic nor its history.
+                let originals: HashSet<ObjectId> = copies.iter().map(|c| c.old).collect();
+                positions_moved = rewind_positions(repo, topic, &originals, fork, sync)?;
+                lock.commit(Expected::MustMatch(current), &tip, sync)?;
+                break;
+            }
         }
     }
-    lock.commit(Expected::MustMatch(local), &tip, sync)?;
     Ok(Some(Rebuilt {
         topic: topic.clone(),
         onto: theirs,
-        copies: copied.copies,
+        copies,
         positions_moved,
     }))
+}
+
+/// Move the positions on `topic` that name one of the `copied` messages back to `fork` (by
+/// compare-and-swap: a consumer that commits meanwhile keeps its own value); their names.
+fn rewind_positions(
+    repo: &Repository,
+    topic: &TopicName,
+    copied: &HashSet<ObjectId>,
+    fork: Option<ObjectId>,
+    sync: bool,
+) -> Result<Vec<String>, Error> {
+    let mut moved = Vec::new();
+    let Some(fork) = fork else {
+        return Ok(moved);
+    };
+    for (name, position) in repo.refs().list(POSITION_PREFIX)? {
+        let on_topic = ConsumerName::parse_position_ref(&name).is_some_and(|(_, t)| t == *topic);
+        if !on_topic || !copied.contains(&position) {
+            continue;
+        }
+        let lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
+        if lock.current()? == Some(position) {
+            lock.commit(Expected::MustMatch(position), &fork, sync)?;
+            moved.push(name.to_string());
+        }
+    }
+    Ok(moved)
 }
 
 /// Write every commit reachable from `tips` and not from `stop` (all parents), plus the

@@ -304,6 +304,9 @@ pub struct FetchArgs {
     /// A remote name from the repository's git config, or an http(s) URL.
     #[arg(default_value = "origin")]
     pub remote: String,
+    /// HTTP timeouts.
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
 }
 
 /// `gitmq push` arguments.
@@ -315,6 +318,9 @@ pub struct PushArgs {
     /// Only this topic (repeatable) [default: every topic].
     #[arg(long = "topic", value_name = "TOPIC")]
     pub topics: Vec<String>,
+    /// HTTP timeouts.
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
 }
 
 /// `gitmq sync` arguments.
@@ -339,6 +345,27 @@ pub struct SyncArgs {
     /// `retainSeconds`) this often; 0 turns it off. Never moves a consumer's position.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub retention_interval: Duration,
+    /// HTTP timeouts.
+    #[command(flatten)]
+    pub timeouts: TimeoutArgs,
+}
+
+/// The HTTP timeouts of `fetch`, `push` and `sync`; each overrides its `gitmq.http.*` config
+/// key.
+#[derive(Debug, Clone, Default, Args)]
+#[allow(clippy::struct_field_names)] // the flags are --connect-timeout, --idle-timeout, ...
+pub struct TimeoutArgs {
+    /// Time allowed to open a connection [config: gitmq.http.connectTimeout; default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub connect_timeout: Option<Duration>,
+    /// Time allowed without a byte from the server: for its answer, then between two reads
+    /// of it [config: gitmq.http.idleTimeout; default: 2m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: Option<Duration>,
+    /// Time allowed for one whole request, answer included; 0: no limit
+    /// [config: gitmq.http.requestTimeout; default: 10m].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub request_timeout: Option<Duration>,
 }
 
 /// `gitmq remote` subcommands.

@@ -71,8 +71,9 @@ pub enum Command {
     /// Manage remotes (the repository's git config: `git remote` works too).
     #[command(subcommand)]
     Remote(RemoteCommand),
-    /// Remove ref locks left by killed writers (git's `<ref>.lock` files) under refs/heads/ and
-    /// refs/gitmq/, if older than --older-than seconds. Make sure no writer is stuck first.
+    /// Remove ref locks left by killed writers (git's `<ref>.lock` files) under refs/heads/,
+    /// refs/gitmq/ and refs/remotes/, if older than --older-than seconds. Make sure no writer
+    /// is stuck first.
     Unlock(UnlockArgs),
     /// Merge small packs into larger ones (producers also do this in the background).
     Consolidate(ConsolidateArgs),
@@ -133,22 +134,7 @@ impl From<DurabilityArg> for gitmq::Durability {
 
 /// Parse `10s`, `250ms`, `2m`, `1h` or plain seconds.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 10s, 250ms, 2m"))?;
-    let millis = match unit {
-        "ms" => number,
-        "" | "s" => number.saturating_mul(1000),
-        "m" => number.saturating_mul(60_000),
-        "h" => number.saturating_mul(3_600_000),
-        _ => return Err(format!("{text:?}: unknown unit {unit:?} (ms, s, m, h)")),
-    };
-    Ok(Duration::from_millis(millis))
+    gitmq::replicate::timeouts::parse_duration(text).map_err(|reason| format!("{text:?}: {reason}"))
 }
 
 #[cfg(test)]

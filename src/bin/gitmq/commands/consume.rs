@@ -8,10 +8,7 @@ use std::{
 };
 
 use gitmq::{
-    replicate::{
-        fetch::Fetcher,
-        http::{Options, ReqwestClient},
-    },
+    replicate::{fetch::Fetcher, http::ReqwestClient},
     ConsumerName, Repository, TopicName,
 };
 
@@ -85,7 +82,10 @@ impl Follower {
     /// Follow `remote`, fetching at most every `interval`.
     pub fn new(repo: &Repository, remote: &str, interval: Duration) -> Result<Self> {
         // Clones share one connection pool.
-        let client = ReqwestClient::new(Options::default())?;
+        let client = ReqwestClient::new(super::http::options(
+            repo,
+            &crate::cli::TimeoutArgs::default(),
+        )?)?;
         let fetcher = Some(Fetcher::connect(repo, remote, client.clone())?);
         Ok(Self {
             client,

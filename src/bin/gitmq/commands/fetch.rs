@@ -6,7 +6,7 @@ use gitmq::{
     replicate::{
         self,
         fetch::{Fetcher, DEFAULT_PREFIXES},
-        http::{Options, ReqwestClient},
+        http::ReqwestClient,
         FetchOptions, FetchReport, UpdateKind,
     },
     Repository,
@@ -17,7 +17,7 @@ use crate::{cli::FetchArgs, output::progress_sink};
 
 /// `gitmq fetch [REMOTE]`
 pub fn run(repo: &Repository, args: &FetchArgs) -> Result<()> {
-    let client = ReqwestClient::new(Options::default())?;
+    let client = ReqwestClient::new(super::http::options(repo, &args.timeouts)?)?;
     let fetcher = Fetcher::connect(repo, &args.remote, &client)?;
     let report = fetch_once(repo, &fetcher)?;
     let mut out = BufWriter::new(io::stdout().lock());

@@ -7,6 +7,7 @@ mod consumers;
 pub mod demo;
 mod dlq;
 mod fetch;
+mod http;
 mod init;
 mod join;
 pub mod log;

@@ -6,7 +6,7 @@ use std::io::{self, BufWriter, Write};
 use gitmq::{
     replicate::{
         self,
-        http::{Options, ReqwestClient},
+        http::ReqwestClient,
         push::{PushOptions, PushReport, Pusher},
     },
     Repository, TopicName,
@@ -29,7 +29,7 @@ pub fn topics(names: &[String]) -> Result<Option<Vec<TopicName>>> {
 
 /// `gitmq push [REMOTE] [--topic T]...`
 pub fn run(repo: &Repository, args: &PushArgs) -> Result<()> {
-    let client = ReqwestClient::new(Options::default())?;
+    let client = ReqwestClient::new(super::http::options(repo, &args.timeouts)?)?;
     let mut pusher = Pusher::new(repo, &args.remote, &client)?;
     let only = topics(&args.topics)?;
     let report = push_once(repo, &mut pusher, only.as_deref())?;

@@ -10,7 +10,7 @@ use std::{
 
 use gitmq::{
     replicate::{
-        http::{Options, ReqwestClient},
+        http::ReqwestClient,
         sync::{sync, SyncEvent, SyncOptions},
     },
     Repository,
@@ -25,7 +25,7 @@ pub fn run(repo: &Repository, args: &SyncArgs) -> Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
     }
-    let client = ReqwestClient::new(Options::default())?;
+    let client = ReqwestClient::new(super::http::options(repo, &args.timeouts)?)?;
     let only = topics(&args.topics)?;
     let options = SyncOptions {
         interval: args.interval,
