@@ -54,19 +54,27 @@
 //! ## Limitations
 //!
 //! - SHA-1 repositories with the files ref backend only; SHA-256 and reftable are refused.
-//! - Network transport: smart HTTP(S) only ([`replicate`]: fetch, push).
-//!   SSH and `git://` are not supported.
-//! - A ref lock left by a killed process must be removed by hand (as with git).
+//! - Network transport: smart HTTP(S) only ([`replicate`]: fetch, push, sync; [`githost`]
+//!   serves it). SSH and `git://` are not supported.
+//! - A ref lock left by a killed process must be removed by hand, as with git
+//!   ([`Repository::remove_stale_locks()`], `gitmq unlock`).
 //! - Payloads cannot contain NUL (git refuses NUL in commit messages).
 //! - Idempotent publishing is per producer and within its window; two producers publishing
 //!   one stable id at once may both append.
 //!
 //! ## It is not:
 //!
-//! - a broker: there is no server process; the git repository (and, later, a git host) is the
-//!   shared state;
+//! - a broker that must run: the library works on a local repository, and any git host that
+//!   speaks smart HTTP is the shared state ([`serve`] is an optional node that serves the
+//!   queue's HTTP API and git's protocol from one process);
 //! - a way to delete single messages: history is append-only (a topic's oldest messages can be
 //!   dropped in bulk, locally, with [`prune`]).
+//!
+//! ## Layers
+//!
+//! The queue (this crate's API) is built on a git engine (objects, packs, refs, the wire
+//! protocol) that is public as `gitmq::git` only with the `internals` feature, for the fuzz
+//! targets, benches and tests; see ARCHITECTURE.md.
 //!
 //! ## Features
 //!
@@ -75,6 +83,8 @@
 //!   the protocol code still builds and callers supply a [`replicate::HttpClient`].
 //! - `serve` (on with `cli`): [`serve`], the HTTP queue service behind `gitmq serve`
 //!   (hyper on tokio, rustls for HTTPS).
+//! - `internals`: the engine as `gitmq::git`. `bench`: the `gitmq bench` subcommands (with
+//!   `cli` and `internals`).
 //! - `json` (default): typed payloads through serde ([`typed`]: `publish_json`,
 //!   `next_json`, `json_messages`, `run_json`).
 //! - `sign` (in `cli`): signed messages ([`sign`]: SSH ed25519 keys, git's signature format;
