@@ -463,7 +463,7 @@ fn adopt_position(
     }
     if let Some(local) = local.filter(|local| Some(*local) != last_seen) {
         // A position that cannot be placed (a message missing here) keeps the old rule.
-        let behind = super::order::is_at_or_below(odb, buf, local, remote).unwrap_or(false);
+        let behind = crate::git::walk::is_at_or_below(odb, buf, local, remote).unwrap_or(false);
         if !behind {
             return Ok(None);
         }

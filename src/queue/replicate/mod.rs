@@ -3,7 +3,6 @@
 //! the remote, rebuilding on a lost race). The wire protocol itself is `git::wire`'s.
 
 pub mod fetch;
-mod order;
 pub mod push;
 #[cfg(feature = "http")]
 pub mod sync;
