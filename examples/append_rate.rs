@@ -86,8 +86,8 @@ fn main() -> Result<(), gitmq::Error> {
         "{n} messages in {seconds:.3} s: {:.0} msg/s",
         n as f64 / seconds
     );
-    if let Some(outcome) = producer.last_consolidation() {
-        println!("last consolidation: {outcome:?}");
+    if let Some(outcome) = producer.last_index_update() {
+        println!("last multi-pack-index update: {outcome:?}");
     }
     drop(producer);
     let packs = std::fs::read_dir(dir.join("objects/pack")).map_or(0, Iterator::count) / 2;
