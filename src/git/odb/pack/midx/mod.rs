@@ -161,8 +161,6 @@ impl Error {
 pub(crate) struct Head {
     /// Pack index names, by pack-int-id.
     pub packs: Vec<String>,
-    /// The OIDF fan-out.
-    pub fan: [u32; 256],
     /// Objects (OIDF's last entry).
     pub count: u32,
     /// Where OIDL starts.
@@ -272,7 +270,6 @@ pub(crate) fn read_head(file: &std::fs::File, path: &Path) -> Result<Head, Error
     }
     Ok(Head {
         packs,
-        fan,
         count,
         ids_at,
         offsets_at,
