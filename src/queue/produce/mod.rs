@@ -18,6 +18,7 @@ mod batch;
 mod flusher;
 mod idempotence;
 mod shared;
+mod signing;
 mod stable;
 
 use std::{
@@ -40,6 +41,7 @@ pub use crate::git::odb::pack::{
     write::Compression,
 };
 pub use shared::SharedProducer;
+pub use signing::{SignMode, Signing};
 
 use self::{
     batch::Batch,
@@ -132,6 +134,9 @@ pub struct ProducerConfig {
     /// Deduplicate messages appended with a stable id (default: on, see [`Idempotence`]);
     /// `None` appends every message.
     pub idempotence: Option<Idempotence>,
+    /// Sign messages with an SSH key (feature `sign`; see [`Signing`]); `None` (default):
+    /// unsigned.
+    pub signing: Option<Signing>,
 }
 
 /// Building (a configuration is set before its producer exists: nothing set on a live
@@ -179,6 +184,13 @@ impl ProducerConfig {
         self
     }
 
+    /// Sign messages per `signing` (see [`Signing`]).
+    #[must_use]
+    pub fn with_signing(mut self, signing: Signing) -> Self {
+        self.signing = Some(signing);
+        self
+    }
+
     /// A producer appending to `topic` of `repo` with this configuration.
     ///
     /// ```
@@ -212,6 +224,7 @@ impl Default for ProducerConfig {
             multi_pack_index: Some(midx::chain::Policy::default()),
             message_ids: MessageIds::default(),
             idempotence: Some(Idempotence::default()),
+            signing: None,
         }
     }
 }
@@ -319,9 +332,11 @@ impl Producer {
         let offset = gix_date::Time::now_local_or_utc().offset;
         let window = config.idempotence.map(Window::new);
         let generator = (config.message_ids == MessageIds::Generate).then(IdGenerator::new);
+        let mut batch = Batch::new(None);
+        batch.signing.clone_from(&config.signing);
         Self {
             encoder: CommitEncoder::new(&config.identity, offset),
-            batch: Batch::new(None),
+            batch,
             repo,
             topic,
             config,

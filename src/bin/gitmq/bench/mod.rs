@@ -16,6 +16,10 @@ mod floor;
 mod git;
 mod phases;
 mod push;
+mod redis;
+pub mod serve;
+mod sign;
+mod thin;
 mod workload;
 
 use std::{
@@ -49,6 +53,7 @@ pub fn run(command: crate::cli::BenchCommand) -> Result<()> {
         BenchCommand::Push(args) => push(&args),
         BenchCommand::Latency(args) => latency(&args),
         BenchCommand::Consume(options) => consume::run(&options),
+        BenchCommand::Serve(options) => serve::run(&options),
     }
 }
 
@@ -83,6 +88,9 @@ pub fn append(opts: &AppendOptions) -> Result<()> {
     let n = opts.messages;
     eprintln!("generating {n} messages (~150-byte JSON)...");
     let messages = workload::messages(n);
+    if opts.sign {
+        return sign::run(&scratch.path, &messages, opts.batch);
+    }
     let avg = messages.iter().map(Vec::len).sum::<usize>() / n.max(1);
     println!("{}", machine());
     println!(
