@@ -123,30 +123,26 @@ impl MultiPackIndex {
     /// Returns whether anything changed.
     pub fn reload(&mut self, pack_dir: &Path) -> Result<bool, Error> {
         let single = pack_dir.join(MIDX_FILE);
-        let (stamp, paths) = match fs::metadata(&single) {
-            Ok(meta) => {
-                let mut stamp = b"single ".to_vec();
-                stamp.extend_from_slice(
-                    format!("{} {:?}", meta.len(), meta.modified().ok()).as_bytes(),
-                );
-                (stamp, vec![(None, single)])
-            }
-            Err(_) => {
-                let chain = chain_path(pack_dir);
-                let content = match fs::read(&chain) {
-                    Ok(content) if content.len() <= 1 << 20 => content,
-                    Ok(_) => return Err(Error::corrupt(&chain, "chain file too large")),
-                    Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
-                    Err(err) => return Err(io_err(&chain)(err)),
-                };
-                let paths = content
-                    .split(|&b| b == b'\n')
-                    .filter_map(|line| std::str::from_utf8(line).ok())
-                    .map_while(|hex| ObjectId::from_hex(hex.trim().as_bytes()).ok())
-                    .map(|checksum| (Some(checksum), layer_path(pack_dir, &checksum)))
-                    .collect::<Vec<_>>();
-                (content, paths)
-            }
+        let (stamp, paths) = if let Ok(meta) = fs::metadata(&single) {
+            let mut stamp = b"single ".to_vec();
+            stamp
+                .extend_from_slice(format!("{} {:?}", meta.len(), meta.modified().ok()).as_bytes());
+            (stamp, vec![(None, single)])
+        } else {
+            let chain = chain_path(pack_dir);
+            let content = match fs::read(&chain) {
+                Ok(content) if content.len() <= 1 << 20 => content,
+                Ok(_) => return Err(Error::corrupt(&chain, "chain file too large")),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
+                Err(err) => return Err(io_err(&chain)(err)),
+            };
+            let paths = content
+                .split(|&b| b == b'\n')
+                .filter_map(|line| std::str::from_utf8(line).ok())
+                .map_while(|hex| ObjectId::from_hex(hex.trim().as_bytes()).ok())
+                .map(|checksum| (Some(checksum), layer_path(pack_dir, &checksum)))
+                .collect::<Vec<_>>();
+            (content, paths)
         };
         if stamp == self.stamp {
             return Ok(false);

@@ -334,9 +334,33 @@ pub fn write_midx(sources: &[Source], out: impl Write, out_path: &Path) -> Resul
     }
 
     // OOFF, then LOFF.
+    write_offsets(sources, &tape, &remap, large, buf_len, &mut out, out_path)?;
+    let Hashing { mut inner, hasher } = out.into_inner().map_err(|e| w(e.into_error()))?;
+    let checksum = hasher.finalize();
+    inner
+        .write_all(checksum.as_bytes())
+        .map_err(io_err(out_path))?;
+    Ok(Written {
+        checksum,
+        objects: count,
+        packs,
+    })
+}
+
+/// Pass 3: OOFF in tape order (pack-int-ids renumbered by `remap`), then LOFF when `large`
+/// offsets need it.
+fn write_offsets(
+    sources: &[Source],
+    tape: &[u8],
+    remap: &[Vec<u32>],
+    large: u64,
+    buf_len: usize,
+    out: &mut impl Write,
+    out_path: &Path,
+) -> Result<(), Error> {
     let mut runs = offset_runs(sources, buf_len);
     let mut large_offsets = Vec::new();
-    for &step in &tape {
+    for &step in tape {
         let s = usize::from(step & !DUPLICATE);
         let (pack, offset) = next_offset(&mut runs[s], &sources[s])?;
         if step & DUPLICATE != 0 {
@@ -360,16 +384,7 @@ pub fn write_midx(sources: &[Source], out: impl Write, out_path: &Path) -> Resul
         out.write_all(&offset.to_be_bytes())
             .map_err(io_err(out_path))?;
     }
-    let Hashing { mut inner, hasher } = out.into_inner().map_err(|e| w(e.into_error()))?;
-    let checksum = hasher.finalize();
-    inner
-        .write_all(checksum.as_bytes())
-        .map_err(io_err(out_path))?;
-    Ok(Written {
-        checksum,
-        objects: count,
-        packs,
-    })
+    Ok(())
 }
 
 /// Pass 1: the tape, the fan-out of the ids kept, and their number.
@@ -426,8 +441,7 @@ fn merge_ids(sources: &[Source], buf_len: usize) -> Result<(Vec<u8>, [u32; FAN_L
 /// The first 8 bytes of an id as a big-endian integer: the heap compares these first (one
 /// integer comparison instead of a 20-byte `memcmp` call), the whole id only on a tie.
 fn prefix(id: &[u8; HASH_LEN]) -> u64 {
-    let [a, b, c, d, e, f, g, h, ..] = *id;
-    u64::from_be_bytes([a, b, c, d, e, f, g, h])
+    u64::from_be_bytes(id[..8].try_into().expect("8 of 20 bytes"))
 }
 
 fn offset_runs(sources: &[Source], buf_len: usize) -> Vec<Run<'_>> {
