@@ -58,7 +58,7 @@ impl Default for Policy {
     }
 }
 
-/// What [`update()`] did.
+/// What an update of the chain did (the producer's background step, `chain::update`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Report {
     /// Layers written (new and merged).
