@@ -22,7 +22,7 @@ fn small_packs() -> (tempfile::TempDir, std::path::PathBuf) {
         durability: Durability::None,
         max_batch_messages: PER_PACK,
         linger: Duration::from_secs(3600),
-        consolidate: None,
+        multi_pack_index: None,
         ..ProducerConfig::default()
     };
     let mut producer =

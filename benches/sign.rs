@@ -44,7 +44,7 @@ fn producer(dir: &std::path::Path, mode: &str, key: &Arc<Signer>) -> Producer {
         durability: Durability::None,
         max_batch_messages: 1000,
         linger: Duration::from_secs(3600),
-        consolidate: None,
+        multi_pack_index: None,
         ..ProducerConfig::default()
     };
     let config = match mode {

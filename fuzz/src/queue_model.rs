@@ -7,8 +7,8 @@
 //!
 //! ```text
 //! byte 0        config: bits 0-1 max_batch_messages - 1; bit 2 deflate level 1 (else
-//!               stored); bit 3 background consolidation (min 2 packs, every 4 batches); bit 4
-//!               generated stable ids (a `gitmq-id` line in every commit the producer writes)
+//!               stored); bit 3 background multi-pack-index updates (every 2 batches,
+//!               merging 2 layers); bit 4 generated stable ids (a `gitmq-id` line in every commit the producer writes)
 //! then ops      tag byte, tag % 8 picks the op, tag / 8 is its argument
 //!   0 append      argument % 8 payload bytes follow; a NUL among them must be refused
 //!   1 flush
@@ -28,7 +28,7 @@
 use std::{collections::VecDeque, time::Duration};
 
 use gitmq::{
-    git::odb::pack::{consolidate::Policy, write::Compression},
+    git::odb::pack::{midx::chain::Policy, write::Compression},
     produce::ProducerConfig,
     Consumer, ConsumerName, Durability, Identity, ObjectId, Repository, TopicName,
 };
@@ -154,9 +154,9 @@ fn producer_config(config: u8) -> ProducerConfig {
         linger: Duration::from_secs(3600),
         lock_timeout: Duration::from_secs(5),
         background_flush: false,
-        consolidate: (config & 8 != 0).then_some(Policy {
-            min_packs: 2,
-            max_objects: 1000,
+        multi_pack_index: (config & 8 != 0).then_some(Policy {
+            layer_packs: 2,
+            merge_layers: 2,
         }),
         // Generated stable ids put a header line in every commit, so rebuilds copy it.
         message_ids: if config & 16 != 0 {

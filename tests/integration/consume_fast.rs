@@ -59,7 +59,7 @@ fn producer(repo: &TempRepo, name: &str, batch: usize) -> Producer {
         durability: Durability::None,
         max_batch_messages: batch,
         linger: Duration::from_secs(3600),
-        consolidate: None,
+        multi_pack_index: None,
         ..ProducerConfig::default()
     };
     Producer::with_config(repo.open(), topic(name), config)

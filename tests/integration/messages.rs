@@ -26,7 +26,7 @@ fn inline_config() -> ProducerConfig {
         durability: Durability::None,
         background_flush: false,
         linger: Duration::from_secs(3600),
-        consolidate: None,
+        multi_pack_index: None,
         ..ProducerConfig::default()
     }
 }

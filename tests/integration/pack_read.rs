@@ -583,7 +583,7 @@ fn a_pack_set_over_its_memory_bound_closes_and_reopens_packs_and_still_reads_eve
         durability: gitmq::Durability::None,
         max_batch_messages: 10,
         linger: std::time::Duration::from_secs(3600),
-        consolidate: None,
+        multi_pack_index: None,
         ..Default::default()
     };
     let mut producer = gitmq::produce::Producer::with_config(repo.open(), topic, config);

@@ -37,7 +37,7 @@ fn git_verify_pack_accepts_stored_and_deflated_packs() {
     ] {
         let config = ProducerConfig {
             compression,
-            consolidate: None,
+            multi_pack_index: None,
             ..config(Durability::Batch, 300)
         };
         let mut producer =
@@ -169,7 +169,7 @@ fn consolidation_keeps_the_pack_count_low_and_every_message_readable() {
     let repo = TempRepo::new();
     let topic = TopicName::new("t").unwrap();
     let config = ProducerConfig {
-        consolidate: None,
+        multi_pack_index: None,
         ..config(Durability::None, 10)
     };
     let mut producer = Producer::with_config(repo.open(), topic.clone(), config);
@@ -203,19 +203,53 @@ fn consolidation_keeps_the_pack_count_low_and_every_message_readable() {
     let got = consumer.poll(1000).unwrap();
     assert_eq!(got.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
 
-    // And in the background, while producing.
-    let mut producer =
-        Producer::with_config(repo.open(), topic, self::config(Durability::None, 10));
-    producer
-        .publish_batch((0..400).map(|i| format!("n{i}")))
+    // Consolidation rewrote the multi-pack-index chain over what is left.
+    repo.git(&["multi-pack-index", "verify"]);
+}
+
+#[test]
+fn the_producer_keeps_a_multi_pack_index_chain_that_git_verifies_and_reads() {
+    let repo = TempRepo::new();
+    let topic = TopicName::new("t").unwrap();
+    let config = ProducerConfig {
+        multi_pack_index: Some(gitmq::produce::MidxPolicy {
+            layer_packs: 2,
+            merge_layers: 3,
+        }),
+        ..config(Durability::Batch, 10)
+    };
+    let mut producer = Producer::with_config(repo.open(), topic.clone(), config);
+    let ids = producer
+        .publish_batch((0..400).map(|i| format!("m{i}")))
         .unwrap();
-    drop(producer); // waits for a running consolidation
+    drop(producer); // waits for a running update
+    let chain = repo
+        .path
+        .join("objects/pack/multi-pack-index.d/multi-pack-index-chain");
+    let layers = std::fs::read_to_string(&chain).unwrap().lines().count();
     assert!(
-        count_packs() < 20,
-        "background consolidation ran: {} packs",
-        count_packs()
+        (1..12).contains(&layers),
+        "40 packs, a chain of merged layers: {layers} layers"
     );
+    assert_eq!(
+        std::fs::read_dir(chain.parent().unwrap()).unwrap().count(),
+        layers + 1,
+        "only the chain file and its layers are left"
+    );
+    repo.git(&["multi-pack-index", "verify"]);
     repo.assert_fsck_clean();
+    let log = repo.git(&["log", "--format=%H", "t"]);
+    assert_eq!(
+        String::from_utf8_lossy(&log).lines().count(),
+        400,
+        "git reads through the chain"
+    );
+    let mut consumer = repo
+        .open()
+        .consumer(&ConsumerName::new("c").unwrap(), &topic)
+        .unwrap();
+    let got = consumer.poll(1000).unwrap();
+    assert_eq!(got.iter().map(|m| m.id).collect::<Vec<_>>(), ids);
 }
 
 #[test]
@@ -223,7 +257,7 @@ fn a_reader_keeps_working_while_packs_are_consolidated_under_it() {
     let repo = TempRepo::new();
     let topic = TopicName::new("t").unwrap();
     let config = ProducerConfig {
-        consolidate: None,
+        multi_pack_index: None,
         ..config(Durability::None, 5)
     };
     let mut producer = Producer::with_config(repo.open(), topic.clone(), config);
@@ -263,18 +297,27 @@ fn a_consumer_polling_during_background_consolidation_never_sees_a_missing_objec
     let repo = TempRepo::new();
     let topic = TopicName::new("t").unwrap();
     let config = ProducerConfig {
-        consolidate: Some(consolidate::Policy {
-            min_packs: 2,
-            max_objects: 1_000_000,
+        multi_pack_index: Some(gitmq::produce::MidxPolicy {
+            layer_packs: 2,
+            merge_layers: 2,
         }),
         ..config(Durability::None, 5)
     };
     let writer_repo = repo.open();
     let writer_topic = topic.clone();
+    let git_dir = repo.path.clone();
     let writer = std::thread::spawn(move || {
         let mut producer = Producer::with_config(writer_repo, writer_topic, config);
         for i in 0..3000 {
             producer.append(format!("m{i}").as_bytes()).unwrap();
+            if i % 500 == 499 {
+                // Packs merged and removed while the chain is updated in the background.
+                let policy = consolidate::Policy {
+                    min_packs: 2,
+                    max_objects: 1_000_000,
+                };
+                consolidate::consolidate(&real(), &git_dir, policy, false).unwrap();
+            }
         }
         producer.flush().unwrap();
     });

@@ -72,10 +72,12 @@ fn names(from: usize, to: usize) -> Vec<String> {
     (from..to).map(|i| format!("m{i}")).collect()
 }
 
+/// The files in `dir` (the multi-pack-index chain's directory left out).
 fn files_in(dir: &Path) -> HashSet<String> {
     fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|name| name != "multi-pack-index.d")
         .collect()
 }
 

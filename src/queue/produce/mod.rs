@@ -34,6 +34,10 @@ pub use crate::git::odb::pack::{
     consolidate::{
         Error as ConsolidateError, Policy as ConsolidatePolicy, Report as ConsolidateReport,
     },
+    midx::{
+        chain::{Policy as MidxPolicy, Report as MidxReport},
+        Error as MidxError,
+    },
     write::Compression,
 };
 pub use shared::SharedProducer;
@@ -46,7 +50,7 @@ use self::{
 };
 use crate::{
     git::message::{self, restack, CommitEncoder, Envelope, Identity},
-    git::odb::pack::{consolidate, write},
+    git::odb::pack::{midx, write},
     Durability, Repository, TopicName,
 };
 
@@ -121,9 +125,10 @@ pub struct ProducerConfig {
     /// Flush on a background thread, overlapping the next batch's encoding with this batch's
     /// hashing, writing and syncing (default). Off: flushes run on the caller's thread.
     pub background_flush: bool,
-    /// Merge small packs in a background thread so the pack count stays logarithmic
-    /// (checked every few batches); `None` leaves packs as written.
-    pub consolidate: Option<consolidate::Policy>,
+    /// Keep the multi-pack-index chain covering the packs, in a background thread (every
+    /// [`MidxPolicy::layer_packs`] batches), so lookups stay bounded however many packs a
+    /// topic has; nothing in a pack is copied or hashed again. `None` leaves it alone.
+    pub multi_pack_index: Option<midx::chain::Policy>,
     /// Which messages carry a stable id (default: only those given one).
     pub message_ids: MessageIds,
     /// Deduplicate messages appended with a stable id (default: on, see [`Idempotence`]);
@@ -216,7 +221,7 @@ impl Default for ProducerConfig {
             linger: Duration::from_millis(5),
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             background_flush: true,
-            consolidate: Some(consolidate::Policy::default()),
+            multi_pack_index: Some(midx::chain::Policy::default()),
             message_ids: MessageIds::default(),
             idempotence: Some(Idempotence::default()),
             signing: None,
@@ -301,10 +306,10 @@ pub struct Producer {
     spares: Vec<batch::SealedBatch>,
     /// Frames packs when flushing on this thread.
     inline_builder: Option<write::PackBuilder>,
-    /// Batches acknowledged since consolidation was last considered.
-    batches_since_consolidation: usize,
-    consolidation: Option<std::thread::JoinHandle<Result<consolidate::Report, consolidate::Error>>>,
-    last_consolidation: Option<Result<consolidate::Report, Arc<consolidate::Error>>>,
+    /// Batches acknowledged since the multi-pack-index was last updated.
+    batches_since_index: usize,
+    indexing: Option<std::thread::JoinHandle<Result<midx::chain::Report, midx::Error>>>,
+    last_index_update: Option<Result<midx::chain::Report, Arc<midx::Error>>>,
     /// Sequence number of the next message appended, and of the next one acknowledged.
     next_seq: u64,
     acked_seq: u64,
@@ -341,9 +346,9 @@ impl Producer {
             acknowledged: Flushed::default(),
             spares: Vec::new(),
             inline_builder: None,
-            batches_since_consolidation: 0,
-            consolidation: None,
-            last_consolidation: None,
+            batches_since_index: 0,
+            indexing: None,
+            last_index_update: None,
             next_seq: 0,
             acked_seq: 0,
             window,
@@ -570,47 +575,43 @@ impl Producer {
                 self.acked_seq += flushed.ids.len() as u64;
                 self.acknowledged.ids.extend(flushed.ids);
                 self.acknowledged.rebuilt |= flushed.rebuilt;
-                self.batches_since_consolidation += 1;
-                self.maybe_consolidate();
+                self.batches_since_index += 1;
+                self.maybe_update_index();
                 Ok(())
             }
             Err(err) => Err(self.poison(err)),
         }
     }
 
-    /// Every few batches, start a background consolidation unless one is running.
-    fn maybe_consolidate(&mut self) {
-        const EVERY: usize = 4;
-        let Some(policy) = self.config.consolidate else {
+    /// Every `layer_packs` batches, update the multi-pack-index chain in a background thread
+    /// unless an update is running.
+    fn maybe_update_index(&mut self) {
+        let Some(policy) = self.config.multi_pack_index else {
             return;
         };
-        if self
-            .consolidation
-            .as_ref()
-            .is_some_and(|t| !t.is_finished())
-        {
+        if self.indexing.as_ref().is_some_and(|t| !t.is_finished()) {
             return;
         }
-        self.finish_consolidation();
-        if self.batches_since_consolidation < EVERY {
+        self.finish_index_update();
+        if self.batches_since_index < policy.layer_packs.max(1) {
             return;
         }
-        self.batches_since_consolidation = 0;
+        self.batches_since_index = 0;
         let git_dir = self.repo.git_dir().to_owned();
         let fs = self.repo.fs().clone();
         let sync = self.config.durability.syncs();
-        self.consolidation = std::thread::Builder::new()
-            .name("gitmq-consolidate".into())
-            .spawn(move || consolidate::consolidate(&fs, &git_dir, policy, sync))
+        self.indexing = std::thread::Builder::new()
+            .name("gitmq-midx".into())
+            .spawn(move || midx::chain::update(&fs, &git_dir, policy, sync))
             .ok();
     }
 
-    /// Wait for a running consolidation and keep its outcome.
-    fn finish_consolidation(&mut self) {
-        if let Some(thread) = self.consolidation.take() {
-            self.last_consolidation = Some(match thread.join() {
+    /// Wait for a running multi-pack-index update and keep its outcome.
+    fn finish_index_update(&mut self) {
+        if let Some(thread) = self.indexing.take() {
+            self.last_index_update = Some(match thread.join() {
                 Ok(result) => result.map_err(Arc::new),
-                Err(_) => Err(Arc::new(consolidate::Error::Panicked)),
+                Err(_) => Err(Arc::new(midx::Error::Panicked)),
             });
         }
     }
@@ -672,13 +673,11 @@ impl Producer {
         self.poisoned.is_some()
     }
 
-    /// The outcome of the last background consolidation that finished, if any. Consolidation
-    /// is best effort: a failure loses nothing (old packs are removed only after the new one
-    /// is complete) and appending goes on.
-    pub fn last_consolidation(
-        &self,
-    ) -> Option<&Result<consolidate::Report, Arc<consolidate::Error>>> {
-        self.last_consolidation.as_ref()
+    /// The outcome of the last background multi-pack-index update that finished, if any.
+    /// Best effort: a failure loses nothing (readers search packs one by one without it) and
+    /// appending goes on.
+    pub fn last_index_update(&self) -> Option<&Result<midx::chain::Report, Arc<midx::Error>>> {
+        self.last_index_update.as_ref()
     }
 }
 
@@ -687,7 +686,7 @@ impl Drop for Producer {
         if self.poisoned.is_none() && self.batch.len() > 0 {
             let _ = self.flush();
         }
-        self.finish_consolidation();
+        self.finish_index_update();
     }
 }
 

@@ -167,6 +167,9 @@ pub enum Error {
     /// Taking the pack lock failed.
     #[error(transparent)]
     Lock(#[from] consolidate::Error),
+    /// Rewriting the multi-pack-index chain over the new pack failed (the prune is done).
+    #[error(transparent)]
+    MultiPackIndex(#[from] crate::git::odb::pack::midx::Error),
     /// The retention config could not be read.
     #[error(transparent)]
     Config(#[from] retention::Error),

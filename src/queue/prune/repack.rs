@@ -175,6 +175,14 @@ pub(super) fn repack(
         // Written by git over packs that may be gone; git reads the packs without them.
         remove(&**repo.fs(), &pack_dir.join("multi-pack-index"))?;
         remove(&**repo.fs(), &objects_dir.join("info").join("commit-graph"))?;
+        // gitmq's chain named packs that are gone: rewrite it (under the pack lock held).
+        crate::git::odb::pack::midx::chain::update_locked(
+            repo.fs(),
+            repo.git_dir(),
+            crate::git::odb::pack::midx::chain::Policy::default(),
+            options.sync,
+            true,
+        )?;
     }
     Ok(report)
 }

@@ -39,7 +39,7 @@ fn publish(path: &Path, topic: &str, payloads: &[String], batch: usize) -> Vec<O
             repo.clone(),
             topic.clone(),
             ProducerConfig {
-                consolidate: None,
+                multi_pack_index: None,
                 ..ProducerConfig::default()
             },
         );

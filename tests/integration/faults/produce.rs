@@ -29,7 +29,7 @@ impl Operation for Publish {
             durability: self.durability,
             max_batch_messages: 2,
             linger: Duration::from_secs(3600),
-            consolidate: None,
+            multi_pack_index: None,
             ..ProducerConfig::default()
         };
         let mut producer =

@@ -96,7 +96,7 @@ pub fn run(dir: &Path, messages: &[Vec<u8>], batch: usize) -> Result<()> {
                 max_batch_messages: batch,
                 max_batch_bytes: usize::MAX,
                 linger: std::time::Duration::from_secs(3600),
-                consolidate: None,
+                multi_pack_index: None,
                 ..ProducerConfig::default()
             };
             let config = match *mode {

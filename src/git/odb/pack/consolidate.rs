@@ -1,4 +1,8 @@
-//! Owns consolidation: merging small packs into larger ones so the pack count stays low
+//! Owns consolidation: merging small packs into larger ones so the pack count stays low,
+//! run only by an explicit `gitmq consolidate` (`Repository::consolidate`). Producers no
+//! longer consolidate in the background: the multi-pack-index ([`super::midx`]) keeps lookups
+//! bounded without copying or re-hashing anything (issue 11). After a merge the MIDX chain is
+//! rewritten under the same lock
 //! (tiered, like an LSM tree's compaction: `min_packs` small packs become one, until packs
 //! reach `max_objects` and are final).
 //!
@@ -72,6 +76,9 @@ pub enum Error {
     /// Writing the merged pack failed.
     #[error(transparent)]
     Write(#[from] super::write::Error),
+    /// Rewriting the multi-pack-index after the merge failed (the packs are merged).
+    #[error(transparent)]
+    MultiPackIndex(#[from] super::midx::Error),
     /// The thread running a background consolidation panicked (nothing was removed: old
     /// packs go only after the new one is complete).
     #[error("the consolidation thread panicked")]
@@ -139,6 +146,23 @@ pub fn consolidate(
     let Some(_lock) = try_lock(fs, git_dir, Duration::ZERO)? else {
         return Ok(Report::default());
     };
+    let report = merge_packs(fs, git_dir, policy, sync)?;
+    if report.merged_packs > 0 {
+        // Packs went: the multi-pack-index chain names them. Rewrite it under the same lock,
+        // covering every pack, so git's `multi-pack-index verify` stays clean.
+        super::midx::chain::update_locked(
+            fs,
+            git_dir,
+            super::midx::chain::Policy::default(),
+            sync,
+            true,
+        )?;
+    }
+    Ok(report)
+}
+
+/// The merging loop of [`consolidate()`] (the caller holds the pack lock).
+fn merge_packs(fs: &SharedFs, git_dir: &Path, policy: Policy, sync: bool) -> Result<Report, Error> {
     let pack_dir = &git_dir.join("objects").join("pack");
     let mut candidates = list(pack_dir, policy.max_objects)?;
     let mut report = Report::default();

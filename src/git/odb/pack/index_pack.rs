@@ -25,6 +25,11 @@
 //! [`Error::BaseNotInPack`]; [`index_thin_pack()`] completes it from the local object
 //! database first, as `git index-pack --fix-thin` does (`thin.rs`), so what lands in
 //! `objects/pack/` is always self-contained.
+//!
+//! Kept over gix-pack's `Bundle::write_to_directory` (issue 11, item 5): `cargo bench --bench
+//! midx` indexes the same 10,001-object gitmq pack with both, into a fresh directory: gitmq
+//! 21.5 ms (23.1 ms in a second run), gix-pack 40.3 ms (39.5 ms; both cores, allocation limit
+//! set), load average ~8-11 on 2 cores: gitmq is ~1.8x faster.
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 

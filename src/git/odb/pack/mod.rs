@@ -11,6 +11,7 @@ pub mod filter;
 pub mod format;
 pub mod index;
 pub mod index_pack;
+pub mod midx;
 pub mod read;
 pub mod set;
 pub mod write;

@@ -4,7 +4,10 @@
 //! Invariants:
 //! - Only `pack-<40 hex>.pack` files whose `pack-<40 hex>.idx` also exists are considered:
 //!   git renames the index into place last, so an index means a complete pack. Temporary
-//!   files, `.keep`, `.promisor`, `.rev`, `.bitmap` and multi-pack indexes are ignored.
+//!   files, `.keep`, `.promisor`, `.rev` and `.bitmap` are ignored.
+//! - A multi-pack-index (single file or chain, [`super::midx::read`]), when present, is asked
+//!   after the open packs miss: it names the one pack to open, or rules out every pack it
+//!   covers, so a lookup never opens hundreds of closed packs one by one.
 //! - Packs are opened lazily, on the first read that needs them, and tried most recently hit
 //!   first, open ones before closed ones. A pack is named by a [`PackKey`] that outlives
 //!   reordering, closing and rescans.
@@ -30,6 +33,7 @@ use gix_hash::oid;
 
 use super::{
     filter::KeyFilter,
+    midx::read::MultiPackIndex,
     read::{self, DeltaBaseCache, Options, PackFile},
 };
 
@@ -116,6 +120,8 @@ pub struct PackSet {
     max_open_bytes: usize,
     /// The pack last read (the only one that keeps its read windows).
     reading: Option<PackKey>,
+    /// The multi-pack-index (issue 11), reloaded on each rescan; empty if there is none.
+    midx: MultiPackIndex,
 }
 
 /// Lifecycle
@@ -138,7 +144,9 @@ impl PackSet {
             clock: 0,
             max_open_bytes: DEFAULT_MAX_OPEN_BYTES,
             reading: None,
+            midx: MultiPackIndex::default(),
         };
+        set.midx = MultiPackIndex::open(&set.dir).unwrap_or_default();
         set.slots = list(&set.dir)?
             .into_iter()
             .map(|path| set.new_slot(path))
@@ -390,13 +398,24 @@ impl PackSet {
         let mut failure = None;
         // Open packs first (asking one costs a lookup), then the closed ones (opening one
         // costs reading its index, and may close others).
+        let mut midx_absent = false;
         for open_only in [true, false] {
+            if !open_only {
+                // Between the two passes, the multi-pack-index (issue 11) names the one pack
+                // to open, or rules out every pack it covers.
+                match self.midx_route(end, id, ask)? {
+                    MidxRoute::Hit(answer) => return Ok(Some(answer)),
+                    MidxRoute::Absent => midx_absent = true,
+                    MidxRoute::Unknown => {}
+                }
+            }
             let mut slot = 0;
             while slot < end.min(self.slots.len()) {
                 let Some(entry) = self.slots.get(slot) else {
                     break;
                 };
-                let ruled_out = entry.filter.as_ref().is_some_and(|f| !f.may_hold(id));
+                let ruled_out = entry.filter.as_ref().is_some_and(|f| !f.may_hold(id))
+                    || (midx_absent && self.midx.covers(pack_stem(&entry.path)));
                 if entry.pack.is_some() != open_only || (!open_only && ruled_out) {
                     slot += 1;
                     continue;
@@ -432,6 +451,43 @@ impl PackSet {
             Some(err) => Err(err),
             None => Ok(None),
         }
+    }
+
+    /// What the multi-pack-index says of `id` among the first `end` slots: the answer of the
+    /// one pack it names, or that no pack it covers holds `id`. `Unknown` (search as without
+    /// it) when there is none, it fails, or it names a pack this set does not list.
+    fn midx_route<T>(
+        &mut self,
+        end: usize,
+        id: &oid,
+        ask: &mut impl FnMut(&mut PackFile) -> Result<Option<T>, read::Error>,
+    ) -> Result<MidxRoute<T>, Error> {
+        let stem = match self.midx.lookup(id) {
+            Ok(Some((stem, _offset))) => stem,
+            Ok(None) if !self.midx.is_empty() => return Ok(MidxRoute::Absent),
+            Ok(None) | Err(_) => return Ok(MidxRoute::Unknown),
+        };
+        let listed = self
+            .slots
+            .get(..end.min(self.slots.len()))
+            .unwrap_or_default();
+        let Some(slot) = listed.iter().position(|s| pack_stem(&s.path) == stem) else {
+            return Ok(MidxRoute::Unknown);
+        };
+        if !self.load(slot, true)? {
+            return Ok(MidxRoute::Unknown);
+        }
+        let Some(pack) = self.slots.get_mut(slot).and_then(|s| s.pack.as_mut()) else {
+            return Ok(MidxRoute::Unknown);
+        };
+        let Some(answer) = ask(pack)? else {
+            return Ok(MidxRoute::Unknown);
+        };
+        self.touch(slot);
+        if let Some(hit) = self.slots.get_mut(..=slot) {
+            hit.rotate_right(1);
+        }
+        Ok(MidxRoute::Hit(answer))
     }
 
     /// Open the pack of `slot` if needed, then (with `trim`) close others beyond the memory
@@ -538,6 +594,9 @@ impl PackSet {
     /// are the likeliest to hold what was just missed). Returns how many were added.
     pub fn rescan(&mut self) -> Result<usize, Error> {
         let listed = list(&self.dir)?;
+        if self.midx.reload(&self.dir).is_err() {
+            self.midx = MultiPackIndex::default();
+        }
         let listed_set: HashSet<&PathBuf> = listed.iter().collect();
         self.slots.retain(|slot| listed_set.contains(&slot.path));
         let known: HashSet<PathBuf> = self.slots.iter().map(|slot| slot.path.clone()).collect();
@@ -550,6 +609,20 @@ impl PackSet {
         self.slots.splice(0..0, new);
         Ok(added)
     }
+}
+
+/// What [`PackSet::midx_route()`] found.
+enum MidxRoute<T> {
+    Hit(T),
+    Absent,
+    Unknown,
+}
+
+/// `pack-<hex>` of `objects/pack/pack-<hex>.pack`.
+fn pack_stem(path: &Path) -> &str {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
 }
 
 /// The offset of `id`'s entry in `pack`, if it holds it.
