@@ -24,7 +24,7 @@ use gix_hash::ObjectId;
 
 use crate::git::{
     message::decode::decode,
-    walk::{step, Error},
+    walk::{step_with, Error},
 };
 use crate::{
     git::message::MessageRef,
@@ -200,6 +200,14 @@ impl Backlog {
             return Err(Error::NotACommit { id, kind });
         }
         let message = decode(id, body)?;
+        // The walk may have taken parents from git's commit-graph: the message before this
+        // one must be its first parent as the commit itself says.
+        if let Some(before) = self.cursor.checked_sub(1) {
+            let expected = self.segment.get(before).map(|(id, _)| id);
+            if message.parent != expected {
+                return Err(Error::Diverged { top: self.top });
+            }
+        }
         self.cursor += 1;
         self.remaining = self.remaining.saturating_sub(1);
         Ok(Some(visit(message)))
@@ -222,7 +230,7 @@ impl Backlog {
             if self.segment.len() == self.segment_len {
                 return Err(Error::Diverged { top });
             }
-            let (location, parent) = step(odb, &id, &mut near, scratch)?;
+            let (location, parent) = step_with(odb, &id, &mut near, scratch, true)?;
             self.segment.push(id, location);
             next = parent;
         }
