@@ -120,4 +120,16 @@ printf '\x0f\x10ab\x10cd\x0eX\x10ef\x01\x02\x02\x83\x8b\x04\x0c\x01\x10gh\x01\x0
 # a payload with a NUL is refused without poisoning the producer.
 printf '\x00\x18a\x00b\x08z\x01\x02\x83' | seed queue_model nul
 
+# thin_pack: flags (bit 0: the base blob is local), base length, base, then entries
+# [selector][len][bytes] (selector 0: REF_DELTA on the base, 1: on the previous object,
+# 2: on an id absent everywhere, 3: a whole blob); see thin.rs. The base is "hello world";
+# the delta copies its 11 bytes and inserts " there" (11 bytes of delta).
+base='\x0bhello world'
+delta='\x00\x0b\x0b\x11\x90\x0b\x06 there'
+printf "\x01$base$delta" | seed thin_pack local-base
+printf "\x00$base$delta" | seed thin_pack absent-base
+printf "\x01$base\x02\x03abc" | seed thin_pack absent-id
+printf "\x01$base$delta\x01\x06\x11\x12\x90\x11\x01!\x03\x01x" | seed thin_pack chain
+printf "\x00$base$delta\x03\x0bhello world" | seed thin_pack base-in-pack
+
 du -sh "$corpus"

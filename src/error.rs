@@ -47,6 +47,9 @@ pub enum Error {
     /// Pruning a topic failed (boxed: prune errors are large and rare).
     #[error(transparent)]
     Prune(Box<crate::queue::prune::Error>),
+    /// A signing key or allowed-signers file was refused.
+    #[error(transparent)]
+    Sign(#[from] crate::git::sign::Error),
     /// Pushing or fetching failed (boxed: these errors are large and rare).
     #[error(transparent)]
     Replicate(Box<crate::queue::replicate::Error>),

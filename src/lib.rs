@@ -73,8 +73,12 @@
 //! - `cli` (default): the `gitmq` command-line tool. Library users can turn it off.
 //! - `http` (default): [`replicate::fetch()`] over reqwest with rustls (`ring`). Without it,
 //!   the protocol code still builds and callers supply a [`replicate::HttpClient`].
+//! - `serve` (on with `cli`): [`serve`], the HTTP queue service behind `gitmq serve`
+//!   (hyper on tokio, rustls for HTTPS).
 //! - `json` (default): typed payloads through serde ([`typed`]: `publish_json`,
 //!   `next_json`, `json_messages`, `run_json`).
+//! - `sign` (in `cli`): signed messages ([`sign`]: SSH ed25519 keys, git's signature format;
+//!   [`produce::Signing`], [`consume::verify`]).
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
@@ -87,7 +91,13 @@ pub mod git;
 #[cfg(not(feature = "internals"))]
 #[allow(dead_code, unused_imports)]
 mod git;
+pub mod githost;
 mod queue;
+#[cfg(feature = "serve")]
+pub mod serve;
+#[cfg(any(test, feature = "internals"))]
+#[doc(hidden)]
+pub mod test_support;
 
 mod error;
 
@@ -103,6 +113,8 @@ pub use queue::produce::{self, Producer, ProducerConfig, SharedProducer};
 #[cfg(feature = "json")]
 pub use queue::typed;
 pub use queue::{prune, replicate, topology};
+// Signed messages: git's SSH signature format (the engine's; keys, allowed signers, verdicts).
+pub use git::sign;
 
 /// The README's examples are compiled and run as doctests, so it stays true.
 #[cfg(doctest)]

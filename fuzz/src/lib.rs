@@ -4,7 +4,7 @@
 //! stable integration test `tests/integration/fuzz_replay.rs` includes this very file (by
 //! `#[path]`) to feed every saved crash and corpus input through the same function, so a
 //! crash found on nightly stays a regression test on stable. This file and its modules
-//! therefore use only what both builds have: `gitmq`, its dependencies `gix-object` and
+//! therefore use only what both builds have: `gitmq` (with its `sign` feature), its dependencies `gix-object` and
 //! `gix-date`, `tempfile` and `std`; module paths are `super::`-relative, never `crate::`.
 //!
 //! Invariant checked by every target: gitmq returns an error for bad input and never panics,
@@ -18,6 +18,8 @@ mod delta;
 mod files;
 mod pack;
 mod queue_model;
+mod signature;
+mod thin;
 mod transport;
 
 use std::path::PathBuf;
@@ -27,6 +29,8 @@ pub use delta::pack_delta;
 pub use files::local_files;
 pub use pack::{pack_entry, pack_index};
 pub use queue_model::queue_model;
+pub use signature::signature;
+pub use thin::thin_pack;
 pub use transport::{pktline, received_pack};
 
 /// A fuzz check: runs gitmq on one input and panics if an invariant breaks.
@@ -34,7 +38,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target by name, as `fuzz/Cargo.toml`, `fuzz/corpus/<name>/` and
 /// `fuzz/artifacts/<name>/` spell it.
-pub const TARGETS: [(&str, Check); 11] = [
+pub const TARGETS: [(&str, Check); 13] = [
     ("commit_decode", commit_decode),
     ("loose_object", loose_object),
     ("pack_index", pack_index),
@@ -46,6 +50,8 @@ pub const TARGETS: [(&str, Check); 11] = [
     ("pktline", pktline),
     ("received_pack", received_pack),
     ("local_files", local_files),
+    ("signature", signature),
+    ("thin_pack", thin_pack),
 ];
 
 /// A fresh temporary directory for targets that need files: in `/dev/shm` when it exists,

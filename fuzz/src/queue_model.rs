@@ -165,6 +165,7 @@ fn producer_config(config: u8) -> ProducerConfig {
             gitmq::produce::MessageIds::Given
         },
         idempotence: None,
+        signing: None,
     }
 }
 

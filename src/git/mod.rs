@@ -20,5 +20,6 @@ pub mod odb;
 pub mod refs;
 pub mod repo;
 pub mod shallow;
+pub mod sign;
 pub mod walk;
 pub mod wire;

@@ -77,6 +77,8 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> Error + '_ {
 pub struct Repository {
     git_dir: PathBuf,
     refs: RefStore,
+    /// The key copies are re-signed with ([`crate::git::sign::copy`]).
+    pub(crate) copy_signer: Option<std::sync::Arc<crate::git::sign::Signer>>,
     fs: SharedFs,
 }
 
@@ -140,6 +142,7 @@ impl Repository {
         Ok(Self {
             refs: RefStore::with_fs(&git_dir, fs.clone()),
             git_dir,
+            copy_signer: None,
             fs,
         })
     }

@@ -5,7 +5,9 @@ mod cli;
 mod concurrency;
 mod consume_fast;
 mod crash;
+mod faults;
 mod fuzz_replay;
+mod githost;
 mod interop;
 mod messages;
 mod model;
@@ -14,7 +16,11 @@ mod produce;
 mod prune;
 mod push;
 mod replay;
+#[cfg(feature = "serve")]
+mod serve;
 mod server;
+#[cfg(feature = "sign")]
+mod sign;
 mod sync_cli;
 mod topology;
 mod topology_model;

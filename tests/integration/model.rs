@@ -38,7 +38,7 @@ fn random_operations_match_a_simple_in_memory_model() {
                         .map(|i| {
                             let len = rng.below(40);
                             let mut payload = format!("s{seed}-{step}-{i}:").into_bytes();
-                            payload.extend((0..len).map(|_| 1 + (rng.next() % 255) as u8));
+                            payload.extend((0..len).map(|_| 1 + (rng.next_u64() % 255) as u8));
                             payload
                         })
                         .collect();

@@ -33,16 +33,22 @@ pub struct HttpServer {
 impl HttpServer {
     /// Start a plain-HTTP server.
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, None)
     }
 
     /// Start an HTTPS server.
     pub fn start_tls() -> Self {
-        Self::start_with(true)
+        Self::start_with(true, None)
+    }
+
+    /// Start a plain-HTTP server whose CGI is the program `wrap(state dir, git-http-backend)`
+    /// writes and returns (a script in front of the backend, to make the server stricter).
+    pub fn start_wrapped(wrap: fn(&Path, &str) -> PathBuf) -> Self {
+        Self::start_with(false, Some(wrap))
     }
 
     /// Start a server, retrying on another port if the chosen one is taken meanwhile.
-    fn start_with(tls: bool) -> Self {
+    fn start_with(tls: bool, wrap: Option<fn(&Path, &str) -> PathBuf>) -> Self {
         let root = tempfile::tempdir().expect("document root");
         let state = tempfile::tempdir().expect("state dir");
         let backend = String::from_utf8(git(&["--exec-path"], None))
@@ -50,6 +56,10 @@ impl HttpServer {
             .trim()
             .to_owned()
             + "/git-http-backend";
+        let backend = match wrap {
+            Some(wrap) => wrap(state.path(), &backend).display().to_string(),
+            None => backend,
+        };
         std::fs::write(state.path().join("users"), format!("{USER}:{PASSWORD}\n"))
             .expect("write the user file");
         let ca_pem = tls.then(|| make_certificates(state.path()));
@@ -150,7 +160,7 @@ fn wait_until_listening(child: &mut Child, port: u16) -> bool {
 
 /// A throwaway CA and a certificate it signs for 127.0.0.1 (cert + key in `server.pem`, as
 /// lighttpd wants); the CA certificate's PEM.
-fn make_certificates(state: &Path) -> Vec<u8> {
+pub fn make_certificates(state: &Path) -> Vec<u8> {
     let openssl = |args: &[&str]| {
         let out = Command::new("openssl")
             .args(args)

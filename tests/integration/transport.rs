@@ -1,7 +1,9 @@
 //! Fetch over smart HTTP against a real server (lighttpd + git-http-backend, see
-//! `server.rs`); broken servers are in `transport/faults.rs`.
+//! `server.rs`); broken servers are in `transport/faults.rs`, a server that insists on thin
+//! packs in `transport/thin.rs`.
 
 mod faults;
+mod thin;
 
 use std::{
     fmt::Write as _,
@@ -17,7 +19,7 @@ use gitmq::{
 
 use crate::{
     server::HttpServer,
-    util::{git, lines, TempRepo},
+    util::{lines, TempRepo},
 };
 
 fn publish(repo: &TempRepo, topic: &str, messages: std::ops::Range<u32>) {
@@ -454,7 +456,7 @@ fn gitmq_bench_fetch_compares_with_git_on_the_same_server_and_cleans_up() {
         ] {
             assert!(stdout.contains(row), "{row} in {stdout}");
         }
-        let refs = git(&["--git-dir", bare.to_str().unwrap(), "for-each-ref"], None);
+        let refs = crate::util::git(&["--git-dir", bare.to_str().unwrap(), "for-each-ref"], None);
         assert!(refs.is_empty(), "the bench branch was deleted");
     }
 }

@@ -117,25 +117,8 @@ pub fn git_output(args: &[&str], cwd: Option<&Path>) -> Output {
     cmd.output().expect("git runs")
 }
 
-/// A tiny deterministic PRNG (xorshift64*), so property tests need no extra crate.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Self {
-        Self(seed | 1)
-    }
-
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    pub fn below(&mut self, n: usize) -> usize {
-        usize::try_from(self.next() % n as u64).unwrap()
-    }
-}
+/// The crate's one seeded test generator (xorshift64*).
+pub use gitmq::test_support::TestRng as Rng;
 
 pub fn lines(stdout: &[u8]) -> Vec<String> {
     String::from_utf8_lossy(stdout)

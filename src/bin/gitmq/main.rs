@@ -5,14 +5,8 @@
 mod bench;
 mod cli;
 mod commands;
-mod consumers;
-mod demo;
-mod dlq;
 mod output;
-mod prune;
-mod publish;
-mod remote;
-mod topology;
+mod sign;
 
 use std::process::ExitCode;
 

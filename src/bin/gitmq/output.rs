@@ -1,6 +1,6 @@
 //! How messages are written to stdout: `text` (the payload) or `json` (one object per line).
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 
 use gitmq::MessageRef;
 
@@ -61,6 +61,13 @@ fn base64(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Progress text from the server, to stderr when it is a terminal.
+pub fn progress_sink() -> Option<impl FnMut(&[u8])> {
+    io::stderr().is_terminal().then_some(|text: &[u8]| {
+        let _ = io::stderr().write_all(text);
+    })
 }
 
 #[cfg(test)]

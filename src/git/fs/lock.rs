@@ -8,8 +8,9 @@
 //! removed, so a failed write never leaves `<target>.lock` behind.
 //!
 //! A lock may also be a mutex held for a while ([`LockFile::hold()`]): its file holds the
-//! holder's pid, and a lock whose holder is no longer running (where `/proc` tells), or that
-//! names none and is older than [`STALE_HELD_LOCK`], is taken over. Commit-style locks are never taken over:
+//! holder's pid and boot id, and a lock whose holder is no longer running (where `/proc`
+//! tells), that was taken before the machine last booted, or that names none and is older
+//! than [`STALE_HELD_LOCK`], is taken over. Commit-style locks are never taken over:
 //! a writer killed while holding one leaves it for a person (or `gitmq unlock`) to remove.
 
 use std::{
@@ -78,9 +79,13 @@ impl LockFile {
     /// gone is taken over.
     pub fn hold(fs: &SharedFs, lock_path: &Path, timeout: Duration) -> Result<Self, LockError> {
         let mut file = create_waiting(fs, lock_path, timeout, is_stale_held_lock)?;
-        let pid = std::process::id().to_string();
-        // Who holds it, so that a lock left by a killed process is seen at once; best effort.
-        let _ = fs.write(&mut file, lock_path, pid.as_bytes());
+        // Who holds it, so that a lock left by a killed process (or by a machine that went
+        // down: pids are reused after a reboot) is seen at once; best effort.
+        let holder = match boot_id() {
+            Some(boot) => format!("{} {boot}\n", std::process::id()),
+            None => format!("{}\n", std::process::id()),
+        };
+        let _ = fs.write(&mut file, lock_path, holder.as_bytes());
         Ok(Self {
             fs: fs.clone(),
             target: lock_path.to_owned(),
@@ -214,26 +219,53 @@ fn create_waiting(
     }
 }
 
-/// Whether the held lock at `path` was left by a holder that is gone: it names a process
-/// that is no longer running (where `/proc` tells), or it names none (a holder killed before it
-/// wrote its pid, or an older gitmq) and is older than [`STALE_HELD_LOCK`]. A lock naming a
-/// running process is never stale.
+/// Whether the held lock at `path` was left by a holder that is gone: it was taken before the
+/// machine last booted (it names another boot, or names nobody and predates the boot: a power
+/// cut may leave its content unwritten), or it names a process that is no longer running
+/// (where `/proc` tells), or it names none (a holder killed before it wrote its pid, or an
+/// older gitmq) and is older than [`STALE_HELD_LOCK`]. A lock naming a running process of
+/// this boot is never stale.
 fn is_stale_held_lock(path: &Path) -> bool {
-    let pid = std::fs::read_to_string(path)
-        .ok()
-        .and_then(|text| text.trim().parse::<u32>().ok());
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut fields = text.split_whitespace();
+    let pid = fields.next().and_then(|pid| pid.parse::<u32>().ok());
+    let boot = fields.next();
+    if boot.is_some_and(|boot| boot_id().is_some_and(|now| now != boot)) {
+        return true;
+    }
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
     match pid {
         Some(pid) => {
             pid != std::process::id()
                 && Path::new("/proc/self").exists()
                 && !Path::new(&format!("/proc/{pid}")).exists()
         }
-        None => std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .is_some_and(|age| age > STALE_HELD_LOCK),
+        None => modified.is_some_and(|t| {
+            boot_time().is_some_and(|boot| t < boot)
+                || SystemTime::now()
+                    .duration_since(t)
+                    .is_ok_and(|age| age > STALE_HELD_LOCK)
+        }),
     }
+}
+
+/// This boot's id (Linux), which names the boot a held lock was taken in.
+fn boot_id() -> Option<String> {
+    let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let id = id.trim();
+    (!id.is_empty() && !id.contains(char::is_whitespace)).then(|| id.to_owned())
+}
+
+/// When the machine booted (Linux: `btime` in `/proc/stat`).
+fn boot_time() -> Option<SystemTime> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let seconds = stat
+        .lines()
+        .find_map(|line| line.strip_prefix("btime "))?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
 }
 
 /// git's `lockfile.c` back-off: `n²` ms with ±25% jitter, capped at one second.
@@ -304,9 +336,10 @@ mod tests {
         // A pid that cannot be running: above the kernel's pid_max limit.
         std::fs::write(&path, "4194305").unwrap();
         let held = LockFile::hold(&real(), &path, Duration::ZERO).unwrap();
+        let holder = std::fs::read_to_string(&path).unwrap();
         assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            std::process::id().to_string()
+            holder.split_whitespace().next(),
+            Some(std::process::id().to_string().as_str())
         );
         assert!(matches!(
             LockFile::hold(&real(), &path, Duration::ZERO),
@@ -314,5 +347,31 @@ mod tests {
         ));
         drop(held);
         assert!(!path.exists());
+    }
+
+    /// After a power cut and a reboot, a held lock names a pid of the last boot, which may be
+    /// a running process now (pids start over), or names nobody (its content was not synced):
+    /// either kept prune and consolidation out for good (or for ten minutes).
+    #[test]
+    fn a_held_mutex_from_before_the_last_boot_is_taken_over() {
+        if boot_id().is_none() || boot_time().is_none() {
+            return; // not Linux
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gitmq-consolidate.lock");
+        // pid 1 runs, but in this boot it never took the lock.
+        std::fs::write(&path, "1 00000000-0000-0000-0000-000000000000\n").unwrap();
+        drop(LockFile::hold(&real(), &path, Duration::ZERO).unwrap());
+        // Empty, and written before the boot.
+        let file = std::fs::File::create(&path).unwrap();
+        file.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1))
+            .unwrap();
+        drop(LockFile::hold(&real(), &path, Duration::ZERO).unwrap());
+        // pid 1 of this boot does hold it.
+        std::fs::write(&path, format!("1 {}\n", boot_id().unwrap())).unwrap();
+        assert!(matches!(
+            LockFile::hold(&real(), &path, Duration::ZERO),
+            Err(LockError::Locked { .. })
+        ));
     }
 }

@@ -8,9 +8,9 @@
 //! - [`atomic::TempFile`]: a new file written under a temporary name in its final directory,
 //!   synced, renamed into place, and its directory synced: packs, indexes, loose objects.
 //!
-//! Every write, flush, rename, directory flush, removal and exclusive creation goes through
-//! [`Fs`], so a test can put a file system that fails on demand under any writer
-//! ([`RealFs`] is the real one). Reads do not: they cannot make anything durable.
+//! Every write, flush, rename, directory flush, removal, exclusive creation and directory
+//! creation goes through [`Fs`], so a test can put a file system that fails on demand under
+//! any writer ([`RealFs`] is the real one). Reads do not: they cannot make anything durable.
 //!
 //! Invariant (the order every writer follows): write the data, sync it (when the caller's
 //! durability asks), rename it into place, sync its directory, and only then move a ref that
@@ -23,7 +23,7 @@ use std::{
     fmt,
     fs::{File, OpenOptions},
     io::{self, Write},
-    path::Path,
+    path::{Path, PathBuf},
     sync::{Arc, OnceLock},
 };
 
@@ -46,6 +46,12 @@ pub trait Fs: Send + Sync + fmt::Debug {
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
     /// Remove the file `path`.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Create the directory `path` (its parent exists); fail with
+    /// [`io::ErrorKind::AlreadyExists`] if it exists. Its name is durable only once its parent
+    /// is synced.
+    fn create_dir(&self, path: &Path) -> io::Result<()>;
+    /// Remove the empty directory `path`.
+    fn remove_dir(&self, path: &Path) -> io::Result<()>;
 }
 
 /// A file system shared by every writer of a repository.
@@ -83,6 +89,14 @@ impl Fs for RealFs {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
     }
+
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        std::fs::create_dir(path)
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        std::fs::remove_dir(path)
+    }
 }
 
 /// The real file system, shared.
@@ -119,6 +133,41 @@ impl Write for FsWriter<'_> {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+}
+
+/// Create `dir` and whichever of its parents are missing, through `fs`; the directories this
+/// call created, outermost first. A writer that must make a file in `dir` durable syncs the
+/// parent of each of them too ([`sync_parents()`]): a new directory's name is only durable
+/// once its parent is synced.
+pub fn create_dir_all(fs: &dyn Fs, dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut current = Some(dir);
+    while let Some(path) = current.filter(|p| !p.as_os_str().is_empty() && !p.is_dir()) {
+        missing.push(path.to_owned());
+        current = path.parent();
+    }
+    missing.reverse();
+    let mut created = Vec::with_capacity(missing.len());
+    for path in missing {
+        match fs.create_dir(&path) {
+            Ok(()) => created.push(path),
+            // Another writer made it meanwhile: not ours to sync.
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(created)
+}
+
+/// Sync the parent of each directory in `created` (from [`create_dir_all()`]), innermost
+/// first, so their names survive a power loss.
+pub fn sync_parents(fs: &dyn Fs, created: &[PathBuf]) -> io::Result<()> {
+    for dir in created.iter().rev() {
+        if let Some(parent) = dir.parent() {
+            fs.sync_dir(parent)?;
+        }
+    }
+    Ok(())
 }
 
 /// Remove the file at `path` through `fs`; a file that is already gone is not an error.

@@ -200,20 +200,7 @@ mod tests {
         git::message::{encode, Identity},
     };
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
+    use crate::test_support::TestRng as Rng;
 
     fn id() -> ObjectId {
         ObjectId::null(OBJECT_HASH)
@@ -235,7 +222,7 @@ mod tests {
 
     #[test]
     fn what_gitmq_encodes_takes_the_fast_path_and_decodes_like_gix() {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
         let names = [
             "gitmq",
             "a",
@@ -247,9 +234,11 @@ mod tests {
         let emails = ["gitmq@localhost", "", "a@b", "weird email@x"];
         for i in 0..2000 {
             let identity = Identity::new(names[i % names.len()], emails[i % emails.len()]).unwrap();
-            let seconds = (rng.next() % 5_000_000_000) as i64;
+            let seconds = (rng.next_u64() % 5_000_000_000) as i64;
             let offset = (rng.below(28 * 4) as i32 - 14 * 4) * 900;
-            let payload: Vec<u8> = (0..rng.below(300)).map(|_| rng.next() as u8 | 1).collect();
+            let payload: Vec<u8> = (0..rng.below(300))
+                .map(|_| rng.next_u64() as u8 | 1)
+                .collect();
             let parent = (i % 3 != 0).then(|| ObjectId::empty_blob(OBJECT_HASH));
             let mut body = Vec::new();
             encode(
@@ -299,7 +288,7 @@ mod tests {
     #[test]
     fn messages_with_ids_and_headers_take_the_fast_path_and_decode_like_gix() {
         use crate::git::message::{CommitEncoder, Envelope};
-        let mut rng = Rng(0x5eed_1234_abcd_0001);
+        let mut rng = Rng::new(0x5eed_1234_abcd_0001);
         let encoder = CommitEncoder::new(&Identity::new("p", "p@x").unwrap(), 3600);
         let envelope = Envelope::new()
             .with_header("content-type", "application/json")
@@ -357,13 +346,13 @@ mod tests {
 
     #[test]
     fn find_agrees_with_a_naive_scan() {
-        let mut rng = Rng(0x1234_5678_9abc_def1);
+        let mut rng = Rng::new(0x1234_5678_9abc_def1);
         for _ in 0..20_000 {
             let target = [b'<', b'>', b'\n', 0, 0xff][rng.below(5)];
             let len = rng.below(40);
             // Bytes near the target (target ^ 1 makes naive word tricks misfire).
             let bytes: Vec<u8> = (0..len)
-                .map(|_| [target, target ^ 1, target ^ 0x80, rng.next() as u8][rng.below(4)])
+                .map(|_| [target, target ^ 1, target ^ 0x80, rng.next_u64() as u8][rng.below(4)])
                 .collect();
             let naive = bytes.iter().position(|b| *b == target);
             assert_eq!(find(target, &bytes), naive, "{target} in {bytes:?}");
@@ -372,7 +361,7 @@ mod tests {
 
     #[test]
     fn mutated_commits_never_panic_and_agree_with_gix_when_fast() {
-        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        let mut rng = Rng::new(0x2545_f491_4f6c_dd1d);
         let mut body = Vec::new();
         encode(
             &mut body,

@@ -152,7 +152,7 @@ fn check_identity_part(value: &str, empty_ok: bool) -> Result<(), Error> {
 
 /// Check that `payload` can be a commit message: any bytes but NUL.
 pub fn check_payload(payload: &[u8]) -> Result<(), Error> {
-    match payload.iter().position(|b| *b == 0) {
+    match memchr::memchr(0, payload) {
         Some(offset) => Err(Error::NulInPayload { offset }),
         None => Ok(()),
     }
@@ -249,10 +249,7 @@ fn extra_after_committer(header: &[u8]) -> &[u8] {
     let header = header.strip_suffix(b"\n").unwrap_or(header);
     let mut at = 0;
     while let Some(rest) = header.get(at..) {
-        let end = rest
-            .iter()
-            .position(|b| *b == b'\n')
-            .map_or(rest.len(), |e| e + 1);
+        let end = memchr::memchr(b'\n', rest).map_or(rest.len(), |e| e + 1);
         if rest.starts_with(b"committer ") {
             return rest.get(end..).unwrap_or_default();
         }
@@ -366,13 +363,8 @@ mod tests {
 
     #[test]
     fn random_payloads_and_times_round_trip() {
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::test_support::TestRng::new(0x9e37_79b9_7f4a_7c15_u64);
+        let mut next = move || rng.next_u64();
         for _ in 0..500 {
             let len = usize::try_from(next() % 300).unwrap();
             let payload: Vec<u8> = (0..len)

@@ -324,13 +324,8 @@ mod tests {
     #[test]
     fn random_bytes_never_panic_and_agree_with_gix_when_both_accept() {
         let good = commit(&[ObjectId::empty_blob(OBJECT_HASH)]);
-        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::test_support::TestRng::new(0x9e37_79b9_7f4a_7c15_u64);
+        let mut next = move || rng.next_u64();
         for _ in 0..20_000 {
             let mut body = good.clone();
             for _ in 0..(next() % 3) {

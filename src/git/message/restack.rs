@@ -6,6 +6,10 @@
 //! new address. Copies are written as packs (stored zlib, the empty tree first, at most
 //! [`MAX_MESSAGES_PER_PACK`] messages each) before anything names them.
 //!
+//! A signed message's copy is re-signed with the repository handle's copy signer when that
+//! key made the signature, else it loses the signature and names its original in
+//! `gitmq-unsigned-copy-of` ([`crate::git::sign::copy`]).
+//!
 //! Invariants: [`restack()`] moves no ref: the caller moves its refs (with a compare-and-swap)
 //! after it returns, so a failure leaves at most unreachable objects; copies keep the order
 //! given, each one's first parent is the previous copy (the first one's is the new base);
@@ -17,6 +21,7 @@ use crate::{
     git::hash::{object_id, Hasher, OBJECT_HASH},
     git::message::parent,
     git::odb::pack::write::{self, Compression, PackBuilder, WrittenPack},
+    git::sign::{copy::sign_copy, gpgsig},
     Repository,
 };
 
@@ -111,11 +116,22 @@ pub fn with_first_parent(
 }
 
 /// The content id of the commit `id` with `body`: the id of its body without the first parent
-/// line, which a copy made by [`with_first_parent()`] shares with its original whatever its
-/// new parent; and the commit's first parent.
+/// line (and without its `gpgsig` and `gitmq-unsigned-copy-of` headers, which copying changes),
+/// which a copy made by [`with_first_parent()`] shares with its original whatever its new
+/// parent; and the commit's first parent.
 pub fn content_id(id: &oid, body: &[u8]) -> Result<(ObjectId, Option<ObjectId>), Error> {
     let (tree, first, rest) =
         split_first_parent(body).ok_or_else(|| Error::Malformed { id: id.to_owned() })?;
+    // A copy's signature differs from its original's (re-signed, or dropped and marked).
+    let unsigned;
+    let rest = if gpgsig::is_signed(rest) || gpgsig::unsigned_copy_of(rest).is_some() {
+        let mut out = Vec::with_capacity(rest.len());
+        gpgsig::without_signature_headers(rest, &mut out);
+        unsigned = out;
+        &unsigned[..]
+    } else {
+        rest
+    };
     let mut hasher = Hasher::for_object(gix_object::Kind::Commit, tree.len() + rest.len());
     hasher.update(tree);
     hasher.update(rest);
@@ -161,6 +177,7 @@ pub fn restack(
         for id in chunk {
             odb.read_commit(id, &mut body)?;
             with_first_parent(id, &body, parent.as_deref(), &mut copy)?;
+            sign_copy(id, &body, &mut copy, repo.copy_signer(), false);
             let new = object_id(gix_object::Kind::Commit, &copy);
             builder.push(&new, gix_object::Kind::Commit, &copy);
             result.copies.push(Copied { old: *id, new });

@@ -134,7 +134,7 @@ impl LooseStore {
         let dir = path
             .parent()
             .expect("BUG: an object path has a fan-out directory");
-        match fs::create_dir(dir) {
+        match self.fs.create_dir(dir) {
             Ok(()) => {
                 if sync && !dirs_to_sync.iter().any(|d| d == &self.objects_dir) {
                     dirs_to_sync.push(self.objects_dir.clone());
@@ -227,7 +227,7 @@ fn decode_stored(
         return Ok(None);
     };
     let header = first.get(..MAX_HEADER_LEN).unwrap_or(first);
-    let Some(nul) = header.iter().position(|b| *b == 0) else {
+    let Some(nul) = memchr::memchr(0, header) else {
         return Ok(None);
     };
     let Some((kind, size)) = header.get(..nul).and_then(parse_header) else {
@@ -271,7 +271,7 @@ fn inflate(
     let mut header = [0u8; MAX_HEADER_LEN];
     let mut filled = 0;
     let nul = loop {
-        if let Some(at) = header[..filled].iter().position(|b| *b == 0) {
+        if let Some(at) = memchr::memchr(0, &header[..filled]) {
             break at;
         }
         if filled == header.len() {
@@ -316,7 +316,7 @@ fn inflate(
 
 /// Parse `"<kind> <decimal size>"`.
 fn parse_header(header: &[u8]) -> Option<(gix_object::Kind, u64)> {
-    let space = header.iter().position(|b| *b == b' ')?;
+    let space = memchr::memchr(b' ', header)?;
     let kind = gix_object::Kind::from_bytes(header.get(..space)?).ok()?;
     let digits = header.get(space + 1..)?;
     if digits.is_empty() || digits.len() > 19 || (digits.len() > 1 && digits[0] == b'0') {

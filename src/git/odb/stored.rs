@@ -443,13 +443,8 @@ mod tests {
 
     #[test]
     fn random_bytes_never_panic() {
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::test_support::TestRng::new(0x2545_f491_4f6c_dd1d_u64);
+        let mut next = move || rng.next_u64();
         let mut good = Vec::new();
         append_zlib_stored(&mut good, &data(300));
         for _ in 0..20_000 {

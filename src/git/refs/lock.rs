@@ -4,7 +4,9 @@
 //! `O_CREAT|O_EXCL` (retrying with quadratic backoff and ±25% jitter until a deadline), read
 //! the ref's current value while holding the lock, check it against the caller's
 //! [`Expected`] value, write `<hex>\n` into the lock file, optionally fsync it, rename it over
-//! the ref, and optionally fsync the directory.
+//! the ref, and optionally fsync the directory, and the parent of every directory the lock
+//! had to create (a new consumer's `refs/gitmq/consumers/<c>/`, a topic `eu/orders`'s
+//! `refs/heads/eu/`): a new directory's name is durable only once its parent is synced.
 //!
 //! Deleting ([`RefLock::delete()`], git's `files_transaction_finish` order): with the ref's
 //! lock held and its value checked, take `packed-refs.lock`, rewrite `packed-refs` without the
@@ -16,12 +18,16 @@
 //! a lock that is dropped without [`RefLock::commit()`] is removed; a lock held by someone else
 //! past the deadline is reported (with its path) and never broken or overwritten.
 
-use std::{fs, io, path::Path, time::Duration};
+use std::{
+    fs, io,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use gix_hash::{oid, ObjectId};
 
 use super::{io_err, name::FullName, Error, RefStore};
-use crate::git::fs::{remove_if_exists, LockError, LockFile};
+use crate::git::fs::{create_dir_all, remove_if_exists, sync_parents, Fs, LockError, LockFile};
 
 /// What the ref must hold for a [`RefLock::commit()`] to go ahead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +61,8 @@ pub struct RefLock {
     store: RefStore,
     name: FullName,
     lock: LockFile,
+    /// Directories created to hold the ref, outermost first.
+    created_dirs: Vec<PathBuf>,
 }
 
 /// Lifecycle
@@ -70,8 +78,9 @@ impl RefLock {
         // A deletion may remove the (empty) directory between `create_dir_all` and the lock's
         // creation: make it again, a few times.
         let mut attempt = 0;
+        let mut created_dirs = Vec::new();
         let lock = loop {
-            fs::create_dir_all(dir).map_err(io_err(dir))?;
+            created_dirs.extend(create_dir_all(&**store.fs(), dir).map_err(io_err(dir))?);
             match LockFile::acquire(store.fs(), &path, timeout) {
                 Err(LockError::Io { source, .. })
                     if source.kind() == io::ErrorKind::NotFound && attempt < 3 =>
@@ -85,12 +94,13 @@ impl RefLock {
             store: store.clone(),
             name: name.clone(),
             lock,
+            created_dirs,
         })
     }
 
-    /// Move the ref to `new` if it currently matches `expected`; with `sync`, the new value and
-    /// its directory are fsynced before this returns. On a mismatch the lock is released and
-    /// [`Error::Changed`] tells what the ref holds now.
+    /// Move the ref to `new` if it currently matches `expected`; with `sync`, the new value, its
+    /// directory and the parents of directories created for it are fsynced before this returns.
+    /// On a mismatch the lock is released and [`Error::Changed`] tells what the ref holds now.
     pub fn commit(mut self, expected: Expected, new: &oid, sync: bool) -> Result<(), Error> {
         self.check(expected)?;
         let mut line = [0u8; 41];
@@ -100,7 +110,11 @@ impl RefLock {
         self.lock
             .write_all(&line[..=hex_len])
             .map_err(io_err(&lock_path))?;
-        self.lock.commit(sync).map_err(io_err(&lock_path))
+        self.lock.commit(sync).map_err(io_err(&lock_path))?;
+        if sync {
+            sync_parents(&**self.store.fs(), &self.created_dirs).map_err(io_err(&lock_path))?;
+        }
+        Ok(())
     }
 }
 
@@ -139,7 +153,7 @@ impl RefLock {
         if actual.is_none() && !path.is_file() {
             let lock_path = self.lock.lock_path().to_owned();
             self.lock.release().map_err(io_err(&lock_path))?;
-            remove_empty_parents(&git_dir, &dir);
+            remove_empty_parents(&*fs, &git_dir, &dir);
             return Ok(false);
         }
         self.store.remove_packed_entry(&self.name, sync)?;
@@ -149,7 +163,7 @@ impl RefLock {
         }
         let lock_path = self.lock.lock_path().to_owned();
         self.lock.release().map_err(io_err(&lock_path))?;
-        remove_empty_parents(&git_dir, &dir);
+        remove_empty_parents(&*fs, &git_dir, &dir);
         Ok(true)
     }
 }
@@ -196,13 +210,13 @@ fn lock_error(name: &FullName, err: LockError) -> Error {
 
 /// Remove `dir` and its parents while they are empty, stopping at `refs/<kind>` (as git does,
 /// so a later ref whose name is a removed directory's can be created).
-fn remove_empty_parents(git_dir: &Path, dir: &Path) {
+fn remove_empty_parents(fs: &dyn Fs, git_dir: &Path, dir: &Path) {
     let mut current = Some(dir);
     while let Some(dir) = current {
         let depth = dir
             .strip_prefix(git_dir)
             .map_or(0, |rel| rel.components().count());
-        if depth <= 2 || fs::remove_dir(dir).is_err() {
+        if depth <= 2 || fs.remove_dir(dir).is_err() {
             return;
         }
         current = dir.parent();

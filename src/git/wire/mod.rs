@@ -10,10 +10,11 @@
 //!    |                      v2::parse_advertisement -> capabilities (or a v0 ref list)
 //!    | Remote::list_refs    POST <url>/git-upload-pack  command=ls-refs, ref-prefix refs/heads/ ...
 //!    | wants = remote tips not in the odb; haves = local tips of the same refs
-//!    | Remote::fetch_pack   POST <url>/git-upload-pack  command=fetch, want.., have.., done
+//!    | Remote::fetch_pack   POST <url>/git-upload-pack  command=fetch, thin-pack, want.., have.., done
 //!    |                        v2::read_fetch_response -> "packfile" section
 //!    |                        sideband::Reader (band 1 -> pack bytes, 2 -> progress, 3 -> error)
-//!    |                        odb::pack::index_pack: tmp file, ids, deltas, idx, rename, fsync
+//!    |                        odb::pack::index_pack: tmp file, ids, deltas, missing bases
+//!    |                        appended from the odb (a thin pack), idx, rename, fsync
 //!    | every want now in the odb?
 //!    v
 //!  refs (lock + CAS each): refs/remotes/<remote>/<topic>, refs/gitmq/remotes/<remote>/...,
@@ -49,6 +50,7 @@ pub mod receive_pack;
 pub(crate) mod remote;
 pub mod retry;
 pub mod sideband;
+pub mod sideband_writer;
 pub mod url;
 pub mod v0;
 pub mod v2;

@@ -265,7 +265,7 @@ fn parse_report<R: Read>(lines: &mut pktline::Reader<R>) -> Result<Report, Error
         if let Some(name) = entry.strip_prefix(b"ok ") {
             refs.push((utf8(name, entry)?, RefStatus::Ok));
         } else if let Some(rest) = entry.strip_prefix(b"ng ") {
-            let (name, reason) = match rest.iter().position(|&b| b == b' ') {
+            let (name, reason) = match memchr::memchr(b' ', rest) {
                 Some(at) => (
                     rest.get(..at).unwrap_or_default(),
                     rest.get(at + 1..).unwrap_or_default(),

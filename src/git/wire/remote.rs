@@ -16,7 +16,10 @@ use super::{
     v2::{self, Advertisement, Capabilities, RemoteRef},
     Body, Error, HttpClient, Method, RemoteUrl, Request, Response, AGENT,
 };
-use crate::git::odb::pack::index_pack::{self, IndexedPack, Limits};
+use crate::git::odb::{
+    pack::index_pack::{self, IndexedPack, Limits},
+    Odb,
+};
 
 /// The largest ref advertisement or `ls-refs` answer read (64 MiB).
 pub const MAX_REFS_RESPONSE: u64 = 64 << 20;
@@ -100,29 +103,35 @@ impl<C: HttpClient> Remote<C> {
     }
 
     /// Ask for `wants` (telling the server about `haves`), and index the pack it sends into
-    /// `pack_dir` within `limits`, fsynced when `sync`. Progress text goes to `progress`.
-    /// `None` if the server sent no pack.
+    /// `pack_dir` within `limits`, fsynced when `sync`. With `thin` (the repository's objects,
+    /// which hold everything `haves` reach), ask for a thin pack and complete it from them
+    /// ([`index_pack::index_thin_pack()`]). Progress text goes to `progress`. `None` if the
+    /// server sent no pack.
+    #[allow(clippy::too_many_arguments)] // one request's inputs; a struct would only rename them
     pub fn fetch_pack(
         &self,
         wants: &[ObjectId],
         haves: &[ObjectId],
-        odb: &crate::git::odb::Odb,
+        odb: &mut Odb,
         limits: &Limits,
         sync: bool,
+        thin: bool,
         progress: Option<super::Progress<'_>>,
     ) -> Result<Option<IndexedPack>, Error> {
         let no_progress = progress.is_none();
+        let thin_pack = thin;
         let (request, v2) = match &self.protocol {
             Protocol::V2(caps) => {
                 let request = v2::FetchRequest {
                     wants,
                     haves,
                     no_progress,
+                    thin_pack,
                 };
                 (v2::fetch_request(caps, AGENT, &request)?, true)
             }
             Protocol::V0(advertisement) => (
-                v0::fetch_request(advertisement, AGENT, wants, haves, no_progress)?,
+                v0::fetch_request(advertisement, AGENT, wants, haves, no_progress, thin_pack)?,
                 false,
             ),
         };
@@ -140,8 +149,12 @@ impl<C: HttpClient> Remote<C> {
             Some(progress) => sideband::Reader::new(&mut lines, progress).with_receive_progress(),
             None => sideband::Reader::new(&mut lines, &mut ignore),
         };
-        let pack_dir = odb.objects_dir().join("pack");
-        let indexed = index_pack::index_pack(odb.fs(), &mut pack, &pack_dir, limits, sync);
+        let indexed = if thin {
+            index_pack::index_thin_pack(&mut pack, odb, limits, sync)
+        } else {
+            let pack_dir = odb.objects_dir().join("pack");
+            index_pack::index_pack(odb.fs(), &mut pack, &pack_dir, limits, sync)
+        };
         if let Some(err) = pack.take_error() {
             return Err(err.into());
         }

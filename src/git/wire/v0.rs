@@ -15,9 +15,9 @@
 //! ```
 //!
 //! Invariants: gitmq asks for `side-band-64k` (refusing servers without it, so errors arrive
-//! on band 3 rather than as raw bytes in the pack) and `ofs-delta` when offered; never
-//! `thin-pack` and never `multi_ack`, so with `done` the server answers exactly one
-//! `ACK`/`NAK` line before the pack.
+//! on band 3 rather than as raw bytes in the pack) and `ofs-delta` when offered; `thin-pack`
+//! when offered and the caller completes thin packs; never `multi_ack`, so with `done` the
+//! server answers exactly one `ACK`/`NAK` line before the pack.
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
@@ -63,7 +63,7 @@ pub fn parse_advertisement(body: &[u8]) -> Result<Advertisement, Error> {
                 )),
             };
         };
-        let (entry, capabilities) = match entry.iter().position(|&b| b == 0) {
+        let (entry, capabilities) = match memchr::memchr(0, entry) {
             Some(at) => (
                 entry.get(..at).unwrap_or_default(),
                 Some(entry.get(at + 1..).unwrap_or_default()),
@@ -111,6 +111,7 @@ pub fn fetch_request(
     wants: &[ObjectId],
     haves: &[ObjectId],
     no_progress: bool,
+    thin_pack: bool,
 ) -> Result<Vec<u8>, Error> {
     if !advertisement.has("side-band-64k") {
         return Err(Error::MissingCapability {
@@ -118,6 +119,9 @@ pub fn fetch_request(
         });
     }
     let mut capabilities = String::from("side-band-64k");
+    if thin_pack && advertisement.has("thin-pack") {
+        capabilities.push_str(" thin-pack");
+    }
     if advertisement.has("ofs-delta") {
         capabilities.push_str(" ofs-delta");
     }
@@ -191,7 +195,7 @@ mod tests {
     }
 
     #[test]
-    fn the_request_carries_capabilities_on_the_first_want_only_and_never_thin_pack() {
+    fn the_request_carries_capabilities_on_the_first_want_only_and_thin_pack_when_asked() {
         let adv = Advertisement {
             refs: Vec::new(),
             capabilities: vec![
@@ -204,16 +208,29 @@ mod tests {
             ObjectId::from_hex(A.as_bytes()).unwrap(),
             ObjectId::from_hex(B.as_bytes()).unwrap(),
         );
-        let request = fetch_request(&adv, "gitmq", &[a, b], &[b], false).unwrap();
+        let request = fetch_request(&adv, "gitmq", &[a, b], &[b], false, false).unwrap();
         let text = String::from_utf8(request).unwrap();
         assert!(text.starts_with(&format!(
             "004awant {A} side-band-64k ofs-delta\n0032want {B}\n0000"
         )));
         assert!(text.ends_with(&format!("0032have {B}\n0009done\n")));
         assert!(!text.contains("thin-pack"));
+        let thin = fetch_request(&adv, "gitmq", &[a], &[], false, true).unwrap();
+        assert!(String::from_utf8(thin)
+            .unwrap()
+            .starts_with(&format!("0054want {A} side-band-64k thin-pack ofs-delta\n")));
+        let unoffered = Advertisement {
+            capabilities: vec!["side-band-64k".into()],
+            ..adv
+        };
+        let request = fetch_request(&unoffered, "gitmq", &[a], &[], false, true).unwrap();
+        assert!(
+            !String::from_utf8(request).unwrap().contains("thin-pack"),
+            "only a capability the server offers is asked for"
+        );
         let no_sideband = Advertisement::default();
         assert!(matches!(
-            fetch_request(&no_sideband, "gitmq", &[a], &[], false),
+            fetch_request(&no_sideband, "gitmq", &[a], &[], false, false),
             Err(Error::MissingCapability { .. })
         ));
     }

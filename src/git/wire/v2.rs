@@ -15,8 +15,9 @@
 //!                "packfile") and its lines; "packfile" is followed by side-band-64k packets
 //! ```
 //!
-//! Invariants: gitmq never asks for a thin pack (no `thin-pack` argument), so every pack it
-//! receives is self-contained; it always sends `ofs-delta`; ids are SHA-1 (a server announcing
+//! Invariants: a `thin-pack` argument is sent only when the caller completes thin packs
+//! (`index_pack::index_thin_pack`), so every pack that lands is self-contained; it always
+//! sends `ofs-delta`; ids are SHA-1 (a server announcing
 //! another `object-format` is refused); an `ERR <message>` line anywhere is surfaced verbatim
 //! as [`Error::Remote`].
 
@@ -334,6 +335,9 @@ pub struct FetchRequest<'a> {
     pub haves: &'a [ObjectId],
     /// Ask the server not to send progress text.
     pub no_progress: bool,
+    /// Accept a thin pack (deltas against objects the client has): only for a caller that
+    /// completes it on arrival.
+    pub thin_pack: bool,
 }
 
 /// A `fetch` request with `done`: one round, the server answers with the packfile at once.
@@ -347,6 +351,9 @@ pub fn fetch_request(
     }
     let mut out = Vec::with_capacity(64 * (request.wants.len() + request.haves.len()) + 256);
     request_header(&mut out, "fetch", caps, agent);
+    if request.thin_pack {
+        pktline::encode_text(&mut out, "thin-pack");
+    }
     pktline::encode_text(&mut out, "ofs-delta");
     if request.no_progress {
         pktline::encode_text(&mut out, "no-progress");

@@ -14,15 +14,26 @@
 //! the topic; a commit that finds the position moved by someone else fails rather than
 //! overwrite. A caught-up poll reads two refs' worth of state (the head, compared with what
 //! was handed out) and nothing else.
+//!
+//! Poisoning: a commit that fails for any reason but a lost compare-and-swap or a held lock
+//! (a write, fsync or rename failed) leaves the position ref in an unknown state (renamed but
+//! not durable, or durable but not renamed; after a failed fsync the kernel may have dropped
+//! the page, and a retry would report success), so that commit and every later one return
+//! [`Error::Poisoned`] rather than report one as durable (fjall's and redb's rule, as the
+//! producer's); reading goes on, and a new consumer opened with the same name reads from the
+//! position on disk (at-least-once).
 
 pub(crate) mod backlog;
 pub mod dlq;
 pub mod handler;
 pub mod position;
+#[cfg(feature = "sign")]
+pub mod verify;
 
 pub(crate) use backlog::{Backlog, DEFAULT_SEGMENT_LEN};
 
 use std::{
+    sync::Arc,
     thread,
     time::{Duration, Instant},
 };
@@ -50,6 +61,33 @@ pub enum Error {
     /// A start point was refused (see [`StartAt`]).
     #[error(transparent)]
     Position(#[from] position::Error),
+    /// A commit failed to write, sync or rename the position ref: the consumer commits no
+    /// more (what reached the disk is unknown). Returned by that commit and every later one;
+    /// open a new consumer, which reads from the position on disk.
+    #[error(
+        "committing the position of {consumer} on {topic} failed and the consumer is poisoned (open a new one): {cause}"
+    )]
+    Poisoned {
+        /// The consumer.
+        consumer: ConsumerName,
+        /// The topic.
+        topic: TopicName,
+        /// The first failure.
+        #[source]
+        cause: Arc<refs::Error>,
+    },
+    /// A verifying consumer refused a message and refused messages stop it, or a refused
+    /// message could not be dead-lettered (boxed: rare).
+    #[cfg(feature = "sign")]
+    #[error(transparent)]
+    Verify(Box<verify::Error>),
+}
+
+#[cfg(feature = "sign")]
+impl From<verify::Error> for Error {
+    fn from(err: verify::Error) -> Self {
+        Error::Verify(Box::new(err))
+    }
 }
 
 /// How often [`Consumer::wait_for_new()`] reads the topic's head, by default.
@@ -144,6 +182,11 @@ pub struct Consumer {
     wait_interval: Duration,
     /// Fsync the position ref on commit.
     sync: bool,
+    /// Why an earlier commit failed, after which none is accepted.
+    poisoned: Option<Arc<refs::Error>>,
+    /// Signature verification ([`verify`]), if on.
+    #[cfg(feature = "sign")]
+    verify: Option<Box<verify::ConsumerVerify>>,
 }
 
 /// Lifecycle
@@ -168,6 +211,9 @@ impl Consumer {
             last_commit: Instant::now(),
             wait_interval: DEFAULT_WAIT_INTERVAL,
             sync: true,
+            poisoned: None,
+            #[cfg(feature = "sign")]
+            verify: None,
         })
     }
 
@@ -283,16 +329,31 @@ impl Consumer {
                 }
                 continue;
             };
+            #[cfg(feature = "sign")]
+            let verify = &mut self.verify;
             let visited = backlog.next_message_with(&mut self.odb, &mut self.buf, |message| {
-                (message.id, visit(message))
+                #[cfg(feature = "sign")]
+                if verify
+                    .as_mut()
+                    .is_some_and(|v| !v.is_covered_next(message.id))
+                {
+                    return (message.id, Visit::Refused(message.clone().into_owned()));
+                }
+                (message.id, Visit::Visited(visit(message)))
             });
             match visited {
-                Ok(Some((id, Ok(())))) => {
+                #[cfg(feature = "sign")]
+                Ok(Some((_, Visit::Refused(message)))) => {
+                    // Dead-lettered (then on to the next), or the error that stops here.
+                    let delivered = self.accept_verified(&message, true)?;
+                    debug_assert!(!delivered, "BUG: a refused message is never handed out");
+                }
+                Ok(Some((id, Visit::Visited(Ok(()))))) => {
                     self.delivered = Some(id);
                     self.uncommitted += 1;
                     count += 1;
                 }
-                Ok(Some((_, Err(err)))) => {
+                Ok(Some((_, Visit::Visited(Err(err))))) => {
                     // Plan again from the last message handed out: this one comes again.
                     self.backlog = None;
                     return Err(err);
@@ -326,8 +387,37 @@ impl Consumer {
         }
     }
 
-    /// Commit the position: everything handed out so far counts as processed.
+    /// Commit the position: everything handed out so far counts as processed. A commit that
+    /// fails to write, sync or rename the position ref poisons the consumer: it and every
+    /// later commit return [`Error::Poisoned`].
     pub fn commit(&mut self) -> Result<(), Error> {
+        if let Some(cause) = &self.poisoned {
+            return Err(Error::Poisoned {
+                consumer: self.name.clone(),
+                topic: self.topic.clone(),
+                cause: Arc::clone(cause),
+            });
+        }
+        match self.commit_unpoisoned() {
+            Err(Error::Refs(err))
+                if !matches!(
+                    err,
+                    refs::Error::Changed { .. } | refs::Error::Locked { .. }
+                ) =>
+            {
+                let cause = Arc::new(err);
+                self.poisoned = Some(Arc::clone(&cause));
+                Err(Error::Poisoned {
+                    consumer: self.name.clone(),
+                    topic: self.topic.clone(),
+                    cause,
+                })
+            }
+            result => result,
+        }
+    }
+
+    fn commit_unpoisoned(&mut self) -> Result<(), Error> {
         let Some(delivered) = self.delivered else {
             // Seeked to the beginning and nothing handed out since: no position.
             if let Some(committed) = self.committed {
@@ -424,6 +514,10 @@ impl Consumer {
             if let Some(backlog) = self.backlog.as_mut() {
                 match backlog.next_message(&mut self.odb, &mut self.buf) {
                     Ok(Some(message)) => {
+                        #[cfg(feature = "sign")]
+                        if !self.accept_verified(&message, false)? {
+                            continue;
+                        }
                         self.delivered = Some(message.id);
                         self.uncommitted += 1;
                         return Ok(Some(message));
@@ -465,6 +559,10 @@ impl Consumer {
             self.segment_len,
             &mut self.buf,
         )?);
+        #[cfg(feature = "sign")]
+        if let Some(verify) = self.verify.as_mut() {
+            verify.plan(&mut self.odb, head, self.delivered, &mut self.buf)?;
+        }
         Ok(true)
     }
 }
@@ -495,6 +593,15 @@ impl Consumer {
     pub fn delivered(&self) -> Option<ObjectId> {
         self.delivered
     }
+}
+
+/// What [`Consumer::poll_with()`]'s visit did with a message.
+enum Visit<E> {
+    /// Handed to the caller's closure, with its result.
+    Visited(Result<(), E>),
+    /// Refused by signature verification: not handed out.
+    #[cfg(feature = "sign")]
+    Refused(Message),
 }
 
 /// The messages of a [`Consumer`], one at a time, until caught up. Returned by

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use gix_hash::ObjectId;
 
+use super::Signing;
 use crate::{
     git::hash::{Hasher, OBJECT_HASH},
     git::message::restack,
@@ -19,6 +20,7 @@ use crate::{
         deflate::{deflate_entries, RawObjects},
         write::{Compression, PackBuilder, SealedPack},
     },
+    git::sign::copy::sign_copy,
 };
 
 /// Messages waiting to be sealed into one pack.
@@ -34,6 +36,8 @@ pub(crate) struct Batch {
     ends: Vec<usize>,
     /// When the first message arrived.
     pub started: Option<Instant>,
+    /// The producer's key and mode, if it signs.
+    pub signing: Option<Signing>,
 }
 
 /// A batch that takes no more messages: ready to be framed into a pack, written and named.
@@ -45,6 +49,7 @@ pub(crate) struct SealedBatch {
     pub ids: Vec<ObjectId>,
     raw: Vec<u8>,
     ends: Vec<usize>,
+    signing: Option<Signing>,
 }
 
 impl Batch {
@@ -55,6 +60,7 @@ impl Batch {
             raw: Vec::new(),
             ends: Vec::new(),
             started: None,
+            signing: None,
         }
     }
 
@@ -108,8 +114,11 @@ impl Batch {
         self.finish_push(start)
     }
 
-    /// Hash the body written at `raw[start..]` and record it; its id.
+    /// Sign (in `each` mode) and hash the body written at `raw[start..]` and record it; its id.
     fn finish_push(&mut self, start: usize) -> ObjectId {
+        if let Some(key) = Signing::each_key(self.signing.as_ref()) {
+            key.sign_commit_at(&mut self.raw, start);
+        }
         self.ends.push(self.raw.len());
         let body = &self.raw[start..];
         let mut hasher = Hasher::for_object(gix_object::Kind::Commit, body.len());
@@ -126,16 +135,42 @@ impl Batch {
         raw.clear();
         ends.clear();
         raw.reserve(self.raw.capacity());
+        self.sign_tip();
         let tip = self.tip();
         let sealed = SealedBatch {
             base: self.base,
             ids: std::mem::take(&mut self.ids),
             raw: std::mem::replace(&mut self.raw, raw),
             ends: std::mem::replace(&mut self.ends, ends),
+            signing: self.signing.clone(),
         };
         self.base = tip;
         self.started = None;
         sealed
+    }
+}
+
+impl Batch {
+    /// In `tip` mode, sign the last message (it ends the batch): its id changes.
+    fn sign_tip(&mut self) {
+        let Some(key) = Signing::tip_key(self.signing.as_ref()) else {
+            return;
+        };
+        if self.ids.is_empty() {
+            return;
+        }
+        let start = match self.ends.len() {
+            0 | 1 => 0,
+            n => self.ends[n - 2],
+        };
+        self.ends.pop();
+        self.ids.pop();
+        key.sign_commit_at(&mut self.raw, start);
+        self.ends.push(self.raw.len());
+        let body = &self.raw[start..];
+        let mut hasher = Hasher::for_object(gix_object::Kind::Commit, body.len());
+        hasher.update(body);
+        self.ids.push(hasher.finalize());
     }
 }
 
@@ -183,18 +218,24 @@ impl SealedBatch {
 
     /// The same messages appended on `base` instead: new parents, new ids. Each copy is
     /// byte-exact but for its first parent line ([`restack::with_first_parent()`]): author,
-    /// dates, stable id, headers and payload are kept.
+    /// dates, stable id, headers and payload are kept; a signed message is re-signed with the
+    /// producer's key ([`sign_copy()`]).
     pub fn rebuilt_on(&self, base: Option<ObjectId>) -> Result<SealedBatch, restack::Error> {
         let mut batch = Batch::new(base);
         batch.raw.reserve(self.raw.len() + self.ids.len() * 48);
+        let key = self.signing.as_ref().map(|s| &*s.key);
         let mut copy = Vec::new();
         for (i, id) in self.ids.iter().enumerate() {
             let parent = batch.tip();
             restack::with_first_parent(id, self.body(i), parent.as_deref(), &mut copy)?;
+            // This producer signed these bodies itself: re-sign without checking them.
+            sign_copy(id, self.body(i), &mut copy, key, true);
             let start = batch.raw.len();
             batch.raw.extend_from_slice(&copy);
             batch.finish_push(start);
         }
-        Ok(batch.seal(None))
+        let mut sealed = batch.seal(None);
+        sealed.signing.clone_from(&self.signing);
+        Ok(sealed)
     }
 }

@@ -18,6 +18,7 @@ mod batch;
 mod flusher;
 mod idempotence;
 mod shared;
+mod signing;
 mod stable;
 
 use std::{
@@ -36,6 +37,7 @@ pub use crate::git::odb::pack::{
     write::Compression,
 };
 pub use shared::SharedProducer;
+pub use signing::{SignMode, Signing};
 
 use self::{
     batch::Batch,
@@ -127,6 +129,9 @@ pub struct ProducerConfig {
     /// Deduplicate messages appended with a stable id (default: on, see [`Idempotence`]);
     /// `None` appends every message.
     pub idempotence: Option<Idempotence>,
+    /// Sign messages with an SSH key (feature `sign`; see [`Signing`]); `None` (default):
+    /// unsigned.
+    pub signing: Option<Signing>,
 }
 
 /// Building (a configuration is set before its producer exists: nothing set on a live
@@ -174,6 +179,13 @@ impl ProducerConfig {
         self
     }
 
+    /// Sign messages per `signing` (see [`Signing`]).
+    #[must_use]
+    pub fn with_signing(mut self, signing: Signing) -> Self {
+        self.signing = Some(signing);
+        self
+    }
+
     /// A producer appending to `topic` of `repo` with this configuration.
     ///
     /// ```
@@ -207,6 +219,7 @@ impl Default for ProducerConfig {
             consolidate: Some(consolidate::Policy::default()),
             message_ids: MessageIds::default(),
             idempotence: Some(Idempotence::default()),
+            signing: None,
         }
     }
 }
@@ -314,9 +327,11 @@ impl Producer {
         let offset = gix_date::Time::now_local_or_utc().offset;
         let window = config.idempotence.map(Window::new);
         let generator = (config.message_ids == MessageIds::Generate).then(IdGenerator::new);
+        let mut batch = Batch::new(None);
+        batch.signing.clone_from(&config.signing);
         Self {
             encoder: CommitEncoder::new(&config.identity, offset),
-            batch: Batch::new(None),
+            batch,
             repo,
             topic,
             config,

@@ -42,6 +42,10 @@
 //! grace period between writing its pack and moving its ref may find its pack gone. Shallow
 //! boundaries are global, as in git: another topic whose history runs through the cut is cut
 //! there too.
+//!
+//! Faults (no poisoning): a prune keeps no state between calls; one that fails (or is cut by a
+//! crash) at any write or sync leaves the topic whole or pruned, never in between, and the next
+//! prune finishes the job.
 
 pub(crate) mod cut;
 pub(crate) mod repack;

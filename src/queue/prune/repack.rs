@@ -165,7 +165,7 @@ pub(super) fn repack(
             OldFile::Loose { path, .. } => {
                 remove(&**repo.fs(), &path)?;
                 if let Some(dir) = path.parent() {
-                    let _ = fs::remove_dir(dir); // only if empty
+                    let _ = repo.fs().remove_dir(dir); // only if empty
                 }
                 report.loose_removed += 1;
             }

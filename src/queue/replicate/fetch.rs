@@ -20,7 +20,13 @@
 //! is left alone and reported as [`UpdateKind::Diverged`]; a local position is set to the
 //! remote's only when it does not exist (a consumer on a new machine) or still holds what the
 //! tracking ref held before this fetch (the local consumer has not moved since), and only
-//! once its topic is in sync. Remote refs that were deleted are not pruned locally.
+//! once its topic is in sync; a local ref moves before its tracking ref, so a fetch cut short
+//! between the two still adopts the position next time. Remote refs that were deleted are not
+//! pruned locally. No poisoning: a fetch that fails at a write or sync leaves every ref at its
+//! old or new value, and the next fetch (which re-reads the disk) completes it. Packs are
+//! asked for thin ([`FetchOptions::thin_pack`], as git's client does) and completed from the
+//! local objects on arrival, except in a pruned (shallow) repository, which lacks history the
+//! server could delta against.
 
 use std::time::Duration;
 
@@ -45,11 +51,6 @@ pub const DEFAULT_PREFIXES: [&str; 2] = ["refs/heads/", "refs/gitmq/"];
 pub const DEFAULT_REMOTE: &str = "origin";
 /// Where the consumer positions of remote `<r>` are tracked: `refs/gitmq/remotes/<r>/consumers/...`.
 pub const REMOTE_POSITIONS_PREFIX: &str = "refs/gitmq/remotes/";
-/// Refs a fetch moves are not fsynced (as git does by default): they only repeat what the
-/// remote holds, so after a power loss they may show an older state and the next fetch moves
-/// them again. The pack they name is fsynced before they move (with [`FetchOptions::sync`]),
-/// so they never name a missing object.
-const REFS_SYNC: bool = false;
 /// Attempts of one [`Fetcher::fetch()`] when the failures are spurious.
 pub const FETCH_ATTEMPTS: u32 = 3;
 /// How long a ref lock is waited for.
@@ -63,10 +64,16 @@ pub struct FetchOptions<'a> {
     pub prefixes: &'a [&'a str],
     /// Bounds on the received pack.
     pub limits: Limits,
-    /// Fsync the pack and index (and `objects/pack/`) before any ref moves.
+    /// Fsync the pack and index (and `objects/pack/`) before any ref moves, and each ref as it
+    /// moves. Off, a power loss may leave a moved ref empty on file systems that journal names
+    /// but not data (ext4 `data=writeback`, XFS), naming nothing.
     pub sync: bool,
     /// Where the server's progress text goes; `None` asks the server for none.
     pub progress: Option<crate::git::wire::Progress<'a>>,
+    /// Ask for a thin pack (deltas against objects this repository has, smaller on an
+    /// incremental fetch; some servers require it) and complete it from the local objects
+    /// before it lands. Default `true`; ignored in a pruned (shallow) repository.
+    pub thin_pack: bool,
 }
 
 impl Default for FetchOptions<'_> {
@@ -76,6 +83,7 @@ impl Default for FetchOptions<'_> {
             limits: Limits::default(),
             sync: true,
             progress: None,
+            thin_pack: true,
         }
     }
 }
@@ -86,6 +94,7 @@ impl std::fmt::Debug for FetchOptions<'_> {
             .field("prefixes", &self.prefixes)
             .field("limits", &self.limits)
             .field("sync", &self.sync)
+            .field("thin_pack", &self.thin_pack)
             .finish_non_exhaustive()
     }
 }
@@ -242,6 +251,7 @@ impl<C: HttpClient> Fetcher<C> {
                 prefixes: options.prefixes,
                 limits: options.limits,
                 sync: options.sync,
+                thin_pack: options.thin_pack,
                 progress: options
                     .progress
                     .as_mut()
@@ -288,12 +298,15 @@ fn fetch_from<C: HttpClient>(
     let mut pack = None;
     if !wants.is_empty() {
         let haves = local_tips(repo, name.as_deref())?;
+        let mut local = repo.odb();
+        let thin = options.thin_pack && !is_pruned(repo)?;
         pack = server.fetch_pack(
             &wants,
             &haves,
-            &repo.odb(),
+            &mut local,
             &options.limits,
             options.sync,
+            thin,
             options.progress,
         )?;
         let mut odb = repo.odb();
@@ -309,47 +322,56 @@ fn fetch_from<C: HttpClient>(
     let mut odb = repo.odb();
     let mut buf = Vec::new();
     for (remote_ref, target) in &planned {
-        let mut last_seen = None;
-        if let Some(name) = &name {
-            let tracking = match target {
+        let tracking = name.as_deref().map(|name| {
+            match target {
                 Target::Topic(topic) => tracking_ref(name, &topic.ref_name()),
                 Target::Position(consumer, topic) => {
                     tracking_ref(name, &consumer.position_ref(topic))
                 }
             }
-            .expect("BUG: topics and positions have tracking refs");
-            last_seen = repo.refs().find(&tracking)?;
+            .expect("BUG: topics and positions have tracking refs")
+        });
+        let last_seen = match &tracking {
+            Some(tracking) => repo.refs().find(tracking)?,
+            None => None,
+        };
+        // The local ref moves before its tracking ref: a fetch cut short in between sees the
+        // old tracking value next time, so a position it did not adopt yet is still adopted.
+        let update = match target {
+            Target::Topic(topic) => {
+                let update =
+                    fast_forward(repo, &mut odb, &mut buf, topic, remote_ref, options.sync)?;
+                if update
+                    .as_ref()
+                    .is_some_and(|u| u.kind == UpdateKind::Diverged)
+                {
+                    diverged_topics.push(topic.clone());
+                }
+                update
+            }
+            Target::Position(consumer, topic)
+                if name.is_some() && !diverged_topics.contains(topic) =>
+            {
+                adopt_position(
+                    repo,
+                    consumer,
+                    topic,
+                    remote_ref.id,
+                    last_seen,
+                    options.sync,
+                )?
+            }
+            Target::Position(..) => None,
+        };
+        if let Some(tracking) = &tracking {
             updates.extend(move_tracking_ref(
                 repo,
-                &tracking,
+                tracking,
                 remote_ref.id,
-                REFS_SYNC,
+                options.sync,
             )?);
         }
-        match target {
-            Target::Topic(topic) => {
-                let update = fast_forward(repo, &mut odb, &mut buf, topic, remote_ref, REFS_SYNC)?;
-                if let Some(update) = update {
-                    if update.kind == UpdateKind::Diverged {
-                        diverged_topics.push(topic.clone());
-                    }
-                    updates.push(update);
-                }
-            }
-            Target::Position(consumer, topic) if name.is_some() => {
-                if !diverged_topics.contains(topic) {
-                    updates.extend(adopt_position(
-                        repo,
-                        consumer,
-                        topic,
-                        remote_ref.id,
-                        last_seen,
-                        REFS_SYNC,
-                    )?);
-                }
-            }
-            Target::Position(..) => {}
-        }
+        updates.extend(update);
     }
 
     Ok(FetchReport {
@@ -360,6 +382,14 @@ fn fetch_from<C: HttpClient>(
         updates,
         skipped,
     })
+}
+
+/// Whether history was pruned here (`<git-dir>/shallow` lists a boundary): the server may
+/// take any object our tips reach as a thin pack's base, and some lie below the boundary.
+fn is_pruned(repo: &Repository) -> Result<bool, Error> {
+    let shallow = crate::git::shallow::Shallow::read(repo.git_dir())
+        .map_err(|err| crate::git::walk::Error::from(crate::git::odb::Error::from(err)))?;
+    Ok(!shallow.is_empty())
 }
 
 /// The local tracking ref of `remote_ref` (a topic or a position) of the remote named

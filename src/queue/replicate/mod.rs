@@ -4,6 +4,8 @@
 
 pub mod fetch;
 pub mod push;
+#[cfg(feature = "http")]
+pub mod sync;
 
 pub use crate::git::config::remote::AddError as AddRemoteError;
 #[cfg(feature = "http")]

@@ -31,7 +31,9 @@
 //! topic only by a compare-and-swap from the head that was copied; refs on the remote move
 //! only from the values read (atomic push when offered, so a topic and its positions move
 //! together); a pack is sent only whole, with its length, so a push cut off mid-way moves no
-//! remote ref; the spool file is removed whatever happens.
+//! remote ref; the spool file is removed whatever happens. No poisoning: a failed local write
+//! or sync ends the push with its error; a rebuild moves positions back to the fork before the
+//! topic, so every step leaves local refs the next push (which re-reads the disk) completes.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -82,7 +84,9 @@ pub struct PushOptions<'a> {
     pub positions: bool,
     /// Ask the server to move all refs or none.
     pub atomic: bool,
-    /// Fsync what a rebuild writes locally.
+    /// Fsync what a rebuild writes locally, and the tracking refs moved after the server's
+    /// answer. Off, a power loss may leave a moved ref empty on file systems that journal
+    /// names but not data (ext4 `data=writeback`, XFS), naming nothing.
     pub sync: bool,
     /// Attempts before giving up on conflicts and spurious network errors.
     pub max_attempts: u32,
@@ -325,9 +329,8 @@ impl<C: HttpClient> Pusher<C> {
             match verdict.status(&command.name) {
                 Some(RefStatus::Ok) => {
                     let Some(new) = command.new else { continue };
-                    // Tracking refs repeat the remote: not fsynced (a later fetch or push
-                    // corrects them).
-                    self.track(repo, &command.name, new, false)?;
+                    // Synced: a tracking ref that survives a power loss empty names nothing.
+                    self.track(repo, &command.name, new, options.sync)?;
                     report.updates.push(PushedRef {
                         name: command.name.clone(),
                         old: command.old,
@@ -662,7 +665,9 @@ fn rebuild(
     if lock.current()? != Some(local) {
         return Ok(None); // a local producer appended: the copies stay unreachable
     }
-    lock.commit(Expected::MustMatch(local), &tip, sync)?;
+    // Positions go back to the fork before the topic moves (the fork is on both histories):
+    // a crash in between leaves a position that reads some messages again, never one on
+    // neither the topic nor its history.
     let copied_set: HashSet<ObjectId> = unpushed.iter().copied().collect();
     let mut positions_moved = Vec::new();
     for (name, position) in repo.refs().list(POSITION_PREFIX)? {
@@ -671,12 +676,13 @@ fn rebuild(
             continue;
         }
         let Some(fork) = fork else { continue };
-        let lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
-        if lock.current()? == Some(position) {
-            lock.commit(Expected::MustMatch(position), &fork, sync)?;
+        let position_lock = repo.refs().lock(&name, LOCK_TIMEOUT)?;
+        if position_lock.current()? == Some(position) {
+            position_lock.commit(Expected::MustMatch(position), &fork, sync)?;
             positions_moved.push(name.to_string());
         }
     }
+    lock.commit(Expected::MustMatch(local), &tip, sync)?;
     Ok(Some(Rebuilt {
         topic: topic.clone(),
         onto: theirs,

@@ -22,6 +22,11 @@
 //!
 //! Cost: O(new messages) to read and copy, plus a walk of the destination from its head to
 //! the last join's tip (messages published to it since).
+//!
+//! Faults (no poisoning): a join keeps no state between calls, so a failed write or sync ends
+//! the call with its error and a new call re-reads the record and the destination from disk;
+//! the commit protocol makes that sound at every point (the fault matrix cuts the power at each
+//! sync, fails each write and sync: nothing is copied twice or lost).
 
 use std::{collections::VecDeque, time::Duration};
 

@@ -13,7 +13,8 @@
 //! source <topic> <joined up to before, or -> <joined up to after>\n    (one per source ever joined)
 //! ```
 //!
-//! A content id is the SHA-1 of a message without its first `parent` line: the same for a
+//! A content id is the SHA-1 of a message without its first `parent` line (and without its
+//! `gpgsig` and `gitmq-unsigned-copy-of` headers, which copies change): the same for a
 //! message and every copy of it. The run digest is the SHA-1 of the content ids of the round's
 //! copies, oldest first.
 //!

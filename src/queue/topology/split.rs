@@ -15,8 +15,11 @@
 //! Order of writes: copies (packs), then the new positions (created by compare-and-swap:
 //! must not exist, or already hold the same copy), then the new topic's ref (must not exist).
 //! Copies are deterministic (same messages, root first), so a split interrupted before its
-//! last ref move can simply run again. If another writer creates the new topic first, the
-//! split fails and takes back the positions it wrote.
+//! last ref move can simply run again. If another writer creates the new topic first, or
+//! moving a position or the new topic's ref fails, the split fails and takes back the
+//! positions it wrote
+//! (unless the topic names its copies after all); a split cut short by a crash leaves them
+//! for the next run, which completes it. No poisoning: a split keeps no state between calls.
 
 use std::{collections::HashMap, time::Duration};
 
@@ -128,42 +131,50 @@ pub fn split(
         .into());
     }
     let restacked = restack(repo, None, &selected, sync)?;
-    let mut positions = Vec::new();
-    for (consumer, index) in carried {
-        let copy = restacked.copies[index].new;
-        let lock = repo
-            .refs()
-            .lock(&consumer.position_ref(into), LOCK_TIMEOUT)?;
-        match lock.current()? {
-            None => {
-                lock.commit(Expected::MustNotExist, &copy, sync)?;
-                positions.push((consumer, copy));
-            }
-            // Left by an interrupted run of this same split.
-            Some(existing) if existing == copy => positions.push((consumer, copy)),
-            // Someone else's: leave it.
-            Some(_) => {}
-        }
-    }
     let head = restacked.tip().expect("BUG: something was selected");
-    let lock = repo.refs().lock(&into.ref_name(), LOCK_TIMEOUT)?;
-    match lock.commit(Expected::MustNotExist, &head, sync) {
-        Ok(()) => {}
-        Err(crate::git::refs::Error::Changed { .. }) => {
-            // Someone created the topic meanwhile: the positions written above name copies
-            // that are not on it. Take them back (only if still ours).
-            for (consumer, copy) in &positions {
-                let lock = repo
-                    .refs()
-                    .lock(&consumer.position_ref(into), LOCK_TIMEOUT)?;
-                let _ = lock.delete(Expected::MustMatch(*copy), sync);
+    let mut positions = Vec::new();
+    let moved = (|| {
+        for (consumer, index) in carried {
+            let copy = restacked.copies[index].new;
+            let lock = repo
+                .refs()
+                .lock(&consumer.position_ref(into), LOCK_TIMEOUT)?;
+            match lock.current()? {
+                None => {
+                    // Listed first: a commit that fails may have renamed it all the same.
+                    positions.push((consumer, copy));
+                    lock.commit(Expected::MustNotExist, &copy, sync)?;
+                }
+                // Left by an interrupted run of this same split.
+                Some(existing) if existing == copy => positions.push((consumer, copy)),
+                // Someone else's: leave it.
+                Some(_) => {}
             }
-            return Err(Error::Exists {
+        }
+        repo.refs().lock(&into.ref_name(), LOCK_TIMEOUT)?.commit(
+            Expected::MustNotExist,
+            &head,
+            sync,
+        )
+    })();
+    if let Err(err) = moved {
+        // Someone created the topic meanwhile, or a write failed: unless the topic names our
+        // copies after all (renamed, then its sync failed), the positions written name
+        // copies on no topic. Take them back (only if still ours).
+        if repo.refs().find(&into.ref_name()).ok().flatten() != Some(head) {
+            for (consumer, copy) in &positions {
+                if let Ok(lock) = repo.refs().lock(&consumer.position_ref(into), LOCK_TIMEOUT) {
+                    let _ = lock.delete(Expected::MustMatch(*copy), sync);
+                }
+            }
+        }
+        return Err(match err {
+            crate::git::refs::Error::Changed { .. } => Error::Exists {
                 topic: into.clone(),
             }
-            .into());
-        }
-        Err(err) => return Err(err.into()),
+            .into(),
+            err => err.into(),
+        });
     }
     Ok(Split {
         head,

@@ -157,7 +157,7 @@ pub(super) fn history(fx: &Fixture, versions: usize) {
         })
         .collect();
     let mut rng = Rng::new(42);
-    let mut big: Vec<u8> = (0..300_000).map(|_| rng.next() as u8).collect();
+    let mut big: Vec<u8> = (0..300_000).map(|_| rng.next_u64() as u8).collect();
     for v in 0..versions {
         lines[(v * 7) % 300] = format!("line edited in version {v}");
         lines.push(format!("appended in version {v}"));

@@ -54,7 +54,12 @@ pub fn fetch(opts: &ServerBenchArgs) -> Result<()> {
             ..ProducerConfig::default()
         };
         let mut producer = Producer::with_config(repo, topic, config);
-        for chunk in workload::messages(n).chunks(10_000) {
+        let messages: Vec<Vec<u8>> = if opts.similar_payloads {
+            (0..n).map(workload::similar_message).collect()
+        } else {
+            workload::messages(n)
+        };
+        for chunk in messages.chunks(10_000) {
             producer.publish_batch(chunk.iter().map(Vec::as_slice))?;
         }
     }
@@ -76,7 +81,11 @@ pub fn fetch(opts: &ServerBenchArgs) -> Result<()> {
         start.elapsed().as_secs_f64()
     );
 
-    let result = rounds(opts, &scratch.path, &producer, &branch, &refspec, &prefix);
+    let result = match opts.thin {
+        Some(new) => super::thin::compare(opts, new, &scratch.path, &producer, &branch, &refspec)
+            .map(|()| Vec::new()),
+        None => rounds(opts, &scratch.path, &producer, &branch, &refspec, &prefix),
+    };
     // Remove the benchmark branch from the server whatever happened.
     let _ = git(
         &[
@@ -90,6 +99,9 @@ pub fn fetch(opts: &ServerBenchArgs) -> Result<()> {
         None,
     );
     let rows = result?;
+    if rows.is_empty() {
+        return Ok(());
+    }
 
     println!();
     println!(

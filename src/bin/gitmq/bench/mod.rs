@@ -15,6 +15,10 @@ mod fetch;
 mod git;
 mod phases;
 mod push;
+mod redis;
+pub mod serve;
+mod sign;
+mod thin;
 mod workload;
 
 use std::{
@@ -48,6 +52,7 @@ pub fn run(command: crate::cli::BenchCommand) -> Result<()> {
         BenchCommand::Push(args) => push(&args),
         BenchCommand::Latency(args) => latency(&args),
         BenchCommand::Consume(options) => consume::run(&options),
+        BenchCommand::Serve(options) => serve::run(&options),
     }
 }
 
@@ -82,6 +87,9 @@ pub fn append(opts: &AppendOptions) -> Result<()> {
     let n = opts.messages;
     eprintln!("generating {n} messages (~150-byte JSON)...");
     let messages = workload::messages(n);
+    if opts.sign {
+        return sign::run(&scratch.path, &messages, opts.batch);
+    }
     let avg = messages.iter().map(Vec::len).sum::<usize>() / n.max(1);
     println!(
         "gitmq bench append: {n} messages of ~{avg} bytes, batches of {} (durability batch: {})",

@@ -19,7 +19,9 @@
 //! Invariants: every object of a removed pack is in the new pack, which is complete and
 //! indexed before anything is removed; a reader that has an old pack open keeps reading it
 //! (Unix keeps unlinked files alive), and a reader that lists it later finds it gone and
-//! rescans into the new pack. Nothing is removed when anything fails.
+//! rescans into the new pack. Nothing is removed when anything fails. A new pack named like one
+//! it merged (the same objects in the same order, after an interrupted merge) is that pack,
+//! and stays. No poisoning: each call re-lists the packs.
 
 use std::{
     fs,
@@ -157,7 +159,10 @@ pub fn consolidate(
         let chosen: Vec<Candidate> = candidates.drain(..=last).collect();
         match merge(fs, pack_dir, &chosen, sync)? {
             Merged::Done(new_pack, objects, bytes) => {
-                for old in &chosen {
+                // The merged pack may have the name of one it merged (the same objects in the
+                // same order: a merge interrupted before its old packs went, merged again):
+                // that one is the result, and stays.
+                for old in chosen.iter().filter(|old| old.pack != new_pack) {
                     let _ = fs.remove_file(&old.index);
                     let _ = fs.remove_file(&old.pack);
                 }

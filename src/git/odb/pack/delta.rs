@@ -441,13 +441,8 @@ mod tests {
     /// insert the rest) as the oracle for random bases and targets.
     #[test]
     fn random_deltas_rebuild_random_targets() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = crate::test_support::TestRng::new(0x9e37_79b9_7f4a_7c15u64);
+        let mut next = move || rng.next_u64();
         for _ in 0..200 {
             let base: Vec<u8> = (0..next() % 300)
                 .map(|_| b"abcd"[(next() % 4) as usize])

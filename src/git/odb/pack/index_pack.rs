@@ -20,9 +20,11 @@
 //! Invariants: nothing is allocated from a size on the wire before it is checked against
 //! [`Limits`]; a hostile, truncated or corrupt pack is an [`Error`], never a panic, and leaves
 //! no file behind in `objects/pack/` (temporary files are removed on every error path); the
-//! trailer must equal the SHA-1 of the bytes before it, and nothing may follow it. Thin packs
-//! (REF_DELTA bases outside the pack) are refused with [`Error::BaseNotInPack`]: gitmq never
-//! asks for them.
+//! trailer must equal the SHA-1 of the bytes before it, and nothing may follow it. A thin
+//! pack (REF_DELTA bases outside the pack) is refused by [`index_pack()`] with
+//! [`Error::BaseNotInPack`]; [`index_thin_pack()`] completes it from the local object
+//! database first, as `git index-pack --fix-thin` does (`thin.rs`), so what lands in
+//! `objects/pack/` is always self-contained.
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
@@ -30,6 +32,9 @@ mod resolve;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod thin;
+
+pub use thin::index_thin_pack;
 
 use std::{
     io::{self, Read},
@@ -189,13 +194,41 @@ pub enum Error {
         /// The cause.
         source: delta::Error,
     },
-    /// A REF_DELTA's base is not in the pack (a thin pack, which gitmq never asks for).
+    /// A REF_DELTA's base is not in the pack (a thin pack given to [`index_pack()`], which
+    /// has no local objects to complete it with).
     #[error("the delta at byte {offset} needs base {base}, which is not in the pack")]
     BaseNotInPack {
         /// The entry's offset.
         offset: u64,
         /// The missing base.
         base: ObjectId,
+    },
+    /// A thin pack's REF_DELTA base is neither in the pack nor in the local repository.
+    #[error(
+        "the thin pack's delta at byte {offset} needs base {base}, which is neither in the pack \
+         nor in the local repository"
+    )]
+    MissingBase {
+        /// The delta entry's offset.
+        offset: u64,
+        /// The missing base.
+        base: ObjectId,
+    },
+    /// Reading a thin pack's base from the local repository failed.
+    #[error("reading base {base} of a thin pack from the local repository failed")]
+    LocalBase {
+        /// The base.
+        base: ObjectId,
+        /// The cause.
+        source: Box<crate::git::odb::Error>,
+    },
+    /// A local object read to complete a thin pack does not hash to its id.
+    #[error("local object {base} is corrupt: its content hashes to {actual}")]
+    CorruptLocalBase {
+        /// The base, as the delta names it.
+        base: ObjectId,
+        /// What its content hashes to.
+        actual: ObjectId,
     },
     /// Deltas that reach no base object (a cycle of REF_DELTAs).
     #[error("{count} deltas could not be resolved (their bases form a cycle)")]
@@ -280,8 +313,10 @@ pub struct IndexedPack {
     pub objects: u32,
     /// How many of them were stored as deltas.
     pub deltas: u32,
-    /// The pack's size in bytes.
+    /// The pack's size in bytes (as written: with the bases appended to a thin pack).
     pub bytes: u64,
+    /// How many objects were appended from the local repository to complete a thin pack.
+    pub local_bases: u32,
     /// Where the pack and index landed; `None` for a pack without objects, which is not kept.
     pub written: Option<WrittenPack>,
 }
@@ -296,11 +331,37 @@ pub fn index_pack(
     limits: &Limits,
     sync: bool,
 ) -> Result<IndexedPack, Error> {
+    index(fs, input, pack_dir, limits, sync, None)
+}
+
+/// [`index_pack()`], completing a thin pack from `local` (see [`index_thin_pack()`]) when it
+/// is given.
+fn index(
+    fs: &SharedFs,
+    input: impl Read,
+    pack_dir: &Path,
+    limits: &Limits,
+    sync: bool,
+    local: Option<&mut crate::git::odb::Odb>,
+) -> Result<IndexedPack, Error> {
     let file = TempFile::create_in(fs, pack_dir, "pack").map_err(io_err(pack_dir))?;
-    let streamed = stream::read_pack(input, file, limits)?;
+    let mut streamed = stream::read_pack(input, file, limits)?;
     let tmp_pack = streamed.file.path().to_owned();
-    let mut entries = streamed.entries;
-    let deltas = resolve::resolve_deltas(streamed.file.file(), &tmp_pack, &mut entries, limits)?;
+    let mut entries = std::mem::take(&mut streamed.entries);
+    let mut resolver = resolve::Resolver::new(streamed.file.file(), &tmp_pack, &entries, limits)?;
+    resolver.resolve_in_pack(&mut entries)?;
+    let mut local_bases = 0;
+    if let Some(local) = local.filter(|_| resolver.unresolved() > 0) {
+        let pack = thin::Pack {
+            file: streamed.file.file(),
+            path: &tmp_pack,
+            len: streamed.bytes,
+        };
+        let completed = thin::complete(&pack, &mut entries, &mut resolver, local, limits)?;
+        (streamed.checksum, streamed.bytes) = (completed.checksum, completed.bytes);
+        local_bases = completed.appended;
+    }
+    let deltas = resolver.finish(&entries)?;
     let objects = u32::try_from(entries.len()).expect("BUG: at most max_objects (u32) entries");
 
     let mut index_entries = entries
@@ -327,6 +388,7 @@ pub fn index_pack(
         objects,
         deltas,
         bytes: streamed.bytes,
+        local_bases,
         written: None,
     };
     if objects == 0 {

@@ -96,7 +96,7 @@ fn ls_refs_errors_are_clear() {
 }
 
 #[test]
-fn fetch_request_sends_wants_haves_and_done_without_thin_pack() {
+fn fetch_request_sends_wants_haves_and_done_and_thin_pack_only_when_asked() {
     let caps = Capabilities {
         entries: vec![("fetch".into(), Some("shallow".into()))],
     };
@@ -111,6 +111,7 @@ fn fetch_request_sends_wants_haves_and_done_without_thin_pack() {
             wants: &[a],
             haves: &[b],
             no_progress: true,
+            thin_pack: false,
         },
     )
     .unwrap();
@@ -119,7 +120,23 @@ fn fetch_request_sends_wants_haves_and_done_without_thin_pack() {
     assert!(text.contains(&format!("0032want {A}\n0032have {B}\n0009done\n0000")));
     assert!(
         !text.contains("thin-pack"),
-        "gitmq never asks for thin packs"
+        "no thin pack unless the caller completes it"
+    );
+    let thin = fetch_request(
+        &caps,
+        "gitmq",
+        &FetchRequest {
+            wants: &[a],
+            haves: &[b],
+            no_progress: false,
+            thin_pack: true,
+        },
+    )
+    .unwrap();
+    let text = String::from_utf8(thin).unwrap();
+    assert!(
+        text.starts_with("0012command=fetch\n0001000ethin-pack\n000eofs-delta\n0032want"),
+        "thin-pack is an argument, as git's client sends it: {text}"
     );
 }
 

@@ -180,13 +180,8 @@ fn structural_errors_are_named_even_with_a_valid_checksum() {
 /// Ids from a xorshift stream, with their first bytes forced into a few buckets and, when
 /// `shared_prefix`, long shared prefixes: skewed the way a crafted index could be.
 fn random_ids(n: usize, seed: u64, shared_prefix: bool) -> Vec<[u8; 20]> {
-    let mut state = seed | 1;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
+    let mut rng = crate::test_support::TestRng::new(seed);
+    let mut next = move || rng.next_u64();
     let mut ids: Vec<[u8; 20]> = (0..n)
         .map(|i| {
             let mut id = [0u8; 20];

@@ -1,5 +1,6 @@
 //! The resolve pass of [`super::index_pack()`]: give every delta entry its kind and id by
-//! applying it to its base, walking each base object's delta tree depth first.
+//! applying it to its base, walking each base object's delta tree depth first; bases
+//! appended to complete a thin pack (`thin.rs`) are walked the same way.
 //!
 //! Invariants: a base body is read back from the temporary pack only if some delta needs it;
 //! the walk keeps the bodies of the bases on the current path that still have deltas to
@@ -27,6 +28,27 @@ struct Frame {
     next: usize,
 }
 
+/// Which deltas hang off which entry: (base offset or base id, delta index), sorted for
+/// lookups by base.
+struct Links {
+    by_offset: Vec<(u64, usize)>,
+    by_id: Vec<(ObjectId, usize)>,
+}
+
+impl Links {
+    /// The deltas not resolved yet whose base is `entry` (by its offset, and by its id once
+    /// known). A delta whose result has its base's id (hostile, or a duplicate) is resolved
+    /// already when its result is looked up, so it is not its own child: no endless walk.
+    fn children_of(&self, entry: &Entry, entries: &[Entry]) -> Vec<usize> {
+        let mut children: Vec<usize> = matching(&self.by_offset, &entry.offset);
+        if let Some(id) = &entry.id {
+            children.extend(matching(&self.by_id, id));
+        }
+        children.retain(|&child| entries.get(child).is_some_and(|e| e.id.is_none()));
+        children
+    }
+}
+
 /// The state of the resolve pass shared by every delta tree.
 struct Walk<'a> {
     file: &'a File,
@@ -38,28 +60,20 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    /// Resolve every delta reachable from the base object `root`, whose direct deltas are
-    /// `children`, depth first.
+    /// Resolve every delta reachable from the base object `root`, whose body is `body` and
+    /// whose direct deltas are `children`, depth first.
     fn resolve_tree(
         &mut self,
         entries: &mut [Entry],
         root: usize,
+        body: Vec<u8>,
         children: Vec<usize>,
-        children_of: &dyn Fn(&Entry) -> Vec<usize>,
+        links: &Links,
     ) -> Result<(), Error> {
         let entry = entries
             .get(root)
             .expect("BUG: root indexes come from entries");
         let kind = entry.kind.expect("BUG: base entries have their kind");
-        let mut body = Vec::new();
-        inflate_entry(
-            self.file,
-            self.path,
-            entry,
-            &mut self.inflater,
-            &mut self.scratch,
-            &mut body,
-        )?;
         let mut held = body.len();
         let mut stack = vec![Frame {
             kind,
@@ -77,6 +91,10 @@ impl Walk<'_> {
             let entry = entries
                 .get(child)
                 .expect("BUG: child indexes come from entries");
+            if entry.id.is_some() {
+                // Resolved meanwhile through another base with the same id (a duplicate).
+                continue;
+            }
             let mut delta_data = Vec::new();
             inflate_entry(
                 self.file,
@@ -110,7 +128,10 @@ impl Walk<'_> {
             entry.kind = Some(kind);
             entry.id = Some(id);
             self.resolved += 1;
-            let grandchildren = children_of(entry);
+            let entry = entries
+                .get(child)
+                .expect("BUG: child indexes come from entries");
+            let grandchildren = links.children_of(entry, entries);
             if !grandchildren.is_empty() {
                 held += result.len();
                 if stack.len() >= self.limits.max_chain_len
@@ -134,88 +155,135 @@ impl Walk<'_> {
     }
 }
 
-/// Resolve every delta in `entries` (in pack order); the number of deltas.
-pub(super) fn resolve_deltas(
-    file: &File,
-    path: &Path,
-    entries: &mut [Entry],
-    limits: &Limits,
-) -> Result<u32, Error> {
-    // (base offset or base id, delta index), sorted for lookups by base.
-    let mut by_offset: Vec<(u64, usize)> = Vec::new();
-    let mut by_id: Vec<(ObjectId, usize)> = Vec::new();
-    for (index, entry) in entries.iter().enumerate() {
-        match entry.base {
-            Base::None => {}
-            Base::Offset(base) => {
-                if entries.binary_search_by_key(&base, |e| e.offset).is_err() {
-                    return Err(Error::BadEntry {
-                        offset: entry.offset,
-                        reason: "delta base offset is not the start of an entry",
-                    });
-                }
-                by_offset.push((base, index));
-            }
-            Base::Id(id) => by_id.push((id, index)),
-        }
-    }
-    let deltas = by_offset.len() + by_id.len();
-    if deltas == 0 {
-        return Ok(0);
-    }
-    by_offset.sort_unstable();
-    by_id.sort_unstable();
-    let children_of = |entry: &Entry| -> Vec<usize> {
-        let mut children: Vec<usize> = matching(&by_offset, &entry.offset);
-        if let Some(id) = &entry.id {
-            children.extend(matching(&by_id, id));
-        }
-        children
-    };
+/// The resolve pass: every delta of the pack, resolved from the base objects in the pack
+/// ([`Resolver::resolve_in_pack()`]) and, for a thin pack, from bases appended to it
+/// ([`Resolver::resolve_from()`]).
+pub(super) struct Resolver<'a> {
+    links: Links,
+    walk: Walk<'a>,
+    deltas: usize,
+}
 
-    let mut walk = Walk {
-        file,
-        path,
-        limits,
-        inflater: Decompress::new(true),
-        scratch: Vec::new(),
-        resolved: 0,
-    };
-    for root in 0..entries.len() {
-        let Some(entry) = entries.get(root) else {
-            break;
-        };
-        if entry.base != Base::None {
-            continue;
-        }
-        let children = children_of(entry);
-        if !children.is_empty() {
-            walk.resolve_tree(entries, root, children, &children_of)?;
-        }
-    }
-    let resolved = walk.resolved;
-
-    if resolved < deltas {
-        let present: Vec<ObjectId> = {
-            let mut ids: Vec<ObjectId> = entries.iter().filter_map(|e| e.id).collect();
-            ids.sort_unstable();
-            ids
-        };
-        for entry in entries.iter() {
-            if let (Base::Id(base), None) = (entry.base, entry.id) {
-                if present.binary_search(&base).is_err() {
-                    return Err(Error::BaseNotInPack {
-                        offset: entry.offset,
-                        base,
-                    });
+impl<'a> Resolver<'a> {
+    /// Link every delta of `entries` (in pack order) to its base; an OFS_DELTA must point at
+    /// the start of an entry.
+    pub(super) fn new(
+        file: &'a File,
+        path: &'a Path,
+        entries: &[Entry],
+        limits: &'a Limits,
+    ) -> Result<Self, Error> {
+        let mut by_offset: Vec<(u64, usize)> = Vec::new();
+        let mut by_id: Vec<(ObjectId, usize)> = Vec::new();
+        for (index, entry) in entries.iter().enumerate() {
+            match entry.base {
+                Base::None => {}
+                Base::Offset(base) => {
+                    if entries.binary_search_by_key(&base, |e| e.offset).is_err() {
+                        return Err(Error::BadEntry {
+                            offset: entry.offset,
+                            reason: "delta base offset is not the start of an entry",
+                        });
+                    }
+                    by_offset.push((base, index));
                 }
+                Base::Id(id) => by_id.push((id, index)),
             }
         }
-        return Err(Error::UnresolvedDeltas {
-            count: deltas - resolved,
-        });
+        by_offset.sort_unstable();
+        by_id.sort_unstable();
+        Ok(Self {
+            deltas: by_offset.len() + by_id.len(),
+            links: Links { by_offset, by_id },
+            walk: Walk {
+                file,
+                path,
+                limits,
+                inflater: Decompress::new(true),
+                scratch: Vec::new(),
+                resolved: 0,
+            },
+        })
     }
-    Ok(u32::try_from(deltas).expect("BUG: at most max_objects (u32) entries"))
+
+    /// How many deltas are not resolved yet.
+    pub(super) fn unresolved(&self) -> usize {
+        self.deltas.saturating_sub(self.walk.resolved)
+    }
+
+    /// Resolve every delta reachable from a base object of the pack.
+    pub(super) fn resolve_in_pack(&mut self, entries: &mut [Entry]) -> Result<(), Error> {
+        if self.deltas == 0 {
+            return Ok(());
+        }
+        for root in 0..entries.len() {
+            let Some(entry) = entries.get(root) else {
+                break;
+            };
+            if entry.base != Base::None {
+                continue;
+            }
+            let children = self.links.children_of(entry, entries);
+            if !children.is_empty() {
+                let mut body = Vec::new();
+                inflate_entry(
+                    self.walk.file,
+                    self.walk.path,
+                    entry,
+                    &mut self.walk.inflater,
+                    &mut self.walk.scratch,
+                    &mut body,
+                )?;
+                self.walk
+                    .resolve_tree(entries, root, body, children, &self.links)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolve every delta reachable from `entries[root]`, a base object whose body is
+    /// `body` (one appended to complete a thin pack).
+    pub(super) fn resolve_from(
+        &mut self,
+        entries: &mut [Entry],
+        root: usize,
+        body: Vec<u8>,
+    ) -> Result<(), Error> {
+        let entry = entries
+            .get(root)
+            .expect("BUG: the caller pushed the root entry");
+        let children = self.links.children_of(entry, entries);
+        if children.is_empty() {
+            return Ok(());
+        }
+        self.walk
+            .resolve_tree(entries, root, body, children, &self.links)
+    }
+
+    /// The number of deltas, or the error for those left unresolved: a REF_DELTA whose base
+    /// is not in the pack ([`Error::BaseNotInPack`]), else a cycle.
+    pub(super) fn finish(self, entries: &[Entry]) -> Result<u32, Error> {
+        let unresolved = self.unresolved();
+        if unresolved > 0 {
+            let present: Vec<ObjectId> = {
+                let mut ids: Vec<ObjectId> = entries.iter().filter_map(|e| e.id).collect();
+                ids.sort_unstable();
+                ids
+            };
+            for entry in entries {
+                if let (Base::Id(base), None) = (entry.base, entry.id) {
+                    if present.binary_search(&base).is_err() {
+                        return Err(Error::BaseNotInPack {
+                            offset: entry.offset,
+                            base,
+                        });
+                    }
+                }
+            }
+            return Err(Error::UnresolvedDeltas { count: unresolved });
+        }
+        Ok(u32::try_from(self.deltas).expect("BUG: at most max_objects (u32) entries"))
+    }
 }
 
 /// The second elements of the pairs in sorted `pairs` whose first element is `key`.

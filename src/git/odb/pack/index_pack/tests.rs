@@ -12,7 +12,7 @@ use std::{
 use super::*;
 use crate::git::fs::real;
 
-fn git(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
+pub(super) fn git(dir: &Path, args: &[&str], stdin: Option<&[u8]>) -> Vec<u8> {
     let mut child = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -71,7 +71,7 @@ fn index(pack: &[u8], dir: &Path) -> Result<IndexedPack, Error> {
     index_pack(&real(), pack, dir, &Limits::default(), false)
 }
 
-fn files_in(dir: &Path) -> Vec<String> {
+pub(super) fn files_in(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -153,7 +153,7 @@ fn flipped_bytes_and_trailing_data_are_errors_that_leave_nothing_behind() {
 }
 
 /// A pack of hand-written entries (stored zlib blocks), with a correct trailer.
-fn hand_pack(count: u32, entries: &[Vec<u8>]) -> Vec<u8> {
+pub(super) fn hand_pack(count: u32, entries: &[Vec<u8>]) -> Vec<u8> {
     let mut pack = b"PACK\0\0\0\x02".to_vec();
     pack.extend_from_slice(&count.to_be_bytes());
     for entry in entries {
@@ -165,7 +165,7 @@ fn hand_pack(count: u32, entries: &[Vec<u8>]) -> Vec<u8> {
     pack
 }
 
-fn entry(kind: EntryKind, size: u64, body: &[u8], base: &[u8]) -> Vec<u8> {
+pub(super) fn entry(kind: EntryKind, size: u64, body: &[u8], base: &[u8]) -> Vec<u8> {
     use crate::git::odb::pack::format::{encode_entry_header, MAX_ENTRY_HEADER_LEN};
     let mut header = [0u8; MAX_ENTRY_HEADER_LEN];
     let len = encode_entry_header(&mut header, kind, size);
