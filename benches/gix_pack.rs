@@ -14,6 +14,9 @@
 //! gix-pack reads with `with_alloc_limit_bytes` set, as gitmq's rule for it says.
 //! The outcome per part is in ARCHITECTURE.md ("gix-pack where it wins").
 
+// Object sizes and shuffled positions of an in-memory bench fit a usize.
+#![allow(clippy::cast_possible_truncation)]
+
 use std::{hint::black_box, path::PathBuf, process::Command, time::Duration};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};

@@ -127,6 +127,37 @@ fn an_index_with_every_offset_in_the_64_bit_table_reads_back() {
     }
 }
 #[test]
+fn an_index_is_hashed_on_request_not_on_open() {
+    let fx = Fixture::new();
+    history(&fx, 4);
+    fx.git(&["gc", "-q"]);
+    let pack = fx.packs().remove(0);
+    let scratch = Scratch::of(&pack);
+    scratch
+        .with_idx(&scratch.idx_bytes)
+        .unwrap()
+        .verify_checksum()
+        .expect("an intact pack and index verify");
+    let mut garbled = scratch.idx_bytes.clone();
+    let crc_at = 8 + 256 * 4 + 20 * fx_len(&scratch.idx_bytes);
+    garbled[crc_at] ^= 0xff;
+    let file = scratch
+        .with_idx(&garbled)
+        .expect("a CRC-32 is not read on open");
+    let err = file.verify_checksum().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            read::Error::Index {
+                source: gitmq::git::odb::pack::index::Error::ChecksumMismatch { .. },
+                ..
+            }
+        ),
+        "a damaged CRC-32 is found by the explicit check: {err}"
+    );
+}
+
+#[test]
 fn corrupt_zlib_truncated_files_and_a_wrong_trailer_are_clear_errors() {
     let fx = Fixture::new();
     history(&fx, 8);
@@ -231,23 +262,6 @@ fn corrupt_zlib_truncated_files_and_a_wrong_trailer_are_clear_errors() {
         Ok(file) => file.verify_checksum().unwrap_err(),
     };
     assert!(matches!(err, read::Error::Index { .. }), "{err}");
-    let mut garbled = scratch.idx_bytes.clone();
-    let crc_at = 8 + 256 * 4 + 20 * fx_len(&scratch.idx_bytes);
-    garbled[crc_at] ^= 0xff;
-    let file = scratch
-        .with_idx(&garbled)
-        .expect("a CRC-32 is not read on open");
-    let err = file.verify_checksum().unwrap_err();
-    assert!(
-        matches!(
-            err,
-            read::Error::Index {
-                source: gitmq::git::odb::pack::index::Error::ChecksumMismatch { .. },
-                ..
-            }
-        ),
-        "{err}"
-    );
 
     // Through a PackSet, a broken index is an error, not a silent miss.
     scratch.with_idx(&scratch.idx_bytes[..100]).unwrap_err();

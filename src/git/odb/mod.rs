@@ -113,8 +113,9 @@ pub struct Odb {
     cache: DeltaBaseCache,
     /// `<git dir>/shallow`, read on first use and again by [`Odb::reload_shallow()`].
     shallow: Option<Shallow>,
-    /// `objects/info/commit-graph`, read on first use (`Some(None)`: there is none).
-    graph: Option<Option<commit_graph::CommitGraph>>,
+    /// `objects/info/commit-graph`, read on first use (when `graph_read`), if there is one.
+    graph: Option<commit_graph::CommitGraph>,
+    graph_read: bool,
     /// Where the last graph answer's parent lies in the graph: the next step's commit.
     graph_hint: Option<usize>,
 }
@@ -138,6 +139,7 @@ impl Odb {
             cache: DeltaBaseCache::default(),
             shallow: None,
             graph: None,
+            graph_read: false,
             graph_hint: None,
         }
     }
@@ -310,13 +312,14 @@ impl Odb {
     /// use (see [`commit_graph`]); [`FirstParent::Unknown`](commit_graph::FirstParent) when
     /// there is no graph (or it cannot be read) or it does not list `id`.
     pub fn graph_first_parent(&mut self, id: &oid) -> commit_graph::FirstParent {
-        let graph = self.graph.get_or_insert_with(|| {
-            commit_graph::CommitGraph::open(&self.objects_dir)
+        if !self.graph_read {
+            self.graph_read = true;
+            self.graph = commit_graph::CommitGraph::open(&self.objects_dir)
                 .ok()
-                .flatten()
-        });
+                .flatten();
+        }
         let hint = &mut self.graph_hint;
-        graph
+        self.graph
             .as_ref()
             .map_or(commit_graph::FirstParent::Unknown, |graph| {
                 graph.first_parent_near(id, hint)

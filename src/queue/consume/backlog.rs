@@ -167,6 +167,10 @@ impl Backlog {
         odb: &mut Odb,
         scratch: &mut Vec<u8>,
     ) -> Result<Option<Message>, Error> {
+        #[allow(
+            clippy::redundant_closure_for_method_calls,
+            reason = "the method path is not general over the body's lifetime"
+        )]
         self.read_next(odb, scratch, |message| message.into_owned())
     }
 
