@@ -120,6 +120,26 @@ pub fn step_back(
     near: &mut Option<Near>,
     scratch: &mut Vec<u8>,
 ) -> Result<Step, Error> {
+    step_back_with(odb, id, previous, near, scratch, false)
+}
+
+/// A walk takes its parents from git's commit-graph after this many steps: a short walk
+/// does not read the graph file (its ids and first parents: 24 bytes per commit).
+pub(crate) const GRAPH_AFTER_STEPS: u64 = 1024;
+
+/// [`step_back()`], taking the first parent from git's commit-graph when `use_graph` and the
+/// graph lists `id` with a parent (a root is confirmed from the commit itself): the commit is
+/// then not read at all, which for a pack git wrote (deflated, deltas) is an inflation and a
+/// delta chain saved. What the graph said is checked when the message is delivered (its
+/// decoded first parent must be the id delivered before it).
+pub(crate) fn step_back_with(
+    odb: &mut Odb,
+    id: &ObjectId,
+    previous: Option<&ObjectId>,
+    near: &mut Option<Near>,
+    scratch: &mut Vec<u8>,
+    use_graph: bool,
+) -> Result<Step, Error> {
     let (location, found) = match odb.locate_near(id, *near) {
         Ok(found) => found,
         Err(crate::git::odb::Error::Missing { id: missing }) => {
@@ -136,6 +156,22 @@ pub fn step_back(
         Err(err) => return Err(err.into()),
     };
     *near = found;
+    if use_graph {
+        if let crate::git::odb::commit_graph::FirstParent::Some(parent) = odb.graph_first_parent(id)
+        {
+            return Ok(if odb.is_shallow(id)? {
+                Step::Boundary {
+                    location,
+                    pruned: parent,
+                }
+            } else {
+                Step::Commit {
+                    location,
+                    parent: Some(parent),
+                }
+            });
+        }
+    }
     let (kind, prefix) = odb.object_prefix_at(
         &location,
         crate::git::message::parent::FIRST_PARENT_PREFIX_LEN,
@@ -160,7 +196,18 @@ pub fn step(
     near: &mut Option<Near>,
     scratch: &mut Vec<u8>,
 ) -> Result<(Location, Option<ObjectId>), Error> {
-    match step_back(odb, id, None, near, scratch)? {
+    step_with(odb, id, near, scratch, false)
+}
+
+/// [`step()`], with the commit-graph when `use_graph` (see [`step_back_with()`]).
+pub(crate) fn step_with(
+    odb: &mut Odb,
+    id: &ObjectId,
+    near: &mut Option<Near>,
+    scratch: &mut Vec<u8>,
+    use_graph: bool,
+) -> Result<(Location, Option<ObjectId>), Error> {
+    match step_back_with(odb, id, None, near, scratch, use_graph)? {
         Step::Commit { location, parent } => Ok((location, parent)),
         Step::Boundary { location, .. } => Ok((location, None)),
         Step::Beyond { .. } => {
@@ -182,6 +229,8 @@ pub(crate) struct Chain {
     boundary: Option<ObjectId>,
     /// Whether `stop` was met.
     stopped: bool,
+    /// Steps taken (the commit-graph is used after [`GRAPH_AFTER_STEPS`]).
+    steps: u64,
 }
 
 impl Chain {
@@ -194,6 +243,7 @@ impl Chain {
             near: None,
             boundary: None,
             stopped: false,
+            steps: 0,
         }
     }
 
@@ -211,7 +261,10 @@ impl Chain {
             self.stopped = true;
             return Ok(None);
         }
-        match step_back(odb, &id, self.previous.as_ref(), &mut self.near, scratch)? {
+        self.steps += 1;
+        let use_graph = self.steps > GRAPH_AFTER_STEPS;
+        let previous = self.previous.as_ref();
+        match step_back_with(odb, &id, previous, &mut self.near, scratch, use_graph)? {
             Step::Commit { location, parent } => {
                 self.next = parent;
                 self.previous = Some(id);

@@ -127,6 +127,37 @@ fn an_index_with_every_offset_in_the_64_bit_table_reads_back() {
     }
 }
 #[test]
+fn an_index_is_hashed_on_request_not_on_open() {
+    let fx = Fixture::new();
+    history(&fx, 4);
+    fx.git(&["gc", "-q"]);
+    let pack = fx.packs().remove(0);
+    let scratch = Scratch::of(&pack);
+    scratch
+        .with_idx(&scratch.idx_bytes)
+        .unwrap()
+        .verify_checksum()
+        .expect("an intact pack and index verify");
+    let mut garbled = scratch.idx_bytes.clone();
+    let crc_at = 8 + 256 * 4 + 20 * fx_len(&scratch.idx_bytes);
+    garbled[crc_at] ^= 0xff;
+    let file = scratch
+        .with_idx(&garbled)
+        .expect("a CRC-32 is not read on open");
+    let err = file.verify_checksum().unwrap_err();
+    assert!(
+        matches!(
+            err,
+            read::Error::Index {
+                source: gitmq::git::odb::pack::index::Error::ChecksumMismatch { .. },
+                ..
+            }
+        ),
+        "a damaged CRC-32 is found by the explicit check: {err}"
+    );
+}
+
+#[test]
 fn corrupt_zlib_truncated_files_and_a_wrong_trailer_are_clear_errors() {
     let fx = Fixture::new();
     history(&fx, 8);
@@ -222,9 +253,14 @@ fn corrupt_zlib_truncated_files_and_a_wrong_trailer_are_clear_errors() {
         ),
         "an index longer than its pack could need is not read: {err}"
     );
+    // Indexes are not hashed on open (as git opens them): a garbled byte is refused on open
+    // when it breaks the structure, and by the explicit check in any case.
     let mut garbled = scratch.idx_bytes.clone();
     garbled[scratch.idx_bytes.len() / 2] ^= 0xff;
-    let err = scratch.with_idx(&garbled).unwrap_err();
+    let err = match scratch.with_idx(&garbled) {
+        Err(err) => err,
+        Ok(file) => file.verify_checksum().unwrap_err(),
+    };
     assert!(matches!(err, read::Error::Index { .. }), "{err}");
 
     // Through a PackSet, a broken index is an error, not a silent miss.
@@ -626,4 +662,9 @@ fn a_pack_set_over_its_memory_bound_closes_and_reopens_packs_and_still_reads_eve
         unbounded.open_footprint().0 > 1,
         "unbounded, packs stay open"
     );
+}
+
+/// The object count of a v2 index: the last fan-out entry.
+fn fx_len(idx: &[u8]) -> usize {
+    u32::from_be_bytes(idx[8 + 255 * 4..8 + 256 * 4].try_into().unwrap()) as usize
 }

@@ -130,8 +130,12 @@ fn signature(value: &[u8]) -> Option<(&[u8], &[u8], Time)> {
     Some((name, email, parse_time(time)?))
 }
 
-/// Where `byte` first occurs in `bytes`: eight bytes at a time (header lines are tens of
-/// bytes; `memchr` is not a dependency of this crate).
+/// Where `byte` first occurs in `bytes`: eight bytes at a time. Kept over `memchr::memchr`
+/// by measurement (the searches one decode makes, best of 500 x 20,000, same binary, rustc
+/// -O, quiet machine): gitmq's identity (`gitmq <gitmq@localhost>`) 28.3 ns SWAR, 38.4 ns
+/// memchr; a longer one (`Some Longer Name <some.longer.name@example.com>`) 39.5 ns SWAR,
+/// 35.8 ns memchr. Header searches are mostly under 16 bytes, where memchr's setup costs
+/// more than the scan; it wins only past ~40 bytes.
 fn find(byte: u8, bytes: &[u8]) -> Option<usize> {
     const LOW: u64 = 0x0101_0101_0101_0101;
     const SEVEN: u64 = 0x7f7f_7f7f_7f7f_7f7f;

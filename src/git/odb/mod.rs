@@ -10,6 +10,7 @@
 //! windows and delta-base cache, so reading takes `&mut self`; handles are cheap to make
 //! (packs open lazily) and each consumer owns one.
 
+pub mod commit_graph;
 pub mod loose;
 pub mod pack;
 pub mod stored;
@@ -112,6 +113,11 @@ pub struct Odb {
     cache: DeltaBaseCache,
     /// `<git dir>/shallow`, read on first use and again by [`Odb::reload_shallow()`].
     shallow: Option<Shallow>,
+    /// `objects/info/commit-graph`, read on first use (when `graph_read`), if there is one.
+    graph: Option<commit_graph::CommitGraph>,
+    graph_read: bool,
+    /// Where the last graph answer's parent lies in the graph: the next step's commit.
+    graph_hint: Option<usize>,
 }
 
 /// Lifecycle
@@ -132,6 +138,9 @@ impl Odb {
             packs: None,
             cache: DeltaBaseCache::default(),
             shallow: None,
+            graph: None,
+            graph_read: false,
+            graph_hint: None,
         }
     }
 }
@@ -297,6 +306,24 @@ impl Odb {
         let git_dir = self.objects_dir.parent().unwrap_or(&self.objects_dir);
         self.shallow = Some(Shallow::read(git_dir)?);
         Ok(())
+    }
+
+    /// The first parent of commit `id` according to git's commit-graph file, read on first
+    /// use (see [`commit_graph`]); [`FirstParent::Unknown`](commit_graph::FirstParent) when
+    /// there is no graph (or it cannot be read) or it does not list `id`.
+    pub fn graph_first_parent(&mut self, id: &oid) -> commit_graph::FirstParent {
+        if !self.graph_read {
+            self.graph_read = true;
+            self.graph = commit_graph::CommitGraph::open(&self.objects_dir)
+                .ok()
+                .flatten();
+        }
+        let hint = &mut self.graph_hint;
+        self.graph
+            .as_ref()
+            .map_or(commit_graph::FirstParent::Unknown, |graph| {
+                graph.first_parent_near(id, hint)
+            })
     }
 
     /// Whether the object exists in any store.

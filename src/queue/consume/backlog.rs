@@ -1,34 +1,32 @@
 //! Owns [`Backlog`]: the messages of a topic after a stop up to a head, handed out oldest
 //! first in bounded memory.
 //!
-//! Data flow: [`Backlog::plan()`] walks back once from the head to the stop, keeping the
-//! locations of the last `segment_len` commits walked (the oldest segment) and the id at the
-//! top of every newer segment -> [`Backlog::next_message()`] reads the oldest segment front
-//! to back, each body read once, straight from its pack -> when a segment is done, the next
-//! newer one is walked again from its top down to the previous top, and read the same way.
+//! Data flow: [`Backlog::plan()`] walks back once from the head to the stop, keeping the id
+//! and location of the last `segment_len` commits walked (the oldest segment) and the id at
+//! the top of every newer segment -> [`Backlog::next_message()`] reads the oldest segment
+//! front to back, each body read once, straight from its pack -> when a segment is done, the
+//! next newer one is walked again from its top down to the previous top, and read the same
+//! way.
 //!
-//! Ids: only segment tops are kept. A message's id is the first parent of the message after
-//! it, which is decoded (one message of look-ahead) before the message is handed out; the
-//! newest message of a segment is the segment's top.
+//! Ids: the walk looked each commit up by its id, so the segment keeps it beside the
+//! location: delivering a message reads its body once and nothing else (no look-ahead into
+//! the next message for its first parent, no hashing).
 //!
-//! Invariants: memory is 16 bytes per message of one segment (a pack and an offset; loose
-//! objects' ids aside), plus one id per segment; a backlog shorter than a segment is walked once, a longer one about twice; the
-//! walk of a later segment must retrace the first walk exactly, or the backlog fails with
-//! [`Error::Diverged`] instead of delivering something else.
+//! Invariants: memory is 36 bytes per message of one segment (a pack, an offset and an id;
+//! loose objects' ids aside), plus one id per segment; a backlog shorter than a segment is
+//! walked once, a longer one about twice; the walk of a later segment must retrace the first
+//! walk exactly, or the backlog fails with [`Error::Diverged`] instead of delivering
+//! something else.
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
 use gix_hash::ObjectId;
 
 use crate::git::{
-    message::{
-        decode::decode,
-        parent::{first_parent, FIRST_PARENT_PREFIX_LEN},
-    },
-    walk::{step, Error},
+    message::decode::decode,
+    walk::{step_with, Error},
 };
 use crate::{
-    git::hash::{object_id, OBJECT_HASH},
     git::message::MessageRef,
     git::odb::{pack::set::PackKey, Location, Odb},
     Message,
@@ -40,11 +38,12 @@ pub const DEFAULT_SEGMENT_LEN: usize = 1 << 20;
 /// The longest segment (loose objects are numbered with a `u32`).
 const MAX_SEGMENT_LEN: usize = u32::MAX as usize;
 
-/// The locations of one segment, 16 bytes each: the ids of loose objects (rare) are kept
-/// aside rather than widen every entry.
+/// The ids and locations of one segment, 36 bytes each: the ids of loose objects (rare) are
+/// kept aside rather than widen every entry.
 #[derive(Debug, Default)]
 struct Segment {
     entries: Vec<Entry>,
+    ids: Vec<ObjectId>,
     loose: Vec<ObjectId>,
 }
 
@@ -56,7 +55,8 @@ enum Entry {
 }
 
 impl Segment {
-    fn push(&mut self, location: Location) {
+    fn push(&mut self, id: ObjectId, location: Location) {
+        self.ids.push(id);
         let entry = match location {
             Location::Packed { pack, offset } => Entry::Packed(pack, offset),
             Location::Loose(id) => {
@@ -68,11 +68,12 @@ impl Segment {
         self.entries.push(entry);
     }
 
-    fn get(&self, at: usize) -> Option<Location> {
-        Some(match *self.entries.get(at)? {
+    fn get(&self, at: usize) -> Option<(ObjectId, Location)> {
+        let location = match *self.entries.get(at)? {
             Entry::Packed(pack, offset) => Location::Packed { pack, offset },
             Entry::Loose(at) => Location::Loose(*self.loose.get(at as usize)?),
-        })
+        };
+        Some((*self.ids.get(at)?, location))
     }
 
     fn len(&self) -> usize {
@@ -81,12 +82,14 @@ impl Segment {
 
     fn clear(&mut self) {
         self.entries.clear();
+        self.ids.clear();
         self.loose.clear();
     }
 
     /// Reverse the order (the walk collects newest first); loose ids keep their numbers.
     fn reverse(&mut self) {
         self.entries.reverse();
+        self.ids.reverse();
     }
 }
 
@@ -101,8 +104,6 @@ pub struct Backlog {
     cursor: usize,
     /// The id of the newest message of `segment`.
     top: ObjectId,
-    /// The oldest message not handed out, decoded, its id not known yet.
-    held: Option<Message>,
     segment_len: usize,
     remaining: u64,
 }
@@ -132,7 +133,7 @@ impl Backlog {
                 segment.clear();
                 top = id;
             }
-            segment.push(location);
+            segment.push(id, location);
             remaining += 1;
         }
         chain.finish(odb)?;
@@ -142,7 +143,6 @@ impl Backlog {
             segment,
             cursor: 0,
             top,
-            held: None,
             segment_len,
             remaining,
         })
@@ -167,100 +167,54 @@ impl Backlog {
         odb: &mut Odb,
         scratch: &mut Vec<u8>,
     ) -> Result<Option<Message>, Error> {
-        if self.held.is_none() {
-            if self.cursor == self.segment.len() && !self.walk_next_segment(odb, scratch)? {
-                return Ok(None);
-            }
-            self.held = Some(self.decode_next(odb, scratch)?);
-        }
-        let (mut message, id) = if self.cursor < self.segment.len() {
-            let next = self.decode_next(odb, scratch)?;
-            let id = next.parent.ok_or(Error::Diverged { top: self.top })?;
-            let message = self.held.replace(next).expect("BUG: held is set above");
-            (message, id)
-        } else {
-            let message = self.held.take().expect("BUG: held is set above");
-            (message, self.top)
-        };
-        message.id = id;
-        self.remaining = self.remaining.saturating_sub(1);
-        Ok(Some(message))
+        #[allow(
+            clippy::redundant_closure_for_method_calls,
+            reason = "the method path is not general over the body's lifetime"
+        )]
+        self.read_next(odb, scratch, |message| message.into_owned())
     }
 
     /// Hand the next message, oldest first, borrowed, to `visit`, and return what it
     /// returned; `None` once all were handed out. Nothing is allocated per message: the
-    /// body is read straight from its pack, and its id comes from the next message's
-    /// first lines (read ahead, not decoded).
+    /// body is read straight from its pack (or inflated into `scratch`), once.
     pub fn next_message_with<R>(
         &mut self,
         odb: &mut Odb,
         scratch: &mut Vec<u8>,
         visit: impl FnOnce(&MessageRef<'_>) -> R,
     ) -> Result<Option<R>, Error> {
-        if let Some(mut held) = self.held.take() {
-            // Left by next_message(): its id is the next message's parent.
-            let id = match self.segment.get(self.cursor) {
-                Some(next) => self.parent_at(odb, &next, scratch)?,
-                None => self.top,
-            };
-            held.id = id;
-            self.remaining = self.remaining.saturating_sub(1);
-            return Ok(Some(visit(&held.as_message_ref())));
-        }
+        self.read_next(odb, scratch, |message| visit(&message))
+    }
+
+    fn read_next<R>(
+        &mut self,
+        odb: &mut Odb,
+        scratch: &mut Vec<u8>,
+        visit: impl FnOnce(MessageRef<'_>) -> R,
+    ) -> Result<Option<R>, Error> {
         if self.cursor == self.segment.len() && !self.walk_next_segment(odb, scratch)? {
             return Ok(None);
         }
-        let location = self
+        let (id, location) = self
             .segment
             .get(self.cursor)
             .expect("BUG: the cursor is inside the segment");
-        let id = match self.segment.get(self.cursor + 1) {
-            Some(next) => self.parent_at(odb, &next, scratch)?,
-            None => self.top,
-        };
         let (kind, body) = odb.object_at(&location, scratch)?;
         if kind != gix_object::Kind::Commit {
             return Err(Error::NotACommit { id, kind });
         }
         let message = decode(id, body)?;
+        // The walk may have taken parents from git's commit-graph: the message before this
+        // one must be its first parent as the commit itself says.
+        if let Some(before) = self.cursor.checked_sub(1) {
+            let expected = self.segment.get(before).map(|(id, _)| id);
+            if message.parent != expected {
+                return Err(Error::Diverged { top: self.top });
+            }
+        }
         self.cursor += 1;
         self.remaining = self.remaining.saturating_sub(1);
-        Ok(Some(visit(&message)))
-    }
-
-    /// The first parent of the commit at `location`: the id of the message before it.
-    fn parent_at(
-        &self,
-        odb: &mut Odb,
-        location: &Location,
-        scratch: &mut Vec<u8>,
-    ) -> Result<ObjectId, Error> {
-        let (_, prefix) = odb.object_prefix_at(location, FIRST_PARENT_PREFIX_LEN, scratch)?;
-        first_parent(prefix)
-            .ok()
-            .flatten()
-            .ok_or(Error::Diverged { top: self.top })
-    }
-
-    /// Decode the message at the cursor and move past it. Its id is left unknown (null):
-    /// the next message names it.
-    fn decode_next(&mut self, odb: &mut Odb, scratch: &mut Vec<u8>) -> Result<Message, Error> {
-        let location = self
-            .segment
-            .get(self.cursor)
-            .expect("BUG: called with the cursor inside the segment");
-        let (kind, body) = odb.object_at(&location, scratch)?;
-        if kind != gix_object::Kind::Commit {
-            let id = object_id(kind, body);
-            return Err(Error::NotACommit { id, kind });
-        }
-        let message = match decode(ObjectId::null(OBJECT_HASH), body) {
-            Ok(message) => message.into_owned(),
-            // Only now is the id worth computing: the error names the broken commit.
-            Err(_) => decode(object_id(kind, body), body)?.into_owned(),
-        };
-        self.cursor += 1;
-        Ok(message)
+        Ok(Some(visit(message)))
     }
 
     /// Walk the next newer segment, from its top down to the current top. `false` when
@@ -280,8 +234,8 @@ impl Backlog {
             if self.segment.len() == self.segment_len {
                 return Err(Error::Diverged { top });
             }
-            let (location, parent) = step(odb, &id, &mut near, scratch)?;
-            self.segment.push(location);
+            let (location, parent) = step_with(odb, &id, &mut near, scratch, true)?;
+            self.segment.push(id, location);
             next = parent;
         }
         if next.is_none() {

@@ -1,12 +1,19 @@
 //! `gitmq bench consume`: reading a whole topic with gitmq and with `git log --reverse
-//! --format=%B`, in the same run, on the packs gitmq's producer wrote and again after `git gc
-//! --aggressive`, printing rates, ratios and the cost of a caught-up poll.
+//! --format=%B`, in the same run, on three layouts: the packs gitmq's producer wrote, a pack
+//! `git fast-import` wrote (defaults: deflated; what a fetch from a git server looks like),
+//! and gitmq's packs after `git gc --aggressive` (deltas, a commit-graph); printing rates,
+//! ratios to git and to the machine's floor, and the cost of a caught-up poll.
 //!
 //! Phases: produce N ~150-byte messages (`Durability::None`, batches of `--batch`, default
-//! consolidation) -> per layout (gitmq's packs, then `git gc --aggressive`): best of `--runs`
-//! of (gitmq through the library, output to /dev/null; the `gitmq consume` command, stdout to
-//! /dev/null; `git log`, stdout to /dev/null) -> a caught-up poll, timed many times.
-//! Machines here are shared and noisy: compare the ratios measured together.
+//! consolidation); feed the same messages to `git fast-import` -> per layout: the floor
+//! (reading every pack byte once, 1 MiB `pread`s), then best of `--runs` of (gitmq through the
+//! library, output to /dev/null; the `gitmq consume` command and `git log`, each a whole
+//! process with stdout to /dev/null, timed by wall clock and by CPU time (user + system, from
+//! `/usr/bin/time`)) -> a caught-up poll, timed many times.
+//!
+//! The first line names the machine (cores, SHA-NI, load average). Machines here are shared
+//! and noisy: compare the ratios measured together; on a loaded machine the CPU-time ratio
+//! of the two whole processes is the steadier one.
 
 // Rates and times are statistics: converting between f64 and integers loses nothing here.
 #![allow(
@@ -17,7 +24,7 @@
 
 use std::{
     fs,
-    io::{BufWriter, Write},
+    io::{BufWriter, Read, Write},
     path::{Path, PathBuf},
     process::{Command, Stdio},
     time::{Duration, Instant},
@@ -46,7 +53,10 @@ pub struct ConsumeOptions {
     /// Skip `git gc --aggressive` and the runs after it.
     #[arg(long)]
     pub no_gc: bool,
-    /// Keep the scratch repository (its path is printed).
+    /// Skip the `git fast-import` pack and the runs on it.
+    #[arg(long)]
+    pub no_fast_import: bool,
+    /// Keep the scratch repositories (their path is printed).
     #[arg(long)]
     pub keep: bool,
 }
@@ -57,6 +67,8 @@ const TOPIC: &str = "t";
 const CHUNK: usize = 1000;
 /// Caught-up polls timed.
 const IDLE_POLLS: u32 = 2000;
+/// The read size of the floor.
+const FLOOR_CHUNK: usize = 1 << 20;
 
 /// A scratch directory removed on drop unless kept.
 struct ScratchDir {
@@ -74,19 +86,68 @@ impl Drop for ScratchDir {
     }
 }
 
+/// A whole process timed: wall clock, CPU time (user + system) and peak RSS when
+/// `/usr/bin/time` can tell.
+#[derive(Debug, Clone, Copy)]
+struct Timed {
+    wall: f64,
+    cpu: Option<f64>,
+    rss_kib: Option<u64>,
+}
+
+impl Timed {
+    const WORST: Self = Self {
+        wall: f64::MAX,
+        cpu: None,
+        rss_kib: None,
+    };
+
+    /// The better of two runs, by wall clock and by CPU time separately.
+    fn best(self, other: Self) -> Self {
+        Self {
+            wall: self.wall.min(other.wall),
+            cpu: match (self.cpu, other.cpu) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            rss_kib: self.rss_kib.max(other.rss_kib),
+        }
+    }
+}
+
 /// What one layout measured.
 struct Layout {
     name: &'static str,
+    floor: f64,
     api: f64,
     borrowed: f64,
-    cli: Option<f64>,
-    git: Option<f64>,
+    cli: Timed,
+    git: Option<Timed>,
     idle_poll: Duration,
     open_and_poll: Duration,
 }
 
+/// The machine, for the first line: cores, SHA-NI, the load average.
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    #[cfg(target_arch = "x86_64")]
+    let sha = if std::arch::is_x86_feature_detected!("sha") {
+        "yes"
+    } else {
+        "no"
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let sha = "n/a";
+    let load = fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".into());
+    format!("{cores} cores, SHA-NI {sha}, load average {load}")
+}
+
 pub fn run(opts: &ConsumeOptions) -> Result<()> {
     let n = opts.messages;
+    println!("gitmq bench consume: {}", machine());
     let scratch = ScratchDir {
         path: std::env::temp_dir().join(format!("gitmq-bench-consume-{}", std::process::id())),
         keep: opts.keep,
@@ -96,11 +157,21 @@ pub fn run(opts: &ConsumeOptions) -> Result<()> {
     let seconds = produce(&repo_path, n, opts.batch)?;
     let packs = count_packs(&repo_path)?;
     println!(
-        "gitmq bench consume: {n} messages of ~{} bytes; produced in {seconds:.2} s into {packs} packs",
+        "{n} messages of ~{} bytes; produced in {seconds:.2} s into {packs} packs",
         message(n / 2).len()
     );
     let git = git_available();
     let mut layouts = vec![measure(&repo_path, "gitmq-written packs", n, opts, git)?];
+    if !opts.no_fast_import && git {
+        let fi_path = scratch.path.join("fast-import.git");
+        eprintln!("git fast-import...");
+        let seconds = fast_import(&fi_path, n)?;
+        println!(
+            "git fast-import (defaults) wrote the same messages in {seconds:.1} s ({} pack(s))",
+            count_packs(&fi_path)?
+        );
+        layouts.push(measure(&fi_path, "git fast-import pack", n, opts, git)?);
+    }
     if !opts.no_gc && git {
         eprintln!("git gc --aggressive...");
         let start = Instant::now();
@@ -142,6 +213,46 @@ fn produce(path: &Path, n: usize, batch: usize) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64())
 }
 
+/// `git fast-import` (defaults) of the bench's messages on branch `t` of a new bare
+/// repository at `path`, its input streamed; seconds.
+fn fast_import(path: &Path, n: usize) -> Result<f64> {
+    super::git::git(&["init", "-q", "--bare", super::git::path(path)?], None)?;
+    let start = Instant::now();
+    let mut child = Command::new("git")
+        .arg("--git-dir")
+        .arg(path)
+        .args(["fast-import", "--quiet"])
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    {
+        let stdin = child.stdin.take().ok_or("fast-import has no stdin")?;
+        let mut stdin = BufWriter::with_capacity(1 << 16, stdin);
+        for i in 0..n {
+            let payload = message(i);
+            stdin.write_all(
+                b"commit refs/heads/t\nauthor gitmq <gitmq@localhost> 1700000000 +0000\n\
+committer gitmq <gitmq@localhost> 1700000000 +0000\n",
+            )?;
+            writeln!(stdin, "data {}", payload.len())?;
+            stdin.write_all(&payload)?;
+            stdin.write_all(b"\n")?;
+        }
+        stdin.flush()?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "git fast-import failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
 fn measure(
     repo_path: &Path,
     name: &'static str,
@@ -150,35 +261,50 @@ fn measure(
     git: bool,
 ) -> Result<Layout> {
     eprintln!("{name}: consuming with gitmq (library, command) and git log...");
-    let (mut api, mut borrowed) = (f64::MAX, f64::MAX);
-    let (mut cli, mut git_log) = (f64::MAX, f64::MAX);
-    let mut peak_rss = None;
+    let (mut api, mut borrowed, mut floor) = (f64::MAX, f64::MAX, f64::MAX);
+    let (mut cli, mut git_log) = (Timed::WORST, Timed::WORST);
     for run in 0..opts.runs {
+        floor = floor.min(read_packs(repo_path)?);
         api = api.min(gitmq_api(repo_path, n, &format!("bench-api-{run}"))?);
         borrowed = borrowed.min(gitmq_borrowed(repo_path, n, &format!("bench-ref-{run}"))?);
-        let (seconds, rss) = gitmq_cli(repo_path, &format!("bench-cli-{run}"))?;
-        cli = cli.min(seconds);
-        peak_rss = peak_rss.or(rss);
+        cli = cli.best(gitmq_cli(repo_path, &format!("bench-cli-{run}"))?);
         if git {
-            git_log = git_log.min(time_git_log(repo_path)?);
+            git_log = git_log.best(time_git_log(repo_path)?);
         }
-    }
-    if let Some(kib) = peak_rss {
-        println!(
-            "  {name}: peak RSS of `gitmq consume`: {:.0} MiB",
-            kib as f64 / 1024.0
-        );
     }
     let (idle_poll, open_and_poll) = idle(repo_path)?;
     Ok(Layout {
         name,
+        floor,
         api,
         borrowed,
-        cli: Some(cli),
+        cli,
         git: git.then_some(git_log),
         idle_poll,
         open_and_poll,
     })
+}
+
+/// The floor: seconds to read every byte of every pack once, in 1 MiB `pread`s.
+fn read_packs(repo_path: &Path) -> Result<f64> {
+    let start = Instant::now();
+    let mut buf = vec![0u8; FLOOR_CHUNK];
+    let mut total = 0u64;
+    for entry in fs::read_dir(repo_path.join("objects/pack"))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|x| x == "pack") {
+            let mut file = fs::File::open(&path)?;
+            loop {
+                let read = file.read(&mut buf)?;
+                if read == 0 {
+                    break;
+                }
+                total += read as u64;
+            }
+        }
+    }
+    std::hint::black_box(total);
+    Ok(start.elapsed().as_secs_f64())
 }
 
 /// Seconds to consume the whole topic through the library, payloads written to /dev/null
@@ -238,56 +364,74 @@ fn gitmq_borrowed(repo_path: &Path, n: usize, consumer: &str) -> Result<f64> {
     Ok(seconds)
 }
 
-/// Seconds for `gitmq consume --no-commit`, stdout to /dev/null, and its peak RSS in KiB
-/// when `/usr/bin/time` can tell.
-fn gitmq_cli(repo_path: &Path, consumer: &str) -> Result<(f64, Option<u64>)> {
-    let exe = std::env::current_exe()?;
+/// Run `program args`, stdout to /dev/null, as a whole process: under `/usr/bin/time` when
+/// it exists, for CPU time and peak RSS.
+fn timed(program: &Path, args: &[&std::ffi::OsStr], what: &str) -> Result<Timed> {
     let time = Path::new("/usr/bin/time");
     let mut cmd = if time.exists() {
         let mut cmd = Command::new(time);
-        cmd.args(["-f", "%M"]).arg(&exe);
+        cmd.args(["-f", "%U %S %M"]).arg(program);
         cmd
     } else {
-        Command::new(&exe)
+        Command::new(program)
     };
-    cmd.arg("--repo")
-        .arg(repo_path)
-        .args(["consume", TOPIC, "--consumer", consumer, "--no-commit"])
+    cmd.args(args)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
         .stdin(Stdio::null())
         .stdout(fs::File::create("/dev/null")?)
         .stderr(Stdio::piped());
     let start = Instant::now();
     let out = cmd.output()?;
-    let seconds = start.elapsed().as_secs_f64();
+    let wall = start.elapsed().as_secs_f64();
     if !out.status.success() {
-        return Err(format!(
-            "gitmq consume failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
+        return Err(format!("{what} failed: {}", String::from_utf8_lossy(&out.stderr)).into());
     }
-    let rss = String::from_utf8_lossy(&out.stderr)
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let fields: Vec<&str> = stderr
         .lines()
         .last()
-        .and_then(|line| line.trim().parse().ok());
-    Ok((seconds, rss))
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let (cpu, rss_kib) = match fields[..] {
+        [user, system, rss] => (
+            user.parse::<f64>()
+                .ok()
+                .zip(system.parse::<f64>().ok())
+                .map(|(u, s)| u + s),
+            rss.parse().ok(),
+        ),
+        _ => (None, None),
+    };
+    Ok(Timed { wall, cpu, rss_kib })
 }
 
-fn time_git_log(repo_path: &Path) -> Result<f64> {
-    let start = Instant::now();
-    let status = Command::new("git")
-        .arg("--git-dir")
-        .arg(repo_path)
-        .args(["log", "--reverse", "--format=%B", TOPIC])
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .stdin(Stdio::null())
-        .stdout(fs::File::create("/dev/null")?)
-        .status()?;
-    let seconds = start.elapsed().as_secs_f64();
-    if !status.success() {
-        return Err("git log failed".into());
-    }
-    Ok(seconds)
+/// `gitmq consume --no-commit`, stdout to /dev/null.
+fn gitmq_cli(repo_path: &Path, consumer: &str) -> Result<Timed> {
+    let exe = std::env::current_exe()?;
+    let args = [
+        "--repo".as_ref(),
+        repo_path.as_os_str(),
+        "consume".as_ref(),
+        TOPIC.as_ref(),
+        "--consumer".as_ref(),
+        consumer.as_ref(),
+        "--no-commit".as_ref(),
+    ];
+    timed(&exe, &args, "gitmq consume")
+}
+
+/// `git log --reverse --format=%B`, stdout to /dev/null.
+fn time_git_log(repo_path: &Path) -> Result<Timed> {
+    let args = [
+        "--git-dir".as_ref(),
+        repo_path.as_os_str(),
+        "log".as_ref(),
+        "--reverse".as_ref(),
+        "--format=%B".as_ref(),
+        TOPIC.as_ref(),
+    ];
+    timed(Path::new("git"), &args, "git log")
 }
 
 /// A caught-up consumer: the mean time of a poll that finds nothing, and of opening a
@@ -315,11 +459,30 @@ fn idle(repo_path: &Path) -> Result<(Duration, Duration)> {
     Ok((poll, start.elapsed() / (IDLE_POLLS / 10)))
 }
 
+/// `rate (x.x s cpu rate)` of a whole process.
+fn fmt_timed(n: usize, timed: &Timed) -> String {
+    let cpu = timed
+        .cpu
+        .map(|cpu| format!("   cpu {:>12}", fmt_rate(rate(n, cpu))))
+        .unwrap_or_default();
+    let rss = timed
+        .rss_kib
+        .map(|kib| format!("   peak RSS {:>4.0} MiB", kib as f64 / 1024.0))
+        .unwrap_or_default();
+    format!("{:>12}{cpu}{rss}", fmt_rate(rate(n, timed.wall)))
+}
+
 fn print_report(n: usize, layouts: &[Layout], runs: u32) {
     println!();
-    println!("consume {n} messages, oldest first (messages/s, best of {runs}):");
+    println!(
+        "consume {n} messages, oldest first (messages/s, best of {runs}; whole processes also by CPU time):"
+    );
     for layout in layouts {
         println!("  {}:", layout.name);
+        println!(
+            "    floor: read every pack byte          {:>12}",
+            fmt_rate(rate(n, layout.floor))
+        );
         println!(
             "    gitmq, library (Consumer::poll)      {:>12}",
             fmt_rate(rate(n, layout.api))
@@ -328,32 +491,36 @@ fn print_report(n: usize, layouts: &[Layout], runs: u32) {
             "    gitmq, library (poll_with, borrowed) {:>12}",
             fmt_rate(rate(n, layout.borrowed))
         );
-        if let Some(cli) = layout.cli {
+        println!(
+            "    gitmq consume > /dev/null            {}",
+            fmt_timed(n, &layout.cli)
+        );
+        if let Some(git) = &layout.git {
             println!(
-                "    gitmq consume > /dev/null            {:>12}",
-                fmt_rate(rate(n, cli))
-            );
-        }
-        if let Some(git) = layout.git {
-            println!(
-                "    git log --reverse --format=%B        {:>12}",
-                fmt_rate(rate(n, git))
+                "    git log --reverse --format=%B        {}",
+                fmt_timed(n, git)
             );
             println!(
                 "    ratio library / git log              {:>11.1}x",
-                git / layout.api
+                git.wall / layout.api
             );
             println!(
                 "    ratio borrowed / git log             {:>11.1}x",
-                git / layout.borrowed
+                git.wall / layout.borrowed
             );
-            if let Some(cli) = layout.cli {
-                println!(
-                    "    ratio command / git log              {:>11.1}x",
-                    git / cli
-                );
-            }
+            let cpu = match (git.cpu, layout.cli.cpu) {
+                (Some(git), Some(cli)) => format!("   cpu {:>11.1}x", git / cli),
+                _ => String::new(),
+            };
+            println!(
+                "    ratio command / git log              {:>11.1}x{cpu}",
+                git.wall / layout.cli.wall
+            );
         }
+        println!(
+            "    ratio borrowed / floor               {:>11.2}x",
+            layout.floor / layout.borrowed
+        );
         println!(
             "    caught-up poll: {:.1} us; open a consumer and poll: {:.1} us",
             layout.idle_poll.as_secs_f64() * 1e6,

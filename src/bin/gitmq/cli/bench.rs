@@ -12,9 +12,10 @@ pub enum BenchCommand {
     /// Fetch N messages with `gitmq fetch` and with `git fetch` from the same smart-HTTP
     /// server (full, one new message, nothing new); print medians and ratios.
     Fetch(ServerBenchArgs),
-    /// Build a topic of N messages with gitmq's producer, then consume all of it with gitmq
-    /// and with `git log --reverse --format=%B`, before and after `git gc --aggressive`; print
-    /// rates, ratios and the time of a caught-up poll.
+    /// Build a topic of N messages with gitmq's producer (and the same messages with `git
+    /// fast-import`), then consume all of it with gitmq and with `git log --reverse
+    /// --format=%B`: gitmq's packs, fast-import's pack, and after `git gc --aggressive`; print
+    /// the machine, rates, ratios (wall clock and CPU time) and a caught-up poll's time.
     Consume(crate::bench::consume::ConsumeOptions),
     /// Push N messages with gitmq and with `git push` to the same smart-HTTP server (full
     /// history, then one new message on top); print medians and ratios.

@@ -3,9 +3,10 @@
 //! Invariants: a [`PackIndex`] exists only for bytes that passed [`PackIndex::from_bytes()`]:
 //! magic and version, a monotonic fan-out consistent with the file length, ids sorted strictly
 //! and in the fan-out bucket of their first byte, every large-offset reference inside the
-//! 64-bit table, and a trailing SHA-1 that matches (or that matched when the same file was
-//! read before: [`PackIndex::from_bytes_with_trusted_checksum()`]). After that the accessors cannot fail, so
-//! they only `expect` what was validated. Read-only: gitmq's pack writer owns writing indexes.
+//! 64-bit table, and a trailing SHA-1 that matches ([`PackIndex::from_bytes()`]; a pack
+//! reader skips that hash, as git does, with [`PackIndex::from_bytes_with_trusted_checksum()`],
+//! and checks it on request: [`PackIndex::verify_checksum()`]). After that the accessors
+//! cannot fail, so they only `expect` what was validated. Read-only: gitmq's pack writer owns writing indexes.
 //!
 //! The byte layout is in [`super::format`]; git's reader is
 //! [`packfile.c`](https://github.com/git/git/blob/v2.47.0/packfile.c) (`check_packed_git_idx`).
@@ -127,9 +128,9 @@ impl PackIndex {
     }
 
     /// Like [`from_bytes()`](Self::from_bytes) but without hashing the content to check its
-    /// trailing SHA-1: for an index file whose checksum the caller already checked (a pack
-    /// reopened after it was closed to save memory; pack files never change in place).
-    /// Every structural check still runs.
+    /// trailing SHA-1, as git opens indexes: every structural check still runs, so the
+    /// accessors stay in bounds whatever the bytes; [`verify_checksum()`](Self::verify_checksum)
+    /// hashes on request.
     pub fn from_bytes_with_trusted_checksum(data: Vec<u8>) -> Result<Self, Error> {
         Self::parse(data, false)
     }
@@ -180,6 +181,11 @@ impl PackIndex {
         index.check_order()?;
         index.check_large_offsets()?;
         Ok(index)
+    }
+
+    /// Hash the index and compare with its trailing SHA-1.
+    pub fn verify_checksum(&self) -> Result<(), Error> {
+        self.check_checksum()
     }
 
     fn check_checksum(&self) -> Result<(), Error> {

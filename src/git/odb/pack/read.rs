@@ -7,8 +7,17 @@
 //! - A [`PackFile`] exists only once its index validated and the pack agrees with it: the
 //!   header says `PACK`, version 2 and the index's object count, the file holds at least a
 //!   header and a trailer, and the trailer equals the pack checksum recorded in the index.
-//!   The whole pack is not hashed on open ([`PackFile::verify_checksum()`] does that); each
-//!   entry is guarded by its zlib checksum and its declared size instead.
+//! - What is verified when. On open: the index's structure (magic, version, fan-out, length,
+//!   ids sorted and in their buckets, large offsets in range: [`PackIndex`]) and the pack's
+//!   header and trailer as above; neither file is hashed, as git does not hash them on open
+//!   (`check_packed_git_idx`, `open_packed_git_1` in packfile.c): hashing a 1M-object index
+//!   cost more than a quarter of reading the whole topic it indexes. On every read: an
+//!   entry's header, its zlib stream (Adler-32, checked for stored entries as zlib checks it
+//!   for deflated ones) and its declared size, every delta instruction against its base and
+//!   result. On request only ([`PackFile::verify_checksum()`], as `git verify-pack` does):
+//!   the SHA-1 of the whole pack and of the whole index against their trailers. A damaged
+//!   CRC-32 table (which reads never use) or a wrong offset that still lands on a valid
+//!   entry is caught there; a wrong offset elsewhere is a corrupt-entry error on read.
 //! - Every size read from disk (entry sizes, delta result sizes) is checked against
 //!   [`Options::max_object_size`] before anything is allocated for it, and an inflated
 //!   entry must have exactly its declared size.
@@ -269,29 +278,17 @@ impl PackFile {
         Self::open_with(pack_path, Options::default())
     }
 
-    /// Open the pack at `pack_path` and the `.idx` beside it.
+    /// Open the pack at `pack_path` and the `.idx` beside it. Neither file is hashed (see
+    /// the module header for what is checked when).
     pub fn open_with(pack_path: impl Into<PathBuf>, options: Options) -> Result<Self, Error> {
-        Self::open_inner(pack_path.into(), options, true)
-    }
-
-    /// Like [`open_with()`](Self::open_with), without hashing the index to check its
-    /// checksum: for a pack this process opened (and checked) before, then closed to save
-    /// memory. Pack and index files never change in place.
-    pub fn open_with_trusted_index_checksum(
-        pack_path: impl Into<PathBuf>,
-        options: Options,
-    ) -> Result<Self, Error> {
-        Self::open_inner(pack_path.into(), options, false)
-    }
-
-    fn open_inner(path: PathBuf, options: Options, verify_index: bool) -> Result<Self, Error> {
+        let path = pack_path.into();
         let file = File::open(&path).map_err(io_err(&path))?;
         let len = file.metadata().map_err(io_err(&path))?.len();
         if len < (PACK_HEADER_LEN + HASH_LEN) as u64 {
             return Err(Error::TooShort { path, len });
         }
         let idx_path = path.with_extension("idx");
-        let index = read_index(&idx_path, len, verify_index)?;
+        let index = read_index(&idx_path, len)?;
         let mut header = [0u8; PACK_HEADER_LEN];
         file.read_exact_at(&mut header, 0).map_err(io_err(&path))?;
         let bad_header = |reason: String| Error::BadHeader {
@@ -354,9 +351,10 @@ pub fn footprint_of(index_len: u64, options: Options) -> usize {
         .saturating_add(windows)
 }
 
-/// Read and validate the index of a pack of `pack_len` bytes. Every object takes at least
-/// one pack byte, so a longer index than that many objects need is refused unread.
-fn read_index(idx_path: &Path, pack_len: u64, verify: bool) -> Result<PackIndex, Error> {
+/// Read and validate the structure of the index of a pack of `pack_len` bytes (its checksum
+/// is left to [`PackFile::verify_checksum()`]). Every object takes at least one pack byte,
+/// so a longer index than that many objects need is refused unread.
+fn read_index(idx_path: &Path, pack_len: u64) -> Result<PackIndex, Error> {
     let invalid = |source| Error::Index {
         path: idx_path.to_owned(),
         source,
@@ -372,11 +370,7 @@ fn read_index(idx_path: &Path, pack_len: u64, verify: bool) -> Result<PackIndex,
     }
     let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     idx.read_to_end(&mut data).map_err(io_err(idx_path))?;
-    if verify {
-        PackIndex::from_bytes(data).map_err(invalid)
-    } else {
-        PackIndex::from_bytes_with_trusted_checksum(data).map_err(invalid)
-    }
+    PackIndex::from_bytes_with_trusted_checksum(data).map_err(invalid)
 }
 
 /// Access
@@ -462,9 +456,16 @@ impl PackFile {
         Ok(kind)
     }
 
-    /// Hash the whole pack and compare with its trailer and index: a full integrity check,
-    /// which [`open()`](Self::open) skips because it reads every byte.
+    /// Hash the whole index and the whole pack and compare each with its trailer (and the
+    /// pack's with the checksum the index records): a full integrity check, which
+    /// [`open()`](Self::open) skips because it reads every byte of both.
     pub fn verify_checksum(&self) -> Result<(), Error> {
+        self.index
+            .verify_checksum()
+            .map_err(|source| Error::Index {
+                path: self.path.with_extension("idx"),
+                source,
+            })?;
         let end = self.data_end();
         let mut hasher = hash::Hasher::new();
         let mut chunk = Vec::new();

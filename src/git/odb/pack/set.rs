@@ -14,8 +14,8 @@
 //! - Memory is bounded ([`PackSet::with_max_open_bytes()`]): only the pack being read keeps
 //!   read windows; opening a pack drops the windows of, then closes, the least recently used
 //!   others beyond the bound. A closed pack keeps its [`KeyFilter`] (4 bytes per object), so
-//!   a lookup reopens it only if it may hold the id, and reopens without hashing the index
-//!   again.
+//!   a lookup reopens it only if it may hold the id (no index is hashed on open: see
+//!   `read.rs`).
 //! - A miss in every known pack rescans the directory once before answering `None`: new packs
 //!   are added (and tried first), packs whose files are gone are dropped. A pack that vanishes
 //!   between being listed and being opened (a concurrent `git gc`) is dropped, not an error.
@@ -79,8 +79,6 @@ struct Slot {
     pack: Option<PackFile>,
     /// When the pack was last asked (the set's clock).
     last_used: u64,
-    /// Whether its index checksum was checked by an earlier open.
-    index_verified: bool,
     /// Built at the first open and kept: lookups skip a closed pack it rules out.
     filter: Option<KeyFilter>,
 }
@@ -162,7 +160,6 @@ impl PackSet {
             path,
             pack: None,
             last_used: 0,
-            index_verified: false,
             filter: None,
         }
     }
@@ -507,18 +504,13 @@ impl PackSet {
         let Some(entry) = self.slots.get_mut(slot) else {
             return Ok(false);
         };
-        let opened = if entry.index_verified {
-            PackFile::open_with_trusted_index_checksum(&entry.path, self.options)
-        } else {
-            PackFile::open_with(&entry.path, self.options)
-        };
+        let opened = PackFile::open_with(&entry.path, self.options);
         match opened {
             Ok(pack) => {
                 if entry.filter.is_none() {
                     entry.filter = Some(KeyFilter::of(pack.index()));
                 }
                 entry.pack = Some(pack);
-                entry.index_verified = true;
                 Ok(true)
             }
             Err(err) if err.is_not_found() => {
