@@ -33,7 +33,7 @@
 //! git reads it and not the chain; gitmq's reader does the same, and gitmq's writer (like
 //! `git multi-pack-index write --incremental`) removes it when it commits a chain.
 //!
-//! Modules: [`write`] merges sorted sources (pack indexes, layers) into one MIDX file;
+//! Modules: [`mod@write`] merges sorted sources (pack indexes, layers) into one MIDX file;
 //! [`chain`] keeps the chain up to date (the producer's background step); [`read`] looks ids
 //! up in it, in bounded memory (4 bytes per object, no file read whole).
 
