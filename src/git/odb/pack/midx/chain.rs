@@ -113,7 +113,12 @@ pub fn update_locked(
 ) -> Result<Report, Error> {
     let pack_dir = git_dir.join("objects").join("pack");
     let dir = pack_dir.join(CHAIN_DIR);
-    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    // Through the Fs seam like every write; the directory's name made durable before any
+    // layer in it is.
+    let created = crate::git::fs::create_dir_all(&**fs, &dir).map_err(io_err(&dir))?;
+    if sync {
+        crate::git::fs::sync_parents(&**fs, &created).map_err(io_err(&dir))?;
+    }
     let chain_file = chain_path(&pack_dir);
     let lock = match LockFile::acquire(fs, &chain_file, Duration::from_millis(100)) {
         Ok(lock) => lock,
