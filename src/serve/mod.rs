@@ -43,6 +43,7 @@ mod git;
 mod limits;
 mod listing;
 mod metrics;
+mod pages;
 mod position;
 mod publish;
 mod render;
