@@ -305,7 +305,11 @@ mod tests {
 
     #[test]
     fn is_plain_agrees_with_a_byte_by_byte_check_at_every_position() {
-        let naive = |bytes: &[u8]| bytes.iter().all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\');
+        let naive = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\')
+        };
         // Every byte value at every offset of words and tails, in plain surroundings.
         for len in [1, 7, 8, 9, 16, 23] {
             for at in 0..len {
@@ -317,7 +321,9 @@ mod tests {
             }
         }
         // Pairs of neighbours that could borrow or carry into each other.
-        let edges = [0x00, 0x01, 0x1f, 0x20, 0x21, 0x22, 0x5b, 0x5c, 0x5d, 0x7e, 0x7f, 0x80, 0xfe, 0xff];
+        let edges = [
+            0x00, 0x01, 0x1f, 0x20, 0x21, 0x22, 0x5b, 0x5c, 0x5d, 0x7e, 0x7f, 0x80, 0xfe, 0xff,
+        ];
         for &x in &edges {
             for &y in &edges {
                 for at in 0..7 {
@@ -337,7 +343,13 @@ mod tests {
             for at in 0..len {
                 for special in ["\"", "\\", "\n", "\u{1}", "\u{7f}", "é", "\"\""] {
                     let text: String = (0..len)
-                        .map(|i| if i == at { special.to_owned() } else { "a".to_owned() })
+                        .map(|i| {
+                            if i == at {
+                                special.to_owned()
+                            } else {
+                                "a".to_owned()
+                            }
+                        })
                         .collect();
                     let mut out = Vec::new();
                     json_string(&mut out, text.as_bytes());
@@ -347,9 +359,15 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        json_string(&mut out, br#"{"id":1,"type":"order.created","items":[{"sku":"A"}]}"#);
+        json_string(
+            &mut out,
+            br#"{"id":1,"type":"order.created","items":[{"sku":"A"}]}"#,
+        );
         let back: String = serde_json::from_slice(&out).unwrap();
-        assert_eq!(back, r#"{"id":1,"type":"order.created","items":[{"sku":"A"}]}"#);
+        assert_eq!(
+            back,
+            r#"{"id":1,"type":"order.created","items":[{"sku":"A"}]}"#
+        );
     }
 
     #[test]

@@ -123,7 +123,10 @@ pub fn publish(
         latencies.extend(result?);
     }
     latencies.sort_unstable();
-    let cpu = redis.cpu().zip(cpu_before).map(|(after, before)| after - before);
+    let cpu = redis
+        .cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let row = super::serve::Row::new(label, payloads.len(), seconds, latencies).with_cpu(cpu);
     eprintln!("    {} msg/s", fmt_rate(row.rate()));
     Ok(row)
@@ -183,7 +186,10 @@ pub fn consume(
     for result in results {
         messages += result?;
     }
-    let cpu = redis.cpu().zip(cpu_before).map(|(after, before)| after - before);
+    let cpu = redis
+        .cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let row = super::serve::Row::new(label, messages, seconds, Vec::new()).with_cpu(cpu);
     eprintln!("    {} msg/s", fmt_rate(row.rate()));
     Ok(row)

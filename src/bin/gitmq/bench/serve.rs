@@ -335,7 +335,9 @@ fn publish(
         latencies.extend(result?);
     }
     latencies.sort_unstable();
-    let cpu = server_cpu().zip(cpu_before).map(|(after, before)| after - before);
+    let cpu = server_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let row = Row::new(label, payloads.len(), seconds, latencies).with_cpu(cpu);
     let (batches, flush_seconds) = flush_stats(server)?;
     eprintln!(
@@ -408,7 +410,9 @@ fn consume(server: &Server, expected: usize, clients: usize, label: &str) -> Res
     for result in results {
         messages += result?;
     }
-    let cpu = server_cpu().zip(cpu_before).map(|(after, before)| after - before);
+    let cpu = server_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
     let row = Row::new(label, messages, seconds, Vec::new()).with_cpu(cpu);
     eprintln!("    {} msg/s", fmt_rate(row.rate()));
     Ok(row)
