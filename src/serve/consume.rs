@@ -212,10 +212,9 @@ fn render_page(
     let (mut body, mut count, mut last, mut failed) = (Vec::new(), 0, None, false);
     while count < max && body.len() < MAX_REPLY_BYTES {
         let want = CHUNK.min(max - count);
-        if count > 0 {
+        if let Some(line) = body.len().checked_div(count) {
             // One allocation for the rest of the page, sized by the lines so far.
-            let line = body.len() / count + 1;
-            let rest = line.saturating_mul(max - count);
+            let rest = (line + 1).saturating_mul(max - count);
             body.reserve(rest.min(MAX_REPLY_BYTES.saturating_sub(body.len())));
         }
         let got = consumer.poll_with(want, |message| {

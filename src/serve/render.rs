@@ -76,7 +76,7 @@ const NEEDS_ESCAPE: [bool; 256] = {
 
 /// One byte repeated over a word.
 const fn splat(byte: u8) -> u64 {
-    u64::from_ne_bytes([byte; 8])
+    u64::from_be_bytes([byte; 8])
 }
 
 /// Whether `bytes` is printable ASCII (0x20..0x7f) without `"` or `\\`: valid UTF-8 that
@@ -89,7 +89,7 @@ pub(crate) fn is_plain(bytes: &[u8]) -> bool {
     let has_below = |x: u64, n: u8| x.wrapping_sub(splat(n)) & !x & HIGH;
     let mut words = bytes.chunks_exact(8);
     for word in &mut words {
-        let x = u64::from_ne_bytes(word.try_into().expect("BUG: chunks of 8"));
+        let x = u64::from_be_bytes(word.try_into().expect("BUG: chunks of 8"));
         let flags = has_below(x, 0x20)
             | has_below(x ^ splat(b'"'), 1)
             | has_below(x ^ splat(b'\\'), 1)
