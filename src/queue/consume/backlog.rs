@@ -6,7 +6,9 @@
 //! the top of every newer segment -> [`Backlog::next_message()`] reads the oldest segment
 //! front to back, each body read once, straight from its pack -> when a segment is done, the
 //! next newer one is walked again from its top down to the previous top, and read the same
-//! way.
+//! way. While at least `READ_AHEAD_MIN` messages of a segment are left and the machine has
+//! a second core, the bodies are read on a worker thread ([`ReadAhead`]) a few batches
+//! ahead of this one, which decodes and hands them out.
 //!
 //! Ids: the walk looked each commit up by its id, so the segment keeps it beside the
 //! location: delivering a message reads its body once and nothing else (no look-ahead into
