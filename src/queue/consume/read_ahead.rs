@@ -282,7 +282,10 @@ mod tests {
             }
         }
         assert!(failed);
-        assert_eq!(seen, payloads, "the failed message came again, then the rest");
+        assert_eq!(
+            seen, payloads,
+            "the failed message came again, then the rest"
+        );
         // The consumer's handle came back from the worker (or was replaced): it still reads.
         assert_eq!(consumer.lag().unwrap(), payloads.len());
     }
