@@ -32,7 +32,7 @@ fn probe_ids(data: &[u8]) -> Vec<ObjectId> {
 
 /// `commit_graph`: the input as `objects/info/commit-graph`. Opening returns a graph, no
 /// graph, or an I/O error, never panics; a graph's answers are the same with and without a
-/// position hint, and a parent it names is a commit it lists (so a walk can go on asking).
+/// position hint, and a walk from any answer ends (bounded here) without a panic.
 pub fn commit_graph(data: &[u8]) {
     let dir = super::scratch_dir();
     let objects = dir.path().join("objects");
@@ -49,12 +49,14 @@ pub fn commit_graph(data: &[u8]) {
         assert_eq!(plain, graph.first_parent_near(&id, &mut hint));
         if let FirstParent::Some(parent) = plain {
             let mut walk = parent;
-            // Walk on from the parent a few steps: bounded, and each step a listed commit.
+            // Walk on from the parent a few steps.
             for _ in 0..8 {
                 match graph.first_parent(&walk) {
                     FirstParent::Some(next) => walk = next,
                     FirstParent::None => break,
-                    FirstParent::Unknown => panic!("the graph named {walk} but does not list it"),
+                    // Listed with a parent outside the graph, or (what the sorted-ids check
+                    // on open rules out) not found: either way the walk reads the commit.
+                    FirstParent::Unknown => break,
                 }
             }
         }
