@@ -51,13 +51,12 @@ pub fn commit_graph(data: &[u8]) {
             let mut walk = parent;
             // Walk on from the parent a few steps.
             for _ in 0..8 {
-                match graph.first_parent(&walk) {
-                    FirstParent::Some(next) => walk = next,
-                    FirstParent::None => break,
-                    // Listed with a parent outside the graph, or (what the sorted-ids check
-                    // on open rules out) not found: either way the walk reads the commit.
-                    FirstParent::Unknown => break,
-                }
+                // A root ends it, and so does Unknown: listed with a parent outside the
+                // graph, or not found; either way the walk reads the commit itself.
+                let FirstParent::Some(next) = graph.first_parent(&walk) else {
+                    break;
+                };
+                walk = next;
             }
         }
     }
