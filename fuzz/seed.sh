@@ -167,4 +167,25 @@ printf '\x06A U Thor\0\0009\0-0130\0\0payload\nwith lines\n' | seed fast_decode 
 printf '\x19 spaced \0a@b\0-5\0+00000\0encoding x\0p' | seed fast_decode odd
 { printf '\x20'; g cat-file commit "$(g rev-parse main)"; } | seed fast_decode raw-merge
 
+# commit_graph: the graph git writes for the seed repository (with and without Bloom
+# filters), and a split graph (its base graph named), which gitmq reads as no graph.
+g commit-graph write --reachable
+seed commit_graph git <"$repo/.git/objects/info/commit-graph"
+g commit-graph write --reachable --changed-paths
+seed commit_graph bloom <"$repo/.git/objects/info/commit-graph"
+rm -f "$repo/.git/objects/info/commit-graph"
+
+# multi_pack_index: git's single MIDX over two packs, and a layer of its incremental chain.
+g commit -q --allow-empty -m 'one more pack'
+g repack -q -d
+g multi-pack-index write
+seed multi_pack_index single <"$repo/.git/objects/pack/multi-pack-index"
+rm -f "$repo/.git/objects/pack/multi-pack-index"
+g commit -q --allow-empty -m 'a pack for the chain'
+g repack -q -d
+g multi-pack-index write --incremental
+for layer in "$repo"/.git/objects/pack/multi-pack-index.d/*.midx; do
+    seed multi_pack_index "layer-$(basename "$layer" .midx | tail -c 9)" <"$layer"
+done
+
 du -sh "$corpus"

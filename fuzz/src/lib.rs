@@ -17,6 +17,7 @@ mod codec;
 mod delta;
 mod fast;
 mod files;
+mod graph;
 mod pack;
 mod queue_model;
 mod signature;
@@ -29,6 +30,7 @@ pub use codec::{commit_decode, loose_object, packed_refs, ref_name};
 pub use delta::pack_delta;
 pub use fast::{fast_decode, first_parent, stored_stream};
 pub use files::local_files;
+pub use graph::{commit_graph, multi_pack_index};
 pub use pack::{pack_entry, pack_index};
 pub use queue_model::queue_model;
 pub use signature::signature;
@@ -40,7 +42,7 @@ pub type Check = fn(&[u8]);
 
 /// Every target by name, as `fuzz/Cargo.toml`, `fuzz/corpus/<name>/` and
 /// `fuzz/artifacts/<name>/` spell it.
-pub const TARGETS: [(&str, Check); 16] = [
+pub const TARGETS: [(&str, Check); 18] = [
     ("commit_decode", commit_decode),
     ("loose_object", loose_object),
     ("pack_index", pack_index),
@@ -57,6 +59,8 @@ pub const TARGETS: [(&str, Check); 16] = [
     ("stored_stream", stored_stream),
     ("first_parent", first_parent),
     ("fast_decode", fast_decode),
+    ("commit_graph", commit_graph),
+    ("multi_pack_index", multi_pack_index),
 ];
 
 /// A fresh temporary directory for targets that need files: in `/dev/shm` when it exists,

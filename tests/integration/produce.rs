@@ -227,8 +227,10 @@ fn the_producer_keeps_a_multi_pack_index_chain_that_git_verifies_and_reads() {
         .path
         .join("objects/pack/multi-pack-index.d/multi-pack-index-chain");
     let layers = std::fs::read_to_string(&chain).unwrap().lines().count();
+    // How many layers depends on when the background updates ran (sizes vary with it), but
+    // never more than 2 x merge_layers.
     assert!(
-        (1..12).contains(&layers),
+        (1..=6).contains(&layers),
         "40 packs, a chain of merged layers: {layers} layers"
     );
     assert_eq!(

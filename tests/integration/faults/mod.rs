@@ -10,6 +10,7 @@ mod check;
 mod consume;
 mod faulty_fs;
 mod fetch;
+mod midx;
 mod produce;
 mod prune;
 mod push;

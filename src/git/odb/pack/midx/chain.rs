@@ -9,7 +9,8 @@
 //! an index that no kept layer covers: once there are [`Policy::layer_packs`] of them (or
 //! when forced), merge their `.idx` files into a new layer -> while the newest
 //! [`Policy::merge_layers`] layers are of similar size (largest <= half that many times the
-//! smallest), merge them into one -> each new layer: temporary file in the chain directory,
+//! smallest), merge them into one; past `2 x merge_layers` layers (sizes too irregular to
+//! match), merge the newest `merge_layers` anyway -> each new layer: temporary file in the chain directory,
 //! synced, renamed to `multi-pack-index-<checksum>.midx`, directory synced -> write the chain
 //! (oldest first) into the lock, sync, rename, sync -> remove layers no longer in the chain,
 //! and `objects/pack/multi-pack-index` (git reads that one first; `git multi-pack-index
@@ -17,8 +18,8 @@
 //!
 //! Cost: each object's 28 bytes of MIDX are written about 1 + log_T(objects / (B x batch))
 //! times (T = `merge_layers`, B = `layer_packs`): 2.5 times on average over 10M messages in
-//! batches of 10,000 with the defaults, at most 14 layers, plus at most B - 1 packs no layer
-//! covers yet.
+//! batches of 10,000 with the defaults, at most 14 layers (never more than 2 x T, whatever
+//! the batch sizes), plus at most B - 1 packs no layer covers yet.
 //!
 //! Invariants: a layer is complete, synced and named before the chain names it; the chain
 //! changes only by rename under its lock; a layer file is removed only after the chain that
@@ -113,7 +114,12 @@ pub fn update_locked(
 ) -> Result<Report, Error> {
     let pack_dir = git_dir.join("objects").join("pack");
     let dir = pack_dir.join(CHAIN_DIR);
-    fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+    // Through the Fs seam like every write; the directory's name made durable before any
+    // layer in it is.
+    let created = crate::git::fs::create_dir_all(&**fs, &dir).map_err(io_err(&dir))?;
+    if sync {
+        crate::git::fs::sync_parents(&**fs, &created).map_err(io_err(&dir))?;
+    }
     let chain_file = chain_path(&pack_dir);
     let lock = match LockFile::acquire(fs, &chain_file, Duration::from_millis(100)) {
         Ok(lock) => lock,
@@ -171,16 +177,13 @@ pub fn update_locked(
         if largest > ratio * smallest.max(1) {
             break;
         }
-        let sources = top
-            .iter()
-            .rev() // newest first: a duplicate id is taken from the newest layer
-            .map(|l| Source::midx(&layer_path(&pack_dir, &l.checksum)))
-            .collect::<Result<Vec<_>, _>>()?;
-        let layer = write_layer(fs, &pack_dir, &sources, sync)?;
-        report.layers_written += 1;
-        report.objects_written += u64::from(layer.objects);
-        chain.truncate(chain.len() - merge);
-        chain.push(layer);
+        merge_newest(fs, &pack_dir, &mut chain, merge, sync, &mut report)?;
+    }
+    // Sizes too irregular for the rule above (2, 5, 2, 5, ... objects a layer: no run of
+    // similar ones) would never merge; past `2 x merge` layers the newest `merge` merge
+    // whatever their sizes, so the chain, and a lookup's work, stay bounded.
+    while chain.len() > 2 * merge {
+        merge_newest(fs, &pack_dir, &mut chain, merge, sync, &mut report)?;
     }
     if sync {
         fs.sync_dir(&dir).map_err(io_err(&dir))?;
@@ -202,6 +205,29 @@ pub fn update_locked(
     }
     report.layers = chain.len();
     Ok(report)
+}
+
+/// Merge the newest `count` layers of `chain` into one layer, which takes their place.
+fn merge_newest(
+    fs: &SharedFs,
+    pack_dir: &Path,
+    chain: &mut Vec<Layer>,
+    count: usize,
+    sync: bool,
+    report: &mut Report,
+) -> Result<(), Error> {
+    let top = &chain[chain.len() - count..];
+    let sources = top
+        .iter()
+        .rev() // newest first: a duplicate id is taken from the newest layer
+        .map(|l| Source::midx(&layer_path(pack_dir, &l.checksum)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let layer = write_layer(fs, pack_dir, &sources, sync)?;
+    report.layers_written += 1;
+    report.objects_written += u64::from(layer.objects);
+    chain.truncate(chain.len() - count);
+    chain.push(layer);
+    Ok(())
 }
 
 /// Write the merge of `sources` as a layer file (synced and named; the directory is synced

@@ -131,3 +131,42 @@ fn a_directory_without_a_midx_has_an_empty_one() {
     assert!(midx.is_empty());
     assert_eq!(midx.lookup(&id(1)).unwrap(), None);
 }
+
+#[test]
+fn a_chain_of_irregular_layer_sizes_stays_bounded() {
+    // Layers of 2 and 5 objects in turn: never three of similar size (5 > 1 x 2), so only
+    // the bound merges them.
+    let dir = tempfile::tempdir().unwrap();
+    let git_dir = dir.path();
+    let pack_dir = git_dir.join("objects/pack");
+    std::fs::create_dir_all(&pack_dir).unwrap();
+    let fs = crate::git::fs::real();
+    let policy = super::chain::Policy {
+        layer_packs: 1,
+        merge_layers: 3,
+    };
+    let mut next_id = 0;
+    let mut longest = 0;
+    for pack in 0..40u8 {
+        let size: u32 = if pack % 2 == 0 { 2 } else { 5 };
+        let entries: Vec<(u32, u64)> = (0..size)
+            .map(|i| {
+                next_id += 1;
+                (next_id, 12 + u64::from(i) * 10)
+            })
+            .collect();
+        let index = idx(&pack_dir, pack + 1, &entries);
+        std::fs::write(index.with_extension("pack"), b"").unwrap();
+        let report = super::chain::update(&fs, git_dir, policy, false).unwrap();
+        longest = longest.max(report.layers);
+        assert!(report.layers <= 6, "pack {pack}: {} layers", report.layers);
+    }
+    assert!(longest > 3, "the bound, not the size rule, kept it short");
+    let midx = MultiPackIndex::open(&pack_dir).unwrap();
+    for i in 1..=next_id {
+        assert!(
+            midx.lookup(&id(i)).unwrap().is_some(),
+            "object {i} is found"
+        );
+    }
+}
