@@ -37,10 +37,11 @@ use crate::{
         deflate::{deflate_entries, RawObjects},
         format::{decode_entry_header, PACK_HEADER_LEN},
         write::{
-            self, finish_index, index_body, pack_header, read_zlib_stored, Compression,
-            EntryEncoder, IndexEntry, PackBuilder, PackFiles, SealedPack, WrittenPack,
+            self, finish_index, index_body, pack_header, Compression, EntryEncoder, IndexEntry,
+            PackBuilder, PackFiles, SealedPack, WrittenPack,
         },
     },
+    git::odb::stored,
     git::sign::copy::sign_copy,
 };
 
@@ -257,10 +258,11 @@ impl Batch {
             index.clear();
         }
         let tip = self.tip();
+        // The next batch's ids in one allocation, not a dozen growing ones.
+        let next_ids = Vec::with_capacity(self.ids.capacity());
         let sealed = SealedBatch {
             base: self.base,
-            // The next batch's ids in one allocation, not a dozen growing ones.
-            ids: std::mem::replace(&mut self.ids, Vec::with_capacity(self.ids.capacity())),
+            ids: std::mem::replace(&mut self.ids, next_ids),
             raw: std::mem::replace(&mut self.raw, raw),
             ends: std::mem::replace(&mut self.ends, ends),
             signing: self.signing.clone(),
@@ -328,10 +330,14 @@ impl SealedBatch {
             self.ends[i - 1]
         };
         let entry = &self.raw[start..self.ends[i]];
-        let (_, _, header_len) =
+        let (_, size, header_len) =
             decode_entry_header(entry).expect("BUG: the batch framed this entry itself");
-        read_zlib_stored(&entry[header_len..], out)
-            .expect("BUG: the batch stored this entry itself");
+        let size = usize::try_from(size).expect("BUG: the batch holds this body in memory");
+        stored::parse(&entry[header_len..], size, true)
+            .ok()
+            .flatten()
+            .expect("BUG: the batch stored this entry itself")
+            .copy_to(out);
     }
 
     /// Write the batch's pack and index into `pack_dir` (see [`write::write_pack_files()`]),
@@ -437,7 +443,13 @@ mod tests {
         batch.framed = framed;
         batch.planned = planned;
         for i in 0..n {
-            batch.push(&encoder, 1_700_000_000, format!("message {i}").as_bytes());
+            // Message 3 spans two stored blocks.
+            let payload = if i == 3 {
+                vec![b'x'; 70_000]
+            } else {
+                format!("message {i}").into_bytes()
+            };
+            batch.push(&encoder, 1_700_000_000, &payload);
         }
         batch.seal(None)
     }

@@ -28,9 +28,7 @@ use gix_hash::{oid, ObjectId};
 
 pub use index::{build_index, finish_index, index_body, IndexEntry};
 pub use install::{install, WrittenPack};
-pub use zlib::{
-    append_zlib_deflated, append_zlib_stored, read_zlib_stored, Compression, EntryEncoder,
-};
+pub use zlib::{append_zlib_deflated, append_zlib_stored, Compression, EntryEncoder};
 
 use super::format::{PACK_HEADER_LEN, PACK_SIGNATURE, PACK_VERSION};
 use crate::git::{

@@ -85,43 +85,6 @@ pub fn append_zlib_stored(out: &mut Vec<u8>, data: &[u8]) {
     out.extend_from_slice(&zlib_rs::adler32::adler32(1, data).to_be_bytes());
 }
 
-/// Append the data of `stream`, a zlib stream of stored blocks as [`append_zlib_stored()`]
-/// writes, to `out`; the stream's length. `None` (and `out` unchanged) when `stream` is
-/// anything else (compressed blocks, truncated, a bad Adler-32).
-pub fn read_zlib_stored(stream: &[u8], out: &mut Vec<u8>) -> Option<usize> {
-    let start = out.len();
-    let result = (|| {
-        if stream.get(..2)? != ZLIB_STORED_HEADER {
-            return None;
-        }
-        let mut at = 2;
-        loop {
-            let block = stream.get(at..at + 5)?;
-            let (bfinal, len, nlen) = (
-                *block.first()?,
-                u16::from_le_bytes([*block.get(1)?, *block.get(2)?]),
-                u16::from_le_bytes([*block.get(3)?, *block.get(4)?]),
-            );
-            // Only stored blocks (BTYPE 00): the final bit and nothing else.
-            if bfinal > 1 || len != !nlen {
-                return None;
-            }
-            at += 5;
-            out.extend_from_slice(stream.get(at..at + usize::from(len))?);
-            at += usize::from(len);
-            if bfinal == 1 {
-                break;
-            }
-        }
-        let adler = u32::from_be_bytes(stream.get(at..at + 4)?.try_into().ok()?);
-        (zlib_rs::adler32::adler32(1, out.get(start..)?) == adler).then_some(at + 4)
-    })();
-    if result.is_none() {
-        out.truncate(start);
-    }
-    result
-}
-
 /// Append `data` as a zlib stream compressed by `deflate` (which is reset first).
 pub fn append_zlib_deflated(out: &mut Vec<u8>, deflate: &mut flate2::Compress, data: &[u8]) {
     deflate.reset();
@@ -160,25 +123,6 @@ mod tests {
             let mut out = Vec::new();
             append_zlib_stored(&mut out, &data);
             assert_eq!(inflate(&out), data, "len {len}");
-            let mut back = vec![9];
-            assert_eq!(read_zlib_stored(&out, &mut back), Some(out.len()));
-            assert_eq!(back[1..], data[..], "read back, len {len}");
-        }
-    }
-
-    #[test]
-    fn reading_stored_blocks_refuses_anything_else() {
-        let mut stored = Vec::new();
-        append_zlib_stored(&mut stored, b"some data");
-        let mut deflated = Vec::new();
-        let mut deflate = flate2::Compress::new(flate2::Compression::fast(), true);
-        append_zlib_deflated(&mut deflated, &mut deflate, b"some data");
-        let mut bad_adler = stored.clone();
-        *bad_adler.last_mut().unwrap() ^= 1;
-        for stream in [&deflated[..], &stored[..stored.len() - 1], &bad_adler, b""] {
-            let mut out = vec![1, 2];
-            assert_eq!(read_zlib_stored(stream, &mut out), None);
-            assert_eq!(out, [1, 2], "nothing appended on failure");
         }
     }
 
