@@ -21,10 +21,15 @@ use std::{
     time::Instant,
 };
 
+use bytes::Bytes;
 use gix_hash::ObjectId;
 use tokio::sync::Notify;
 
-use super::{error::ApiError, render};
+use super::{
+    error::ApiError,
+    pages::{Claim, Pages, Ready},
+    render,
+};
 use crate::{
     position::{self, StartAt},
     Consumer, ConsumerName, Repository, TopicName,
@@ -54,7 +59,7 @@ pub(crate) enum Start {
 #[derive(Debug, Default)]
 pub(crate) struct Page {
     /// NDJSON, one line per message.
-    pub body: Vec<u8>,
+    pub body: Bytes,
     pub count: usize,
     /// The position the read started after.
     pub start: Option<ObjectId>,
@@ -62,10 +67,11 @@ pub(crate) struct Page {
     pub last: Option<ObjectId>,
 }
 
-/// Open consumers by topic.
+/// Open consumers by topic, and the pages they rendered.
 #[derive(Default)]
 pub(crate) struct Cursors {
     pool: Mutex<Vec<(TopicName, Consumer, Instant)>>,
+    pub pages: Pages,
 }
 
 impl Cursors {
@@ -89,6 +95,7 @@ impl Cursors {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         pool.iter()
             .any(|(t, c, _)| t == topic && c.delivered() == Some(id))
+            || self.pages.knows(topic, id)
     }
 
     fn put(&self, consumer: Consumer) {
@@ -112,7 +119,8 @@ impl Cursors {
 
 /// Read up to `max` messages of `topic` from `start`; the start is resolved to a position
 /// first (walking the topic for `From`), and `start` becomes `After(position)` so that a
-/// long poll reading again starts at the same place.
+/// long poll reading again starts at the same place. A full page another request rendered
+/// (or read ahead) is handed out as is.
 pub(crate) fn read(
     repo: &Repository,
     cursors: &Cursors,
@@ -120,37 +128,125 @@ pub(crate) fn read(
     start: &mut Start,
     max: usize,
 ) -> Result<Page, ApiError> {
-    let mut consumer = open(repo, cursors, topic, start)?;
-    let mut page = Page {
-        start: consumer.delivered(),
-        ..Page::default()
+    let at = position_of(repo, topic, start)?;
+    let key = (topic.clone(), at, max);
+    let ticket = match cursors.pages.claim(&key, false) {
+        Some(Claim::Ready(ready)) => {
+            *start = Start::After(at, true);
+            return Ok(Page {
+                body: ready.body,
+                count: ready.count,
+                start: at,
+                last: ready.last,
+            });
+        }
+        Some(Claim::Render(ticket)) => ticket,
+        None => unreachable!("BUG: only a read-ahead is turned away"),
     };
-    *start = Start::After(page.start, true);
-    while page.count < max && page.body.len() < MAX_REPLY_BYTES {
-        let want = CHUNK.min(max - page.count);
-        let body = &mut page.body;
-        let last = &mut page.last;
+    let page = render_page(repo, cursors, topic, start, at, max)?;
+    if page.start != at {
+        // The committed position moved between reading it and opening the consumer.
+        return Ok(page);
+    }
+    ticket.finish(&Ready {
+        body: page.body.clone(),
+        count: page.count,
+        last: page.last,
+    });
+    Ok(page)
+}
+
+/// Render the page that follows `last` (a full page of `max` just handed out), unless it
+/// is kept or being rendered, so that the client finds it ready when it asks for it.
+pub(crate) fn read_ahead(
+    repo: &Repository,
+    cursors: &Cursors,
+    topic: &TopicName,
+    last: ObjectId,
+    max: usize,
+) {
+    let key = (topic.clone(), Some(last), max);
+    let Some(Claim::Render(ticket)) = cursors.pages.claim(&key, true) else {
+        return;
+    };
+    let mut start = Start::After(Some(last), true);
+    if let Ok(page) = render_page(repo, cursors, topic, &mut start, Some(last), max) {
+        if page.start != Some(last) {
+            return;
+        }
+        ticket.finish(&Ready {
+            body: page.body,
+            count: page.count,
+            last: page.last,
+        });
+    }
+}
+
+/// Where a read from `start` begins: the last message before it (`None`: the first).
+fn position_of(
+    repo: &Repository,
+    topic: &TopicName,
+    start: &Start,
+) -> Result<Option<ObjectId>, ApiError> {
+    Ok(match start {
+        Start::Committed(name) => repo
+            .refs()
+            .find(&name.position_ref(topic))
+            .map_err(crate::Error::from)?,
+        Start::From(start_at) => position::resolve(repo, topic, start_at)?,
+        Start::After(at, _) => *at,
+    })
+}
+
+fn render_page(
+    repo: &Repository,
+    cursors: &Cursors,
+    topic: &TopicName,
+    start: &mut Start,
+    at: Option<ObjectId>,
+    max: usize,
+) -> Result<Page, ApiError> {
+    let mut consumer = open(repo, cursors, topic, start, at)?;
+    let begin = consumer.delivered();
+    *start = Start::After(begin, true);
+    let (mut body, mut count, mut last, mut failed) = (Vec::new(), 0, None, false);
+    while count < max && body.len() < MAX_REPLY_BYTES {
+        let want = CHUNK.min(max - count);
+        if let Some(line) = body.len().checked_div(count) {
+            // One allocation for the rest of the page, sized by the lines so far.
+            let rest = (line + 1).saturating_mul(max - count);
+            body.reserve(rest.min(MAX_REPLY_BYTES.saturating_sub(body.len())));
+        }
         let got = consumer.poll_with(want, |message| {
-            render::message_line(body, message);
-            *last = Some(message.id);
+            render::message_line(&mut body, message);
+            last = Some(message.id);
             Ok::<(), crate::Error>(())
         });
         let got = match got {
             Ok(got) => got,
             Err(err) => {
                 // What was rendered stays valid; the consumer is dropped (state unknown).
-                if page.count > 0 {
-                    return Ok(page);
+                if count > 0 {
+                    failed = true;
+                    break;
                 }
                 return Err(err.into());
             }
         };
-        page.count += got;
+        count += got;
         if got < want {
             break;
         }
     }
-    cursors.put(consumer);
+    let page = Page {
+        body: Bytes::from(body),
+        count,
+        start: begin,
+        last,
+    };
+    if !failed {
+        cursors.put(consumer);
+    }
     Ok(page)
 }
 
@@ -159,34 +255,20 @@ fn open(
     cursors: &Cursors,
     topic: &TopicName,
     start: &Start,
+    at: Option<ObjectId>,
 ) -> Result<Consumer, ApiError> {
     let reader = || ConsumerName::new(READER).expect("BUG: a valid constant name");
+    if let Some(consumer) = cursors.take(topic, at) {
+        return Ok(consumer);
+    }
     match start {
-        Start::Committed(name) => {
-            let at = repo
-                .refs()
-                .find(&name.position_ref(topic))
-                .map_err(crate::Error::from)?;
-            if let Some(consumer) = cursors.take(topic, at) {
-                return Ok(consumer);
-            }
-            Ok(Consumer::open(repo.clone(), name.clone(), topic.clone())?)
-        }
-        Start::From(start_at) => {
-            let at = position::resolve(repo, topic, start_at)?;
-            if let Some(consumer) = cursors.take(topic, at) {
-                return Ok(consumer);
-            }
-            open_after(repo, reader(), topic, at)
-        }
-        Start::After(at, checked) => {
-            if let Some(consumer) = cursors.take(topic, *at) {
-                return Ok(consumer);
-            }
+        Start::Committed(name) => Ok(Consumer::open(repo.clone(), name.clone(), topic.clone())?),
+        Start::From(_) => open_after(repo, reader(), topic, at),
+        Start::After(_, checked) => {
             if let (Some(id), false) = (at, checked) {
                 position::find_on_topic(repo, topic, &id.to_string())?;
             }
-            open_after(repo, reader(), topic, *at)
+            open_after(repo, reader(), topic, at)
         }
     }
 }
@@ -283,7 +365,7 @@ mod tests {
         let mut next = Start::After(Some(ids[1]), false);
         let second = read(&repo, &cursors, &topic, &mut next, 10).unwrap();
         assert_eq!((second.count, second.last), (3, Some(ids[4])));
-        let text = String::from_utf8(second.body).unwrap();
+        let text = String::from_utf8(second.body.to_vec()).unwrap();
         assert!(
             text.starts_with(&format!("{{\"id\":\"{}\"", ids[2])),
             "{text}"

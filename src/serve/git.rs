@@ -97,6 +97,7 @@ pub(crate) async fn handle(
             Err(err) => githost::Response::from_error(&err),
         };
         if pushed {
+            state.cursors.pages.clear();
             state.wakers.all();
         }
         let head = Head {

@@ -10,12 +10,15 @@
 //!        ┌───────────────┼──────────────────┬───────────────┬──────────────┐
 //!        v               v                  v               v              v
 //!   publish (parse   consume (cursor    position (CAS   sse (tail as    listing, metrics,
-//!   body -> jobs)    pool, long-poll)   on the ref)     events)         healthz
+//!   body -> jobs)    pool, long-poll,   on the ref)     events)         healthz
+//!        │           pages: rendered
+//!        │           once, read ahead)
 //!        │               ^                                  ^
 //!        v               │ notify (topic moved)             │
 //!   writer: one thread and one Producer per topic; group commit: every job that
-//!   arrived while the previous batch was flushing goes into the next batch (one pack,
-//!   one ref update, one round of fsyncs); a job's messages are never split across batches
+//!   arrived while the previous batch was flushing (and the clients it answered, if they
+//!   come back at once) goes into the next batch (one pack, one ref update, one round of
+//!   fsyncs); a job's messages are never split across batches
 //! ```
 //!
 //! Invariants: a publish is answered with commit ids only once its batch is acknowledged
@@ -43,6 +46,7 @@ mod git;
 mod limits;
 mod listing;
 mod metrics;
+mod pages;
 mod position;
 mod publish;
 mod render;

@@ -3,7 +3,10 @@
 //! credentials in) and RFC 3339 times in UTC.
 //!
 //! Hand-written because it is the consume hot path (a million lines a second is the goal):
-//! no intermediate `serde_json::Value`, no allocation per message.
+//! no intermediate `serde_json::Value`, no allocation per message. Most names and ids (and
+//! many payloads) are printable ASCII: [`is_plain()`] finds that out 8 bytes at a time, and
+//! a plain field is copied whole, with no UTF-8 check and no escape scan of its own; other
+//! strings are escaped from a table ([`json_string()`]).
 //!
 //! Line format (fields in this order; `payload` when the payload is UTF-8, else
 //! `payload_base64`):
@@ -42,7 +45,11 @@ pub(crate) fn message_line(out: &mut Vec<u8>, message: &MessageRef<'_>) {
     json_lossy(out, message.email);
     out.extend_from_slice(b",\"time\":\"");
     rfc3339_utc(out, message.time.seconds);
-    if std::str::from_utf8(message.payload).is_ok() {
+    if is_plain(message.payload) {
+        out.extend_from_slice(b"\",\"payload\":\"");
+        out.extend_from_slice(message.payload);
+        out.push(b'"');
+    } else if std::str::from_utf8(message.payload).is_ok() {
         out.extend_from_slice(b"\",\"payload\":");
         json_string(out, message.payload);
     } else {
@@ -67,35 +74,125 @@ const NEEDS_ESCAPE: [bool; 256] = {
     table
 };
 
-/// Append `bytes` (UTF-8) as a JSON string, quotes included. Runs without an escape are
-/// copied whole (payloads are mostly plain text).
+/// One byte repeated over a word.
+const fn splat(byte: u8) -> u64 {
+    u64::from_be_bytes([byte; 8])
+}
+
+/// Whether `bytes` is printable ASCII (0x20..0x7f) without `"` or `\\`: valid UTF-8 that
+/// goes into a JSON string as is. Eight bytes at a time, with the classic bit tricks (a
+/// flag is set iff some byte of the word matches; which byte does not matter here):
+/// below 0x20 `(x - splat(0x20)) & !x & splat(0x80)`, equal to `c` the same for `x ^ splat(c)`
+/// below 1, at or above 0x7f `((x + splat(1)) | x) & splat(0x80)`.
+pub(crate) fn is_plain(bytes: &[u8]) -> bool {
+    const HIGH: u64 = splat(0x80);
+    let has_below = |x: u64, n: u8| x.wrapping_sub(splat(n)) & !x & HIGH;
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let x = u64::from_be_bytes(word.try_into().expect("BUG: chunks of 8"));
+        let flags = has_below(x, 0x20)
+            | has_below(x ^ splat(b'"'), 1)
+            | has_below(x ^ splat(b'\\'), 1)
+            | ((x.wrapping_add(splat(1)) | x) & HIGH);
+        if flags != 0 {
+            return false;
+        }
+    }
+    words
+        .remainder()
+        .iter()
+        .all(|b| *b < 0x7f && !NEEDS_ESCAPE[usize::from(*b)])
+}
+
+/// How each byte goes into a JSON string: 0 as is, [`UNICODE_ESCAPE`] as `\\u00XX` (other
+/// controls and DEL), else `\\` and this byte (`"`, `\\`, `\\n`, `\\r`, `\\t`).
+const SHORT_ESCAPE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = UNICODE_ESCAPE;
+        b += 1;
+    }
+    table[0x7f] = UNICODE_ESCAPE;
+    table[b'"' as usize] = b'"';
+    table[b'\\' as usize] = b'\\';
+    table[b'\n' as usize] = b'n';
+    table[b'\r' as usize] = b'r';
+    table[b'\t' as usize] = b't';
+    table
+};
+const UNICODE_ESCAPE: u8 = 1;
+
+/// Append `bytes` (UTF-8) as a JSON string, quotes included. A JSON payload has a quote
+/// every few bytes, so the cost per escape is what counts: the output is sized for every
+/// byte escaped in two and written by index from a table, no call per escape; a control
+/// byte (six bytes out, rare) hands the rest to the general loop. Measured on the bench's
+/// payloads (a quote every ~6 bytes), same run, load 14: 368-467 ns a payload against
+/// 598-814 for the loop that copies each run between escapes.
 pub(crate) fn json_string(out: &mut Vec<u8>, bytes: &[u8]) {
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    let mut rest = bytes;
-    while let Some(at) = rest.iter().position(|b| NEEDS_ESCAPE[usize::from(*b)]) {
-        out.extend_from_slice(&rest[..at]);
-        let b = rest[at];
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => {
-                out.extend_from_slice(b"\\u00");
-                out.push(HEX[usize::from(b >> 4)]);
-                out.push(HEX[usize::from(b & 0xf)]);
+    let start = out.len();
+    out.resize(start + 2 * bytes.len() + 2, 0);
+    let buf = &mut out[start..];
+    buf[0] = b'"';
+    let mut written = 1;
+    let mut control = None;
+    for (at, &b) in bytes.iter().enumerate() {
+        match SHORT_ESCAPE[usize::from(b)] {
+            0 => {
+                buf[written] = b;
+                written += 1;
+            }
+            UNICODE_ESCAPE => {
+                control = Some(at);
+                break;
+            }
+            short => {
+                buf[written] = b'\\';
+                buf[written + 1] = short;
+                written += 2;
             }
         }
-        rest = &rest[at + 1..];
     }
-    out.extend_from_slice(rest);
-    out.push(b'"');
+    match control {
+        None => {
+            buf[written] = b'"';
+            out.truncate(start + written + 1);
+        }
+        Some(at) => {
+            out.truncate(start + written);
+            for &b in &bytes[at..] {
+                if NEEDS_ESCAPE[usize::from(b)] {
+                    escape(out, b);
+                } else {
+                    out.push(b);
+                }
+            }
+            out.push(b'"');
+        }
+    }
+}
+
+/// Append the escape of `b` (one of [`NEEDS_ESCAPE`]).
+fn escape(out: &mut Vec<u8>, b: u8) {
+    match SHORT_ESCAPE[usize::from(b)] {
+        0 => out.push(b),
+        UNICODE_ESCAPE => {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        }
+        short => out.extend_from_slice(&[b'\\', short]),
+    }
 }
 
 /// Append `bytes` as a JSON string, invalid UTF-8 replaced.
 fn json_lossy(out: &mut Vec<u8>, bytes: &[u8]) {
+    if is_plain(bytes) {
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
     json_string(out, String::from_utf8_lossy(bytes).as_bytes());
 }
 
@@ -204,6 +301,73 @@ mod tests {
             let back: String = serde_json::from_slice(&out).unwrap();
             assert_eq!(back, text, "escaped {out:?}");
         }
+    }
+
+    #[test]
+    fn is_plain_agrees_with_a_byte_by_byte_check_at_every_position() {
+        let naive = |bytes: &[u8]| {
+            bytes
+                .iter()
+                .all(|b| (0x20..0x7f).contains(b) && *b != b'"' && *b != b'\\')
+        };
+        // Every byte value at every offset of words and tails, in plain surroundings.
+        for len in [1, 7, 8, 9, 16, 23] {
+            for at in 0..len {
+                for b in 0..=255u8 {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = b;
+                    assert_eq!(is_plain(&bytes), naive(&bytes), "{b:#x} at {at} of {len}");
+                }
+            }
+        }
+        // Pairs of neighbours that could borrow or carry into each other.
+        let edges = [
+            0x00, 0x01, 0x1f, 0x20, 0x21, 0x22, 0x5b, 0x5c, 0x5d, 0x7e, 0x7f, 0x80, 0xfe, 0xff,
+        ];
+        for &x in &edges {
+            for &y in &edges {
+                for at in 0..7 {
+                    let mut bytes = [b'z'; 8];
+                    bytes[at] = x;
+                    bytes[at + 1] = y;
+                    assert_eq!(is_plain(&bytes), naive(&bytes), "{x:#x},{y:#x} at {at}");
+                }
+            }
+        }
+        assert!(is_plain(b""));
+    }
+
+    #[test]
+    fn json_strings_with_escapes_at_every_offset_round_trip_through_serde_json() {
+        for len in 0..20 {
+            for at in 0..len {
+                for special in ["\"", "\\", "\n", "\u{1}", "\u{7f}", "é", "\"\""] {
+                    let text: String = (0..len)
+                        .map(|i| {
+                            if i == at {
+                                special.to_owned()
+                            } else {
+                                "a".to_owned()
+                            }
+                        })
+                        .collect();
+                    let mut out = Vec::new();
+                    json_string(&mut out, text.as_bytes());
+                    let back: String = serde_json::from_slice(&out).unwrap();
+                    assert_eq!(back, text, "escaped {out:?}");
+                }
+            }
+        }
+        let mut out = Vec::new();
+        json_string(
+            &mut out,
+            br#"{"id":1,"type":"order.created","items":[{"sku":"A"}]}"#,
+        );
+        let back: String = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            back,
+            r#"{"id":1,"type":"order.created","items":[{"sku":"A"}]}"#
+        );
     }
 
     #[test]

@@ -313,6 +313,13 @@ async fn poll(
         let _ = tokio::time::timeout(sse::RECHECK.min(deadline - now), notified).await;
     };
     state.metrics.consumed(&topic, page.count);
+    if let (true, Some(last)) = (page.count == max, page.last) {
+        // A full page: the client likely asks for the next one; have it ready.
+        let (state, topic) = (state.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || {
+            consume::read_ahead(&state.repo, &state.cursors, &topic, last, max);
+        });
+    }
     let mut response = Response::new(Body::bytes(page.body));
     let headers = response.headers_mut();
     headers.insert(

@@ -8,6 +8,13 @@
 //! form the next batch, so the batch size follows the load: one message when idle, thousands
 //! under load.
 //!
+//! Gathering: HTTP clients each wait for their answer before they publish again, so after a
+//! cycle the clients just answered come back while the jobs queued meanwhile are taken. A
+//! writer that took fewer jobs than there were clients at the end of its last cycle (jobs
+//! answered plus jobs then queued) waits a little for the others ([`gather_for()`]: at most
+//! half the last flush, at most [`MAX_GATHER`]) so that they share one flush instead of
+//! splitting into two cohorts that alternate, each paying a whole flush.
+//!
 //! Invariants: a job is answered with ids only after the flush that holds its messages
 //! returned (acknowledged, durable per the producer's durability); a job's messages are all in
 //! one batch, so it is acknowledged or refused whole, never half done (messages are validated
@@ -18,7 +25,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         mpsc, Arc, Mutex,
     },
     thread::JoinHandle,
@@ -36,6 +43,9 @@ use crate::{git::message::Envelope, Durability, Producer, ProducerConfig, Reposi
 pub(crate) const CYCLE_BYTES: usize = 8 << 20;
 /// ... or this many messages.
 pub(crate) const CYCLE_MESSAGES: usize = 20_000;
+
+/// The longest a writer waits for the clients of its last cycle to come back.
+pub(crate) const MAX_GATHER: Duration = Duration::from_millis(5);
 
 /// One message to publish (validated: no NUL, envelope well-formed).
 #[derive(Debug)]
@@ -68,6 +78,8 @@ pub(crate) struct Writers {
 
 struct Writer {
     jobs: mpsc::Sender<Job>,
+    /// Jobs sent and not yet taken by the writer.
+    queued: Arc<AtomicUsize>,
     thread: JoinHandle<()>,
 }
 
@@ -122,7 +134,9 @@ impl Writers {
             topics.insert(topic.clone(), writer);
         }
         let writer = topics.get(topic).expect("BUG: inserted above");
+        writer.queued.fetch_add(1, Ordering::SeqCst);
         writer.jobs.send(Job { items, reply }).map_err(|_| {
+            writer.queued.fetch_sub(1, Ordering::SeqCst);
             ApiError::unavailable("the topic's writer stopped; nothing was published")
         })?;
         Ok(answer)
@@ -146,7 +160,11 @@ impl Writers {
 
     fn spawn(&self, topic: &TopicName) -> Result<Writer, ApiError> {
         let (jobs, queue) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         let mut state = WriterState {
+            queued: queued.clone(),
+            clients: 0,
+            last_flush: Duration::ZERO,
             repo: self.repo.clone(),
             topic: topic.clone(),
             config: self.config.clone(),
@@ -159,11 +177,21 @@ impl Writers {
             .name(format!("gitmq-serve-{topic}"))
             .spawn(move || state.run(&queue))
             .map_err(|err| ApiError::internal(format!("cannot start a writer thread: {err}")))?;
-        Ok(Writer { jobs, thread })
+        Ok(Writer {
+            jobs,
+            queued,
+            thread,
+        })
     }
 }
 
 struct WriterState {
+    /// Shared with [`Writer::queued`].
+    queued: Arc<AtomicUsize>,
+    /// Clients at the end of the last cycle: jobs answered plus jobs then queued.
+    clients: usize,
+    /// How long the last flush took.
+    last_flush: Duration,
     repo: Repository,
     topic: TopicName,
     config: ProducerConfig,
@@ -186,20 +214,34 @@ enum Slot {
 impl WriterState {
     fn run(&mut self, queue: &mpsc::Receiver<Job>) {
         while let Ok(first) = queue.recv() {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
             let mut bytes = job_bytes(&first);
             let mut messages = first.items.len();
             let mut cycle = vec![first];
+            let deadline = Instant::now() + gather_for(self.last_flush);
             while !self.job_per_batch && bytes < CYCLE_BYTES && messages < CYCLE_MESSAGES {
-                match queue.try_recv() {
-                    Ok(job) => {
-                        bytes += job_bytes(&job);
-                        messages += job.items.len();
-                        cycle.push(job);
+                let job = match queue.try_recv() {
+                    Ok(job) => job,
+                    Err(mpsc::TryRecvError::Disconnected) => break,
+                    Err(mpsc::TryRecvError::Empty) => {
+                        let now = Instant::now();
+                        if cycle.len() >= self.clients || now >= deadline {
+                            break;
+                        }
+                        match queue.recv_timeout(deadline - now) {
+                            Ok(job) => job,
+                            Err(_) => break,
+                        }
                     }
-                    Err(_) => break,
-                }
+                };
+                self.queued.fetch_sub(1, Ordering::SeqCst);
+                bytes += job_bytes(&job);
+                messages += job.items.len();
+                cycle.push(job);
             }
+            let jobs = cycle.len();
             self.cycle(cycle);
+            self.clients = jobs + self.queued.load(Ordering::SeqCst);
         }
     }
 
@@ -299,7 +341,8 @@ impl WriterState {
             (None, Some(producer)) if !cycle.provisional.is_empty() => {
                 let started = Instant::now();
                 let result = producer.flush();
-                self.metrics.observe_flush(started.elapsed());
+                self.last_flush = started.elapsed();
+                self.metrics.observe_flush(self.last_flush);
                 result
             }
             _ => Ok(crate::produce::Flushed::default()),
@@ -341,6 +384,12 @@ struct Cycle {
     answers: Vec<(Job, Result<Vec<Slot>, ApiError>)>,
     /// Set when the batch must not be written; every job gets this error.
     broken: Option<ApiError>,
+}
+
+/// How long a writer may wait for more jobs after the last flush took `last_flush`: half of
+/// it (a flush that costs little is not worth waiting for), at most [`MAX_GATHER`].
+fn gather_for(last_flush: Duration) -> Duration {
+    (last_flush / 2).min(MAX_GATHER)
 }
 
 fn job_bytes(job: &Job) -> usize {

@@ -42,7 +42,7 @@ pub fn decode(id: ObjectId, body: &[u8]) -> Result<MessageRef<'_>, message::Erro
 
 /// The fast path: `None` if `body` is not in the canonical layout.
 fn canonical(id: ObjectId, body: &[u8]) -> Option<MessageRef<'_>> {
-    let mut rest = id_line(body, b"tree ")?.1;
+    let mut rest = super::parent::after_tree_line(body)?;
     let mut parent = None;
     let mut other_parents = Vec::new();
     while rest.starts_with(b"parent ") {

@@ -60,8 +60,7 @@ pub struct Malformed {
 /// ```
 pub fn first_parent(prefix: &[u8]) -> Result<Option<ObjectId>, Malformed> {
     let malformed = |reason| Malformed { reason };
-    hex_line(prefix, TREE).ok_or(malformed("no tree line"))?;
-    let after_tree = prefix.get(TREE_LINE_LEN..).unwrap_or_default();
+    let after_tree = after_tree_line(prefix).ok_or(malformed("no tree line"))?;
     if after_tree.starts_with(PARENT) {
         let id = hex_line(after_tree, PARENT).ok_or(malformed("bad parent line"))?;
         return Ok(Some(ObjectId::from(id)));
@@ -101,6 +100,18 @@ pub fn links(body: &[u8]) -> Result<(ObjectId, Vec<ObjectId>), Malformed> {
         return Err(malformed("commit ends after its parent lines"));
     }
     Ok((ObjectId::from(tree), parents))
+}
+
+/// What follows the valid `tree <40 hex>\n` line at the start of `bytes`, if it starts with
+/// one. The empty tree (every message's tree) is recognised by one comparison instead of
+/// decoding its digits: a walk and a delivery each check a tree line per message.
+pub(super) fn after_tree_line(bytes: &[u8]) -> Option<&[u8]> {
+    let line = bytes.strip_prefix(TREE)?.get(..=HEX_LEN)?;
+    let empty = line.strip_suffix(b"\n") == Some(&super::EMPTY_TREE_HEX[..]);
+    if !empty {
+        hex_line(bytes, TREE)?;
+    }
+    bytes.get(TREE_LINE_LEN..)
 }
 
 /// The id on the line `<name><40 hex>\n` at the start of `bytes`, if it is one.

@@ -175,6 +175,9 @@ impl CommitGraph {
         let n = usize::try_from(count).map_err(|_| io::ErrorKind::InvalidData)?;
         let mut ids = vec![0u8; n * HASH_LEN];
         file.read_exact_at(&mut ids, ids_at)?;
+        if !sorted_under_fan(&ids, &fan) {
+            return Ok(None);
+        }
         let mut parents = Vec::with_capacity(n);
         let mut batch = vec![0u8; DATA_BATCH.min(n.max(1)) * DATA_LEN];
         let mut at = data_at;
@@ -198,6 +201,32 @@ impl CommitGraph {
         }
         Ok(Some(Self { fan, ids, parents }))
     }
+}
+
+/// Whether `ids` (20 bytes each) are strictly increasing and each sits where the fan-out
+/// says ids with its first byte do: what every lookup relies on. A file that breaks it is
+/// damaged, and no graph (found by the `commit_graph` fuzz target: unsorted ids hid a listed
+/// parent from the search).
+fn sorted_under_fan(ids: &[u8], fan: &[u32; FAN_LEN]) -> bool {
+    let mut previous: Option<&[u8]> = None;
+    for (position, id) in ids.chunks_exact(HASH_LEN).enumerate() {
+        if previous.is_some_and(|p| p >= id) {
+            return false;
+        }
+        previous = Some(id);
+        let first = usize::from(id.first().copied().unwrap_or(0));
+        let below = first
+            .checked_sub(1)
+            .and_then(|b| fan.get(b))
+            .copied()
+            .unwrap_or(0);
+        let upto = fan.get(first).copied().unwrap_or(0);
+        let position = u32::try_from(position).unwrap_or(u32::MAX);
+        if position < below || position >= upto {
+            return false;
+        }
+    }
+    true
 }
 
 /// Access
@@ -366,5 +395,20 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         assert!(CommitGraph::open(dir.path()).unwrap().is_none(), "no file");
+    }
+
+    #[test]
+    fn ids_out_of_order_or_off_their_fan_out_slot_are_no_graph() {
+        let (a, b) = ([0x10; 20], [0x20; 20]);
+        assert!(open(&graph(&[(a, PARENT_NONE), (b, 0)])).is_some());
+        // Swapped: the fan-out still counts them right, the order is wrong.
+        assert!(open(&graph(&[(b, PARENT_NONE), (a, 0)])).is_none());
+        // Twice the same id.
+        assert!(open(&graph(&[(a, PARENT_NONE), (a, 0)])).is_none());
+        // Sorted, but the fan-out puts the second id under another first byte.
+        let mut shifted = graph(&[(a, PARENT_NONE), (b, 0)]);
+        let slot = GRAPH_HEADER_LEN + 4 * CHUNK_ENTRY_LEN + 0x18 * 4;
+        shifted[slot..slot + 4].copy_from_slice(&2u32.to_be_bytes());
+        assert!(open(&shifted).is_none());
     }
 }

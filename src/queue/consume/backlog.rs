@@ -6,7 +6,9 @@
 //! the top of every newer segment -> [`Backlog::next_message()`] reads the oldest segment
 //! front to back, each body read once, straight from its pack -> when a segment is done, the
 //! next newer one is walked again from its top down to the previous top, and read the same
-//! way.
+//! way. While at least `READ_AHEAD_MIN` messages of a segment are left and the machine has
+//! a second core, the bodies are read on a worker thread ([`ReadAhead`]) a few batches
+//! ahead of this one, which decodes and hands them out.
 //!
 //! Ids: the walk looked each commit up by its id, so the segment keeps it beside the
 //! location: delivering a message reads its body once and nothing else (no look-ahead into
@@ -20,8 +22,11 @@
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
+use std::sync::Arc;
+
 use gix_hash::ObjectId;
 
+use super::read_ahead::{Locations, ReadAhead};
 use crate::git::{
     message::decode::decode,
     walk::{step_with, Error},
@@ -38,9 +43,14 @@ pub const DEFAULT_SEGMENT_LEN: usize = 1 << 20;
 /// The longest segment (loose objects are numbered with a `u32`).
 const MAX_SEGMENT_LEN: usize = u32::MAX as usize;
 
+/// Read ahead on a second thread (see [`ReadAhead`]) when at least this many messages of a
+/// segment are left to hand out and the machine has a second core: below that, starting a
+/// thread costs more than it saves.
+pub(super) const READ_AHEAD_MIN: usize = 4096;
+
 /// The ids and locations of one segment, 36 bytes each: the ids of loose objects (rare) are
 /// kept aside rather than widen every entry.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Segment {
     entries: Vec<Entry>,
     ids: Vec<ObjectId>,
@@ -93,13 +103,28 @@ impl Segment {
     }
 }
 
+impl Locations for Segment {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn location(&self, at: usize) -> Option<Location> {
+        self.get(at).map(|(_, location)| location)
+    }
+}
+
 /// The messages after a stop up to a head, oldest first.
 #[derive(Debug)]
 pub struct Backlog {
     /// The tops of the segments newer than the current one; the next one is last.
     tops: Vec<ObjectId>,
-    /// The current segment, oldest first.
-    segment: Segment,
+    /// The current segment, oldest first (shared with its read-ahead).
+    segment: Arc<Segment>,
+    /// The bodies of `segment` from `cursor` on, read on a second thread; it holds the
+    /// consumer's handle meanwhile.
+    read_ahead: Option<ReadAhead>,
+    /// A read-ahead could not start (one core, or no thread): read here only.
+    no_read_ahead: bool,
     /// The next location of `segment` to decode.
     cursor: usize,
     /// The id of the newest message of `segment`.
@@ -140,7 +165,9 @@ impl Backlog {
         segment.reverse();
         Ok(Self {
             tops,
-            segment,
+            segment: Arc::new(segment),
+            read_ahead: None,
+            no_read_ahead: false,
             cursor: 0,
             top,
             segment_len,
@@ -192,29 +219,77 @@ impl Backlog {
         scratch: &mut Vec<u8>,
         visit: impl FnOnce(MessageRef<'_>) -> R,
     ) -> Result<Option<R>, Error> {
-        if self.cursor == self.segment.len() && !self.walk_next_segment(odb, scratch)? {
-            return Ok(None);
+        if self.cursor == self.segment.len() {
+            self.stop_read_ahead(odb);
+            if !self.walk_next_segment(odb, scratch)? {
+                return Ok(None);
+            }
+        }
+        if self.read_ahead.is_none()
+            && !self.no_read_ahead
+            && self.segment.len() - self.cursor >= READ_AHEAD_MIN
+        {
+            self.start_read_ahead(odb);
         }
         let (id, location) = self
             .segment
             .get(self.cursor)
             .expect("BUG: the cursor is inside the segment");
-        let (kind, body) = odb.object_at(&location, scratch)?;
-        if kind != gix_object::Kind::Commit {
-            return Err(Error::NotACommit { id, kind });
-        }
-        let message = decode(id, body)?;
-        // The walk may have taken parents from git's commit-graph: the message before this
-        // one must be its first parent as the commit itself says.
-        if let Some(before) = self.cursor.checked_sub(1) {
-            let expected = self.segment.get(before).map(|(id, _)| id);
-            if message.parent != expected {
-                return Err(Error::Diverged { top: self.top });
+        let read = match self.read_ahead.as_mut() {
+            Some(read_ahead) => read_ahead
+                .next_body()
+                .expect("BUG: the read-ahead reads to the segment's end"),
+            None => odb.object_at(&location, scratch).map_err(Error::from),
+        };
+        let checked = read.and_then(|(kind, body)| {
+            if kind != gix_object::Kind::Commit {
+                return Err(Error::NotACommit { id, kind });
+            }
+            let message = decode(id, body)?;
+            // The walk may have taken parents from git's commit-graph: the message before
+            // this one must be its first parent as the commit itself says.
+            if let Some(before) = self.cursor.checked_sub(1) {
+                let expected = self.segment.get(before).map(|(id, _)| id);
+                if message.parent != expected {
+                    return Err(Error::Diverged { top: self.top });
+                }
+            }
+            Ok(message)
+        });
+        match checked {
+            Ok(message) => {
+                self.cursor += 1;
+                self.remaining = self.remaining.saturating_sub(1);
+                Ok(Some(visit(message)))
+            }
+            Err(err) => {
+                // The read-ahead moved past this message: the next try reads it here.
+                self.stop_read_ahead(odb);
+                Err(err)
             }
         }
-        self.cursor += 1;
-        self.remaining = self.remaining.saturating_sub(1);
-        Ok(Some(visit(message)))
+    }
+
+    /// Read the rest of the segment ahead on a second thread, if the machine has one.
+    fn start_read_ahead(&mut self, odb: &mut Odb) {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        if cores < 2 {
+            self.no_read_ahead = true;
+            return;
+        }
+        let read_ahead = ReadAhead::start(odb, Arc::clone(&self.segment), self.cursor);
+        if read_ahead.is_running() {
+            self.read_ahead = Some(read_ahead);
+        } else {
+            self.no_read_ahead = true;
+        }
+    }
+
+    /// Stop reading ahead and take the consumer's handle back.
+    fn stop_read_ahead(&mut self, odb: &mut Odb) {
+        if let Some(lent) = self.read_ahead.take().and_then(ReadAhead::finish) {
+            *odb = lent;
+        }
     }
 
     /// Walk the next newer segment, from its top down to the current top. `false` when
@@ -224,24 +299,25 @@ impl Backlog {
             return Ok(false);
         };
         let stop = self.top;
-        self.segment.clear();
+        let segment = Arc::make_mut(&mut self.segment);
+        segment.clear();
         let mut near = None;
         let mut next = Some(top);
         while let Some(id) = next {
             if id == stop {
                 break;
             }
-            if self.segment.len() == self.segment_len {
+            if segment.len() == self.segment_len {
                 return Err(Error::Diverged { top });
             }
             let (location, parent) = step_with(odb, &id, &mut near, scratch, true)?;
-            self.segment.push(id, location);
+            segment.push(id, location);
             next = parent;
         }
         if next.is_none() {
             return Err(Error::Diverged { top });
         }
-        self.segment.reverse();
+        segment.reverse();
         self.cursor = 0;
         self.top = top;
         Ok(true)

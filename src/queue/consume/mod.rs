@@ -27,6 +27,7 @@ pub(crate) mod backlog;
 pub mod dlq;
 pub mod handler;
 pub mod position;
+mod read_ahead;
 #[cfg(feature = "sign")]
 pub mod verify;
 

@@ -58,6 +58,14 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// CPU seconds the redis-server process used so far (Linux).
+    fn cpu(&self) -> Option<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
+        super::serve::cpu_of_stat(&stat)
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -77,6 +85,7 @@ pub fn publish(
     eprintln!("  {label}...");
     let rounds: Vec<&[Vec<u8>]> = payloads.chunks(depth.max(1)).collect();
     let per_client = rounds.len().div_ceil(clients.max(1));
+    let cpu_before = redis.cpu();
     let started = Instant::now();
     let results: Vec<io::Result<Vec<u64>>> = std::thread::scope(|s| {
         let handles: Vec<_> = rounds
@@ -94,7 +103,7 @@ pub fn publish(
                         let sent = Instant::now();
                         conn.stream.write_all(&out)?;
                         for _ in 0..round.len() {
-                            conn.value()?;
+                            conn.skip()?;
                         }
                         latencies
                             .push(u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX));
@@ -114,7 +123,11 @@ pub fn publish(
         latencies.extend(result?);
     }
     latencies.sort_unstable();
-    let row = super::serve::Row::new(label, payloads.len(), seconds, latencies);
+    let cpu = redis
+        .cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    let row = super::serve::Row::new(label, payloads.len(), seconds, latencies).with_cpu(cpu);
     eprintln!("    {} msg/s", fmt_rate(row.rate()));
     Ok(row)
 }
@@ -128,6 +141,7 @@ pub fn consume(
     label: &str,
 ) -> Result<super::serve::Row> {
     eprintln!("  {label}...");
+    let cpu_before = redis.cpu();
     let started = Instant::now();
     let results: Vec<io::Result<usize>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
@@ -172,7 +186,11 @@ pub fn consume(
     for result in results {
         messages += result?;
     }
-    let row = super::serve::Row::new(label, messages, seconds, Vec::new());
+    let cpu = redis
+        .cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    let row = super::serve::Row::new(label, messages, seconds, Vec::new()).with_cpu(cpu);
     eprintln!("    {} msg/s", fmt_rate(row.rate()));
     Ok(row)
 }
@@ -194,13 +212,6 @@ struct Resp {
     pos: usize,
 }
 
-/// A parsed reply: only what the bench needs.
-enum Value {
-    Bytes(Vec<u8>),
-    Array(Vec<Value>),
-    Other,
-}
-
 impl Resp {
     fn connect(addr: SocketAddr) -> io::Result<Self> {
         let stream = TcpStream::connect(addr)?;
@@ -212,31 +223,31 @@ impl Resp {
         })
     }
 
-    /// (entries, id of the last entry) of an XREAD reply.
+    /// (entries, id of the last entry) of an XREAD reply, read without building it: one
+    /// stream, `[key, [[id, [field, value]], ...]]`.
     fn xread_reply(&mut self) -> io::Result<(usize, Vec<u8>)> {
-        let Value::Array(streams) = self.value()? else {
+        if self.array_len()? < 1 || self.array_len()? < 2 {
             return Ok((0, Vec::new()));
-        };
-        let Some(Value::Array(stream)) = streams.into_iter().next() else {
-            return Ok((0, Vec::new()));
-        };
-        let Some(Value::Array(entries)) = stream.into_iter().nth(1) else {
-            return Ok((0, Vec::new()));
-        };
-        let last = match entries.last() {
-            Some(Value::Array(entry)) => match entry.first() {
-                Some(Value::Bytes(id)) => id.clone(),
-                _ => Vec::new(),
-            },
-            _ => Vec::new(),
-        };
-        Ok((entries.len(), last))
+        }
+        self.skip()?;
+        let entries = self.array_len()?;
+        let mut last = Vec::new();
+        for n in 0..entries {
+            self.array_len()?;
+            let id = self.bulk()?;
+            if n + 1 == entries {
+                last = self.buf[id].to_vec();
+            }
+            self.skip()?;
+        }
+        Ok((entries, last))
     }
 
-    fn line(&mut self) -> io::Result<Vec<u8>> {
+    /// The next line, without its CRLF, as a range of `buf`.
+    fn line(&mut self) -> io::Result<std::ops::Range<usize>> {
         loop {
-            if let Some(end) = self.buf[self.pos..].windows(2).position(|w| w == b"\r\n") {
-                let line = self.buf[self.pos..self.pos + end].to_vec();
+            if let Some(end) = memchr::memmem::find(&self.buf[self.pos..], b"\r\n") {
+                let line = self.pos..self.pos + end;
                 self.pos += end + 2;
                 return Ok(line);
             }
@@ -244,43 +255,73 @@ impl Resp {
         }
     }
 
-    fn value(&mut self) -> io::Result<Value> {
+    /// The number after a line's type byte (-1 if none).
+    fn number(&self, line: &std::ops::Range<usize>) -> i64 {
+        self.buf
+            .get(line.start + 1..line.end)
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(-1)
+    }
+
+    /// An array's length (0 for a null or another type).
+    fn array_len(&mut self) -> io::Result<usize> {
         let line = self.line()?;
-        let number = || {
-            std::str::from_utf8(&line[1..])
-                .ok()
-                .and_then(|n| n.parse::<i64>().ok())
-                .unwrap_or(-1)
-        };
-        match line.first() {
-            Some(b'$') => {
-                let Ok(len) = usize::try_from(number()) else {
-                    return Ok(Value::Other);
-                };
-                while self.buf.len() < self.pos + len + 2 {
-                    self.fill()?;
-                }
-                let bytes = self.buf[self.pos..self.pos + len].to_vec();
-                self.pos += len + 2;
-                Ok(Value::Bytes(bytes))
-            }
-            Some(b'*') => {
-                let n = usize::try_from(number()).unwrap_or(0);
-                let mut items = Vec::with_capacity(n.min(1 << 16));
-                for _ in 0..n {
-                    items.push(self.value()?);
-                }
-                Ok(Value::Array(items))
-            }
-            Some(b'-') => Err(io::Error::other(
-                String::from_utf8_lossy(&line).into_owned(),
-            )),
-            _ => Ok(Value::Other),
+        match self.buf.get(line.start) {
+            Some(b'*') => Ok(usize::try_from(self.number(&line)).unwrap_or(0)),
+            Some(b'-') => Err(self.error(line)),
+            _ => Ok(0),
         }
     }
 
+    /// A bulk string as a range of `buf` (valid until the next read).
+    fn bulk(&mut self) -> io::Result<std::ops::Range<usize>> {
+        let line = self.line()?;
+        match self.buf.get(line.start) {
+            Some(b'$') => {
+                let len = usize::try_from(self.number(&line)).unwrap_or(0);
+                while self.buf.len() < self.pos + len + 2 {
+                    self.fill()?;
+                }
+                let bytes = self.pos..self.pos + len;
+                self.pos += len + 2;
+                Ok(bytes)
+            }
+            Some(b'-') => Err(self.error(line)),
+            _ => Ok(self.pos..self.pos),
+        }
+    }
+
+    /// Read past one value of any type.
+    fn skip(&mut self) -> io::Result<()> {
+        let line = self.line()?;
+        match self.buf.get(line.start) {
+            Some(b'$') => {
+                let len = usize::try_from(self.number(&line)).unwrap_or(0);
+                while self.buf.len() < self.pos + len + 2 {
+                    self.fill()?;
+                }
+                self.pos += len + 2;
+            }
+            Some(b'*') => {
+                for _ in 0..usize::try_from(self.number(&line)).unwrap_or(0) {
+                    self.skip()?;
+                }
+            }
+            Some(b'-') => return Err(self.error(line)),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn error(&self, line: std::ops::Range<usize>) -> io::Error {
+        io::Error::other(String::from_utf8_lossy(&self.buf[line]).into_owned())
+    }
+
+    /// Read more; what was consumed is dropped first once it is most of the buffer (ranges
+    /// handed out before are then stale: callers copy what they keep at once).
     fn fill(&mut self) -> io::Result<()> {
-        if self.pos > 0 {
+        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }

@@ -61,6 +61,8 @@ pub struct Row {
     seconds: f64,
     /// Request latencies in microseconds (sorted), if measured.
     latencies: Vec<u64>,
+    /// CPU seconds the server spent (its threads, or the redis-server process), if known.
+    cpu: Option<f64>,
 }
 
 impl Row {
@@ -70,7 +72,22 @@ impl Row {
             messages,
             seconds,
             latencies,
+            cpu: None,
         }
+    }
+
+    /// The server's CPU seconds over the phase.
+    #[must_use]
+    pub fn with_cpu(mut self, cpu: Option<f64>) -> Self {
+        self.cpu = cpu;
+        self
+    }
+
+    /// Server CPU microseconds per message: what the server costs, whatever else the
+    /// machine runs (a shared machine's wall clock mostly measures the others).
+    fn cpu_per_message(&self) -> Option<f64> {
+        let cpu = self.cpu?;
+        (self.messages > 0).then(|| cpu * 1e6 / self.messages as f64)
     }
 
     pub fn rate(&self) -> f64 {
@@ -136,7 +153,12 @@ pub fn run(opts: &ServeBenchOptions) -> Result<()> {
     server.stop();
 
     let mut reference = Vec::new();
-    match Redis::start(&scratch.path).filter(|_| !opts.no_redis) {
+    let redis = if opts.no_redis {
+        None
+    } else {
+        Redis::start(&scratch.path)
+    };
+    match redis {
         Some(redis) => {
             let single = &payloads[..opts.single_messages];
             reference.push(redis::publish(
@@ -185,8 +207,8 @@ pub fn run(opts: &ServeBenchOptions) -> Result<()> {
 fn print_rows(rows: &[Row], reference: &[Row]) {
     println!();
     println!(
-        "{:<52} {:>12} {:>10} {:>10} {:>10}",
-        "", "msg/s", "p50 ms", "p99 ms", "vs redis"
+        "{:<52} {:>12} {:>10} {:>10} {:>10} {:>12}",
+        "", "msg/s", "p50 ms", "p99 ms", "vs redis", "cpu us/msg"
     );
     let redis_for = |label: &str| -> Option<&Row> {
         let key = if label.contains("single") {
@@ -211,12 +233,14 @@ fn print_rows(rows: &[Row], reference: &[Row]) {
             String::new()
         };
         println!(
-            "{:<52} {:>12} {:>10} {:>10} {:>10}",
+            "{:<52} {:>12} {:>10} {:>10} {:>10} {:>12}",
             row.label,
             fmt_rate(row.rate()),
             ms(row.percentile(0.50)),
             ms(row.percentile(0.99)),
-            ratio
+            ratio,
+            row.cpu_per_message()
+                .map_or_else(|| "-".to_owned(), |us| format!("{us:.2}"))
         );
     }
 }
@@ -265,6 +289,7 @@ fn publish(
     eprintln!("  {label}...");
     let requests: Vec<&[Vec<u8>]> = payloads.chunks(batch.max(1)).collect();
     let per_client = requests.len().div_ceil(clients.max(1));
+    let cpu_before = server_cpu();
     let started = Instant::now();
     let results: Vec<io::Result<Vec<u64>>> = std::thread::scope(|s| {
         let handles: Vec<_> = requests
@@ -291,7 +316,7 @@ fn publish(
                         if status != 200 {
                             return Err(io::Error::other(format!(
                                 "publish: {status} {}",
-                                String::from_utf8_lossy(&reply.body)
+                                String::from_utf8_lossy(reply.body)
                             )));
                         }
                     }
@@ -310,7 +335,10 @@ fn publish(
         latencies.extend(result?);
     }
     latencies.sort_unstable();
-    let row = Row::new(label, payloads.len(), seconds, latencies);
+    let cpu = server_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    let row = Row::new(label, payloads.len(), seconds, latencies).with_cpu(cpu);
     let (batches, flush_seconds) = flush_stats(server)?;
     eprintln!(
         "    {} msg/s; {batches} batches of {:.0} messages on average, {:.2} ms per flush",
@@ -323,8 +351,9 @@ fn publish(
 
 /// The server's flush count and total flush time, from `/metrics`.
 fn flush_stats(server: &Server) -> Result<(f64, f64)> {
-    let (_, reply) = Http::connect(server.addr)?.request("GET", "/metrics", None, b"")?;
-    let text = String::from_utf8_lossy(&reply.body);
+    let mut http = Http::connect(server.addr)?;
+    let (_, reply) = http.request("GET", "/metrics", None, b"")?;
+    let text = String::from_utf8_lossy(reply.body);
     let value = |name: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
@@ -339,6 +368,7 @@ fn flush_stats(server: &Server) -> Result<(f64, f64)> {
 /// `clients` clients each read the whole topic (`expected` messages) page by page.
 fn consume(server: &Server, expected: usize, clients: usize, label: &str) -> Result<Row> {
     eprintln!("  {label}...");
+    let cpu_before = server_cpu();
     let started = Instant::now();
     let results: Vec<io::Result<usize>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..clients)
@@ -358,7 +388,7 @@ fn consume(server: &Server, expected: usize, clients: usize, label: &str) -> Res
                                 "consume stopped at {read}: {status}"
                             )));
                         }
-                        let lines = memchr_count(&reply.body);
+                        let lines = memchr::memchr_iter(b'\n', reply.body).count();
                         if lines != count {
                             return Err(io::Error::other("count header and body disagree"));
                         }
@@ -380,14 +410,41 @@ fn consume(server: &Server, expected: usize, clients: usize, label: &str) -> Res
     for result in results {
         messages += result?;
     }
-    let row = Row::new(label, messages, seconds, Vec::new());
+    let cpu = server_cpu()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    let row = Row::new(label, messages, seconds, Vec::new()).with_cpu(cpu);
     eprintln!("    {} msg/s", fmt_rate(row.rate()));
     Ok(row)
 }
 
-#[allow(clippy::naive_bytecount)] // a check of the reply, outside the server's time budget
-fn memchr_count(bytes: &[u8]) -> usize {
-    bytes.iter().filter(|b| **b == b'\n').count()
+/// CPU seconds used so far by the server's threads in this process (named `gitmq-serve*`
+/// and `gitmq-midx`, as the runtime, the writers and the producer's helper are), from
+/// `/proc` (Linux; `None` elsewhere).
+fn server_cpu() -> Option<f64> {
+    let mut total = 0.0;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let comm = stat.split_once('(').and_then(|(_, r)| r.rsplit_once(')'));
+        if let Some((name, _)) = comm {
+            if name.starts_with("gitmq-serve") || name.starts_with("gitmq-midx") {
+                total += cpu_of_stat(&stat)?;
+            }
+        }
+    }
+    Some(total)
+}
+
+/// utime + stime of a `/proc/.../stat` line, in seconds (clock ticks of 1/100 s, Linux's
+/// USER_HZ).
+pub fn cpu_of_stat(stat: &str) -> Option<f64> {
+    let (_, after_comm) = stat.rsplit_once(')')?;
+    let mut fields = after_comm.split_whitespace().skip(11);
+    let utime: f64 = fields.next()?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
 
 /// The 1-, 5- and 15-minute load averages.
@@ -399,25 +456,33 @@ pub fn load() -> String {
 }
 
 /// A minimal HTTP/1.1 client on one keep-alive connection (Content-Length bodies only,
-/// which is what `gitmq serve` sends for these routes).
+/// which is what `gitmq serve` sends for these routes). It costs the machine little next to
+/// the server: the read buffer is zeroed only when it grows and a reply's body is borrowed
+/// from it, not copied.
 struct Http {
     stream: TcpStream,
+    /// Read buffer; `buf[..filled]` holds what was read of the current reply.
     buf: Vec<u8>,
+    filled: usize,
     out: Vec<u8>,
 }
 
-struct Reply {
+struct Reply<'a> {
     head: String,
-    body: Vec<u8>,
+    body: &'a [u8],
 }
 
-impl Reply {
+impl Reply<'_> {
     fn header(&self, name: &str) -> Option<&str> {
-        self.head.lines().skip(1).find_map(|line| {
-            let (key, value) = line.split_once(':')?;
-            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
-        })
+        header(&self.head, name)
     }
+}
+
+fn header<'h>(head: &'h str, name: &str) -> Option<&'h str> {
+    head.lines().skip(1).find_map(|line| {
+        let (key, value) = line.split_once(':')?;
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+    })
 }
 
 impl Http {
@@ -426,7 +491,8 @@ impl Http {
         stream.set_nodelay(true)?;
         Ok(Self {
             stream,
-            buf: Vec::with_capacity(1 << 16),
+            buf: vec![0; 1 << 16],
+            filled: 0,
             out: Vec::with_capacity(1 << 16),
         })
     }
@@ -437,7 +503,7 @@ impl Http {
         path: &str,
         content_type: Option<&str>,
         body: &[u8],
-    ) -> io::Result<(u16, Reply)> {
+    ) -> io::Result<(u16, Reply<'_>)> {
         self.out.clear();
         write!(
             self.out,
@@ -450,9 +516,10 @@ impl Http {
         self.out.extend_from_slice(b"\r\n");
         self.out.extend_from_slice(body);
         self.stream.write_all(&self.out)?;
-        self.buf.clear();
+        // One request in flight: nothing of an earlier reply is left in the buffer.
+        self.filled = 0;
         let head_end = loop {
-            if let Some(end) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            if let Some(end) = memchr::memmem::find(&self.buf[..self.filled], b"\r\n\r\n") {
                 break end + 4;
             }
             self.fill()?;
@@ -463,29 +530,25 @@ impl Http {
             .nth(1)
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        let mut reply = Reply {
-            head,
-            body: Vec::new(),
-        };
-        let length: usize = reply
-            .header("content-length")
+        let length: usize = header(&head, "content-length")
             .and_then(|l| l.parse().ok())
             .ok_or_else(|| io::Error::other("no Content-Length in the reply"))?;
-        while self.buf.len() < head_end + length {
+        while self.filled < head_end + length {
             self.fill()?;
         }
-        reply.body = self.buf[head_end..head_end + length].to_vec();
-        Ok((status, reply))
+        let body = &self.buf[head_end..head_end + length];
+        Ok((status, Reply { head, body }))
     }
 
     fn fill(&mut self) -> io::Result<()> {
-        let len = self.buf.len();
-        self.buf.resize(len + (1 << 16), 0);
-        let n = self.stream.read(&mut self.buf[len..])?;
-        self.buf.truncate(len + n);
+        if self.filled == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        let n = self.stream.read(&mut self.buf[self.filled..])?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
+        self.filled += n;
         Ok(())
     }
 }

@@ -274,9 +274,14 @@ impl PackIndex {
             None => 0,
         };
         let mut high = *self.fan.get(usize::from(first))?;
-        // Keys below `low` are < low_key; keys at and above `high` are >= high_key.
-        let mut low_key = u128::from(first) << 56;
-        let mut high_key = (u128::from(first) + 1) << 56;
+        // Keys below `low` are < low_key; keys at and above `high` are >= high_key. Keys are
+        // kept relative to the bucket's first possible key, so they fit 57 bits and the
+        // guess converts them with one instruction each (a `u128` to `f64` conversion is a
+        // library call: two per probe cost about as much as the probe's memory read).
+        let base = u64::from(first) << 56;
+        let target_rel = target.saturating_sub(base);
+        let mut low_key = 0u64;
+        let mut high_key = 1u64 << 56;
         let mut bisect = false;
         while high - low > LINEAR_SEARCH_LEN {
             let span = high - low;
@@ -284,7 +289,7 @@ impl PackIndex {
                 low + span / 2
             } else {
                 // Floating point: exact enough for a guess, and no 128-bit division.
-                let above = u128::from(target).saturating_sub(low_key) as f64;
+                let above = target_rel.saturating_sub(low_key) as f64;
                 let range = high_key.saturating_sub(low_key).max(1) as f64;
                 let guess = (above / range * f64::from(span)) as u32;
                 low + guess.min(span - 1)
@@ -293,11 +298,11 @@ impl PackIndex {
             match key.cmp(&target).then_with(|| self.id_bytes(mid).cmp(bytes)) {
                 std::cmp::Ordering::Less => {
                     low = mid + 1;
-                    low_key = u128::from(key);
+                    low_key = key.saturating_sub(base);
                 }
                 std::cmp::Ordering::Greater => {
                     high = mid;
-                    high_key = u128::from(key);
+                    high_key = key.saturating_sub(base);
                 }
                 std::cmp::Ordering::Equal => return Some(mid),
             }

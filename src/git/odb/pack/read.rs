@@ -408,6 +408,12 @@ impl PackFile {
         self.windows.release();
     }
 
+    /// Drop the read windows, handing their buffers to `next`'s windows (see
+    /// [`PackSet`](super::set::PackSet): reads moving from this pack to `next`).
+    pub(crate) fn hand_windows_to(&mut self, next: &mut PackFile) {
+        next.windows.adopt_buffers(self.windows.take_buffers());
+    }
+
     /// Whether the pack holds `id`.
     pub fn contains(&self, id: &oid) -> bool {
         self.index.lookup(id).is_some()

@@ -522,8 +522,9 @@ impl PackSet {
     }
 
     /// Mark `slot` used now. When reads move to another pack, the previous one's read
-    /// windows are dropped: a scan reads one pack after another, so at most one pack holds
-    /// windows while the others hold their indexes (bounded at the next open).
+    /// windows are dropped and their buffers handed to this one: a scan reads one pack after
+    /// another, so at most one pack holds windows while the others hold their indexes
+    /// (bounded at the next open).
     fn touch(&mut self, slot: usize) {
         self.clock += 1;
         let Some(entry) = self.slots.get_mut(slot) else {
@@ -535,9 +536,8 @@ impl PackSet {
             return;
         }
         if let Some(previous) = self.reading.replace(key) {
-            let previous = self.slots.iter_mut().find(|slot| slot.key == previous);
-            if let Some(pack) = previous.and_then(|slot| slot.pack.as_mut()) {
-                pack.release_windows();
+            if let Some(from) = self.slots.iter().position(|slot| slot.key == previous) {
+                hand_windows_over(&mut self.slots, from, slot);
             }
         }
     }
@@ -611,6 +611,29 @@ enum MidxRoute<T> {
 }
 
 /// `pack-<hex>` of `objects/pack/pack-<hex>.pack`.
+/// Reads moved from the pack of slot `from` to that of slot `to`: the windows' buffers move
+/// with them (no allocation, no zeroing), or are dropped if `to` is not open.
+fn hand_windows_over(slots: &mut [Slot], from: usize, to: usize) {
+    let pair = if from < to {
+        slots
+            .split_at_mut_checked(to)
+            .map(|(low, high)| (low.get_mut(from), high.first_mut()))
+    } else {
+        slots
+            .split_at_mut_checked(from)
+            .map(|(low, high)| (high.first_mut(), low.get_mut(to)))
+    };
+    let Some((Some(from), to)) = pair else {
+        return;
+    };
+    if let Some(from) = from.pack.as_mut() {
+        match to.and_then(|to| to.pack.as_mut()) {
+            Some(to) => from.hand_windows_to(to),
+            None => from.release_windows(),
+        }
+    }
+}
+
 fn pack_stem(path: &Path) -> &str {
     path.file_stem()
         .and_then(|s| s.to_str())
