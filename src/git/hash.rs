@@ -66,6 +66,13 @@ pub fn object_id(kind: gix_object::Kind, body: &[u8]) -> ObjectId {
     hasher.finalize()
 }
 
+/// The SHA-1 of `bytes` as a whole (a pack's or an index's checksum, its trailer).
+pub fn pack_checksum(bytes: &[u8]) -> ObjectId {
+    let mut hasher = Hasher::new();
+    hasher.update(bytes);
+    hasher.finalize()
+}
+
 /// Write `"<kind> <size>\0"` into `out` and return its length. 32 bytes always suffice.
 pub fn write_object_header(out: &mut [u8; 32], kind: gix_object::Kind, size: usize) -> usize {
     let kind = kind.as_bytes();

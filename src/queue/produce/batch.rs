@@ -1,25 +1,47 @@
-//! Owns one in-progress batch (messages encoded and hashed, their bodies back to back) and a
-//! sealed one on its way to disk, which is framed into a pack on the flush thread.
+//! Owns one in-progress batch (messages encoded and hashed) and a sealed one on its way to
+//! disk.
 //!
-//! Invariants: `ids[i]` is message `i`, whose body is `raw[ends[i-1]..ends[i]]` and whose
-//! parent is message `i - 1` (the first one's is `base`, the topic head the batch builds on);
-//! the pack built from a sealed batch has the empty tree as its first entry, so every pack
-//! gitmq writes is complete on its own (git fsck checks that trees exist), and the messages
-//! after it in order.
+//! Two layouts of `raw`, chosen when the producer starts:
+//! - **framed** (stored entries, no signing: the hot path): `raw` *is* the pack. Each message
+//!   is framed as a stored-block entry, with its CRC-32, on the appending thread as it is
+//!   appended; at seal the index is built up to the pack checksum. The pack's header is
+//!   written first with the count of a full batch (`planned`), and the pack's trailer SHA-1
+//!   is fed each entry as it is framed: when the batch is sealed full, as under load, its
+//!   checksum is ready at seal; a batch cut early (linger, size, `flush`) gets its real count
+//!   at seal and is hashed on the flush thread. The flush thread is left with the write (and
+//!   the index's last 40 bytes), which costs about what the appending thread does: batch N+1
+//!   is encoded, hashed and framed on one core while batch N is written from the other.
+//! - **bodies** (deflate, or signing, which rewrites bodies after they are encoded): the bodies
+//!   back to back, framed (and deflated on every core) into a pack on the flush thread.
+//!
+//! Invariants: `ids[i]` is message `i`, whose parent is message `i - 1` (the first one's is
+//! `base`, the topic head the batch builds on); its body is `raw[ends[i-1]..ends[i]]`
+//! (bodies), or the data of the stored entry there (framed, where message 0's entry starts at
+//! `first_entry`). Every pack built from a batch has the empty tree as its first entry, so
+//! every pack gitmq writes is complete on its own (git fsck checks that trees exist), and the
+//! messages after it in order.
 
 use std::time::Instant;
+
+use std::path::Path;
 
 use gix_hash::ObjectId;
 
 use super::Signing;
 use crate::{
-    git::hash::{Hasher, OBJECT_HASH},
+    git::fs::SharedFs,
+    git::hash::{object_id, Hasher, OBJECT_HASH},
     git::message::restack,
     git::message::{CommitEncoder, Envelope},
     git::odb::pack::{
         deflate::{deflate_entries, RawObjects},
-        write::{Compression, PackBuilder, SealedPack},
+        format::{decode_entry_header, PACK_HEADER_LEN},
+        write::{
+            self, finish_index, index_body, pack_header, Compression, EntryEncoder, IndexEntry,
+            PackBuilder, PackFiles, SealedPack, WrittenPack,
+        },
     },
+    git::odb::stored,
     git::sign::copy::sign_copy,
 };
 
@@ -30,14 +52,27 @@ pub(crate) struct Batch {
     pub base: Option<ObjectId>,
     /// Message ids, oldest first.
     pub ids: Vec<ObjectId>,
-    /// Every message's commit body, back to back.
+    /// The pack being built (framed), or every message's commit body back to back.
     raw: Vec<u8>,
-    /// Where each body ends in `raw`.
+    /// Where each message's entry (framed) or body ends in `raw`.
     ends: Vec<usize>,
     /// When the first message arrived.
     pub started: Option<Instant>,
     /// The producer's key and mode, if it signs.
     pub signing: Option<Signing>,
+    /// Whether `raw` is the pack itself (see the module header).
+    pub framed: bool,
+    /// Framed: the pack's entries in pack order (the empty tree first).
+    entries: Vec<IndexEntry>,
+    /// Framed: where message 0's entry starts.
+    first_entry: usize,
+    /// Framed: a message's body is encoded here, then framed into `raw`.
+    scratch: Vec<u8>,
+    stored: EntryEncoder,
+    /// Framed: the messages of a full batch (the count written in the header up front).
+    pub planned: usize,
+    /// Framed: the pack's SHA-1 so far, while the header's count is `planned + 1`.
+    trailer: Option<Hasher>,
 }
 
 /// A batch that takes no more messages: ready to be framed into a pack, written and named.
@@ -50,9 +85,18 @@ pub(crate) struct SealedBatch {
     raw: Vec<u8>,
     ends: Vec<usize>,
     signing: Option<Signing>,
+    framed: bool,
+    /// Framed: the entries, sorted by id at seal.
+    entries: Vec<IndexEntry>,
+    first_entry: usize,
+    /// Framed: the index up to the pack checksum, built at seal.
+    index: Vec<u8>,
+    /// Framed: the pack's checksum when it was hashed while the batch filled.
+    checksum: Option<ObjectId>,
 }
 
 impl Batch {
+    /// An empty batch on `base`, in the bodies layout.
     pub fn new(base: Option<ObjectId>) -> Self {
         Self {
             base,
@@ -61,6 +105,13 @@ impl Batch {
             ends: Vec::new(),
             started: None,
             signing: None,
+            framed: false,
+            entries: Vec::new(),
+            first_entry: 0,
+            scratch: Vec::new(),
+            stored: EntryEncoder::new(Compression::Stored),
+            planned: 0,
+            trailer: None,
         }
     }
 
@@ -79,13 +130,74 @@ impl Batch {
 
     /// Encode and hash one message (the payload was checked); its id.
     pub fn push(&mut self, encoder: &CommitEncoder, seconds: i64, payload: &[u8]) -> ObjectId {
+        self.push_encoded(|out, parent| encoder.encode(out, parent, seconds, payload))
+    }
+
+    /// Append the message `encode` writes (given the buffer and the parent) and hash it; its
+    /// id.
+    fn push_encoded(
+        &mut self,
+        encode: impl FnOnce(&mut Vec<u8>, Option<&gix_hash::oid>),
+    ) -> ObjectId {
         if self.ids.is_empty() {
             self.started = Some(Instant::now());
         }
         let parent = self.tip();
+        if self.framed {
+            let mut body = std::mem::take(&mut self.scratch);
+            body.clear();
+            encode(&mut body, parent.as_deref());
+            let id = self.push_framed(&body);
+            self.scratch = body;
+            return id;
+        }
         let start = self.raw.len();
-        encoder.encode(&mut self.raw, parent.as_deref(), seconds, payload);
+        encode(&mut self.raw, parent.as_deref());
         self.finish_push(start)
+    }
+
+    /// Framed: hash `body`, append it as a stored entry and record it; its id.
+    fn push_framed(&mut self, body: &[u8]) -> ObjectId {
+        if self.raw.is_empty() {
+            // The header with a full batch's count (rewritten at seal if the batch is cut
+            // early), then the empty tree.
+            let full = u32::try_from(self.planned.saturating_add(1)).ok();
+            let header = pack_header(full.unwrap_or(0));
+            self.raw.extend_from_slice(&header);
+            self.trailer = full.map(|_| {
+                let mut hasher = Hasher::new();
+                hasher.update(&header);
+                hasher
+            });
+            self.append_entry(
+                ObjectId::empty_tree(OBJECT_HASH),
+                gix_object::Kind::Tree,
+                b"",
+            );
+            self.first_entry = self.raw.len();
+        }
+        let id = object_id(gix_object::Kind::Commit, body);
+        self.append_entry(id, gix_object::Kind::Commit, body);
+        self.ends.push(self.raw.len());
+        self.ids.push(id);
+        id
+    }
+
+    /// Framed: append the stored entry of `body` and record its offset and CRC-32.
+    fn append_entry(&mut self, id: ObjectId, kind: gix_object::Kind, body: &[u8]) {
+        let start = self.raw.len();
+        self.stored.append(&mut self.raw, kind, body);
+        let entry = &self.raw[start..];
+        if let Some(trailer) = &mut self.trailer {
+            trailer.update(entry);
+        }
+        let mut crc = flate2::Crc::new();
+        crc.update(entry);
+        self.entries.push(IndexEntry {
+            id,
+            offset: start as u64,
+            crc32: crc.sum(),
+        });
     }
 
     /// Like [`push()`](Self::push), with the stable id `id` (checked, or generated) and
@@ -98,23 +210,13 @@ impl Batch {
         envelope: &Envelope,
         payload: &[u8],
     ) -> ObjectId {
-        if self.ids.is_empty() {
-            self.started = Some(Instant::now());
-        }
-        let parent = self.tip();
-        let start = self.raw.len();
-        encoder.trusted_encode_with_id(
-            &mut self.raw,
-            parent.as_deref(),
-            seconds,
-            id,
-            envelope,
-            payload,
-        );
-        self.finish_push(start)
+        self.push_encoded(|out, parent| {
+            encoder.trusted_encode_with_id(out, parent, seconds, id, envelope, payload);
+        })
     }
 
-    /// Sign (in `each` mode) and hash the body written at `raw[start..]` and record it; its id.
+    /// Bodies: sign (in `each` mode) and hash the body written at `raw[start..]` and record
+    /// it; its id.
     fn finish_push(&mut self, start: usize) -> ObjectId {
         if let Some(key) = Signing::each_key(self.signing.as_ref()) {
             key.sign_commit_at(&mut self.raw, start);
@@ -130,19 +232,45 @@ impl Batch {
 
     /// Take the messages as a sealed batch and start over on its tip, writing the next
     /// bodies into `spare` (the buffer of a flushed batch: reusing it spares page faults).
+    ///
+    /// Framed, the pack's header gets its count and the index is built up to the pack
+    /// checksum here, on the appending thread.
     pub fn seal(&mut self, spare: Option<SealedBatch>) -> SealedBatch {
-        let (mut raw, mut ends) = spare.map_or_else(Default::default, |s| (s.raw, s.ends));
+        let (mut raw, mut ends, mut entries, mut index) =
+            spare.map_or_else(Default::default, |s| (s.raw, s.ends, s.entries, s.index));
         raw.clear();
         ends.clear();
+        entries.clear();
         raw.reserve(self.raw.capacity());
         self.sign_tip();
+        let trailer = self.trailer.take();
+        let mut checksum = None;
+        if self.framed && !self.ids.is_empty() {
+            if self.ids.len() == self.planned {
+                checksum = trailer.map(Hasher::finalize);
+            } else {
+                let count =
+                    u32::try_from(self.entries.len()).expect("BUG: a batch holds < 2^32 messages");
+                self.raw[..PACK_HEADER_LEN].copy_from_slice(&pack_header(count));
+            }
+            index_body(&mut self.entries, &mut index);
+        } else {
+            index.clear();
+        }
         let tip = self.tip();
+        // The next batch's ids in one allocation, not a dozen growing ones.
+        let next_ids = Vec::with_capacity(self.ids.capacity());
         let sealed = SealedBatch {
             base: self.base,
-            ids: std::mem::take(&mut self.ids),
+            ids: std::mem::replace(&mut self.ids, next_ids),
             raw: std::mem::replace(&mut self.raw, raw),
             ends: std::mem::replace(&mut self.ends, ends),
             signing: self.signing.clone(),
+            framed: self.framed,
+            entries: std::mem::replace(&mut self.entries, entries),
+            first_entry: self.first_entry,
+            index,
+            checksum,
         };
         self.base = tip;
         self.started = None;
@@ -159,6 +287,10 @@ impl Batch {
         if self.ids.is_empty() {
             return;
         }
+        debug_assert!(
+            !self.framed,
+            "BUG: a signing producer uses the bodies layout"
+        );
         let start = match self.ends.len() {
             0 | 1 => 0,
             n => self.ends[n - 2],
@@ -180,14 +312,71 @@ impl SealedBatch {
         self.ids.last().copied().or(self.base)
     }
 
+    /// Bodies: message `i`'s body.
     fn body(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.raw[start..self.ends[i]]
     }
 
-    /// Frame the batch into a pack with `builder` (emptied first): the empty tree, then every
-    /// message, stored or deflated (on every core) per `compression`.
-    pub fn pack(&self, builder: &mut PackBuilder, compression: Compression) -> SealedPack {
+    /// Message `i`'s body, appended to `out` (read back from its stored entry, framed).
+    fn body_into(&self, i: usize, out: &mut Vec<u8>) {
+        if !self.framed {
+            out.extend_from_slice(self.body(i));
+            return;
+        }
+        let start = if i == 0 {
+            self.first_entry
+        } else {
+            self.ends[i - 1]
+        };
+        let entry = &self.raw[start..self.ends[i]];
+        let (_, size, header_len) =
+            decode_entry_header(entry).expect("BUG: the batch framed this entry itself");
+        let size = usize::try_from(size).expect("BUG: the batch holds this body in memory");
+        stored::parse(&entry[header_len..], size, true)
+            .ok()
+            .flatten()
+            .expect("BUG: the batch stored this entry itself")
+            .copy_to(out);
+    }
+
+    /// Write the batch's pack and index into `pack_dir` (see [`write::write_pack_files()`]),
+    /// framing it with `builder` first unless it is framed already.
+    pub fn write(
+        &mut self,
+        fs: &SharedFs,
+        pack_dir: &Path,
+        builder: &mut PackBuilder,
+        compression: Compression,
+        sync: bool,
+    ) -> Result<WrittenPack, write::Error> {
+        if !self.framed {
+            let pack = self.pack(builder, compression);
+            let files = pack.finish();
+            let written = write::write_pack_files(fs, pack_dir, &pack, &files, sync);
+            builder.reuse(pack.bytes);
+            return written;
+        }
+        let checksum = self
+            .checksum
+            .take()
+            .unwrap_or_else(|| crate::git::hash::pack_checksum(&self.raw));
+        debug_assert_eq!(
+            checksum,
+            crate::git::hash::pack_checksum(&self.raw),
+            "BUG: the trailer hashed while the batch filled is the pack's"
+        );
+        let mut index = std::mem::take(&mut self.index);
+        finish_index(&mut index, &checksum);
+        let files = PackFiles { checksum, index };
+        let written = write::write_pack_bytes(fs, pack_dir, &self.raw, &files, sync);
+        self.index = files.index;
+        written
+    }
+
+    /// Bodies: frame the batch into a pack with `builder` (emptied first): the empty tree,
+    /// then every message, stored or deflated (on every core) per `compression`.
+    fn pack(&self, builder: &mut PackBuilder, compression: Compression) -> SealedPack {
         builder.clear();
         builder.push(
             &ObjectId::empty_tree(OBJECT_HASH),
@@ -225,11 +414,14 @@ impl SealedBatch {
         batch.raw.reserve(self.raw.len() + self.ids.len() * 48);
         let key = self.signing.as_ref().map(|s| &*s.key);
         let mut copy = Vec::new();
+        let mut body = Vec::new();
         for (i, id) in self.ids.iter().enumerate() {
             let parent = batch.tip();
-            restack::with_first_parent(id, self.body(i), parent.as_deref(), &mut copy)?;
+            body.clear();
+            self.body_into(i, &mut body);
+            restack::with_first_parent(id, &body, parent.as_deref(), &mut copy)?;
             // This producer signed these bodies itself: re-sign without checking them.
-            sign_copy(id, self.body(i), &mut copy, key, true);
+            sign_copy(id, &body, &mut copy, key, true);
             let start = batch.raw.len();
             batch.raw.extend_from_slice(&copy);
             batch.finish_push(start);
@@ -237,5 +429,95 @@ impl SealedBatch {
         let mut sealed = batch.seal(None);
         sealed.signing.clone_from(&self.signing);
         Ok(sealed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git::message::Identity;
+
+    fn filled(framed: bool, planned: usize, n: usize) -> SealedBatch {
+        let encoder = CommitEncoder::new(&Identity::default(), 0);
+        let mut batch = Batch::new(None);
+        batch.framed = framed;
+        batch.planned = planned;
+        for i in 0..n {
+            // Message 3 spans two stored blocks.
+            let payload = if i == 3 {
+                vec![b'x'; 70_000]
+            } else {
+                format!("message {i}").into_bytes()
+            };
+            batch.push(&encoder, 1_700_000_000, &payload);
+        }
+        batch.seal(None)
+    }
+
+    /// The pack bytes and checksum a batch writes, and its index.
+    fn pack_of(batch: &mut SealedBatch) -> (Vec<u8>, PackFiles) {
+        if batch.framed {
+            let checksum = batch
+                .checksum
+                .unwrap_or_else(|| crate::git::hash::pack_checksum(&batch.raw));
+            let mut index = batch.index.clone();
+            finish_index(&mut index, &checksum);
+            (batch.raw.clone(), PackFiles { checksum, index })
+        } else {
+            let mut builder = PackBuilder::new(Compression::Stored);
+            let pack = batch.pack(&mut builder, Compression::Stored);
+            let files = pack.finish();
+            (pack.bytes, files)
+        }
+    }
+
+    #[test]
+    fn a_framed_batch_is_byte_for_byte_the_pack_the_flush_thread_would_frame() {
+        // Full (hashed while filling), cut early (header rewritten at seal), one message.
+        for (planned, n) in [(50, 50), (50, 17), (10_000, 1)] {
+            let mut bodies = filled(false, planned, n);
+            let mut framed = filled(true, planned, n);
+            assert_eq!(framed.ids, bodies.ids, "same ids, planned {planned}, n {n}");
+            assert_eq!(
+                framed.checksum.is_some(),
+                planned == n,
+                "only a full batch is hashed while it fills"
+            );
+            let (bodies_pack, bodies_files) = pack_of(&mut bodies);
+            let (framed_pack, framed_files) = pack_of(&mut framed);
+            assert_eq!(
+                framed_pack, bodies_pack,
+                "same pack bytes, planned {planned}, n {n}"
+            );
+            assert_eq!(
+                framed_files.checksum,
+                crate::git::hash::pack_checksum(&framed_pack),
+                "the checksum is the pack's SHA-1"
+            );
+            assert_eq!(framed_files.checksum, bodies_files.checksum);
+            assert_eq!(framed_files.index, bodies_files.index, "same index");
+        }
+    }
+
+    #[test]
+    fn a_framed_batch_gives_back_each_message_body_for_a_rebuild() {
+        let bodies = filled(false, 20, 20);
+        let framed = filled(true, 20, 20);
+        for i in 0..20 {
+            let (mut from_bodies, mut from_framed) = (Vec::new(), vec![7]);
+            bodies.body_into(i, &mut from_bodies);
+            framed.body_into(i, &mut from_framed);
+            assert_eq!(
+                from_framed[1..],
+                from_bodies[..],
+                "body {i}, appended to `out`"
+            );
+        }
+        let base = ObjectId::empty_blob(OBJECT_HASH);
+        let (a, b) = (
+            bodies.rebuilt_on(Some(base)).expect("rebuild"),
+            framed.rebuilt_on(Some(base)).expect("rebuild"),
+        );
+        assert_eq!(a.ids, b.ids, "the same messages rebuilt on the same head");
     }
 }

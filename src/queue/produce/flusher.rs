@@ -23,7 +23,7 @@ use std::{
 
 use super::{batch::SealedBatch, Error, Flushed};
 use crate::{
-    git::odb::pack::write::{self, Compression, PackBuilder},
+    git::odb::pack::write::{Compression, PackBuilder},
     git::refs::{Expected, RefStore},
     Durability, TopicName,
 };
@@ -54,15 +54,13 @@ pub(crate) fn flush_sealed(
 
 fn flush_sealed_inner(
     ctx: &FlushContext,
-    batch: SealedBatch,
+    mut batch: SealedBatch,
     builder: &mut PackBuilder,
 ) -> Result<(Flushed, SealedBatch), Error> {
     let sync = ctx.durability.syncs();
-    let pack = batch.pack(builder, ctx.compression);
-    let files = pack.finish();
-    write::write_pack_files(ctx.refs.fs(), &ctx.pack_dir, &pack, &files, sync)
+    batch
+        .write(ctx.refs.fs(), &ctx.pack_dir, builder, ctx.compression, sync)
         .map_err(Error::Pack)?;
-    builder.reuse(pack.bytes);
     let lock = ctx.refs.lock(&ctx.topic.ref_name(), ctx.lock_timeout)?;
     let current = lock.current()?;
     let (mut batch, rebuilt) = if current == batch.base {
@@ -72,15 +70,13 @@ fn flush_sealed_inner(
         // pack (same messages, identity and second on the same head) under the same name, and
         // its ref may name it. Its objects are unreachable from here on; consolidation keeps
         // them, `git gc` prunes them.
-        let rebuilt = batch.rebuilt_on(current).map_err(|source| Error::Rebuild {
+        let mut rebuilt = batch.rebuilt_on(current).map_err(|source| Error::Rebuild {
             topic: ctx.topic.clone(),
             source,
         })?;
-        let pack = rebuilt.pack(builder, ctx.compression);
-        let files = pack.finish();
-        write::write_pack_files(ctx.refs.fs(), &ctx.pack_dir, &pack, &files, sync)
+        rebuilt
+            .write(ctx.refs.fs(), &ctx.pack_dir, builder, ctx.compression, sync)
             .map_err(Error::Pack)?;
-        builder.reuse(pack.bytes);
         (rebuilt, true)
     };
     let tip = batch.tip().expect("BUG: a sealed batch holds a message");

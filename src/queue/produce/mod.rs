@@ -334,6 +334,9 @@ impl Producer {
         let generator = (config.message_ids == MessageIds::Generate).then(IdGenerator::new);
         let mut batch = Batch::new(None);
         batch.signing.clone_from(&config.signing);
+        // Stored entries of messages nobody rewrites after encoding: framed as they come.
+        batch.framed = config.compression == write::Compression::Stored && config.signing.is_none();
+        batch.planned = config.max_batch_messages;
         Self {
             encoder: CommitEncoder::new(&config.identity, offset),
             batch,
@@ -573,7 +576,12 @@ impl Producer {
                     window.acknowledged(self.acked_seq, &flushed.ids);
                 }
                 self.acked_seq += flushed.ids.len() as u64;
-                self.acknowledged.ids.extend(flushed.ids);
+                if self.acknowledged.ids.is_empty() {
+                    // Hand the batch's ids over as they are: no copy.
+                    self.acknowledged.ids = flushed.ids;
+                } else {
+                    self.acknowledged.ids.extend(flushed.ids);
+                }
                 self.acknowledged.rebuilt |= flushed.rebuilt;
                 self.batches_since_index += 1;
                 self.maybe_update_index();

@@ -34,7 +34,7 @@ use gitmq::{
     produce::{Producer, ProducerConfig},
     Durability, Repository, TopicName,
 };
-use workload::{fmt_rate, rate};
+use workload::{cpu_seconds, fmt_rate, rate};
 
 use crate::commands::Result;
 
@@ -91,6 +91,9 @@ pub fn append(opts: &AppendOptions) -> Result<()> {
     if opts.sign {
         return sign::run(&scratch.path, &messages, opts.batch);
     }
+    if let Some(part) = std::env::var_os("GITMQ_BENCH_PROFILE") {
+        return profile_one(&scratch.path, &messages, opts, &part);
+    }
     let avg = messages.iter().map(Vec::len).sum::<usize>() / n.max(1);
     println!("{}", machine());
     println!(
@@ -104,22 +107,29 @@ pub fn append(opts: &AppendOptions) -> Result<()> {
     }
     println!();
 
-    let mut rows: Vec<(String, f64)> = Vec::new();
+    let mut rows: Vec<Row> = Vec::new();
     let mut run_gitmq =
-        |label: &str, durability, compression, batch: usize| -> Result<(f64, Stats)> {
+        |label: &str, durability, compression, batch: usize| -> Result<(Row, Stats)> {
             let repo_path = scratch.path.join(format!("gitmq-{}", rows.len()));
+            let cpu = cpu_seconds();
             let (seconds, stats) =
                 gitmq_append(&repo_path, &messages, opts, batch, durability, compression)?;
             let count = messages.len();
-            let r = rate(count, seconds);
-            eprintln!("  {label}: {} msg/s", fmt_rate(r));
-            rows.push((label.to_owned(), r));
-            Ok((r, stats))
+            let row = Row::new(label, count, seconds, cpu);
+            eprintln!("  {label}: {} msg/s", fmt_rate(row.rate));
+            rows.push(row.clone());
+            Ok((row, stats))
         };
     eprintln!("running the floor loop...");
+    let cpu = cpu_seconds();
     let floor_seconds = floor::floor(&scratch.path.join("floor-loop"), &messages, opts.batch)?;
-    let floor_loop = rate(n, floor_seconds);
-    eprintln!("  floor: {} msg/s", fmt_rate(floor_loop));
+    let floor_loop = Row::new(
+        "floor: one loop, encode+hash+frame+write, nothing else",
+        n,
+        floor_seconds,
+        cpu,
+    );
+    eprintln!("  floor: {} msg/s", fmt_rate(floor_loop.rate));
     eprintln!("running gitmq...");
     let (stored, _) = run_gitmq(
         "gitmq, durability none, stored",
@@ -144,16 +154,17 @@ pub fn append(opts: &AppendOptions) -> Result<()> {
         opts.durable_batch,
     )?;
 
-    rows.push((
-        "floor: one loop, encode+hash+frame+write, nothing else".into(),
-        floor_loop,
-    ));
+    rows.push(floor_loop.clone());
+    let cpu = cpu_seconds();
     let floor = disk_floor(&scratch.path.join("floor"), &stats)?;
-    let floor_rate = rate(n, floor);
-    rows.push((
-        "plain write+fsync loop of the same files (disk floor)".into(),
-        floor_rate,
-    ));
+    let disk = Row::new(
+        "plain write+fsync loop of the same files (disk floor)",
+        n,
+        floor,
+        cpu,
+    );
+    let floor_rate = disk.rate;
+    rows.push(disk);
 
     let each_n = opts.each_messages.min(n);
     let each_latencies = each_latencies(&scratch.path.join("each"), &messages[..each_n])?;
@@ -167,30 +178,93 @@ pub fn append(opts: &AppendOptions) -> Result<()> {
         fast_import_rate,
         fast_import_stored_rate,
         [stored, deflate, batch],
-        floor_loop,
+        &floor_loop,
         floor_rate,
     );
     print_each(each_n, &each_latencies, &fsync_latencies);
     Ok(())
 }
 
+/// One row of the report: what ran, its rate, and its CPU time per message (all threads and
+/// child processes).
+#[derive(Debug, Clone)]
+struct Row {
+    label: String,
+    rate: f64,
+    cpu_us: f64,
+}
+
+impl Row {
+    /// `n` messages in `seconds`, the CPU clock read at the start being `cpu`.
+    fn new(label: &str, n: usize, seconds: f64, cpu: workload::CpuTime) -> Self {
+        Self {
+            label: label.to_owned(),
+            rate: rate(n, seconds),
+            cpu_us: cpu_seconds().us_per_message_since(cpu, n),
+        }
+    }
+}
+
+/// `GITMQ_BENCH_PROFILE=floor|stored`: run only the floor loop or only gitmq's stored producer
+/// (durability none), to profile one of them alone (`perf record -g`); prints its rate and CPU.
+fn profile_one(
+    dir: &Path,
+    messages: &[Vec<u8>],
+    opts: &AppendOptions,
+    part: &std::ffi::OsStr,
+) -> Result<()> {
+    let n = messages.len();
+    let cpu = cpu_seconds();
+    let row = if part == "floor" {
+        let seconds = floor::floor(&dir.join("floor-loop"), messages, opts.batch)?;
+        Row::new("floor", n, seconds, cpu)
+    } else {
+        let (seconds, _) = gitmq_append(
+            &dir.join("gitmq"),
+            messages,
+            opts,
+            opts.batch,
+            Durability::None,
+            Compression::Stored,
+        )?;
+        Row::new("gitmq, durability none, stored", n, seconds, cpu)
+    };
+    println!(
+        "{}: {} msg/s, CPU {:.3} us/msg",
+        row.label,
+        fmt_rate(row.rate),
+        row.cpu_us
+    );
+    Ok(())
+}
+
 fn print_report(
-    rows: &[(String, f64)],
+    rows: &[Row],
     fast_import: Option<f64>,
     fast_import_stored: Option<f64>,
-    [stored, deflate, batch]: [f64; 3],
-    floor_loop: f64,
+    [stored_row, deflate_row, batch_row]: [Row; 3],
+    floor_row: &Row,
     floor_rate: f64,
 ) {
-    println!("append rates (messages/s):");
-    for (label, r) in rows {
-        println!("  {label:<58} {:>12}", fmt_rate(*r));
+    let (stored, deflate, batch) = (stored_row.rate, deflate_row.rate, batch_row.rate);
+    println!("append rates (messages/s; CPU us per message, all threads and child processes):");
+    for row in rows {
+        println!(
+            "  {:<58} {:>12}  {:>7.3} us",
+            row.label,
+            fmt_rate(row.rate),
+            row.cpu_us
+        );
     }
     println!();
     println!("ratios:");
     println!(
         "  gitmq stored / floor (target >= 0.8x)            {:>8.2}x",
-        stored / floor_loop
+        stored / floor_row.rate
+    );
+    println!(
+        "  floor CPU / gitmq stored CPU per message         {:>8.2}x",
+        floor_row.cpu_us / stored_row.cpu_us
     );
     if let Some(fi) = fast_import {
         println!(
@@ -237,7 +311,7 @@ fn run_git(
     scratch: &Scratch,
     messages: &[Vec<u8>],
     opts: &AppendOptions,
-    rows: &mut Vec<(String, f64)>,
+    rows: &mut Vec<Row>,
 ) -> Result<(Option<f64>, Option<f64>)> {
     if !git::available() {
         println!("(git not on PATH: no comparison)");
@@ -246,22 +320,27 @@ fn run_git(
     let n = messages.len();
     eprintln!("running git...");
     let stream = git::fast_import_stream(messages);
+    let cpu = cpu_seconds();
     let s = git::fast_import(&scratch.path.join("fi.git"), &stream, &[])?;
-    rows.push(("git fast-import (defaults)".into(), rate(n, s)));
+    rows.push(Row::new("git fast-import (defaults)", n, s, cpu));
     let default_rate = rate(n, s);
+    let cpu = cpu_seconds();
     let s = git::fast_import(
         &scratch.path.join("fi0.git"),
         &stream,
         &["-c", "pack.compression=0"],
     )?;
-    rows.push(("git fast-import, pack.compression=0".into(), rate(n, s)));
+    rows.push(Row::new("git fast-import, pack.compression=0", n, s, cpu));
     let stored_rate = rate(n, s);
     let cli_n = opts.cli_messages.min(n);
     if cli_n > 0 {
+        let cpu = cpu_seconds();
         let s = git::commit_loop(&scratch.path.join("cli"), &messages[..cli_n])?;
-        rows.push((
-            format!("git commit --allow-empty loop ({cli_n} messages)"),
-            rate(cli_n, s),
+        rows.push(Row::new(
+            &format!("git commit --allow-empty loop ({cli_n} messages)"),
+            cli_n,
+            s,
+            cpu,
         ));
     }
     Ok((Some(default_rate), Some(stored_rate)))

@@ -54,3 +54,39 @@ pub fn fmt_rate(rate: f64) -> String {
     }
     out
 }
+
+/// CPU seconds used so far (user + system, every thread), of this process and of its waited-for
+/// children (`git`), from `/proc/self/stat` (Linux; zeros elsewhere). On a shared machine the
+/// wall-clock rate follows the load; the CPU time per message does much less.
+pub fn cpu_seconds() -> CpuTime {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces): utime, stime, cutime and
+    // cstime are the 12th to 15th.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 100.0
+    };
+    CpuTime {
+        own: ticks(11) + ticks(12),
+        children: ticks(13) + ticks(14),
+    }
+}
+
+/// CPU seconds of this process and of its children (see [`cpu_seconds()`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuTime {
+    pub own: f64,
+    pub children: f64,
+}
+
+impl CpuTime {
+    /// Microseconds per message of both since `earlier`, over `n` messages.
+    pub fn us_per_message_since(self, earlier: CpuTime, n: usize) -> f64 {
+        (self.own - earlier.own + self.children - earlier.children) * 1e6 / n.max(1) as f64
+    }
+}

@@ -26,7 +26,7 @@ use std::{
 
 use gix_hash::{oid, ObjectId};
 
-pub use index::{build_index, IndexEntry};
+pub use index::{build_index, finish_index, index_body, IndexEntry};
 pub use install::{install, WrittenPack};
 pub use zlib::{append_zlib_deflated, append_zlib_stored, Compression, EntryEncoder};
 
@@ -72,7 +72,7 @@ pub trait PackSink {
 }
 
 /// A pack's header with `count` objects.
-fn pack_header(count: u32) -> [u8; PACK_HEADER_LEN] {
+pub fn pack_header(count: u32) -> [u8; PACK_HEADER_LEN] {
     let mut header = [0u8; PACK_HEADER_LEN];
     header[..4].copy_from_slice(&PACK_SIGNATURE);
     header[4..8].copy_from_slice(&PACK_VERSION.to_be_bytes());
@@ -203,11 +203,18 @@ pub struct PackFiles {
 impl SealedPack {
     /// Hash the pack and build its index.
     pub fn finish(&self) -> PackFiles {
+        PackFiles::of(&self.bytes, &mut self.entries.clone())
+    }
+}
+
+impl PackFiles {
+    /// The checksum and index of the pack `bytes` (header final, no trailer) whose entries are
+    /// `entries` (sorted by id here).
+    pub fn of(bytes: &[u8], entries: &mut [IndexEntry]) -> Self {
         let mut hasher = Hasher::new();
-        hasher.update(&self.bytes);
+        hasher.update(bytes);
         let checksum = hasher.finalize();
-        let mut entries = self.entries.clone();
-        let index = build_index(&mut entries, &checksum);
+        let index = build_index(entries, &checksum);
         PackFiles { checksum, index }
     }
 }
@@ -287,9 +294,21 @@ pub fn write_pack_files(
     files: &PackFiles,
     sync: bool,
 ) -> Result<WrittenPack, Error> {
+    write_pack_bytes(fs, pack_dir, &sealed.bytes, files, sync)
+}
+
+/// [`write_pack_files()`] for a pack whose `bytes` (header final, no trailer) were built
+/// elsewhere, as a producer's batch framed in place.
+pub fn write_pack_bytes(
+    fs: &SharedFs,
+    pack_dir: &Path,
+    bytes: &[u8],
+    files: &PackFiles,
+    sync: bool,
+) -> Result<WrittenPack, Error> {
     let mut pack = TempFile::create_in(fs, pack_dir, "pack").map_err(io_err(pack_dir))?;
     let tmp = pack.path().to_owned();
-    pack.write_all(&sealed.bytes)
+    pack.write_all(bytes)
         .and_then(|()| pack.write_all(files.checksum.as_bytes()))
         .map_err(io_err(&tmp))?;
     install(fs, pack_dir, pack, &files.checksum, &files.index, sync)
