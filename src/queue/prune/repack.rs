@@ -151,6 +151,9 @@ pub(super) fn repack(
         }
     }
 
+    if !doomed.is_empty() {
+        drop_indexes_over(repo, &pack_dir, &objects_dir, &doomed, options.sync)?;
+    }
     for file in doomed {
         match file {
             OldFile::Pack { pack, .. } | OldFile::Orphan { pack, .. } => {
@@ -172,10 +175,7 @@ pub(super) fn repack(
         }
     }
     if report.packs_removed > 0 {
-        // Written by git over packs that may be gone; git reads the packs without them.
-        remove(&**repo.fs(), &pack_dir.join("multi-pack-index"))?;
-        remove(&**repo.fs(), &objects_dir.join("info").join("commit-graph"))?;
-        // gitmq's chain named packs that are gone: rewrite it (under the pack lock held).
+        // The chain went before the packs: write it again (under the pack lock held).
         crate::git::odb::pack::midx::chain::update_locked(
             repo.fs(),
             repo.git_dir(),
@@ -185,6 +185,41 @@ pub(super) fn repack(
         )?;
     }
     Ok(report)
+}
+
+/// Before any of `doomed` goes, remove what indexes them, so that no reader (git's
+/// included: `git fsck` checks a MIDX's packs and a commit-graph's commits) is ever told
+/// of an object that is gone, even if the prune is killed halfway: git's single
+/// multi-pack-index and commit-graph, and gitmq's MIDX chain when a pack goes (written again
+/// once the packs are removed). With `sync`, the removals are durable before the first pack
+/// goes. Found by the SIGKILLed-prune test: a prune killed after removing packs left a chain
+/// naming them, and `git fsck --strict` failed.
+fn drop_indexes_over(
+    repo: &Repository,
+    pack_dir: &Path,
+    objects_dir: &Path,
+    doomed: &[OldFile],
+    sync: bool,
+) -> Result<(), Error> {
+    let fs = &**repo.fs();
+    let info_dir = objects_dir.join("info");
+    remove(fs, &pack_dir.join("multi-pack-index"))?;
+    remove(fs, &info_dir.join("commit-graph"))?;
+    let mut dirs = vec![pack_dir.to_owned(), info_dir];
+    if doomed
+        .iter()
+        .any(|file| matches!(file, OldFile::Pack { .. } | OldFile::Orphan { .. }))
+    {
+        let chain = crate::git::odb::pack::midx::chain_path(pack_dir);
+        remove(fs, &chain)?;
+        dirs.extend(chain.parent().map(Path::to_owned));
+    }
+    if sync {
+        for dir in dirs.iter().filter(|dir| dir.is_dir()) {
+            fs.sync_dir(dir).map_err(io_err(dir))?;
+        }
+    }
+    Ok(())
 }
 
 /// Remove `path` if it exists, through the repository's file system.

@@ -100,6 +100,19 @@ fn prune_survives_every_fault_point() {
     let ids = publish(&path, "t", &all, 2);
     let other = names("u", 2);
     publish(&path, "u", &other, 2);
+    // A MIDX chain over the packs the prune removes: git's fsck reads it, so it must never
+    // name a removed pack (it did when a prune was cut between its removals and rewriting it).
+    let chain = gitmq::git::odb::pack::midx::chain::update(
+        &gitmq::git::fs::real(),
+        &path,
+        gitmq::git::odb::pack::midx::chain::Policy {
+            layer_packs: 1,
+            merge_layers: 8,
+        },
+        true,
+    )
+    .expect("a chain");
+    assert!(chain.layers > 0);
     commit_position(&path, "ahead", "t", ids[8]);
     commit_position(&path, "behind", "t", ids[1]);
     let op = Prune {
