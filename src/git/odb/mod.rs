@@ -14,6 +14,7 @@ pub mod commit_graph;
 pub mod loose;
 pub mod pack;
 pub mod stored;
+pub mod zlib_prefix;
 
 use std::path::{Path, PathBuf};
 

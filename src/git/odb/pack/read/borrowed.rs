@@ -7,7 +7,8 @@
 //! objects read here are not added to the [`DeltaBaseCache`]: a consumer reads each message
 //! once, and bases of deltas are still cached while chains resolve. A prefix read
 //! ([`PackFile::object_prefix_at()`]) checks no checksum: it serves a walk that reads the
-//! whole object again before delivering it.
+//! whole object again before delivering it; its first bytes are decoded by hand when they
+//! can be (`odb::zlib_prefix`), falling back to zlib for anything else.
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
@@ -19,7 +20,7 @@ use super::{
 };
 use crate::git::odb::{
     pack::format::{decode_entry_header, EntryKind, MAX_ENTRY_HEADER_LEN, PACK_HEADER_LEN},
-    stored,
+    stored, zlib_prefix,
 };
 
 /// Whether a stored entry's Adler-32 is checked when it is read whole. It costs about as
@@ -148,6 +149,15 @@ impl PackFile {
             offset,
             reason,
         };
+        // The walk wants ~100 bytes: decoded by hand from the window when it can, which
+        // skips building zlib's tables; anything else (and every error) is zlib's.
+        let input = windows
+            .slice(file, data_end, entry.data_at, 1)
+            .map_err(io_err(path))?;
+        if zlib_prefix::inflate_prefix(input, target, out).is_ok() && out.len() == target {
+            return Ok(());
+        }
+        out.clear();
         inflater.reset(true);
         let mut at = entry.data_at;
         while out.len() < target {

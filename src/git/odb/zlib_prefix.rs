@@ -1,0 +1,712 @@
+//! Owns decoding the first bytes of a zlib stream by hand: the walk's prefix read of a
+//! compressed commit (its `tree` and first `parent` lines, [`FIRST_PARENT_PREFIX_LEN`] bytes),
+//! which needs about a hundred symbols, while a zlib inflater builds its whole lookup tables
+//! (zlib-rs's `inflate_table`: 39% of a consume of a `git fast-import` pack) before the first.
+//!
+//! Formats: [RFC 1950](https://www.rfc-editor.org/rfc/rfc1950) (the zlib header, CMF and FLG)
+//! around [RFC 1951](https://www.rfc-editor.org/rfc/rfc1951) deflate blocks, all three kinds:
+//! stored, fixed Huffman and dynamic Huffman, with back-references (a distance only into the
+//! output so far: this reads from the stream's start, so there is no earlier window). Huffman
+//! codes are canonical, so a code is decoded from per-length counts and the symbols sorted by
+//! length, as zlib's `contrib/puff/puff.c` does, but one length compare per step on 15 peeked
+//! bits rather than one bit at a time; building that costs two passes over the code lengths,
+//! where zlib fills a 512-entry first-level table (and sub-tables) for the literals alone.
+//!
+//! Invariants:
+//! - [`inflate_prefix()`] reads only inside the slice it is given, never panics, ends (every
+//!   step consumes input or writes output, and it stops at `want` bytes), and writes at most
+//!   `want` bytes into `out`: nothing else is allocated.
+//! - It answers [`FallBack`] for anything it does not decode exactly as zlib would or finds
+//!   odd: a header zlib refuses or with a preset dictionary, input ending before `want` bytes,
+//!   an over-subscribed or incomplete code set (zlib's deflate writes only complete ones), a
+//!   missing end-of-block code, an invalid symbol, a distance past the output so far, a
+//!   stored block whose LEN and NLEN disagree. The caller then inflates with zlib, which gives
+//!   the data or its own error: this decoder can never make a valid stream unreadable, and a
+//!   corrupt one still gets zlib's error.
+//! - Nothing past the bytes decoded is checked, and not the Adler-32 (a prefix cannot be):
+//!   the walk that uses this reads (and zlib checks) the whole object again before
+//!   delivering it.
+//!
+//! Measured (criterion, `benches/zlib_prefix.rs`, the first 94 bytes of commits as
+//! `git fast-import` writes them, deflated at zlib's default level 6, one dynamic block each):
+//! see `PREFIX_NS` in ARCHITECTURE.md's zlib table; numbers are repeated here once measured.
+//!
+//! [`FIRST_PARENT_PREFIX_LEN`]: crate::git::message::parent::FIRST_PARENT_PREFIX_LEN
+
+#![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
+// Every `as` narrowing here is of a value already masked or bounded to the target's width
+// (bit fields of at most 16 bits, symbols below 288, code lengths below 16).
+#![allow(clippy::cast_possible_truncation)]
+
+use std::sync::OnceLock;
+
+/// Returned by [`inflate_prefix()`] for a stream it leaves to zlib (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FallBack;
+
+/// The compression method nibble of a zlib CMF byte: deflate.
+const ZLIB_CM_DEFLATE: u8 = 8;
+/// The largest window size exponent allowed in CMF (`CINFO`, 2^(8+7) = 32 KiB).
+const ZLIB_MAX_CINFO: u8 = 7;
+/// FLG bit: a preset dictionary id follows the header (never in git objects).
+const ZLIB_FDICT: u8 = 0x20;
+/// Bytes of the zlib header (CMF, FLG).
+const ZLIB_HEADER_LEN: usize = 2;
+
+/// The longest Huffman code deflate allows.
+const MAX_BITS: usize = 15;
+/// Literal/length symbols a dynamic block may code (zlib refuses more than 286).
+const MAX_LIT_CODES: usize = 286;
+/// Distance symbols a dynamic block may code (zlib refuses more than 30).
+const MAX_DIST_CODES: usize = 30;
+/// Symbols of the fixed literal/length code (286 and 287 are coded but invalid).
+const FIXED_LIT_CODES: usize = 288;
+/// Symbols of the fixed distance code (30 and 31 are coded but invalid).
+const FIXED_DIST_CODES: usize = 32;
+/// Symbols of the code-length code.
+const CODE_LEN_CODES: usize = 19;
+/// The order in which a dynamic block header lists the code-length code's lengths.
+const CODE_LEN_ORDER: [usize; CODE_LEN_CODES] = [
+    16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15,
+];
+/// The end-of-block literal/length symbol.
+const END_OF_BLOCK: u16 = 256;
+
+/// Base length and extra bits of length symbols 257..=285.
+const LENGTHS: [(u16, u8); 29] = [
+    (3, 0),
+    (4, 0),
+    (5, 0),
+    (6, 0),
+    (7, 0),
+    (8, 0),
+    (9, 0),
+    (10, 0),
+    (11, 1),
+    (13, 1),
+    (15, 1),
+    (17, 1),
+    (19, 2),
+    (23, 2),
+    (27, 2),
+    (31, 2),
+    (35, 3),
+    (43, 3),
+    (51, 3),
+    (59, 3),
+    (67, 4),
+    (83, 4),
+    (99, 4),
+    (115, 4),
+    (131, 5),
+    (163, 5),
+    (195, 5),
+    (227, 5),
+    (258, 0),
+];
+/// Base distance and extra bits of distance symbols 0..=29.
+const DISTANCES: [(u16, u8); 30] = [
+    (1, 0),
+    (2, 0),
+    (3, 0),
+    (4, 0),
+    (5, 1),
+    (7, 1),
+    (9, 2),
+    (13, 2),
+    (17, 3),
+    (25, 3),
+    (33, 4),
+    (49, 4),
+    (65, 5),
+    (97, 5),
+    (129, 6),
+    (193, 6),
+    (257, 7),
+    (385, 7),
+    (513, 8),
+    (769, 8),
+    (1025, 9),
+    (1537, 9),
+    (2049, 10),
+    (3073, 10),
+    (4097, 11),
+    (6145, 11),
+    (8193, 12),
+    (12289, 12),
+    (16385, 13),
+    (24577, 13),
+];
+
+/// Decode the first `want` bytes of the zlib stream at the start of `stream` into `out`
+/// (cleared first): afterwards `out` holds exactly `min(want, n)` bytes, `n` being all the
+/// stream's data (it holds fewer than `want` only when the stream ended). [`FallBack`] for
+/// anything to leave to zlib (see the module docs); `out` then holds no promise.
+///
+/// ```
+/// use gitmq::git::odb::zlib_prefix::inflate_prefix;
+/// use std::io::Write;
+///
+/// let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+/// zlib.write_all(b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor ...").unwrap();
+/// let stream = zlib.finish().unwrap();
+/// let mut out = Vec::new();
+/// inflate_prefix(&stream, 4, &mut out).unwrap();
+/// assert_eq!(out, b"tree");
+/// ```
+pub fn inflate_prefix(stream: &[u8], want: usize, out: &mut Vec<u8>) -> Result<(), FallBack> {
+    out.clear();
+    let (header, body) = stream.split_at_checked(ZLIB_HEADER_LEN).ok_or(FallBack)?;
+    let (cmf, flg) = match header {
+        &[cmf, flg] => (cmf, flg),
+        _ => return Err(FallBack),
+    };
+    if cmf & 0x0f != ZLIB_CM_DEFLATE
+        || cmf >> 4 > ZLIB_MAX_CINFO
+        || (u16::from(cmf) << 8 | u16::from(flg)) % 31 != 0
+        || flg & ZLIB_FDICT != 0
+    {
+        return Err(FallBack);
+    }
+    let mut bits = Bits::new(body);
+    let mut codes = None;
+    while out.len() < want {
+        let last = bits.take(1)? == 1;
+        match bits.take(2)? {
+            0 => stored(&mut bits, want, out)?,
+            1 => {
+                let (lit, dist) = fixed_codes();
+                codes_block(&mut bits, lit, dist, want, out)?;
+            }
+            2 => {
+                let (lit, dist) = codes.get_or_insert_with(|| {
+                    (
+                        Huffman::<MAX_LIT_CODES>::new(),
+                        Huffman::<MAX_DIST_CODES>::new(),
+                    )
+                });
+                dynamic_header(&mut bits, lit, dist)?;
+                codes_block(&mut bits, lit, dist, want, out)?;
+            }
+            _ => return Err(FallBack),
+        }
+        if last {
+            break;
+        }
+    }
+    out.truncate(want);
+    Ok(())
+}
+
+/// A stored block: LEN, NLEN, then LEN bytes, from the next byte boundary.
+fn stored(bits: &mut Bits<'_>, want: usize, out: &mut Vec<u8>) -> Result<(), FallBack> {
+    bits.align();
+    let len = bits.take(16)?;
+    let nlen = bits.take(16)?;
+    if len != !nlen & 0xffff {
+        return Err(FallBack);
+    }
+    let len = len as usize;
+    let take = len.min(want.saturating_sub(out.len()));
+    // Stopping at `want` leaves the rest of the block (and stream) unread.
+    out.extend_from_slice(bits.bytes(take)?);
+    Ok(())
+}
+
+/// The literal/length and distance codes of a dynamic block, read from its header.
+fn dynamic_header(
+    bits: &mut Bits<'_>,
+    lit: &mut Huffman<MAX_LIT_CODES>,
+    dist: &mut Huffman<MAX_DIST_CODES>,
+) -> Result<(), FallBack> {
+    let nlit = bits.take(5)? as usize + 257;
+    let ndist = bits.take(5)? as usize + 1;
+    let ncode = bits.take(4)? as usize + 4;
+    if nlit > MAX_LIT_CODES || ndist > MAX_DIST_CODES {
+        return Err(FallBack);
+    }
+    let mut code_lens = [0u8; CODE_LEN_CODES];
+    for &symbol in CODE_LEN_ORDER.iter().take(ncode) {
+        *code_lens.get_mut(symbol).ok_or(FallBack)? = bits.take(3)? as u8;
+    }
+    let mut code_len_code = Huffman::<CODE_LEN_CODES>::new();
+    code_len_code.build(&code_lens)?;
+    let mut lens = [0u8; MAX_LIT_CODES + MAX_DIST_CODES];
+    let total = nlit + ndist;
+    let mut at = 0;
+    while at < total {
+        let symbol = code_len_code.decode(bits)?;
+        let (len, repeat) = match symbol {
+            0..=15 => (symbol as u8, 1),
+            16 => {
+                let previous = *lens
+                    .get(at.checked_sub(1).ok_or(FallBack)?)
+                    .ok_or(FallBack)?;
+                (previous, 3 + bits.take(2)? as usize)
+            }
+            17 => (0, 3 + bits.take(3)? as usize),
+            _ => (0, 11 + bits.take(7)? as usize),
+        };
+        let run = lens
+            .get_mut(at..at + repeat)
+            .filter(|_| at + repeat <= total);
+        run.ok_or(FallBack)?.fill(len);
+        at += repeat;
+    }
+    let (lit_lens, rest) = lens.split_at_checked(nlit).ok_or(FallBack)?;
+    if lit_lens
+        .get(usize::from(END_OF_BLOCK))
+        .copied()
+        .unwrap_or(0)
+        == 0
+    {
+        return Err(FallBack);
+    }
+    lit.build(lit_lens)?;
+    dist.build(rest.get(..ndist).ok_or(FallBack)?)
+}
+
+/// The codes of a Huffman block, until its end or `want` bytes of output.
+fn codes_block<const L: usize, const D: usize>(
+    bits: &mut Bits<'_>,
+    lit: &Huffman<L>,
+    dist: &Huffman<D>,
+    want: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), FallBack> {
+    while out.len() < want {
+        let symbol = lit.decode(bits)?;
+        if symbol < END_OF_BLOCK {
+            out.push(symbol as u8);
+            continue;
+        }
+        if symbol == END_OF_BLOCK {
+            return Ok(());
+        }
+        let &(base, extra) = LENGTHS.get(usize::from(symbol - 257)).ok_or(FallBack)?;
+        let len = usize::from(base) + bits.take(u32::from(extra))? as usize;
+        let symbol = dist.decode(bits)?;
+        let &(base, extra) = DISTANCES.get(usize::from(symbol)).ok_or(FallBack)?;
+        let distance = usize::from(base) + bits.take(u32::from(extra))? as usize;
+        let start = out.len().checked_sub(distance).ok_or(FallBack)?;
+        let len = len.min(want - out.len());
+        if len <= distance {
+            out.extend_from_within(start..start + len);
+        } else {
+            // Overlapping: each byte may be one this copy wrote.
+            for at in start..start + len {
+                let byte = *out.get(at).ok_or(FallBack)?;
+                out.push(byte);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The fixed codes (RFC 1951 section 3.2.6), built once.
+fn fixed_codes() -> &'static (Huffman<FIXED_LIT_CODES>, Huffman<FIXED_DIST_CODES>) {
+    static FIXED: OnceLock<(Huffman<FIXED_LIT_CODES>, Huffman<FIXED_DIST_CODES>)> = OnceLock::new();
+    FIXED.get_or_init(|| {
+        let mut lens = [8u8; FIXED_LIT_CODES];
+        lens.iter_mut().skip(144).take(112).for_each(|len| *len = 9);
+        lens.iter_mut().skip(256).take(24).for_each(|len| *len = 7);
+        let mut lit = Huffman::new();
+        let mut dist = Huffman::new();
+        lit.build(&lens)
+            .expect("BUG: the fixed literal code is complete");
+        dist.build(&[5u8; FIXED_DIST_CODES])
+            .expect("BUG: the fixed distance code is complete");
+        (lit, dist)
+    })
+}
+
+/// A canonical Huffman code of at most `N` symbols, decoded by length.
+#[derive(Debug, Clone)]
+struct Huffman<const N: usize> {
+    /// `limit[len]`: one past the last code of length `len`, left-justified in 15 bits
+    /// (canonical codes of one length are consecutive and sort before longer ones); index 0
+    /// unused. Non-decreasing over `len`; `limit[15]` is 2^15 for a complete code.
+    limit: [u32; MAX_BITS + 1],
+    /// `offset[len]`: index in `symbols` of the first code of length `len`, minus that code.
+    offset: [u32; MAX_BITS + 1],
+    /// The shortest code length in use.
+    min_len: usize,
+    /// Symbols in code order: by length, then by symbol value.
+    symbols: [u16; N],
+}
+
+impl<const N: usize> Huffman<N> {
+    fn new() -> Self {
+        Self {
+            limit: [0; MAX_BITS + 1],
+            offset: [0; MAX_BITS + 1],
+            min_len: 1,
+            symbols: [0; N],
+        }
+    }
+
+    /// The code whose lengths (0: unused) are `lens`; [`FallBack`] unless it is complete.
+    fn build(&mut self, lens: &[u8]) -> Result<(), FallBack> {
+        let mut count = [0u16; MAX_BITS + 1];
+        for &len in lens {
+            *count.get_mut(usize::from(len)).ok_or(FallBack)? += 1;
+        }
+        let mut left: i32 = 1;
+        let mut start = [0u16; MAX_BITS + 2];
+        let mut code = 0u32;
+        self.min_len = 0;
+        for len in 1..=MAX_BITS {
+            let n = *count.get(len).ok_or(FallBack)?;
+            left = (left << 1) - i32::from(n);
+            if left < 0 {
+                return Err(FallBack); // over-subscribed
+            }
+            if n != 0 && self.min_len == 0 {
+                self.min_len = len;
+            }
+            let first = *start.get(len).ok_or(FallBack)?;
+            *start.get_mut(len + 1).ok_or(FallBack)? = first + n;
+            // code: the first code of this length; offset maps code -> symbol index.
+            *self.offset.get_mut(len).ok_or(FallBack)? = u32::from(first).wrapping_sub(code);
+            code += u32::from(n);
+            *self.limit.get_mut(len).ok_or(FallBack)? = code << (MAX_BITS - len);
+            code <<= 1;
+        }
+        if left != 0 {
+            return Err(FallBack); // incomplete (or empty)
+        }
+        for (symbol, &len) in lens.iter().enumerate() {
+            if len != 0 {
+                let next = start.get_mut(usize::from(len)).ok_or(FallBack)?;
+                *self.symbols.get_mut(usize::from(*next)).ok_or(FallBack)? = symbol as u16;
+                *next += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The next symbol.
+    #[inline]
+    fn decode(&self, bits: &mut Bits<'_>) -> Result<u16, FallBack> {
+        bits.refill();
+        // The next 15 stream bits, the first one as the most significant (codes are sent
+        // from their most significant bit).
+        let peek = u32::from((bits.buf as u16).reverse_bits() >> 1);
+        let mut len = self.min_len;
+        loop {
+            if peek < *self.limit.get(len).ok_or(FallBack)? {
+                break;
+            }
+            len += 1;
+        }
+        if len as u32 > bits.count {
+            return Err(FallBack); // the input ends inside this code
+        }
+        let code = peek >> (MAX_BITS - len);
+        let index = self.offset.get(len).ok_or(FallBack)?.wrapping_add(code);
+        let symbol = *self.symbols.get(index as usize).ok_or(FallBack)?;
+        bits.consume(len as u32);
+        Ok(symbol)
+    }
+}
+
+/// Reads a deflate stream's bits, least significant first.
+struct Bits<'a> {
+    input: &'a [u8],
+    at: usize,
+    /// Bits read from `input` and not consumed yet, the next one lowest.
+    buf: u64,
+    /// How many bits of `buf` are valid (the rest are zero).
+    count: u32,
+}
+
+impl<'a> Bits<'a> {
+    fn new(input: &'a [u8]) -> Self {
+        Self {
+            input,
+            at: 0,
+            buf: 0,
+            count: 0,
+        }
+    }
+
+    /// Fill `buf` to at least 57 bits, or with all the input left.
+    #[inline]
+    fn refill(&mut self) {
+        while self.count <= 56 {
+            let Some(&byte) = self.input.get(self.at) else {
+                return;
+            };
+            self.at += 1;
+            self.buf |= u64::from(byte) << self.count;
+            self.count += 8;
+        }
+    }
+
+    #[inline]
+    fn consume(&mut self, n: u32) {
+        self.buf >>= n;
+        self.count -= n;
+    }
+
+    /// The next `n` (at most 16) bits as a number, the first one lowest.
+    #[inline]
+    fn take(&mut self, n: u32) -> Result<u32, FallBack> {
+        if self.count < n {
+            self.refill();
+            if self.count < n {
+                return Err(FallBack);
+            }
+        }
+        let value = (self.buf & ((1u64 << n) - 1)) as u32;
+        self.consume(n);
+        Ok(value)
+    }
+
+    /// Drop the bits up to the next byte boundary.
+    fn align(&mut self) {
+        self.consume(self.count % 8);
+    }
+
+    /// The next `n` bytes (from a byte boundary: after [`align()`](Self::align)).
+    fn bytes(&mut self, n: usize) -> Result<&'a [u8], FallBack> {
+        // Whole bytes still in `buf` go back to the input first.
+        let back = (self.count / 8) as usize;
+        self.at -= back;
+        self.buf = 0;
+        self.count = 0;
+        let bytes = self.input.get(self.at..self.at + n).ok_or(FallBack)?;
+        self.at += n;
+        Ok(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::{inflate_prefix, FallBack};
+
+    fn deflate(data: &[u8], level: u32) -> Vec<u8> {
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(level));
+        zlib.write_all(data).unwrap();
+        zlib.finish().unwrap()
+    }
+
+    fn inflate(stream: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        flate2::read::ZlibDecoder::new(stream)
+            .read_to_end(&mut out)
+            .unwrap();
+        out
+    }
+
+    /// The first `want` bytes as this module decodes them.
+    fn prefix(stream: &[u8], want: usize) -> Result<Vec<u8>, FallBack> {
+        let mut out = vec![1, 2, 3];
+        inflate_prefix(stream, want, &mut out).map(|()| out)
+    }
+
+    /// Asserts the prefix of every length up to the whole data (and past it) is zlib's.
+    fn agrees_with_zlib(stream: &[u8]) {
+        let full = inflate(stream);
+        for want in (0..full.len() + 3)
+            .step_by(7)
+            .chain([full.len(), usize::MAX])
+        {
+            let expected = &full[..want.min(full.len())];
+            assert_eq!(
+                prefix(stream, want).as_deref(),
+                Ok(expected),
+                "the first {want} bytes are zlib's"
+            );
+        }
+    }
+
+    /// A commit as `git fast-import` writes a message: empty tree, a parent, a JSON payload.
+    fn commit(i: u64) -> Vec<u8> {
+        let parent = format!(
+            "{:040x}",
+            i.wrapping_mul(0x9e37_79b9_7f4a_7c15) as u128 * 7919
+        );
+        format!(
+            "tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nparent {}\nauthor bench <bench@example.com> {} +0000\ncommitter bench <bench@example.com> {} +0000\n\n{{\"id\":{i},\"type\":\"order.created\",\"customer\":\"c-{i:06}\",\"total\":{}.{:02}}}\n",
+            &parent[parent.len() - 40..],
+            1_700_000_000 + i,
+            1_700_000_000 + i,
+            i % 1000,
+            i % 100
+        )
+        .into_bytes()
+    }
+
+    /// The block type of a stream's first block.
+    fn first_block_type(stream: &[u8]) -> u8 {
+        (stream[2] >> 1) & 3
+    }
+
+    #[test]
+    fn a_stored_stream_decodes_as_zlib_does() {
+        let stream = deflate(&commit(1), 0);
+        assert_eq!(first_block_type(&stream), 0, "level 0 writes stored blocks");
+        agrees_with_zlib(&stream);
+    }
+
+    #[test]
+    fn a_fixed_huffman_block_decodes_as_zlib_does() {
+        let stream = deflate(b"tree tree tree parent", 6);
+        assert_eq!(
+            first_block_type(&stream),
+            1,
+            "a short input gets fixed codes"
+        );
+        agrees_with_zlib(&stream);
+    }
+
+    #[test]
+    fn a_dynamic_huffman_commit_decodes_as_zlib_does() {
+        for i in 0..50 {
+            let stream = deflate(&commit(i), 6);
+            assert_eq!(first_block_type(&stream), 2, "a commit gets dynamic codes");
+            agrees_with_zlib(&stream);
+        }
+    }
+
+    #[test]
+    fn an_overlapping_back_reference_repeats_what_it_writes() {
+        let data: Vec<u8> = b"ab".iter().cycle().take(1000).copied().collect();
+        let stream = deflate(&data, 9);
+        assert!(stream.len() < 40, "runs are back-references of distance 2");
+        agrees_with_zlib(&stream);
+        let zeros = deflate(&[0u8; 5000], 6);
+        agrees_with_zlib(&zeros);
+    }
+
+    #[test]
+    fn several_blocks_decode_in_order() {
+        let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
+        zlib.write_all(b"first block, ").unwrap();
+        zlib.flush().unwrap(); // a sync flush: the block ends, an empty stored block follows
+        zlib.write_all(&commit(7)).unwrap();
+        let stream = zlib.finish().unwrap();
+        agrees_with_zlib(&stream);
+    }
+
+    #[test]
+    fn wanting_more_than_the_stream_holds_gives_all_of_it() {
+        let data = commit(3);
+        let stream = deflate(&data, 6);
+        assert_eq!(prefix(&stream, data.len() + 100), Ok(data.clone()));
+        assert_eq!(prefix(&deflate(b"", 6), 10), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn a_truncated_stream_falls_back() {
+        let data = commit(4);
+        let stream = deflate(&data, 6);
+        // Cut inside the header (before any data can be decoded).
+        assert_eq!(prefix(&stream[..20], 94), Err(FallBack));
+        // Cut before the end of the data: the prefix that fits decodes, more falls back.
+        assert_eq!(
+            prefix(&stream[..stream.len() - 30], usize::MAX),
+            Err(FallBack)
+        );
+        let stored = deflate(&data, 0);
+        assert_eq!(prefix(&stored[..50], 94), Err(FallBack));
+        assert_eq!(prefix(&stored[..50], 10), Ok(data[..10].to_vec()));
+        assert_eq!(prefix(&[], 1), Err(FallBack));
+        assert_eq!(prefix(&[0x78], 1), Err(FallBack));
+    }
+
+    #[test]
+    fn a_bad_header_falls_back() {
+        let stream = deflate(&commit(5), 6);
+        let with = |cmf: u8, flg: u8| {
+            let mut s = stream.clone();
+            s[0] = cmf;
+            s[1] = flg;
+            prefix(&s, 94)
+        };
+        assert!(with(0x78, 0x9c).is_ok(), "zlib's default header");
+        assert_eq!(with(0x78, 0x9d), Err(FallBack), "the check bits disagree");
+        assert_eq!(with(0x77, 0x9c), Err(FallBack), "not deflate");
+        assert_eq!(with(0x88, 0x1c), Err(FallBack), "a window over 32 KiB");
+        assert_eq!(with(0x78, 0xbb), Err(FallBack), "a preset dictionary");
+        let mut reserved = stream.clone();
+        reserved[2] |= 0b110; // block type 3
+        assert_eq!(prefix(&reserved, 94), Err(FallBack));
+    }
+
+    #[test]
+    fn broken_codes_fall_back() {
+        // A stored block whose NLEN is not LEN's complement.
+        assert_eq!(
+            prefix(
+                &[0x78, 0x01, 0x01, 0x03, 0x00, 0xfc, 0xfe, b'a', b'b', b'c'],
+                3
+            ),
+            Err(FallBack)
+        );
+        assert_eq!(
+            prefix(
+                &[0x78, 0x01, 0x01, 0x03, 0x00, 0xfc, 0xff, b'a', b'b', b'c'],
+                3
+            ),
+            Ok(b"abc".to_vec())
+        );
+        // A fixed block starting with a distance before any output (length 3, distance 1).
+        assert_eq!(prefix(&[0x78, 0x01, 0x03, 0x02, 0x00], 3), Err(FallBack));
+        // Every bit flip of a commit: either zlib's bytes or a fall-back, never a panic.
+        let data = commit(6);
+        let stream = deflate(&data, 6);
+        let full = inflate(&stream);
+        for bit in 0..stream.len() * 8 {
+            let mut flipped = stream.clone();
+            flipped[bit / 8] ^= 1 << (bit % 8);
+            let mut zlib = Vec::new();
+            let zlib_ok = flate2::read::ZlibDecoder::new(&flipped[..])
+                .read_to_end(&mut zlib)
+                .is_ok();
+            if let (Ok(ours), true) = (prefix(&flipped, 94), zlib_ok) {
+                assert_eq!(ours, zlib[..94.min(zlib.len())], "bit {bit}");
+            }
+        }
+        assert_eq!(full, data);
+    }
+
+    #[test]
+    fn random_payloads_at_every_level_decode_as_zlib_does() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for round in 0..300 {
+            let len = (next() % 2000) as usize;
+            // Mixes of few symbols (long matches), text and noise.
+            let alphabet = [2u64, 16, 64, 256][round % 4];
+            let data: Vec<u8> = (0..len)
+                .map(|_| {
+                    let r = next();
+                    if r % 5 == 0 {
+                        b'x'
+                    } else {
+                        (r % alphabet) as u8
+                    }
+                })
+                .collect();
+            for level in 0..=9 {
+                let stream = deflate(&data, level);
+                for want in [0, 1, 94, len / 2, len, len + 1] {
+                    assert_eq!(
+                        prefix(&stream, want).as_deref(),
+                        Ok(&data[..want.min(len)]),
+                        "round {round}, level {level}, want {want}"
+                    );
+                }
+            }
+        }
+    }
+}
