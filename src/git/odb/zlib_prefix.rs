@@ -179,12 +179,7 @@ pub fn inflate_prefix(stream: &[u8], want: usize, out: &mut Vec<u8>) -> Result<(
                 codes_block(&mut bits, lit, dist, want, out)?;
             }
             2 => {
-                let (lit, dist) = codes.get_or_insert_with(|| {
-                    (
-                        Huffman::<MAX_LIT_CODES>::new(),
-                        Huffman::<MAX_DIST_CODES>::new(),
-                    )
-                });
+                let (lit, dist) = codes.get_or_insert_with(|| (LitCode::new(), DistCode::new()));
                 dynamic_header(&mut bits, lit, dist)?;
                 codes_block(&mut bits, lit, dist, want, out)?;
             }
@@ -216,8 +211,8 @@ fn stored(bits: &mut Bits<'_>, want: usize, out: &mut Vec<u8>) -> Result<(), Fal
 /// The literal/length and distance codes of a dynamic block, read from its header.
 fn dynamic_header(
     bits: &mut Bits<'_>,
-    lit: &mut Huffman<MAX_LIT_CODES>,
-    dist: &mut Huffman<MAX_DIST_CODES>,
+    lit: &mut LitCode,
+    dist: &mut DistCode,
 ) -> Result<(), FallBack> {
     let nlit = bits.take(5)? as usize + 257;
     let ndist = bits.take(5)? as usize + 1;
@@ -229,7 +224,7 @@ fn dynamic_header(
     for &symbol in CODE_LEN_ORDER.iter().take(ncode) {
         *code_lens.get_mut(symbol).ok_or(FallBack)? = bits.take(3)? as u8;
     }
-    let mut code_len_code = Huffman::<CODE_LEN_CODES>::new();
+    let mut code_len_code = CodeLenCode::new();
     code_len_code.build(&code_lens)?;
     let mut lens = [0u8; MAX_LIT_CODES + MAX_DIST_CODES];
     let total = nlit + ndist;
@@ -267,10 +262,10 @@ fn dynamic_header(
 }
 
 /// The codes of a Huffman block, until its end or `want` bytes of output.
-fn codes_block<const L: usize, const D: usize>(
+fn codes_block<const L: usize, const LT: usize, const D: usize, const DT: usize>(
     bits: &mut Bits<'_>,
-    lit: &Huffman<L>,
-    dist: &Huffman<D>,
+    lit: &Huffman<L, LT>,
+    dist: &Huffman<D, DT>,
     want: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), FallBack> {
@@ -304,8 +299,8 @@ fn codes_block<const L: usize, const D: usize>(
 }
 
 /// The fixed codes (RFC 1951 section 3.2.6), built once.
-fn fixed_codes() -> &'static (Huffman<FIXED_LIT_CODES>, Huffman<FIXED_DIST_CODES>) {
-    static FIXED: OnceLock<(Huffman<FIXED_LIT_CODES>, Huffman<FIXED_DIST_CODES>)> = OnceLock::new();
+fn fixed_codes() -> &'static (FixedLitCode, FixedDistCode) {
+    static FIXED: OnceLock<(FixedLitCode, FixedDistCode)> = OnceLock::new();
     FIXED.get_or_init(|| {
         let mut lens = [8u8; FIXED_LIT_CODES];
         lens.iter_mut().skip(144).take(112).for_each(|len| *len = 9);
@@ -320,9 +315,14 @@ fn fixed_codes() -> &'static (Huffman<FIXED_LIT_CODES>, Huffman<FIXED_DIST_CODES
     })
 }
 
-/// A canonical Huffman code of at most `N` symbols, decoded by length.
+/// A canonical Huffman code of at most `N` symbols: codes of up to `log2(T)` bits are looked
+/// up in a first-level table of `T` entries (a power of two; 1: no table), longer ones are
+/// found by length from per-length limits.
 #[derive(Debug, Clone)]
-struct Huffman<const N: usize> {
+struct Huffman<const N: usize, const T: usize> {
+    /// Indexed by the next `log2(T)` stream bits: `symbol << 4 | length` of the code they
+    /// start with, or 0 for a code longer than the table (or none).
+    table: [u16; T],
     /// `limit[len]`: one past the last code of length `len`, left-justified in 15 bits
     /// (canonical codes of one length are consecutive and sort before longer ones); index 0
     /// unused. Non-decreasing over `len`; `limit[15]` is 2^15 for a complete code.
@@ -335,9 +335,28 @@ struct Huffman<const N: usize> {
     symbols: [u16; N],
 }
 
-impl<const N: usize> Huffman<N> {
+/// A dynamic block's literal/length code: a 256-entry table (codes of up to 8 bits).
+type LitCode = Huffman<MAX_LIT_CODES, 256>;
+/// A dynamic block's distance code: no table (a prefix holds few back-references).
+type DistCode = Huffman<MAX_DIST_CODES, 1>;
+/// The code-length code (at most 7 bits): all of it in a table.
+type CodeLenCode = Huffman<CODE_LEN_CODES, 128>;
+/// The fixed literal/length code (7 to 9 bits): all of it in a table.
+type FixedLitCode = Huffman<FIXED_LIT_CODES, 512>;
+/// The fixed distance code (5 bits): all of it in a table.
+type FixedDistCode = Huffman<FIXED_DIST_CODES, 32>;
+
+/// Length bits of a table entry.
+const ENTRY_LEN_MASK: u16 = 0xf;
+/// Symbol shift of a table entry.
+const ENTRY_SYMBOL_SHIFT: u16 = 4;
+/// Code lengths skipped at once while they are all zero (unused symbols come in runs).
+const ZERO_RUN: usize = 8;
+
+impl<const N: usize, const T: usize> Huffman<N, T> {
     fn new() -> Self {
         Self {
+            table: [0; T],
             limit: [0; MAX_BITS + 1],
             offset: [0; MAX_BITS + 1],
             min_len: 1,
@@ -348,9 +367,10 @@ impl<const N: usize> Huffman<N> {
     /// The code whose lengths (0: unused) are `lens`; [`FallBack`] unless it is complete.
     fn build(&mut self, lens: &[u8]) -> Result<(), FallBack> {
         let mut count = [0u16; MAX_BITS + 1];
-        for &len in lens {
+        for_used(lens, |_, len| {
             *count.get_mut(usize::from(len)).ok_or(FallBack)? += 1;
-        }
+            Ok(())
+        })?;
         let mut left: i32 = 1;
         let mut start = [0u16; MAX_BITS + 2];
         let mut code = 0u32;
@@ -375,28 +395,63 @@ impl<const N: usize> Huffman<N> {
         if left != 0 {
             return Err(FallBack); // incomplete (or empty)
         }
-        for (symbol, &len) in lens.iter().enumerate() {
-            if len != 0 {
-                let next = start.get_mut(usize::from(len)).ok_or(FallBack)?;
-                *self.symbols.get_mut(usize::from(*next)).ok_or(FallBack)? = symbol as u16;
-                *next += 1;
-            }
-        }
+        for_used(lens, |symbol, len| {
+            let next = start.get_mut(usize::from(len)).ok_or(FallBack)?;
+            *self.symbols.get_mut(usize::from(*next)).ok_or(FallBack)? = symbol as u16;
+            *next += 1;
+            Ok(())
+        })?;
+        self.fill_table(&count);
         Ok(())
+    }
+
+    /// Enter every code of at most `log2(T)` bits in the table, at each index whose low bits
+    /// are the code as sent (first bit lowest).
+    fn fill_table(&mut self, count: &[u16; MAX_BITS + 1]) {
+        self.table.fill(0);
+        let table_bits = T.trailing_zeros() as usize;
+        let mut code = 0u16;
+        let mut index = 0;
+        for (len, &n) in count.iter().enumerate().take(table_bits + 1).skip(1) {
+            for _ in 0..n {
+                let symbol = self.symbols.get(index).copied().unwrap_or(0);
+                index += 1;
+                let entry = symbol << ENTRY_SYMBOL_SHIFT | len as u16;
+                let mut at = usize::from(code.reverse_bits() >> (16 - len));
+                while let Some(slot) = self.table.get_mut(at) {
+                    *slot = entry;
+                    at += 1 << len;
+                }
+                code += 1;
+            }
+            code <<= 1;
+        }
     }
 
     /// The next symbol.
     #[inline]
     fn decode(&self, bits: &mut Bits<'_>) -> Result<u16, FallBack> {
-        bits.refill();
+        if bits.count < MAX_BITS as u32 {
+            bits.refill();
+        }
+        let entry = self.table.get(bits.buf as usize & (T - 1)).copied();
+        let entry = entry.unwrap_or(0);
+        let len = u32::from(entry & ENTRY_LEN_MASK);
+        if len != 0 && len <= bits.count {
+            bits.consume(len);
+            return Ok(entry >> ENTRY_SYMBOL_SHIFT);
+        }
+        self.decode_long(bits)
+    }
+
+    /// The next symbol, its code longer than the table (or the input ending inside it).
+    #[cold]
+    fn decode_long(&self, bits: &mut Bits<'_>) -> Result<u16, FallBack> {
         // The next 15 stream bits, the first one as the most significant (codes are sent
         // from their most significant bit).
         let peek = u32::from((bits.buf as u16).reverse_bits() >> 1);
         let mut len = self.min_len;
-        loop {
-            if peek < *self.limit.get(len).ok_or(FallBack)? {
-                break;
-            }
+        while peek >= *self.limit.get(len).ok_or(FallBack)? {
             len += 1;
         }
         if len as u32 > bits.count {
@@ -410,13 +465,41 @@ impl<const N: usize> Huffman<N> {
     }
 }
 
+/// Call `f(symbol, length)` for each used symbol (length not 0) in order, skipping runs of
+/// unused ones [`ZERO_RUN`] at a time.
+#[inline]
+fn for_used(
+    lens: &[u8],
+    mut f: impl FnMut(usize, u8) -> Result<(), FallBack>,
+) -> Result<(), FallBack> {
+    let mut chunks = lens.chunks_exact(ZERO_RUN);
+    let mut base = 0;
+    for chunk in &mut chunks {
+        if chunk != [0u8; ZERO_RUN] {
+            for (i, &len) in chunk.iter().enumerate() {
+                if len != 0 {
+                    f(base + i, len)?;
+                }
+            }
+        }
+        base += ZERO_RUN;
+    }
+    for (i, &len) in chunks.remainder().iter().enumerate() {
+        if len != 0 {
+            f(base + i, len)?;
+        }
+    }
+    Ok(())
+}
+
 /// Reads a deflate stream's bits, least significant first.
 struct Bits<'a> {
     input: &'a [u8],
     at: usize,
-    /// Bits read from `input` and not consumed yet, the next one lowest.
+    /// Bits read from `input` and not consumed yet, the next one lowest; above `count`,
+    /// zeros or the input bits that follow (never anything else).
     buf: u64,
-    /// How many bits of `buf` are valid (the rest are zero).
+    /// How many bits of `buf` are valid.
     count: u32,
 }
 
@@ -430,9 +513,22 @@ impl<'a> Bits<'a> {
         }
     }
 
-    /// Fill `buf` to at least 57 bits, or with all the input left.
+    /// Fill `buf` to at least 56 bits, or with all the input left.
     #[inline]
     fn refill(&mut self) {
+        if let Some(word) = self.input.get(self.at..self.at + 8) {
+            let word: [u8; 8] = word.try_into().expect("BUG: a slice of 8 bytes");
+            // Deflate packs bits least significant first (RFC 1951 section 3.1.1): a
+            // little-endian load puts the next byte above the bits held. Bits shifted in past
+            // `count` are those of the next byte, loaded again (to the same place) next time.
+            #[allow(clippy::little_endian_bytes)]
+            let word = u64::from_le_bytes(word);
+            self.buf |= word << self.count;
+            let bytes = (63 - self.count) / 8;
+            self.at += bytes as usize;
+            self.count += bytes * 8;
+            return;
+        }
         while self.count <= 56 {
             let Some(&byte) = self.input.get(self.at) else {
                 return;
