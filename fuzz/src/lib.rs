@@ -23,6 +23,7 @@ mod queue_model;
 mod signature;
 mod thin;
 mod transport;
+mod zlib_prefix;
 
 use std::path::PathBuf;
 
@@ -36,13 +37,14 @@ pub use queue_model::queue_model;
 pub use signature::signature;
 pub use thin::thin_pack;
 pub use transport::{pktline, received_pack};
+pub use zlib_prefix::zlib_prefix;
 
 /// A fuzz check: runs gitmq on one input and panics if an invariant breaks.
 pub type Check = fn(&[u8]);
 
 /// Every target by name, as `fuzz/Cargo.toml`, `fuzz/corpus/<name>/` and
 /// `fuzz/artifacts/<name>/` spell it.
-pub const TARGETS: [(&str, Check); 18] = [
+pub const TARGETS: [(&str, Check); 19] = [
     ("commit_decode", commit_decode),
     ("loose_object", loose_object),
     ("pack_index", pack_index),
@@ -61,6 +63,7 @@ pub const TARGETS: [(&str, Check); 18] = [
     ("fast_decode", fast_decode),
     ("commit_graph", commit_graph),
     ("multi_pack_index", multi_pack_index),
+    ("zlib_prefix", zlib_prefix),
 ];
 
 /// A fresh temporary directory for targets that need files: in `/dev/shm` when it exists,

@@ -155,42 +155,127 @@ const DISTANCES: [(u16, u8); 30] = [
 /// assert_eq!(out, b"tree");
 /// ```
 pub fn inflate_prefix(stream: &[u8], want: usize, out: &mut Vec<u8>) -> Result<(), FallBack> {
-    out.clear();
-    let (header, body) = stream.split_at_checked(ZLIB_HEADER_LEN).ok_or(FallBack)?;
-    let (cmf, flg) = match header {
-        &[cmf, flg] => (cmf, flg),
-        _ => return Err(FallBack),
-    };
-    if cmf & 0x0f != ZLIB_CM_DEFLATE
-        || cmf >> 4 > ZLIB_MAX_CINFO
-        || (u16::from(cmf) << 8 | u16::from(flg)) % 31 != 0
-        || flg & ZLIB_FDICT != 0
-    {
-        return Err(FallBack);
+    PrefixDecoder::new().inflate_prefix(stream, want, out)
+}
+
+/// The tables [`inflate_prefix()`] builds, kept by a caller that decodes many streams so that
+/// they are not allocated and zeroed for each (as `flate2::Decompress` is kept and reset).
+#[derive(Debug, Clone)]
+pub struct PrefixDecoder {
+    lit: LitCode,
+    dist: DistCode,
+    code_len: CodeLenCode,
+    /// A dynamic header's code lengths: literal/length, then distance.
+    lens: [u8; MAX_LIT_CODES + MAX_DIST_CODES],
+}
+
+impl Default for PrefixDecoder {
+    fn default() -> Self {
+        Self::new()
     }
-    let mut bits = Bits::new(body);
-    let mut codes = None;
-    while out.len() < want {
-        let last = bits.take(1)? == 1;
-        match bits.take(2)? {
-            0 => stored(&mut bits, want, out)?,
-            1 => {
-                let (lit, dist) = fixed_codes();
-                codes_block(&mut bits, lit, dist, want, out)?;
-            }
-            2 => {
-                let (lit, dist) = codes.get_or_insert_with(|| (LitCode::new(), DistCode::new()));
-                dynamic_header(&mut bits, lit, dist)?;
-                codes_block(&mut bits, lit, dist, want, out)?;
-            }
+}
+
+impl PrefixDecoder {
+    /// A decoder (about 2 KiB, no heap).
+    pub fn new() -> Self {
+        Self {
+            lit: LitCode::new(),
+            dist: DistCode::new(),
+            code_len: CodeLenCode::new(),
+            lens: [0; MAX_LIT_CODES + MAX_DIST_CODES],
+        }
+    }
+
+    /// [`inflate_prefix()`] with this decoder's tables.
+    pub fn inflate_prefix(
+        &mut self,
+        stream: &[u8],
+        want: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<(), FallBack> {
+        out.clear();
+        let (header, body) = stream.split_at_checked(ZLIB_HEADER_LEN).ok_or(FallBack)?;
+        let (cmf, flg) = match header {
+            &[cmf, flg] => (cmf, flg),
             _ => return Err(FallBack),
+        };
+        if cmf & 0x0f != ZLIB_CM_DEFLATE
+            || cmf >> 4 > ZLIB_MAX_CINFO
+            || (u16::from(cmf) << 8 | u16::from(flg)) % 31 != 0
+            || flg & ZLIB_FDICT != 0
+        {
+            return Err(FallBack);
         }
-        if last {
-            break;
+        let mut bits = Bits::new(body);
+        while out.len() < want {
+            let last = bits.take(1)? == 1;
+            match bits.take(2)? {
+                0 => stored(&mut bits, want, out)?,
+                1 => {
+                    let (lit, dist) = fixed_codes();
+                    codes_block(&mut bits, lit, dist, want, out)?;
+                }
+                2 => {
+                    self.dynamic_header(&mut bits)?;
+                    codes_block(&mut bits, &self.lit, &self.dist, want, out)?;
+                }
+                _ => return Err(FallBack),
+            }
+            if last {
+                break;
+            }
         }
+        out.truncate(want);
+        Ok(())
     }
-    out.truncate(want);
-    Ok(())
+
+    /// The literal/length and distance codes of a dynamic block, read from its header.
+    fn dynamic_header(&mut self, bits: &mut Bits<'_>) -> Result<(), FallBack> {
+        let nlit = bits.take(5)? as usize + 257;
+        let ndist = bits.take(5)? as usize + 1;
+        let ncode = bits.take(4)? as usize + 4;
+        if nlit > MAX_LIT_CODES || ndist > MAX_DIST_CODES {
+            return Err(FallBack);
+        }
+        let mut code_lens = [0u8; CODE_LEN_CODES];
+        for &symbol in CODE_LEN_ORDER.iter().take(ncode) {
+            *code_lens.get_mut(symbol).ok_or(FallBack)? = bits.take(3)? as u8;
+        }
+        self.code_len.build(&code_lens)?;
+        let lens = &mut self.lens;
+        let total = nlit + ndist;
+        let mut at = 0;
+        while at < total {
+            let symbol = self.code_len.decode(bits)?;
+            let (len, repeat) = match symbol {
+                0..=15 => (symbol as u8, 1),
+                16 => {
+                    let previous = *lens
+                        .get(at.checked_sub(1).ok_or(FallBack)?)
+                        .ok_or(FallBack)?;
+                    (previous, 3 + bits.take(2)? as usize)
+                }
+                17 => (0, 3 + bits.take(3)? as usize),
+                _ => (0, 11 + bits.take(7)? as usize),
+            };
+            let run = lens
+                .get_mut(at..at + repeat)
+                .filter(|_| at + repeat <= total);
+            run.ok_or(FallBack)?.fill(len);
+            at += repeat;
+        }
+        let (lit_lens, rest) = lens.split_at_checked(nlit).ok_or(FallBack)?;
+        if lit_lens
+            .get(usize::from(END_OF_BLOCK))
+            .copied()
+            .unwrap_or(0)
+            == 0
+        {
+            return Err(FallBack);
+        }
+        self.lit.build(lit_lens)?;
+        self.dist.build(rest.get(..ndist).ok_or(FallBack)?)
+    }
 }
 
 /// A stored block: LEN, NLEN, then LEN bytes, from the next byte boundary.
@@ -206,59 +291,6 @@ fn stored(bits: &mut Bits<'_>, want: usize, out: &mut Vec<u8>) -> Result<(), Fal
     // Stopping at `want` leaves the rest of the block (and stream) unread.
     out.extend_from_slice(bits.bytes(take)?);
     Ok(())
-}
-
-/// The literal/length and distance codes of a dynamic block, read from its header.
-fn dynamic_header(
-    bits: &mut Bits<'_>,
-    lit: &mut LitCode,
-    dist: &mut DistCode,
-) -> Result<(), FallBack> {
-    let nlit = bits.take(5)? as usize + 257;
-    let ndist = bits.take(5)? as usize + 1;
-    let ncode = bits.take(4)? as usize + 4;
-    if nlit > MAX_LIT_CODES || ndist > MAX_DIST_CODES {
-        return Err(FallBack);
-    }
-    let mut code_lens = [0u8; CODE_LEN_CODES];
-    for &symbol in CODE_LEN_ORDER.iter().take(ncode) {
-        *code_lens.get_mut(symbol).ok_or(FallBack)? = bits.take(3)? as u8;
-    }
-    let mut code_len_code = CodeLenCode::new();
-    code_len_code.build(&code_lens)?;
-    let mut lens = [0u8; MAX_LIT_CODES + MAX_DIST_CODES];
-    let total = nlit + ndist;
-    let mut at = 0;
-    while at < total {
-        let symbol = code_len_code.decode(bits)?;
-        let (len, repeat) = match symbol {
-            0..=15 => (symbol as u8, 1),
-            16 => {
-                let previous = *lens
-                    .get(at.checked_sub(1).ok_or(FallBack)?)
-                    .ok_or(FallBack)?;
-                (previous, 3 + bits.take(2)? as usize)
-            }
-            17 => (0, 3 + bits.take(3)? as usize),
-            _ => (0, 11 + bits.take(7)? as usize),
-        };
-        let run = lens
-            .get_mut(at..at + repeat)
-            .filter(|_| at + repeat <= total);
-        run.ok_or(FallBack)?.fill(len);
-        at += repeat;
-    }
-    let (lit_lens, rest) = lens.split_at_checked(nlit).ok_or(FallBack)?;
-    if lit_lens
-        .get(usize::from(END_OF_BLOCK))
-        .copied()
-        .unwrap_or(0)
-        == 0
-    {
-        return Err(FallBack);
-    }
-    lit.build(lit_lens)?;
-    dist.build(rest.get(..ndist).ok_or(FallBack)?)
 }
 
 /// The codes of a Huffman block, until its end or `want` bytes of output.
@@ -372,7 +404,9 @@ impl<const N: usize, const T: usize> Huffman<N, T> {
             Ok(())
         })?;
         let mut left: i32 = 1;
-        let mut start = [0u16; MAX_BITS + 2];
+        // start[len]: where the next symbol of length `len` goes in `symbols`.
+        let mut start = [0u16; MAX_BITS + 1];
+        let mut first = 0u16;
         let mut code = 0u32;
         self.min_len = 0;
         for len in 1..=MAX_BITS {
@@ -384,10 +418,10 @@ impl<const N: usize, const T: usize> Huffman<N, T> {
             if n != 0 && self.min_len == 0 {
                 self.min_len = len;
             }
-            let first = *start.get(len).ok_or(FallBack)?;
-            *start.get_mut(len + 1).ok_or(FallBack)? = first + n;
+            *start.get_mut(len).ok_or(FallBack)? = first;
             // code: the first code of this length; offset maps code -> symbol index.
             *self.offset.get_mut(len).ok_or(FallBack)? = u32::from(first).wrapping_sub(code);
+            first += n;
             code += u32::from(n);
             *self.limit.get_mut(len).ok_or(FallBack)? = code << (MAX_BITS - len);
             code <<= 1;

@@ -63,7 +63,7 @@ use super::{
     format::{read_u32, HASH_LEN, IDX_HEADER_LEN, PACK_HEADER_LEN, PACK_SIGNATURE, PACK_VERSION},
     index::{self, PackIndex},
 };
-use crate::{git::hash, git::odb::loose::DEFAULT_MAX_OBJECT_SIZE};
+use crate::{git::hash, git::odb::loose::DEFAULT_MAX_OBJECT_SIZE, git::odb::zlib_prefix};
 
 /// The default size of one read window (4 MiB).
 pub const DEFAULT_WINDOW_SIZE: usize = 256 << 10;
@@ -266,6 +266,8 @@ pub struct PackFile {
     options: Options,
     windows: Windows,
     inflater: Decompress,
+    /// The walk's prefix reads of compressed commits (`borrowed.rs`).
+    prefix: Box<zlib_prefix::PrefixDecoder>,
     scratch: Scratch,
     /// Entries by offset, built on first use.
     order: Option<order::PackOrder>,
@@ -332,6 +334,7 @@ impl PackFile {
             ),
             options,
             inflater: Decompress::new(true),
+            prefix: Box::default(),
             scratch: Scratch::default(),
             order: None,
         })

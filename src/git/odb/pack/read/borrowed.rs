@@ -20,7 +20,7 @@ use super::{
 };
 use crate::git::odb::{
     pack::format::{decode_entry_header, EntryKind, MAX_ENTRY_HEADER_LEN, PACK_HEADER_LEN},
-    stored, zlib_prefix,
+    stored,
 };
 
 /// Whether a stored entry's Adler-32 is checked when it is read whole. It costs about as
@@ -141,6 +141,7 @@ impl PackFile {
             file,
             windows,
             inflater,
+            prefix,
             path,
             ..
         } = self;
@@ -154,7 +155,7 @@ impl PackFile {
         let input = windows
             .slice(file, data_end, entry.data_at, 1)
             .map_err(io_err(path))?;
-        if zlib_prefix::inflate_prefix(input, target, out).is_ok() && out.len() == target {
+        if prefix.inflate_prefix(input, target, out).is_ok() && out.len() == target {
             return Ok(());
         }
         out.clear();
