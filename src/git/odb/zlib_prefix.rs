@@ -165,8 +165,9 @@ pub struct PrefixDecoder {
     lit: LitCode,
     dist: DistCode,
     code_len: CodeLenCode,
-    /// A dynamic header's code lengths: literal/length, then distance.
-    lens: [u8; MAX_LIT_CODES + MAX_DIST_CODES],
+    /// A dynamic header's used symbols (code length not 0) and their lengths, in symbol
+    /// order: literal/length symbols, then distance symbols (numbered after them).
+    used: [(u16, u8); MAX_LIT_CODES + MAX_DIST_CODES],
 }
 
 impl Default for PrefixDecoder {
@@ -182,7 +183,7 @@ impl PrefixDecoder {
             lit: LitCode::new(),
             dist: DistCode::new(),
             code_len: CodeLenCode::new(),
-            lens: [0; MAX_LIT_CODES + MAX_DIST_CODES],
+            used: [(0, 0); MAX_LIT_CODES + MAX_DIST_CODES],
         }
     }
 
@@ -242,39 +243,57 @@ impl PrefixDecoder {
             *code_lens.get_mut(symbol).ok_or(FallBack)? = bits.take(3)? as u8;
         }
         self.code_len.build(&code_lens)?;
-        let lens = &mut self.lens;
+        // The lengths are read into the list of used symbols and the count per length of
+        // each code: unused symbols (most of the 286 in a small object) cost nothing more.
         let total = nlit + ndist;
+        let mut lit_count = [0u16; MAX_BITS + 1];
+        let mut dist_count = [0u16; MAX_BITS + 1];
+        let mut used = 0;
+        let mut previous = None;
         let mut at = 0;
         while at < total {
             let symbol = self.code_len.decode(bits)?;
             let (len, repeat) = match symbol {
                 0..=15 => (symbol as u8, 1),
-                16 => {
-                    let previous = *lens
-                        .get(at.checked_sub(1).ok_or(FallBack)?)
-                        .ok_or(FallBack)?;
-                    (previous, 3 + bits.take(2)? as usize)
-                }
+                16 => (previous.ok_or(FallBack)?, 3 + bits.take(2)? as usize),
                 17 => (0, 3 + bits.take(3)? as usize),
                 _ => (0, 11 + bits.take(7)? as usize),
             };
-            let run = lens
-                .get_mut(at..at + repeat)
-                .filter(|_| at + repeat <= total);
-            run.ok_or(FallBack)?.fill(len);
-            at += repeat;
+            let end = at + repeat;
+            if end > total {
+                return Err(FallBack);
+            }
+            if len != 0 {
+                for symbol in at..end {
+                    *self.used.get_mut(used).ok_or(FallBack)? = (symbol as u16, len);
+                    used += 1;
+                    let count = if symbol < nlit {
+                        &mut lit_count
+                    } else {
+                        &mut dist_count
+                    };
+                    *count.get_mut(usize::from(len)).ok_or(FallBack)? += 1;
+                }
+            }
+            previous = Some(len);
+            at = end;
         }
-        let (lit_lens, rest) = lens.split_at_checked(nlit).ok_or(FallBack)?;
-        if lit_lens
-            .get(usize::from(END_OF_BLOCK))
-            .copied()
-            .unwrap_or(0)
-            == 0
-        {
+        let lit_used = lit_count
+            .iter()
+            .skip(1)
+            .map(|&n| usize::from(n))
+            .sum::<usize>();
+        let (lit, dist) = self
+            .used
+            .get(..used)
+            .ok_or(FallBack)?
+            .split_at_checked(lit_used)
+            .ok_or(FallBack)?;
+        if !lit.iter().any(|&(symbol, _)| symbol == END_OF_BLOCK) {
             return Err(FallBack);
         }
-        self.lit.build(lit_lens)?;
-        self.dist.build(rest.get(..ndist).ok_or(FallBack)?)
+        self.lit.build_from(&lit_count, lit, 0)?;
+        self.dist.build_from(&dist_count, dist, nlit as u16)
     }
 }
 
@@ -382,8 +401,6 @@ type FixedDistCode = Huffman<FIXED_DIST_CODES, 32>;
 const ENTRY_LEN_MASK: u16 = 0xf;
 /// Symbol shift of a table entry.
 const ENTRY_SYMBOL_SHIFT: u16 = 4;
-/// Code lengths skipped at once while they are all zero (unused symbols come in runs).
-const ZERO_RUN: usize = 8;
 
 impl<const N: usize, const T: usize> Huffman<N, T> {
     fn new() -> Self {
@@ -396,13 +413,31 @@ impl<const N: usize, const T: usize> Huffman<N, T> {
         }
     }
 
-    /// The code whose lengths (0: unused) are `lens`; [`FallBack`] unless it is complete.
+    /// The code whose lengths (0: unused) are `lens` (at most `N`); [`FallBack`] unless it
+    /// is complete.
     fn build(&mut self, lens: &[u8]) -> Result<(), FallBack> {
         let mut count = [0u16; MAX_BITS + 1];
-        for_used(lens, |_, len| {
-            *count.get_mut(usize::from(len)).ok_or(FallBack)? += 1;
-            Ok(())
-        })?;
+        let mut used = [(0u16, 0u8); N];
+        let mut n = 0;
+        for (symbol, &len) in lens.iter().enumerate() {
+            if len != 0 {
+                *count.get_mut(usize::from(len)).ok_or(FallBack)? += 1;
+                *used.get_mut(n).ok_or(FallBack)? = (symbol as u16, len);
+                n += 1;
+            }
+        }
+        self.build_from(&count, used.get(..n).ok_or(FallBack)?, 0)
+    }
+
+    /// The code of the symbols `used` (in symbol order, numbered from `first_symbol`, with
+    /// their lengths), of which `count[len]` have length `len`; [`FallBack`] unless it is
+    /// complete.
+    fn build_from(
+        &mut self,
+        count: &[u16; MAX_BITS + 1],
+        used: &[(u16, u8)],
+        first_symbol: u16,
+    ) -> Result<(), FallBack> {
         let mut left: i32 = 1;
         // start[len]: where the next symbol of length `len` goes in `symbols`.
         let mut start = [0u16; MAX_BITS + 1];
@@ -429,13 +464,13 @@ impl<const N: usize, const T: usize> Huffman<N, T> {
         if left != 0 {
             return Err(FallBack); // incomplete (or empty)
         }
-        for_used(lens, |symbol, len| {
+        for &(symbol, len) in used {
             let next = start.get_mut(usize::from(len)).ok_or(FallBack)?;
-            *self.symbols.get_mut(usize::from(*next)).ok_or(FallBack)? = symbol as u16;
+            *self.symbols.get_mut(usize::from(*next)).ok_or(FallBack)? =
+                symbol.wrapping_sub(first_symbol);
             *next += 1;
-            Ok(())
-        })?;
-        self.fill_table(&count);
+        }
+        self.fill_table(count);
         Ok(())
     }
 
@@ -497,33 +532,6 @@ impl<const N: usize, const T: usize> Huffman<N, T> {
         bits.consume(len as u32);
         Ok(symbol)
     }
-}
-
-/// Call `f(symbol, length)` for each used symbol (length not 0) in order, skipping runs of
-/// unused ones [`ZERO_RUN`] at a time.
-#[inline]
-fn for_used(
-    lens: &[u8],
-    mut f: impl FnMut(usize, u8) -> Result<(), FallBack>,
-) -> Result<(), FallBack> {
-    let mut chunks = lens.chunks_exact(ZERO_RUN);
-    let mut base = 0;
-    for chunk in &mut chunks {
-        if chunk != [0u8; ZERO_RUN] {
-            for (i, &len) in chunk.iter().enumerate() {
-                if len != 0 {
-                    f(base + i, len)?;
-                }
-            }
-        }
-        base += ZERO_RUN;
-    }
-    for (i, &len) in chunks.remainder().iter().enumerate() {
-        if len != 0 {
-            f(base + i, len)?;
-        }
-    }
-    Ok(())
 }
 
 /// Reads a deflate stream's bits, least significant first.
