@@ -32,9 +32,14 @@
 //!   the walk that uses this reads (and zlib checks) the whole object again before
 //!   delivering it.
 //!
-//! Measured (criterion, `benches/zlib_prefix.rs`, the first 94 bytes of commits as
-//! `git fast-import` writes them, deflated at zlib's default level 6, one dynamic block each):
-//! see `PREFIX_NS` in ARCHITECTURE.md's zlib table; numbers are repeated here once measured.
+//! Measured (criterion, `cargo bench --bench zlib_prefix`: the first 94 bytes of 1,000
+//! commits laid out as `git fast-import` writes messages, 348 bytes each, deflated at zlib's
+//! default level 6 to 234, one dynamic block each; 2 shared cores at load 4): 1.78 us per
+//! commit here against 3.25 us for flate2/zlib-rs's `Decompress` reset and run to 94 bytes
+//! (it inflates the whole commit: 3.82 us), 1.8x (1.4x-2.3x over runs). Table sizes were
+//! chosen by the same bench: 64 literal entries beat 32, 128 (1.4x slower) and 256. End to
+//! end, consuming a 200k-message fast-import pack (`gitmq consume --no-commit`) took 1.04-1.24 s
+//! of user CPU against 1.35-1.59 s with zlib in the walk (`git log`: 1.29-1.46 s).
 //!
 //! [`FIRST_PARENT_PREFIX_LEN`]: crate::git::message::parent::FIRST_PARENT_PREFIX_LEN
 
