@@ -26,10 +26,13 @@
 //! - A REF_DELTA whose base is not in the same pack is [`Error::BaseOutsidePack`]: git only
 //!   keeps self-contained packs in `objects/pack/` (`index-pack --fix-thin` completes thin
 //!   ones), so this is corruption, not something to resolve through other packs.
-//! - No `unsafe` and no mmap: bytes come from `pread` into [`Options::max_windows`] windows
-//!   of [`Options::window_size`] bytes (see `window.rs`), so reading many small entries near
-//!   each other costs one system call per window. An entry larger than half a window is
-//!   streamed through its own buffer instead, leaving the windows to the small entries.
+//! - Bytes come from a read-only mapping of the pack ([`Options::map`], the default; the
+//!   crate's one `unsafe` block, with its SAFETY proof, is `window::map_pack`), or else from
+//!   `pread` into [`Options::max_windows`] windows of [`Options::window_size`] bytes (see
+//!   `window.rs`), so reading many small entries near each other costs one system call per
+//!   window. Either way a read is bounded by the pack data. An entry larger than half a
+//!   window is streamed through its own buffer instead, leaving the windows to the small
+//!   entries.
 //!
 //! Entry layout (see [`super::format`]): a type+size header, then the base distance
 //! (OFS_DELTA) or base id (REF_DELTA), then a zlib stream; git's reader is `unpack_entry` in
