@@ -135,6 +135,8 @@ pub fn pack_entry(data: &[u8]) {
         max_object_size: 1 << 20,
         max_chain_len: 2 * MAX_ENTRIES,
         verify_ids: true,
+        // Both ways of reading a pack: mapped (the default) and small windows.
+        map: checksum.as_bytes()[0] & 1 == 1,
     };
     // Duplicate ids make an unsorted index: opening must refuse it, not panic.
     let Ok(mut file) = PackFile::open_with(&pack_path, options) else {

@@ -9,8 +9,14 @@
 //!   is fed each entry as it is framed: when the batch is sealed full, as under load, its
 //!   checksum is ready at seal; a batch cut early (linger, size, `flush`) gets its real count
 //!   at seal and is hashed on the flush thread. The flush thread is left with the write (and
-//!   the index's last 40 bytes), which costs about what the appending thread does: batch N+1
-//!   is encoded, hashed and framed on one core while batch N is written from the other.
+//!   the index's last 40 bytes): batch N+1 is encoded, hashed and framed on one core while
+//!   batch N is written from the other.
+//!   Where the flush thread keeps up (its queue had room when the last batch was handed
+//!   over), a batch is `deferred`: its trailer SHA-1, entry CRC-32s and index are left to the
+//!   flush thread too, and the appending thread only encodes, hashes ids and frames. Which
+//!   thread is the slower one depends on the machine (on a quiet one the page-cache write is
+//!   cheap and the appending thread is the bottleneck; on a loaded one the write is not), so
+//!   the producer decides per batch from the queue it sees (`Producer::submit`).
 //! - **bodies** (deflate, or signing, which rewrites bodies after they are encoded): the bodies
 //!   back to back, framed (and deflated on every core) into a pack on the flush thread.
 //!
@@ -73,6 +79,9 @@ pub(crate) struct Batch {
     pub planned: usize,
     /// Framed: the pack's SHA-1 so far, while the header's count is `planned + 1`.
     trailer: Option<Hasher>,
+    /// Framed: leave the trailer, the CRC-32s and the index to the flush thread (see the
+    /// module header). Set while the batch is empty; the same for all of its messages.
+    pub deferred: bool,
 }
 
 /// A batch that takes no more messages: ready to be framed into a pack, written and named.
@@ -93,6 +102,8 @@ pub(crate) struct SealedBatch {
     index: Vec<u8>,
     /// Framed: the pack's checksum when it was hashed while the batch filled.
     checksum: Option<ObjectId>,
+    /// Framed: the CRC-32s and the index are still to be computed (by [`write()`](Self::write)).
+    deferred: bool,
 }
 
 impl Batch {
@@ -112,6 +123,7 @@ impl Batch {
             stored: EntryEncoder::new(Compression::Stored),
             planned: 0,
             trailer: None,
+            deferred: false,
         }
     }
 
@@ -164,7 +176,7 @@ impl Batch {
             let full = u32::try_from(self.planned.saturating_add(1)).ok();
             let header = pack_header(full.unwrap_or(0));
             self.raw.extend_from_slice(&header);
-            self.trailer = full.map(|_| {
+            self.trailer = full.filter(|_| !self.deferred).map(|_| {
                 let mut hasher = Hasher::new();
                 hasher.update(&header);
                 hasher
@@ -183,7 +195,8 @@ impl Batch {
         id
     }
 
-    /// Framed: append the stored entry of `body` and record its offset and CRC-32.
+    /// Framed: append the stored entry of `body` and record its offset and CRC-32 (0 in a
+    /// deferred batch, until the flush thread computes it).
     fn append_entry(&mut self, id: ObjectId, kind: gix_object::Kind, body: &[u8]) {
         let start = self.raw.len();
         self.stored.append(&mut self.raw, kind, body);
@@ -191,12 +204,11 @@ impl Batch {
         if let Some(trailer) = &mut self.trailer {
             trailer.update(entry);
         }
-        let mut crc = flate2::Crc::new();
-        crc.update(entry);
+        let crc32 = if self.deferred { 0 } else { crc32(entry) };
         self.entries.push(IndexEntry {
             id,
             offset: start as u64,
-            crc32: crc.sum(),
+            crc32,
         });
     }
 
@@ -253,7 +265,9 @@ impl Batch {
                     u32::try_from(self.entries.len()).expect("BUG: a batch holds < 2^32 messages");
                 self.raw[..PACK_HEADER_LEN].copy_from_slice(&pack_header(count));
             }
-            index_body(&mut self.entries, &mut index);
+            if !self.deferred {
+                index_body(&mut self.entries, &mut index);
+            }
         } else {
             index.clear();
         }
@@ -271,6 +285,7 @@ impl Batch {
             first_entry: self.first_entry,
             index,
             checksum,
+            deferred: self.framed && self.deferred,
         };
         self.base = tip;
         self.started = None;
@@ -304,6 +319,13 @@ impl Batch {
         hasher.update(body);
         self.ids.push(hasher.finalize());
     }
+}
+
+/// The CRC-32 of a pack entry's bytes, as its index records it.
+fn crc32(entry: &[u8]) -> u32 {
+    let mut crc = flate2::Crc::new();
+    crc.update(entry);
+    crc.sum()
 }
 
 impl SealedBatch {
@@ -367,11 +389,34 @@ impl SealedBatch {
             "BUG: the trailer hashed while the batch filled is the pack's"
         );
         let mut index = std::mem::take(&mut self.index);
+        if self.deferred {
+            self.index_here(&mut index);
+        }
         finish_index(&mut index, &checksum);
         let files = PackFiles { checksum, index };
         let written = write::write_pack_bytes(fs, pack_dir, &self.raw, &files, sync);
         self.index = files.index;
         written
+    }
+
+    /// Framed and deferred: the entries' CRC-32s (the entries are in pack order until
+    /// [`index_body()`] sorts them: each one ends where the next begins, the last at the
+    /// end of the pack data), then the index up to the pack checksum.
+    fn index_here(&mut self, index: &mut Vec<u8>) {
+        let ends = self
+            .entries
+            .iter()
+            .skip(1)
+            .map(|next| next.offset)
+            .chain([self.raw.len() as u64])
+            .collect::<Vec<_>>();
+        for (entry, end) in self.entries.iter_mut().zip(ends) {
+            let range = usize::try_from(entry.offset).expect("BUG: the entry is in memory")
+                ..usize::try_from(end).expect("BUG: the entry is in memory");
+            entry.crc32 = crc32(&self.raw[range]);
+        }
+        index_body(&mut self.entries, index);
+        self.deferred = false;
     }
 
     /// Bodies: frame the batch into a pack with `builder` (emptied first): the empty tree,
@@ -438,9 +483,14 @@ mod tests {
     use crate::git::message::Identity;
 
     fn filled(framed: bool, planned: usize, n: usize) -> SealedBatch {
+        filled_with(framed, false, planned, n)
+    }
+
+    fn filled_with(framed: bool, deferred: bool, planned: usize, n: usize) -> SealedBatch {
         let encoder = CommitEncoder::new(&Identity::default(), 0);
         let mut batch = Batch::new(None);
         batch.framed = framed;
+        batch.deferred = deferred;
         batch.planned = planned;
         for i in 0..n {
             // Message 3 spans two stored blocks.
@@ -461,6 +511,9 @@ mod tests {
                 .checksum
                 .unwrap_or_else(|| crate::git::hash::pack_checksum(&batch.raw));
             let mut index = batch.index.clone();
+            if batch.deferred {
+                batch.index_here(&mut index);
+            }
             finish_index(&mut index, &checksum);
             (batch.raw.clone(), PackFiles { checksum, index })
         } else {
@@ -496,6 +549,22 @@ mod tests {
             );
             assert_eq!(framed_files.checksum, bodies_files.checksum);
             assert_eq!(framed_files.index, bodies_files.index, "same index");
+        }
+    }
+
+    #[test]
+    fn a_deferred_batch_is_byte_for_byte_the_pack_and_index_of_one_finished_on_the_appending_thread(
+    ) {
+        for (planned, n) in [(50, 50), (50, 17), (10_000, 1)] {
+            let mut here = filled_with(true, false, planned, n);
+            let mut deferred = filled_with(true, true, planned, n);
+            assert!(deferred.deferred && deferred.checksum.is_none());
+            assert!(deferred.entries.iter().all(|e| e.crc32 == 0), "no CRC yet");
+            let (here_pack, here_files) = pack_of(&mut here);
+            let (deferred_pack, deferred_files) = pack_of(&mut deferred);
+            assert_eq!(deferred_pack, here_pack, "planned {planned}, n {n}");
+            assert_eq!(deferred_files.checksum, here_files.checksum);
+            assert_eq!(deferred_files.index, here_files.index, "same index");
         }
     }
 

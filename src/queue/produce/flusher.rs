@@ -139,14 +139,23 @@ impl Pipeline {
         }
     }
 
-    /// Queue `batch`; blocks while the queue is full.
-    pub fn submit(&mut self, batch: SealedBatch) {
-        self.jobs
-            .as_ref()
-            .expect("BUG: submit after shutdown")
-            .send(batch)
-            .expect("BUG: the flush thread outlives its sender");
+    /// Queue `batch`; blocks while the queue is full. Whether it had room (the flush thread
+    /// keeps up with the appending one).
+    pub fn submit(&mut self, batch: SealedBatch) -> bool {
+        let jobs = self.jobs.as_ref().expect("BUG: submit after shutdown");
+        let had_room = match jobs.try_send(batch) {
+            Ok(()) => true,
+            Err(mpsc::TrySendError::Full(batch)) => {
+                jobs.send(batch)
+                    .expect("BUG: the flush thread outlives its sender");
+                false
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                panic!("BUG: the flush thread outlives its sender")
+            }
+        };
         self.in_flight += 1;
+        had_room
     }
 
     /// Results that are ready (with their spare buffers), without waiting.

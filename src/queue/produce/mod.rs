@@ -526,10 +526,14 @@ impl Producer {
         if self.pipeline.is_none() {
             self.pipeline = Some(Pipeline::start(self.context()));
         }
-        self.pipeline
+        let had_room = self
+            .pipeline
             .as_mut()
             .expect("BUG: started above")
             .submit(sealed);
+        // The flush thread keeps up: leave it the next batch's trailer, CRCs and index too
+        // (see `batch`'s module header); when it falls behind, they come back here.
+        self.batch.deferred = had_room;
         Ok(())
     }
 

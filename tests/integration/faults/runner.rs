@@ -195,7 +195,9 @@ fn one_point<O: Operation>(
         "{name}, {what}: the fault happened unexpectedly or not at all"
     );
     // (A failed write may be best effort, as a held lock's pid is; a failed sync never.)
-    if matches!(fault, Fault::Eio { .. }) {
+    // Only a sync that failed: a run may make one sync fewer than the counting run (a loose
+    // object's fan-out directory may already exist), and then the last point is not reached.
+    if matches!(fault, Fault::Eio { .. }) && fs.fired() {
         assert!(
             result.is_err(),
             "{name}, {what}: a failed sync was reported as success"

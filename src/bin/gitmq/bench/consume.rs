@@ -122,6 +122,8 @@ struct Layout {
     api: f64,
     borrowed: f64,
     cli: Timed,
+    /// The command with packs read into windows (`GITMQ_PACK_MMAP=0`), not mapped.
+    cli_read: Timed,
     git: Option<Timed>,
     idle_poll: Duration,
     open_and_poll: Duration,
@@ -153,6 +155,11 @@ pub fn run(opts: &ConsumeOptions) -> Result<()> {
         keep: opts.keep,
     };
     let repo_path = scratch.path.join("q.git");
+    // The command rows run a copy of this binary: a rebuild during the run cannot change
+    // (or remove) what is measured.
+    fs::create_dir_all(&scratch.path)?;
+    let exe = scratch.path.join("gitmq");
+    fs::copy(std::env::current_exe()?, &exe)?;
     eprintln!("producing {n} messages (batches of {})...", opts.batch);
     let seconds = produce(&repo_path, n, opts.batch)?;
     let packs = count_packs(&repo_path)?;
@@ -161,7 +168,14 @@ pub fn run(opts: &ConsumeOptions) -> Result<()> {
         message(n / 2).len()
     );
     let git = git_available();
-    let mut layouts = vec![measure(&repo_path, "gitmq-written packs", n, opts, git)?];
+    let mut layouts = vec![measure(
+        &repo_path,
+        "gitmq-written packs",
+        n,
+        opts,
+        git,
+        &exe,
+    )?];
     if !opts.no_fast_import && git {
         let fi_path = scratch.path.join("fast-import.git");
         eprintln!("git fast-import...");
@@ -170,7 +184,14 @@ pub fn run(opts: &ConsumeOptions) -> Result<()> {
             "git fast-import (defaults) wrote the same messages in {seconds:.1} s ({} pack(s))",
             count_packs(&fi_path)?
         );
-        layouts.push(measure(&fi_path, "git fast-import pack", n, opts, git)?);
+        layouts.push(measure(
+            &fi_path,
+            "git fast-import pack",
+            n,
+            opts,
+            git,
+            &exe,
+        )?);
     }
     if !opts.no_gc && git {
         eprintln!("git gc --aggressive...");
@@ -187,6 +208,7 @@ pub fn run(opts: &ConsumeOptions) -> Result<()> {
             n,
             opts,
             git,
+            &exe,
         )?);
     }
     print_report(n, &layouts, opts.runs);
@@ -259,15 +281,27 @@ fn measure(
     n: usize,
     opts: &ConsumeOptions,
     git: bool,
+    exe: &Path,
 ) -> Result<Layout> {
     eprintln!("{name}: consuming with gitmq (library, command) and git log...");
     let (mut api, mut borrowed, mut floor) = (f64::MAX, f64::MAX, f64::MAX);
-    let (mut cli, mut git_log) = (Timed::WORST, Timed::WORST);
+    let (mut cli, mut cli_read, mut git_log) = (Timed::WORST, Timed::WORST, Timed::WORST);
     for run in 0..opts.runs {
         floor = floor.min(read_packs(repo_path)?);
         api = api.min(gitmq_api(repo_path, n, &format!("bench-api-{run}"))?);
         borrowed = borrowed.min(gitmq_borrowed(repo_path, n, &format!("bench-ref-{run}"))?);
-        cli = cli.best(gitmq_cli(repo_path, &format!("bench-cli-{run}"))?);
+        cli = cli.best(gitmq_cli(
+            exe,
+            repo_path,
+            &format!("bench-cli-{run}"),
+            true,
+        )?);
+        cli_read = cli_read.best(gitmq_cli(
+            exe,
+            repo_path,
+            &format!("bench-read-{run}"),
+            false,
+        )?);
         if git {
             git_log = git_log.best(time_git_log(repo_path)?);
         }
@@ -279,6 +313,7 @@ fn measure(
         api,
         borrowed,
         cli,
+        cli_read,
         git: git.then_some(git_log),
         idle_poll,
         open_and_poll,
@@ -366,7 +401,12 @@ fn gitmq_borrowed(repo_path: &Path, n: usize, consumer: &str) -> Result<f64> {
 
 /// Run `program args`, stdout to /dev/null, as a whole process: under `/usr/bin/time` when
 /// it exists, for CPU time and peak RSS.
-fn timed(program: &Path, args: &[&std::ffi::OsStr], what: &str) -> Result<Timed> {
+fn timed(
+    program: &Path,
+    args: &[&std::ffi::OsStr],
+    env: &[(&str, &str)],
+    what: &str,
+) -> Result<Timed> {
     let time = Path::new("/usr/bin/time");
     let mut cmd = if time.exists() {
         let mut cmd = Command::new(time);
@@ -376,6 +416,7 @@ fn timed(program: &Path, args: &[&std::ffi::OsStr], what: &str) -> Result<Timed>
         Command::new(program)
     };
     cmd.args(args)
+        .envs(env.iter().copied())
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .stdin(Stdio::null())
         .stdout(fs::File::create("/dev/null")?)
@@ -406,9 +447,9 @@ fn timed(program: &Path, args: &[&std::ffi::OsStr], what: &str) -> Result<Timed>
     Ok(Timed { wall, cpu, rss_kib })
 }
 
-/// `gitmq consume --no-commit`, stdout to /dev/null.
-fn gitmq_cli(repo_path: &Path, consumer: &str) -> Result<Timed> {
-    let exe = std::env::current_exe()?;
+/// `gitmq consume --no-commit`, stdout to /dev/null: packs mapped (the default) or, if not
+/// `map`, read into windows.
+fn gitmq_cli(exe: &Path, repo_path: &Path, consumer: &str, map: bool) -> Result<Timed> {
     let args = [
         "--repo".as_ref(),
         repo_path.as_os_str(),
@@ -418,7 +459,8 @@ fn gitmq_cli(repo_path: &Path, consumer: &str) -> Result<Timed> {
         consumer.as_ref(),
         "--no-commit".as_ref(),
     ];
-    timed(&exe, &args, "gitmq consume")
+    let env = [("GITMQ_PACK_MMAP", if map { "1" } else { "0" })];
+    timed(exe, &args, &env, "gitmq consume")
 }
 
 /// `git log --reverse --format=%B`, stdout to /dev/null.
@@ -431,7 +473,7 @@ fn time_git_log(repo_path: &Path) -> Result<Timed> {
         "--format=%B".as_ref(),
         TOPIC.as_ref(),
     ];
-    timed(Path::new("git"), &args, "git log")
+    timed(Path::new("git"), &args, &[], "git log")
 }
 
 /// A caught-up consumer: the mean time of a poll that finds nothing, and of opening a
@@ -494,6 +536,10 @@ fn print_report(n: usize, layouts: &[Layout], runs: u32) {
         println!(
             "    gitmq consume > /dev/null            {}",
             fmt_timed(n, &layout.cli)
+        );
+        println!(
+            "      the same, packs read, not mapped   {}",
+            fmt_timed(n, &layout.cli_read)
         );
         if let Some(git) = &layout.git {
             println!(

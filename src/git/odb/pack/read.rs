@@ -26,10 +26,13 @@
 //! - A REF_DELTA whose base is not in the same pack is [`Error::BaseOutsidePack`]: git only
 //!   keeps self-contained packs in `objects/pack/` (`index-pack --fix-thin` completes thin
 //!   ones), so this is corruption, not something to resolve through other packs.
-//! - No `unsafe` and no mmap: bytes come from `pread` into [`Options::max_windows`] windows
-//!   of [`Options::window_size`] bytes (see `window.rs`), so reading many small entries near
-//!   each other costs one system call per window. An entry larger than half a window is
-//!   streamed through its own buffer instead, leaving the windows to the small entries.
+//! - Bytes come from a read-only mapping of the pack ([`Options::map`], the default; the
+//!   crate's one `unsafe` block, with its SAFETY proof, is `window::map_pack`), or else from
+//!   `pread` into [`Options::max_windows`] windows of [`Options::window_size`] bytes (see
+//!   `window.rs`), so reading many small entries near each other costs one system call per
+//!   window. Either way a read is bounded by the pack data. An entry larger than half a
+//!   window is streamed through its own buffer instead, leaving the windows to the small
+//!   entries.
 //!
 //! Entry layout (see [`super::format`]): a type+size header, then the base distance
 //! (OFS_DELTA) or base id (REF_DELTA), then a zlib stream; git's reader is `unpack_entry` in
@@ -94,6 +97,10 @@ pub struct Options {
     pub max_chain_len: usize,
     /// Hash each object read and compare with its id (costs about as much as the read).
     pub verify_ids: bool,
+    /// Map each pack read-only instead of reading it into windows (see
+    /// `read::window`'s header and its SAFETY proof). On by default; the environment
+    /// variable `GITMQ_PACK_MMAP=0` turns it off (for comparisons).
+    pub map: bool,
 }
 
 impl Default for Options {
@@ -104,8 +111,16 @@ impl Default for Options {
             max_object_size: DEFAULT_MAX_OBJECT_SIZE,
             max_chain_len: DEFAULT_MAX_CHAIN_LEN,
             verify_ids: false,
+            map: map_by_default(),
         }
     }
+}
+
+/// Whether packs are mapped unless the options say otherwise: yes, unless
+/// `GITMQ_PACK_MMAP=0` (read once per process).
+fn map_by_default() -> bool {
+    static MAP: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *MAP.get_or_init(|| std::env::var_os("GITMQ_PACK_MMAP").is_none_or(|v| v != "0"))
 }
 
 /// Returned by [`PackFile::open()`], [`PackFile::read()`] and the other reads of a pack.
@@ -331,6 +346,7 @@ impl PackFile {
             windows: Windows::new(
                 options.window_size.max(MIN_WINDOW_SIZE),
                 options.max_windows,
+                options.map,
             ),
             options,
             inflater: Decompress::new(true),
@@ -400,7 +416,8 @@ impl PackFile {
         let windows = if self.windows.bytes() == 0 {
             0
         } else {
-            self.options.window_size.max(MIN_WINDOW_SIZE) * self.options.max_windows.max(1)
+            (self.options.window_size.max(MIN_WINDOW_SIZE) * self.options.max_windows.max(1))
+                .max(self.windows.mapped_len())
         };
         index + order::bytes_for(self.index.len()) + windows
     }
