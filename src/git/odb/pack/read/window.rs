@@ -11,11 +11,14 @@
 //! Eviction is least recently used. `read_exact_at` fills initialized buffers, which are
 //! reused without zeroing again.
 //!
-//! Mapped: when allowed ([`Windows::new()`]'s `map`), the first read maps the whole pack
-//! read-only instead ([`map_pack()`], the one `unsafe` block of the crate, with its proof)
-//! and every slice borrows from the mapping: nothing is copied, a walk and the delivery after
-//! it read the page cache in place. Dropping the windows ([`Windows::release()`],
-//! [`Windows::take_buffers()`]) unmaps. A pack that cannot be mapped is read by windows.
+//! Mapped: when allowed ([`Windows::new()`]'s `map`), reads map one window of at most
+//! [`MAP_WINDOW`] bytes of the pack read-only instead ([`map_pack()`], the one `unsafe`
+//! block of the crate, with its proof), placed the same way as a read window, and every
+//! slice borrows from the mapping: nothing is copied, a walk and the delivery after it read
+//! the page cache in place. One mapping at a time, so a large pack (a fetched or `git gc`
+//! one) never has more than that window resident in this process (mapped pages count in its
+//! RSS). Dropping the windows ([`Windows::release()`], [`Windows::take_buffers()`]) unmaps.
+//! A pack that cannot be mapped is read by windows.
 //! Measured (`gitmq bench consume`, the command on gitmq-written packs, same run): see
 //! ARCHITECTURE.md, "Reading packs: mapped or read".
 
@@ -36,6 +39,9 @@ impl Window {
         self.start + self.data.len() as u64
     }
 }
+
+/// The largest mapped window: all of a pack gitmq writes (a batch), a slice of larger ones.
+pub(super) const MAP_WINDOW: u64 = 32 << 20;
 
 /// Window starts are aligned down to this (a page).
 const ALIGN: u64 = 4096;
@@ -60,20 +66,29 @@ pub(super) struct Windows {
     spare: Vec<Vec<u8>>,
     /// Whether to map the pack instead (until a mapping fails).
     map_allowed: bool,
-    /// The whole pack, mapped read-only: at least up to the data end it was mapped for.
+    /// A window of the pack, mapped read-only.
     map: Option<Mapped>,
+    /// The size of a mapped window ([`MAP_WINDOW`]; smaller in tests).
+    map_window: u64,
 }
 
-/// A mapping of a pack and the data end it covers.
+/// A mapped window: the pack's bytes from `start`, never past the data end.
 #[derive(Debug)]
 struct Mapped {
     map: Mmap,
-    data_end: u64,
+    start: u64,
+}
+
+impl Mapped {
+    fn end(&self) -> u64 {
+        self.start + self.map.len() as u64
+    }
 }
 
 impl Windows {
     /// Windows of `size` bytes (at least 2), at most `max` (at least 1) of them; or, if
-    /// `map`, one mapping of the whole pack (windows where it cannot be mapped).
+    /// `map`, one mapped window of at most [`MAP_WINDOW`] bytes (read windows where the pack
+    /// cannot be mapped).
     pub(super) fn new(size: usize, max: usize, map: bool) -> Self {
         Self {
             size: size.max(2),
@@ -86,11 +101,12 @@ impl Windows {
             spare: Vec::new(),
             map_allowed: map,
             map: None,
+            map_window: MAP_WINDOW,
         }
     }
 
-    /// The memory the windows hold (a mapping counts whole: its pages are resident once
-    /// read).
+    /// The memory the windows hold (a mapped window counts whole: its pages are resident
+    /// once read).
     pub(super) fn bytes(&self) -> usize {
         let spare: usize = self.spare.iter().map(Vec::capacity).sum();
         let mapped = self.mapped_len();
@@ -147,17 +163,27 @@ impl Windows {
         if at >= data_end {
             return Ok(&[]);
         }
-        if self.map_allowed && self.map.as_ref().is_none_or(|m| m.data_end != data_end) {
-            self.map = map_pack(file, data_end);
-            self.map_allowed = self.map.is_some();
-        }
-        if self.map.is_some() {
-            self.bytes_read += (data_end - at).min(want as u64);
-            let (Ok(from), Ok(to)) = (usize::try_from(at), usize::try_from(data_end)) else {
-                return Ok(&[]);
-            };
-            let mapped = self.map.as_ref().map(|m| &m.map[..]).unwrap_or_default();
-            return Ok(mapped.get(from..to).unwrap_or_default());
+        if self.map_allowed {
+            let need_end = at.saturating_add(want as u64).min(data_end);
+            let covered = self
+                .map
+                .as_ref()
+                .is_some_and(|m| m.start <= at && need_end <= m.end());
+            if !covered {
+                self.map = None;
+                let size = self.map_window.max(self.size as u64);
+                let (start, len) = self.place(at, need_end, data_end, size);
+                self.map = map_pack(file, data_end, start, len);
+                self.map_allowed = self.map.is_some();
+                if self.map.is_some() {
+                    self.bytes_read += len;
+                }
+            }
+            if self.map.is_some() {
+                let mapped = self.map.as_ref().expect("BUG: checked just above");
+                let from = usize::try_from(at - mapped.start).expect("inside the mapping");
+                return Ok(mapped.map.get(from..).unwrap_or_default());
+            }
         }
         let need_end = at.saturating_add(want as u64).min(data_end);
         self.clock += 1;
@@ -182,9 +208,9 @@ impl Windows {
         Ok(window.data.get(from..).unwrap_or_default())
     }
 
-    /// Read a window holding `at..need_end` into the least recently used slot; its index.
-    fn load(&mut self, file: &File, data_end: u64, at: u64, need_end: u64) -> io::Result<usize> {
-        let size = self.size as u64;
+    /// Where a window of at most `size` bytes holding `at..need_end` goes (start, length),
+    /// in the direction of travel (see the module header).
+    fn place(&mut self, at: u64, need_end: u64, data_end: u64, size: u64) -> (u64, u64) {
         let backward = self.last_load.is_some_and(|last| at < last);
         self.last_load = Some(at);
         let start = if backward {
@@ -201,7 +227,13 @@ impl Windows {
         } else {
             start
         };
-        let len = usize::try_from((data_end - start).min(size)).expect("at most the window size");
+        (start, (data_end - start).min(size))
+    }
+
+    /// Read a window holding `at..need_end` into the least recently used slot; its index.
+    fn load(&mut self, file: &File, data_end: u64, at: u64, need_end: u64) -> io::Result<usize> {
+        let (start, len) = self.place(at, need_end, data_end, self.size as u64);
+        let len = usize::try_from(len).expect("at most the window size");
         let slot = if self.list.len() < self.max {
             self.list.push(Window {
                 start,
@@ -234,13 +266,15 @@ impl Windows {
     }
 }
 
-/// Map `file` read-only if it holds at least `data_end` bytes; `None` if it cannot be mapped
-/// (then it is read by windows).
-fn map_pack(file: &File, data_end: u64) -> Option<Mapped> {
-    let len = file.metadata().ok()?.len();
-    if len < data_end || usize::try_from(len).is_err() {
+/// Map `len` bytes of `file` from `start` read-only, if the file holds at least `data_end`
+/// bytes (and `start + len <= data_end`); `None` if it cannot be mapped (then it is read by
+/// windows).
+fn map_pack(file: &File, data_end: u64, start: u64, len: u64) -> Option<Mapped> {
+    let file_len = file.metadata().ok()?.len();
+    if file_len < data_end || start.checked_add(len)? > data_end || len == 0 {
         return None;
     }
+    let len = usize::try_from(len).ok()?;
     // SAFETY: `Mmap::map` is unsafe because the bytes behind the returned slice are the
     // file's: if the file changed while mapped, safe code would see memory change under a
     // shared reference, and if it shrank, touching a page past its new end raises SIGBUS.
@@ -258,11 +292,12 @@ fn map_pack(file: &File, data_end: u64) -> Option<Mapped> {
     //   place is caught where it matters: delivery re-checks each message's first parent,
     //   and `verify_checksum()` hashes the pack.
     // - The mapping is read-only and private to this `Windows`, dropped (unmapped) with it;
-    //   slices borrow from `&self`, so none outlives it. `len >= data_end` was checked above,
-    //   and every slice is bounded by `data_end`.
+    //   slices borrow from `&self`, so none outlives it. The file was checked to hold
+    //   `data_end` bytes and the window lies below `data_end`, so every slice is bounded
+    //   by it.
     #[allow(unsafe_code, reason = "mapping packs: see the SAFETY comment")]
-    let map = unsafe { Mmap::map(file) }.ok()?;
-    (u64::try_from(map.len()).ok()? >= data_end).then_some(Mapped { map, data_end })
+    let map = unsafe { memmap2::MmapOptions::new().offset(start).len(len).map(file) }.ok()?;
+    (map.len() == len).then_some(Mapped { map, start })
 }
 
 #[cfg(test)]
@@ -312,7 +347,7 @@ mod tests {
             bytes[5..15]
         );
         assert!(windows.map.is_some(), "mapped on first read");
-        assert_eq!(windows.bytes(), bytes.len(), "a mapping counts whole");
+        assert_eq!(windows.bytes(), data_end as usize, "a mapping counts whole");
         // Removing the name (as prune does) leaves the mapped pages readable.
         std::fs::remove_file(&path).unwrap();
         for at in (0..100_000u64).step_by(997) {
@@ -333,6 +368,37 @@ mod tests {
             windows.map.is_none() && windows.bytes() == 0,
             "released: unmapped"
         );
+    }
+
+    #[test]
+    fn mapped_windows_move_either_way_one_at_a_time_and_serve_the_same_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("p.pack");
+        let bytes: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let data_end = bytes.len() as u64 - 20;
+        let entries: Vec<u64> = (0..data_end - 400).step_by(377).collect();
+        for (direction, order) in [
+            ("forward", entries.clone()),
+            ("backward", entries.iter().rev().copied().collect()),
+        ] {
+            let mut windows = Windows::new(4096, 4, true);
+            windows.map_window = 64 << 10;
+            for at in order {
+                let got = windows.slice(&file, data_end, at, 400).unwrap();
+                assert!(got.len() >= 400, "{direction}: at {at}");
+                assert_eq!(&got[..400], &bytes[at as usize..at as usize + 400]);
+                assert!(at + got.len() as u64 <= data_end, "never past the data");
+                assert!(windows.mapped_len() <= 64 << 10, "one window at most");
+                assert!(windows.list.is_empty(), "{direction}: no read windows");
+            }
+            assert!(
+                windows.bytes_read < data_end + data_end / 5,
+                "{direction}: mapped {} bytes of {data_end}",
+                windows.bytes_read
+            );
+        }
     }
 
     #[test]
