@@ -179,10 +179,10 @@ impl Windows {
                     self.bytes_read += len;
                 }
             }
-            if self.map.is_some() {
-                let mapped = self.map.as_ref().expect("BUG: checked just above");
-                let from = usize::try_from(at - mapped.start).expect("inside the mapping");
-                return Ok(mapped.map.get(from..).unwrap_or_default());
+            if let Some(start) = self.map.as_ref().map(|m| m.start) {
+                let from = usize::try_from(at - start).expect("inside the mapping");
+                let mapped = self.map.as_ref().map_or(&[][..], |m| &m.map[..]);
+                return Ok(mapped.get(from..).unwrap_or_default());
             }
         }
         let need_end = at.saturating_add(want as u64).min(data_end);
