@@ -24,9 +24,15 @@
 //! parse (or a split graph, `B != 0`, or one without a file at all) is no graph: the walk
 //! reads commits as before. A graph only answers for the commits it lists, and a commit's
 //! parents never change (its id is the hash of its content), so a graph older than the
-//! topic's head is still right for what it lists. Its checksum is not verified (git does not
-//! on open either); a wrong parent would be caught at delivery, where the consumer's backlog
-//! compares each message's decoded first parent with the id it delivered before.
+//! topic's head is still right for what it lists.
+//!
+//! The trailer (SHA-1 of everything before it) is checked once per open, before anything is
+//! used: git does not on open, but a graph is believed without reading the commits it
+//! describes, and delivery's re-check of each message's first parent (the consumer's backlog
+//! compares it with the id delivered before) finds a wrong parent only when it reaches the
+//! message above it: the messages below, on another topic's chain, would already be out. A
+//! damaged graph is no graph. Cost: one SHA-1 pass over the file (~60 bytes per commit;
+//! measured in `trailer_matches`).
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
@@ -108,7 +114,7 @@ impl CommitGraph {
 
     fn read(file: &File, len: u64) -> io::Result<Option<Self>> {
         let mut header = [0u8; GRAPH_HEADER_LEN];
-        if len < GRAPH_HEADER_LEN as u64 {
+        if len < (GRAPH_HEADER_LEN + HASH_LEN) as u64 || !trailer_matches(file, len)? {
             return Ok(None);
         }
         file.read_exact_at(&mut header, 0)?;
@@ -201,6 +207,33 @@ impl CommitGraph {
         }
         Ok(Some(Self { fan, ids, parents }))
     }
+}
+
+/// Bytes hashed per read when checking the trailer.
+const HASH_CHUNK: usize = 1 << 20;
+
+/// Whether the file's last 20 bytes are the SHA-1 of the `len - 20` before them (read in
+/// [`HASH_CHUNK`] pieces: bounded memory). Measured: `git commit-graph write --reachable`
+/// over a 200k-commit `git fast-import` pack writes 12 MB (60 bytes per commit); consuming
+/// that topic took 0.79-0.88 s without the check and 0.86-0.91 s with it (interleaved runs),
+/// against 1.15-1.33 s with no graph at all.
+fn trailer_matches(file: &File, len: u64) -> io::Result<bool> {
+    let Some(body_len) = len.checked_sub(HASH_LEN as u64) else {
+        return Ok(false);
+    };
+    let mut hasher = crate::git::hash::Hasher::new();
+    let mut buf = vec![0u8; HASH_CHUNK.min(usize::try_from(body_len).unwrap_or(HASH_CHUNK))];
+    let mut at = 0u64;
+    while at < body_len {
+        let want = usize::try_from(body_len - at).map_or(buf.len(), |rest| rest.min(buf.len()));
+        let piece = buf.get_mut(..want).expect("BUG: want <= the buffer");
+        file.read_exact_at(piece, at)?;
+        hasher.update(piece);
+        at += want as u64;
+    }
+    let mut trailer = [0u8; HASH_LEN];
+    file.read_exact_at(&mut trailer, body_len)?;
+    Ok(hasher.finalize_bytes() == trailer)
 }
 
 /// Whether `ids` (20 bytes each) are strictly increasing and each sits where the fan-out
@@ -340,7 +373,8 @@ mod tests {
             out.extend_from_slice(&PARENT_NONE.to_be_bytes());
             out.extend_from_slice(&[0; 8]);
         }
-        out.extend_from_slice(&[0; 20]);
+        let trailer = crate::git::hash::pack_checksum(&out);
+        out.extend_from_slice(trailer.as_bytes());
         out
     }
 
@@ -373,6 +407,26 @@ mod tests {
             FirstParent::Some(id(a))
         );
         assert_eq!(g.first_parent_near(&id(a), &mut hint), FirstParent::None);
+    }
+
+    #[test]
+    fn a_graph_whose_trailer_is_not_its_sha1_is_no_graph() {
+        let good = graph(&[([0x10; 20], PARENT_NONE), ([0x20; 20], 0), ([0x30; 20], 1)]);
+        assert!(open(&good).is_some());
+        // The third commit's first parent, 1 -> 0: a well-formed graph that lies.
+        let mut lying = good.clone();
+        let parent = lying.len() - HASH_LEN - DATA_LEN + DATA_PARENT1_AT;
+        lying[parent..parent + 4].copy_from_slice(&0u32.to_be_bytes());
+        assert!(open(&lying).is_none(), "caught by the trailer");
+        let body = lying.len() - HASH_LEN;
+        let trailer = crate::git::hash::pack_checksum(&lying[..body]);
+        lying[body..].copy_from_slice(trailer.as_bytes());
+        let believed = open(&lying).expect("the same bytes with their own trailer");
+        assert_eq!(
+            believed.first_parent(&ObjectId::from([0x30; 20])),
+            FirstParent::Some(ObjectId::from([0x10; 20])),
+            "a graph is believed only once its trailer matches"
+        );
     }
 
     #[test]
@@ -409,6 +463,12 @@ mod tests {
         let mut shifted = graph(&[(a, PARENT_NONE), (b, 0)]);
         let slot = GRAPH_HEADER_LEN + 4 * CHUNK_ENTRY_LEN + 0x18 * 4;
         shifted[slot..slot + 4].copy_from_slice(&2u32.to_be_bytes());
-        assert!(open(&shifted).is_none());
+        let body = shifted.len() - HASH_LEN;
+        let trailer = crate::git::hash::pack_checksum(&shifted[..body]);
+        shifted[body..].copy_from_slice(trailer.as_bytes());
+        assert!(
+            open(&shifted).is_none(),
+            "refused by the fan-out check, not the trailer"
+        );
     }
 }
