@@ -6,7 +6,8 @@
 //!
 //! Usage: `cargo run --release --example append_rate -- [N] [none|batch] [stored|deflate] [inline]`
 //! Env: `BATCH` messages per batch (default 10,000), `KEEP=1` keeps the repository, `IDS=1`
-//! gives every message a generated stable id (`MessageIds::Generate`).
+//! gives every message a generated stable id (`MessageIds::Generate`), `MIDX=0` turns the
+//! multi-pack-index upkeep off.
 
 #![allow(clippy::cast_precision_loss)] // rates are statistics
 
@@ -46,6 +47,12 @@ fn main() -> Result<(), gitmq::Error> {
             gitmq::produce::MessageIds::Generate
         } else {
             gitmq::produce::MessageIds::Given
+        },
+        // `MIDX=0`: no multi-pack-index upkeep (to see what it costs).
+        multi_pack_index: if std::env::var_os("MIDX").is_some_and(|v| v == "0") {
+            None
+        } else {
+            ProducerConfig::default().multi_pack_index
         },
         ..ProducerConfig::default()
     };
