@@ -403,17 +403,11 @@ impl SealedBatch {
     /// [`index_body()`] sorts them: each one ends where the next begins, the last at the
     /// end of the pack data), then the index up to the pack checksum.
     fn index_here(&mut self, index: &mut Vec<u8>) {
-        let ends = self
-            .entries
-            .iter()
-            .skip(1)
-            .map(|next| next.offset)
-            .chain([self.raw.len() as u64])
-            .collect::<Vec<_>>();
-        for (entry, end) in self.entries.iter_mut().zip(ends) {
-            let range = usize::try_from(entry.offset).expect("BUG: the entry is in memory")
-                ..usize::try_from(end).expect("BUG: the entry is in memory");
-            entry.crc32 = crc32(&self.raw[range]);
+        let mut end = self.raw.len();
+        for entry in self.entries.iter_mut().rev() {
+            let start = usize::try_from(entry.offset).expect("BUG: the entry is in memory");
+            entry.crc32 = crc32(&self.raw[start..end]);
+            end = start;
         }
         index_body(&mut self.entries, index);
         self.deferred = false;
