@@ -170,3 +170,48 @@ fn a_chain_of_irregular_layer_sizes_stays_bounded() {
         );
     }
 }
+
+#[test]
+fn any_number_of_sources_merges_to_the_sorted_union_first_source_winning() {
+    // 1 to 13 sources (powers of two and not), some empty, overlapping id ranges: every id
+    // of the union is found once, in the first source that holds it, and the ids come out in
+    // order (the reader's binary search would miss them otherwise).
+    for sources_len in [1usize, 2, 3, 5, 8, 9, 13] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut paths = Vec::new();
+        let mut first_holder = std::collections::BTreeMap::new();
+        for s in 0..sources_len {
+            let entries: Vec<(u32, u64)> = if s % 4 == 3 {
+                Vec::new()
+            } else {
+                let s32 = u32::try_from(s).unwrap();
+                (0..40u32)
+                    .map(|k| (s32 * 25 + k, u64::from(s32 * 1000 + k + 12)))
+                    .collect()
+            };
+            let seed = u8::try_from(s + 1).unwrap();
+            let path = idx(dir.path(), seed, &entries);
+            for &(i, offset) in &entries {
+                first_holder.entry(i).or_insert((name_of(&path), offset));
+            }
+            paths.push(path);
+        }
+        let sources: Vec<Source> = paths.iter().map(|p| Source::idx(p).unwrap()).collect();
+        let out = dir.path().join("m");
+        let written = write_midx(&sources, std::fs::File::create(&out).unwrap(), &out).unwrap();
+        assert_eq!(
+            written.objects as usize,
+            first_holder.len(),
+            "{sources_len} sources: each id of the union once"
+        );
+        let layer = Layer::open(&out).unwrap();
+        for (i, (pack, offset)) in &first_holder {
+            assert_eq!(
+                layer.lookup(&id(*i)).unwrap(),
+                Some((pack.as_str(), *offset)),
+                "{sources_len} sources: object {i}"
+            );
+        }
+        assert_eq!(layer.lookup(&id(1_000_000)).unwrap(), None);
+    }
+}
