@@ -14,6 +14,7 @@
 
 pub mod config;
 pub mod fs;
+pub(crate) mod guessed_chain;
 pub mod hash;
 pub mod message;
 pub mod odb;

@@ -292,6 +292,14 @@ impl Odb {
             .ok_or_else(|| Error::Missing { id: id.to_owned() })
     }
 
+    /// Whether any commit is shallow (the shallow file lists one): some history was pruned.
+    pub fn has_shallow(&mut self) -> Result<bool, Error> {
+        if self.shallow.is_none() {
+            self.reload_shallow()?;
+        }
+        Ok(self.shallow.as_ref().is_some_and(|s| !s.is_empty()))
+    }
+
     /// Whether `id` is a shallow commit: one whose parents were pruned on purpose (listed in
     /// `<git dir>/shallow`, the parent of `objects/`). The list is read once per handle;
     /// [`reload_shallow()`](Self::reload_shallow) reads it again.

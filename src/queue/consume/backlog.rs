@@ -1,7 +1,9 @@
 //! Owns [`Backlog`]: the messages of a topic after a stop up to a head, handed out oldest
 //! first in bounded memory.
 //!
-//! Data flow: [`Backlog::plan()`] walks back once from the head to the stop, keeping the id
+//! Data flow: [`Backlog::plan()`] takes a long chain in gitmq's packs guessed from pack order
+//! and checked on two cores (`git::guessed_chain`), when that holds; else it walks back once
+//! from the head to the stop, keeping the id
 //! and location of the last `segment_len` commits walked (the oldest segment) and the id at
 //! the top of every newer segment -> [`Backlog::next_message()`] reads the oldest segment
 //! front to back, each body read once, straight from its pack -> when a segment is done, the
@@ -28,6 +30,7 @@ use gix_hash::ObjectId;
 
 use super::read_ahead::{Locations, ReadAhead};
 use crate::git::{
+    guessed_chain::{guess_and_check, ChainSink},
     message::decode::decode,
     walk::{step_with, Error},
 };
@@ -103,6 +106,20 @@ impl Segment {
     }
 }
 
+impl ChainSink for Segment {
+    fn push(&mut self, id: ObjectId, location: Location) {
+        Segment::push(self, id, location);
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn get(&self, at: usize) -> Option<(ObjectId, Location)> {
+        Segment::get(self, at)
+    }
+}
+
 impl Locations for Segment {
     fn len(&self) -> usize {
         self.entries.len()
@@ -147,6 +164,23 @@ impl Backlog {
         scratch: &mut Vec<u8>,
     ) -> Result<Self, Error> {
         let segment_len = segment_len.clamp(1, MAX_SEGMENT_LEN);
+        // A long backlog in gitmq's packs: the chain guessed from pack order and checked on
+        // two cores (exact, or `None`: then the walk below).
+        if let Some(mut segment) = guess_and_check::<Segment>(odb, head, stop, segment_len, scratch)
+        {
+            segment.reverse();
+            let remaining = segment.len() as u64;
+            return Ok(Self {
+                tops: Vec::new(),
+                segment: Arc::new(segment),
+                read_ahead: None,
+                no_read_ahead: false,
+                cursor: 0,
+                top: head,
+                segment_len,
+                remaining,
+            });
+        }
         let mut tops = Vec::new();
         let mut segment = Segment::default();
         let mut top = head;

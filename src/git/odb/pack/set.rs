@@ -71,6 +71,18 @@ pub struct Near {
     before_first: bool,
 }
 
+impl Near {
+    /// The pack the object was found in.
+    pub fn pack(&self) -> PackKey {
+        self.pack
+    }
+
+    /// The object's place in that pack's order.
+    pub fn rank(&self) -> u32 {
+        self.rank
+    }
+}
+
 /// A listed pack, opened on first use (and closed when memory runs short).
 #[derive(Debug)]
 struct Slot {

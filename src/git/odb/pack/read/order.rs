@@ -121,6 +121,15 @@ impl PackFile {
             .expect("BUG: position is below the index length")
     }
 
+    /// The id and offset of the entry at `rank` in pack order (`None` past the last).
+    /// Builds the order on first use.
+    pub fn at_rank(&mut self, rank: u32) -> Option<(&oid, u64)> {
+        self.order();
+        let Self { order, index, .. } = self;
+        let position = *order.as_ref()?.by_rank.get(rank as usize)?;
+        Some((index.id_at(position), index.offset_at(position)))
+    }
+
     /// The entry next to rank `rank` in pack order, if its id is `id`: its rank and offset.
     /// Tries the entry before first when `before_first`, else the one after first.
     pub fn neighbor_with_id(
