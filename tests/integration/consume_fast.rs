@@ -65,6 +65,19 @@ fn producer(repo: &TempRepo, name: &str, batch: usize) -> Producer {
     Producer::with_config(repo.open(), topic(name), config)
 }
 
+/// Feed `stream` to `git fast-import` in `repo`.
+fn fast_import(repo: &TempRepo, stream: &[u8]) {
+    let mut child = Command::new("git")
+        .arg("--git-dir")
+        .arg(&repo.path)
+        .args(["fast-import", "--quiet"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stream).unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
 fn publish(repo: &TempRepo, name: &str, range: std::ops::Range<usize>, batch: usize) {
     let mut producer = producer(repo, name, batch);
     for i in range {
@@ -182,15 +195,7 @@ fn equal_and_backwards_commit_dates_change_nothing() {
             .as_bytes(),
         );
     }
-    let mut child = Command::new("git")
-        .arg("--git-dir")
-        .arg(&repo.path)
-        .args(["fast-import", "--quiet"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&stream).unwrap();
-    assert!(child.wait().unwrap().success());
+    fast_import(&repo, &stream);
     // gitmq appends too: its dates are now, far after the git ones.
     publish(&repo, "t", 0..10, 4);
     let expected = oracle(&repo, "t", false);
@@ -567,15 +572,7 @@ fn long_topics_read_like_git_log_in_gitmq_packs_and_interleaved_in_one_pack() {
             );
         }
     }
-    let mut child = Command::new("git")
-        .arg("--git-dir")
-        .arg(&repo.path)
-        .args(["fast-import", "--quiet"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(&stream).unwrap();
-    assert!(child.wait().unwrap().success());
+    fast_import(&repo, &stream);
     for name in ["c", "d"] {
         let expected = oracle(&repo, name, false);
         assert_eq!(expected.len(), 70_000);

@@ -2,7 +2,7 @@
 //! files (layers being merged), in bounded memory and without re-reading any pack.
 //!
 //! Passes (every source is read front to back, through a small buffer, never whole):
-//! 1. merge the sources' sorted ids with a loser tree ([`Tournament`]); record on a *tape*
+//! 1. merge the sources' sorted ids with a loser tree (`Tournament`); record on a *tape*
 //!    which source each id came from (one byte per id, its top bit set for an id already
 //!    taken from an earlier source: the empty tree is in every gitmq pack), and count the
 //!    fan-out;
