@@ -12,6 +12,8 @@
 //!    entry; read only the lowest commit's first parent, find it, and go on in its pack from
 //!    there (each pack entered once); end where the stop's id comes up (or a root, with no
 //!    stop);
+//!    every [`SPOT_CHECK_EVERY`] entries one link is checked at once, so a wrong guess ends
+//!    early;
 //! 2. *check* every link: each guessed commit is a commit whose first parent, as the commit
 //!    says, is the next one guessed (the oldest's: the stop, or none). The links are
 //!    independent: the newer half is checked here, the older half on a scoped thread with
@@ -35,6 +37,10 @@ use crate::git::{
 /// Chains shorter than this are walked exactly on one core: a second handle opens every
 /// pack's index again, which costs more than it saves on a short chain.
 pub const MIN_GUESSED: usize = 1 << 16;
+
+/// While guessing, one link in this many is checked at once: a pack holding several topics
+/// interleaved ends the guess after at most this many entries, not at the limit.
+const SPOT_CHECK_EVERY: usize = 4096;
 
 /// Where a guessed chain goes, newest first (a consumer's backlog segment: ids and
 /// locations, no more).
@@ -115,28 +121,42 @@ fn guess<S: ChainSink>(
             return None;
         }
         entered.push(pack_key);
-        let pack = odb.packs().ok()?.pack(pack_key).ok()??;
         let mut lowest = None;
-        for rank in (0..=near.rank()).rev() {
-            let (id, offset) = pack.at_rank(rank)?;
-            if id == empty_tree {
-                continue;
+        // Ranks still to take in this pack, from the top: `next_rank` and below.
+        let mut next_rank = Some(near.rank());
+        while let Some(top) = next_rank {
+            let pack = odb.packs().ok()?.pack(pack_key).ok()??;
+            let mut taken = 0;
+            let mut rank = Some(top);
+            while let Some(at) = rank.filter(|_| taken < SPOT_CHECK_EVERY) {
+                rank = at.checked_sub(1);
+                let (id, offset) = pack.at_rank(at)?;
+                if id == empty_tree {
+                    continue;
+                }
+                let id = id.to_owned();
+                if Some(id) == stop {
+                    return Some(chain);
+                }
+                if chain.len() == limit {
+                    return None;
+                }
+                chain.push(
+                    id,
+                    Location::Packed {
+                        pack: pack_key,
+                        offset,
+                    },
+                );
+                lowest = Some(chain.len() - 1);
+                taken += 1;
             }
-            let id = id.to_owned();
-            if Some(id) == stop {
-                return Some(chain);
-            }
-            if chain.len() == limit {
+            next_rank = rank;
+            // A spot check: the newest two taken are parent and child, or the guess is
+            // wrong here already (topics interleaved in a pack) and ends before it grows.
+            if next_rank.is_some() && !newest_link_holds(odb, &chain, scratch) {
                 return None;
             }
-            chain.push(
-                id,
-                Location::Packed {
-                    pack: pack_key,
-                    offset,
-                },
-            );
-            lowest = Some(chain.len() - 1);
         }
         let (_, location) = chain.get(lowest?)?;
         let (kind, prefix) = odb
@@ -152,6 +172,16 @@ fn guess<S: ChainSink>(
             Some(parent) => entry = parent,
         }
     }
+}
+
+/// Whether the second newest commit of `chain` is the newest one's first parent (`false` if
+/// it has fewer than two).
+fn newest_link_holds<S: ChainSink>(odb: &mut Odb, chain: &S, scratch: &mut Vec<u8>) -> bool {
+    let len = chain.len();
+    let Some((parent, _)) = len.checked_sub(1).and_then(|at| chain.get(at)) else {
+        return false;
+    };
+    len >= 2 && links_hold(odb, chain, len - 2..len - 1, Some(parent), scratch)
 }
 
 /// Step 2: whether each commit of `chain` at `range` (newest first) is a commit whose first
