@@ -188,7 +188,7 @@ for layer in "$repo"/.git/objects/pack/multi-pack-index.d/*.midx; do
     seed multi_pack_index "layer-$(basename "$layer" .midx | tail -c 9)" <"$layer"
 done
 
-# zlib_prefix: flags 0 (the stream as is), want 94 (u16, big-endian), then a loose commit as
+# hand_inflate: flags 0 (the stream as is), want 94 (u16, big-endian), then a loose commit as
 # git deflated it at levels 1, 6 and 9; flags 0x0d (zlib at level 6 from the data), 0x2d (and
 # a byte flipped), want 0xffff (all).
 git init -q "$work/z"
@@ -197,11 +197,11 @@ for id in $(g rev-list --all); do
     n=$((n + 1))
     for level in 1 6 9; do
         loose=$(g cat-file commit "$id" | git -C "$work/z" -c core.looseCompression=$level hash-object -t commit -w --stdin)
-        { printf '\x00\x00\x5e'; cat "$work/z/.git/objects/${loose:0:2}/${loose:2}"; } | seed zlib_prefix "git-$n-$level"
+        { printf '\x00\x00\x5e'; cat "$work/z/.git/objects/${loose:0:2}/${loose:2}"; } | seed hand_inflate "git-$n-$level"
         rm "$work/z/.git/objects/${loose:0:2}/${loose:2}"
     done
 done
-{ printf '\x0d\x00\x5e'; g cat-file commit main; } | seed zlib_prefix built
-{ printf '\x2d\xff\xff\x30\x04'; g cat-file commit main; } | seed zlib_prefix flipped
+{ printf '\x0d\x00\x5e'; g cat-file commit main; } | seed hand_inflate built
+{ printf '\x2d\xff\xff\x30\x04'; g cat-file commit main; } | seed hand_inflate flipped
 
 du -sh "$corpus"

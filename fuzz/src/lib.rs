@@ -18,12 +18,12 @@ mod delta;
 mod fast;
 mod files;
 mod graph;
+mod hand_inflate;
 mod pack;
 mod queue_model;
 mod signature;
 mod thin;
 mod transport;
-mod zlib_prefix;
 
 use std::path::PathBuf;
 
@@ -32,12 +32,12 @@ pub use delta::pack_delta;
 pub use fast::{fast_decode, first_parent, stored_stream};
 pub use files::local_files;
 pub use graph::{commit_graph, multi_pack_index};
+pub use hand_inflate::hand_inflate;
 pub use pack::{pack_entry, pack_index};
 pub use queue_model::queue_model;
 pub use signature::signature;
 pub use thin::thin_pack;
 pub use transport::{pktline, received_pack};
-pub use zlib_prefix::zlib_prefix;
 
 /// A fuzz check: runs gitmq on one input and panics if an invariant breaks.
 pub type Check = fn(&[u8]);
@@ -63,7 +63,7 @@ pub const TARGETS: [(&str, Check); 19] = [
     ("fast_decode", fast_decode),
     ("commit_graph", commit_graph),
     ("multi_pack_index", multi_pack_index),
-    ("zlib_prefix", zlib_prefix),
+    ("hand_inflate", hand_inflate),
 ];
 
 /// A fresh temporary directory for targets that need files: in `/dev/shm` when it exists,

@@ -74,7 +74,7 @@ pub fn guess_and_check<S: ChainSink>(
     let half = len / 2;
     // The newer half's last link goes to the older half's first commit.
     let below_newer = chain.get(half).map(|(id, _)| id);
-    let mut second = Odb::with_fs(odb.objects_dir().to_owned(), odb.fs().clone());
+    let mut second = odb.sibling();
     let (newer_holds, older_holds) = std::thread::scope(|scope| {
         let chain = &chain;
         let older_check = std::thread::Builder::new()

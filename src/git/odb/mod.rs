@@ -11,10 +11,10 @@
 //! (packs open lazily) and each consumer owns one.
 
 pub mod commit_graph;
+pub mod hand_inflate;
 pub mod loose;
 pub mod pack;
 pub mod stored;
-pub mod zlib_prefix;
 
 use std::path::{Path, PathBuf};
 
@@ -146,6 +146,32 @@ impl Odb {
     }
 }
 
+/// A second handle on the same database for another thread: [`Location`]s this handle
+/// handed out read the same objects there (its packs are listed under the same keys, see
+/// [`PackSet::sibling()`](pack::set::PackSet::sibling)); nothing is open or cached yet.
+impl Odb {
+    /// Whether this handle has listed its packs (a sibling names them by the same keys
+    /// only then).
+    pub fn has_listed_packs(&self) -> bool {
+        self.packs.is_some()
+    }
+
+    /// The sibling handle.
+    #[must_use]
+    pub fn sibling(&self) -> Self {
+        Self {
+            objects_dir: self.objects_dir.clone(),
+            loose: self.loose.clone(),
+            packs: self.packs.as_ref().map(pack::set::PackSet::sibling),
+            cache: DeltaBaseCache::new(self.cache.limit()),
+            shallow: None,
+            graph: None,
+            graph_read: false,
+            graph_hint: None,
+        }
+    }
+}
+
 /// Access
 impl Odb {
     /// The `objects/` directory.
@@ -253,6 +279,18 @@ impl Odb {
                 pack.object_at(offset, scratch, cache).map_err(pack_err)
             }
             Location::Loose(id) => Ok((self.read_loose(&id, scratch)?, scratch.as_slice())),
+        }
+    }
+
+    /// Whether the object at `location` reads without inflating: a pack entry stored in one
+    /// block (as gitmq writes messages). A loose object never does.
+    pub fn is_stored_at(&mut self, location: &Location) -> Result<bool, Error> {
+        match *location {
+            Location::Packed { pack, offset } => {
+                let (pack, _) = self.pack(pack)?;
+                pack.is_stored_at(offset).map_err(pack_err)
+            }
+            Location::Loose(_) => Ok(false),
         }
     }
 

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 use gix_hash::ObjectId;
 
-use super::read_ahead::{Locations, ReadAhead};
+use super::read_ahead::{self, Locations, ReadAhead};
 use crate::git::{
     guessed_chain::{guess_and_check, ChainSink},
     message::decode::decode,
@@ -311,7 +311,21 @@ impl Backlog {
             self.no_read_ahead = true;
             return;
         }
-        let read_ahead = ReadAhead::start(odb, Arc::clone(&self.segment), self.cursor);
+        // Bodies stored uncompressed (as gitmq writes them) cost less to read than to hand
+        // out: one worker keeps up, a second would only take a core from the consumer
+        // (measured: 1M messages 0.54 -> 0.68 s). Compressed ones (a pack git wrote): a
+        // worker per core. The first body tells.
+        let stored = self
+            .segment
+            .get(self.cursor)
+            .and_then(|(_, location)| odb.is_stored_at(&location).ok())
+            .unwrap_or(true);
+        let workers = if stored {
+            1
+        } else {
+            cores.min(read_ahead::WORKERS)
+        };
+        let read_ahead = ReadAhead::start(odb, Arc::clone(&self.segment), self.cursor, workers);
         if read_ahead.is_running() {
             self.read_ahead = Some(read_ahead);
         } else {

@@ -66,7 +66,7 @@ use super::{
     format::{read_u32, HASH_LEN, IDX_HEADER_LEN, PACK_HEADER_LEN, PACK_SIGNATURE, PACK_VERSION},
     index::{self, PackIndex},
 };
-use crate::{git::hash, git::odb::loose::DEFAULT_MAX_OBJECT_SIZE, git::odb::zlib_prefix};
+use crate::{git::hash, git::odb::hand_inflate, git::odb::loose::DEFAULT_MAX_OBJECT_SIZE};
 
 /// The default size of one read window (4 MiB).
 pub const DEFAULT_WINDOW_SIZE: usize = 256 << 10;
@@ -282,7 +282,9 @@ pub struct PackFile {
     windows: Windows,
     inflater: Decompress,
     /// The walk's prefix reads of compressed commits (`borrowed.rs`).
-    prefix: Box<zlib_prefix::PrefixDecoder>,
+    prefix: Box<hand_inflate::PrefixDecoder>,
+    /// Whole reads of small compressed objects (`entry.rs`).
+    whole: Box<hand_inflate::WholeDecoder>,
     scratch: Scratch,
     /// Entries by offset, built on first use.
     order: Option<order::PackOrder>,
@@ -351,6 +353,7 @@ impl PackFile {
             options,
             inflater: Decompress::new(true),
             prefix: Box::default(),
+            whole: Box::default(),
             scratch: Scratch::default(),
             order: None,
         })

@@ -176,6 +176,35 @@ impl PackSet {
         }
     }
 
+    /// A set listing the same packs under the same [`PackKey`]s, none of them open: for a
+    /// second thread reading what this set's lookups found. Its packs open on first use,
+    /// each with its own windows; it has no multi-pack-index (a lookup by id searches each
+    /// pack's index), and a rescan lists anew as any set does.
+    #[must_use]
+    pub fn sibling(&self) -> Self {
+        Self {
+            dir: self.dir.clone(),
+            options: self.options,
+            slots: self
+                .slots
+                .iter()
+                .map(|slot| Slot {
+                    key: slot.key,
+                    path: slot.path.clone(),
+                    pack: None,
+                    last_used: 0,
+                    filter: slot.filter.clone(),
+                })
+                .collect(),
+            next_key: self.next_key,
+            key_hint: 0,
+            clock: 0,
+            max_open_bytes: self.max_open_bytes,
+            reading: None,
+            midx: MultiPackIndex::default(),
+        }
+    }
+
     /// Bound the memory of the open packs (indexes, pack orders, read windows; see
     /// [`PackFile::footprint()`]) to about `bytes`: opening a pack first drops the read
     /// windows of the least recently used others, then closes them, until the rest fits. A closed pack keeps its [`PackKey`] and reopens on

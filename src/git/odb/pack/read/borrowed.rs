@@ -8,7 +8,7 @@
 //! once, and bases of deltas are still cached while chains resolve. A prefix read
 //! ([`PackFile::object_prefix_at()`]) checks no checksum: it serves a walk that reads the
 //! whole object again before delivering it; its first bytes are decoded by hand when they
-//! can be (`odb::zlib_prefix`), falling back to zlib for anything else.
+//! can be (`odb::hand_inflate`), falling back to zlib for anything else.
 
 #![cfg_attr(not(test), deny(clippy::indexing_slicing, clippy::unwrap_used))]
 
@@ -48,6 +48,13 @@ impl PackFile {
         };
         self.inflate(offset, entry, self.options.max_object_size, scratch)?;
         Ok((kind, scratch.as_slice()))
+    }
+
+    /// Whether the entry at `offset` is a whole object stored in one block, which
+    /// [`object_at()`](Self::object_at) borrows without inflating (its checksum unchecked
+    /// here).
+    pub fn is_stored_at(&mut self, offset: u64) -> Result<bool, Error> {
+        Ok(self.stored_at(offset, false)?.is_some())
     }
 
     /// The first bytes of the object at `offset`: at least `min(want, size)` of them, and

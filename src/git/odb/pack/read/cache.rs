@@ -135,6 +135,11 @@ impl DeltaBaseCache {
         self.map.is_empty()
     }
 
+    /// The most bytes it holds.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// The bytes charged against the limit.
     pub fn bytes(&self) -> usize {
         self.bytes

@@ -35,6 +35,11 @@ const ENTRY_PREFIX_LEN: usize = MAX_ENTRY_HEADER_LEN + HASH_LEN;
 /// every small object would be decoded by the slow loop (measured: 1.4x slower on commits).
 /// A valid stream never writes into it; a stream that does is refused as too long.
 pub(super) const INFLATE_SLACK: usize = 512;
+/// The largest object decoded by hand (`odb::hand_inflate::WholeDecoder`), not by zlib.
+const HAND_DECODED_MAX: usize = 4096;
+/// Bytes of a hand-decoded stream asked for past its object's size: zlib's own bound for
+/// what deflate writes for 4 KiB (`compressBound`) is 13 more; a longer stream falls back.
+const HAND_DECODED_ROOM: usize = 64;
 /// Scratch buffers larger than this are shrunk after each read.
 const SCRATCH_KEEP_LEN: usize = 8 << 20;
 
@@ -283,6 +288,7 @@ impl PackFile {
             file,
             windows,
             inflater,
+            whole,
             path,
             ..
         } = self;
@@ -302,6 +308,18 @@ impl PackFile {
                 stream.copy_to(out);
                 return Ok(());
             }
+        }
+        // A small object (a commit, a delta) is decoded by hand when it can be, which skips
+        // building zlib's tables; anything odd (and every error) is zlib's.
+        if size <= HAND_DECODED_MAX {
+            let want = (size + HAND_DECODED_ROOM).min(windows.max_want());
+            let input = windows
+                .slice(file, data_end, entry.data_at, want)
+                .map_err(io_err(path))?;
+            if whole.inflate(input, size, out).is_ok() {
+                return Ok(());
+            }
+            out.clear();
         }
         // An entry too big for the windows is streamed through its own buffer.
         let mut direct = (size > windows.max_want()).then(Vec::new);

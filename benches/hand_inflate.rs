@@ -1,15 +1,17 @@
-//! Criterion bench of the walk's prefix read of a compressed commit (issue 11 item 4): the
-//! first 94 bytes (`tree` and `parent` lines) of 1,000 commits laid out as `git fast-import`
-//! writes messages, each deflated on its own by zlib at git's default level (6: one dynamic
-//! Huffman block each). Phases: `odb::zlib_prefix::PrefixDecoder` (hand-written, reused as a pack reader reuses it) against
-//! flate2/zlib-rs's `Decompress` reset and run until 94 bytes, as `PackFile::inflate_prefix`
-//! did before; and zlib inflating the whole commit, for scale. Throughput is per commit.
+//! Criterion bench of the hand-written reads of a compressed commit (issue 11 item 4), on
+//! 1,000 commits laid out as `git fast-import` writes messages, each deflated on its own by
+//! zlib at git's default level (6: one dynamic Huffman block each). Group `commit prefix`:
+//! the walk's read of the first 94 bytes (`tree` and `parent` lines),
+//! `odb::hand_inflate::PrefixDecoder` (hand-written, reused as a pack reader reuses it)
+//! against flate2/zlib-rs's `Decompress` reset and run until 94 bytes, as
+//! `PackFile::inflate_prefix` did before. Group `whole commit`: delivery's read of the
+//! whole commit, `WholeDecoder` against zlib-rs. Throughput is per commit.
 
 use std::{hint::black_box, io::Write};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use flate2::{Decompress, FlushDecompress};
-use gitmq::git::{message::parent::FIRST_PARENT_PREFIX_LEN, odb::zlib_prefix};
+use gitmq::git::{message::parent::FIRST_PARENT_PREFIX_LEN, odb::hand_inflate};
 
 const COMMITS: usize = 1000;
 
@@ -69,15 +71,15 @@ fn prefix(c: &mut Criterion) {
     let mut inflater = Decompress::new(true);
     // Checked once, outside the timed loops: both give the commit's first bytes.
     for (stream, commit) in streams.iter().zip(&commits) {
-        zlib_prefix::inflate_prefix(stream, want, &mut out).expect("decodes by hand");
+        hand_inflate::inflate_prefix(stream, want, &mut out).expect("decodes by hand");
         assert_eq!(out, commit[..want]);
         zlib_prefix_of(&mut inflater, stream, want, &mut out);
         assert_eq!(out[..want], commit[..want]);
     }
     let mut group = c.benchmark_group("commit prefix (94 bytes)");
     group.throughput(Throughput::Elements(COMMITS as u64));
-    let mut decoder = zlib_prefix::PrefixDecoder::new();
-    group.bench_function("zlib_prefix (hand-written)", |b| {
+    let mut decoder = hand_inflate::PrefixDecoder::new();
+    group.bench_function("hand_inflate (hand-written)", |b| {
         b.iter(|| {
             for stream in &streams {
                 decoder
@@ -95,7 +97,36 @@ fn prefix(c: &mut Criterion) {
             }
         });
     });
-    group.bench_function("flate2/zlib-rs Decompress, whole commit", |b| {
+    group.finish();
+}
+
+/// Delivery's read of a whole compressed commit: `odb::hand_inflate::WholeDecoder` (Adler-32
+/// checked) against flate2/zlib-rs's `Decompress`, as `PackFile::inflate` read them before.
+fn whole(c: &mut Criterion) {
+    let (commits, streams) = streams();
+    let mut out = Vec::with_capacity(4096);
+    let mut inflater = Decompress::new(true);
+    let mut whole = hand_inflate::WholeDecoder::new();
+    // Checked once, outside the timed loops.
+    for (stream, commit) in streams.iter().zip(&commits) {
+        let len = whole
+            .inflate(stream, commit.len(), &mut out)
+            .expect("decodes by hand");
+        assert_eq!((&out, len), (commit, stream.len()));
+    }
+    let mut group = c.benchmark_group("whole commit");
+    group.throughput(Throughput::Elements(COMMITS as u64));
+    group.bench_function("WholeDecoder (hand-written)", |b| {
+        b.iter(|| {
+            for (stream, commit) in streams.iter().zip(&commits) {
+                whole
+                    .inflate(black_box(stream), commit.len(), &mut out)
+                    .expect("decodes by hand");
+                black_box(out.len());
+            }
+        });
+    });
+    group.bench_function("flate2/zlib-rs Decompress", |b| {
         b.iter(|| {
             for stream in &streams {
                 out.clear();
@@ -110,5 +141,5 @@ fn prefix(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, prefix);
+criterion_group!(benches, prefix, whole);
 criterion_main!(benches);

@@ -1,7 +1,10 @@
-//! Owns decoding the first bytes of a zlib stream by hand: the walk's prefix read of a
-//! compressed commit (its `tree` and first `parent` lines, [`FIRST_PARENT_PREFIX_LEN`] bytes),
-//! which needs about a hundred symbols, while a zlib inflater builds its whole lookup tables
-//! (zlib-rs's `inflate_table`: 39% of a consume of a `git fast-import` pack) before the first.
+//! Owns inflating zlib streams by hand where zlib's set-up costs more than the data: the
+//! walk's prefix read of a compressed commit (its `tree` and first `parent` lines,
+//! [`FIRST_PARENT_PREFIX_LEN`] bytes, [`PrefixDecoder`]), and delivery's read of a whole
+//! small object, a commit as `git fast-import` or a fetch wrote it ([`WholeDecoder`]). A zlib
+//! inflater builds its whole lookup tables before the first symbol (zlib-rs's
+//! `inflate_table`: 39% of a consume of a `git fast-import` pack, when the walk used it; 24%
+//! when only delivery did), for streams of a few hundred symbols.
 //!
 //! Formats: [RFC 1950](https://www.rfc-editor.org/rfc/rfc1950) (the zlib header, CMF and FLG)
 //! around [RFC 1951](https://www.rfc-editor.org/rfc/rfc1951) deflate blocks, all three kinds:
@@ -15,7 +18,12 @@
 //! 316 in a commit) and a 64-entry table, where zlib fills a 512-entry table and sub-tables
 //! for the literals and a 64-entry one for distances before the first symbol. The caller
 //! keeps a [`PrefixDecoder`] (as it keeps its `flate2::Decompress`), so nothing is zeroed
-//! per stream. Used by `PackFile::inflate_prefix` (the walk's `object_prefix_at`) only.
+//! per stream. Used by `PackFile::inflate_prefix` (the walk's `object_prefix_at`). The
+//! [`WholeDecoder`] has a 256-entry literal table and a 32-entry distance table (a whole
+//! commit holds a few hundred symbols and a dozen matches; 256 beat 512 and 1024), grows its
+//! tables by doubling (each entry written about twice, by a copy), keeps its bit reader in
+//! registers through the symbol loop, copies matches eight bytes at a time, and checks the
+//! Adler-32 (zlib-rs's, SIMD). Used by `PackFile::inflate` for objects of up to 4 KiB.
 //!
 //! Invariants:
 //! - [`inflate_prefix()`] reads only inside the slice it is given, never panics, ends (every
@@ -29,10 +37,13 @@
 //!   the data or its own error: this decoder can never make a valid stream unreadable, and a
 //!   corrupt one still gets zlib's error.
 //! - Nothing past the bytes decoded is checked, and not the Adler-32 (a prefix cannot be):
-//!   the walk that uses this reads (and zlib checks) the whole object again before
-//!   delivering it.
+//!   the walk that uses this reads the whole object again before delivering it.
+//! - [`WholeDecoder::inflate()`] answers only with exactly the declared size, the stream
+//!   ended (its last block's end code) and its Adler-32 equal to the data's: what zlib (and
+//!   `PackFile::inflate` after it) demands. Everything above holds for it too; it writes at
+//!   most the declared size plus eight bytes of copy room into `out`.
 //!
-//! Measured (criterion, `cargo bench --bench zlib_prefix`: the first 94 bytes of 1,000
+//! Measured (criterion, `cargo bench --bench hand_inflate`: the first 94 bytes of 1,000
 //! commits laid out as `git fast-import` writes messages, 348 bytes each, deflated at zlib's
 //! default level 6 to 234, one dynamic block each; 2 shared cores at load 4): 1.78 us per
 //! commit here against 3.25 us for flate2/zlib-rs's `Decompress` reset and run to 94 bytes
@@ -40,6 +51,9 @@
 //! chosen by the same bench: 64 literal entries beat 32, 128 (1.4x slower) and 256. End to
 //! end, consuming a 200k-message fast-import pack (`gitmq consume --no-commit`) took 1.04-1.24 s
 //! of user CPU against 1.35-1.59 s with zlib in the walk (`git log`: 1.29-1.46 s).
+//! Whole commits (same bench, group `whole commit`, three runs at load 1.3-1.7): 2.24-2.95
+//! us against zlib-rs's 2.98-3.76 us, 1.06x-1.33x; end to end it is the CPU of delivery on
+//! a `git fast-import` pack, see `queue::consume::read_ahead`.
 //!
 //! [`FIRST_PARENT_PREFIX_LEN`]: crate::git::message::parent::FIRST_PARENT_PREFIX_LEN
 
@@ -154,7 +168,7 @@ const DISTANCES: [(u16, u8); 30] = [
 /// anything to leave to zlib (see the module docs); `out` then holds no promise.
 ///
 /// ```
-/// use gitmq::git::odb::zlib_prefix::inflate_prefix;
+/// use gitmq::git::odb::hand_inflate::inflate_prefix;
 /// use std::io::Write;
 ///
 /// let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
@@ -174,10 +188,7 @@ pub fn inflate_prefix(stream: &[u8], want: usize, out: &mut Vec<u8>) -> Result<(
 pub struct PrefixDecoder {
     lit: LitCode,
     dist: DistCode,
-    code_len: CodeLenCode,
-    /// A dynamic header's used symbols (code length not 0) and their lengths, in symbol
-    /// order: literal/length symbols, then distance symbols (numbered after them).
-    used: [(u16, u8); MAX_LIT_CODES + MAX_DIST_CODES],
+    header: HeaderScratch,
 }
 
 impl Default for PrefixDecoder {
@@ -192,8 +203,7 @@ impl PrefixDecoder {
         Self {
             lit: LitCode::new(),
             dist: DistCode::new(),
-            code_len: CodeLenCode::new(),
-            used: [(0, 0); MAX_LIT_CODES + MAX_DIST_CODES],
+            header: HeaderScratch::new(),
         }
     }
 
@@ -226,7 +236,7 @@ impl PrefixDecoder {
                     codes_block(&mut bits, lit, dist, want, out)?;
                 }
                 2 => {
-                    self.dynamic_header(&mut bits)?;
+                    self.header.read(&mut bits, &mut self.lit, &mut self.dist)?;
                     codes_block(&mut bits, &self.lit, &self.dist, want, out)?;
                 }
                 _ => return Err(FallBack),
@@ -238,9 +248,247 @@ impl PrefixDecoder {
         out.truncate(want);
         Ok(())
     }
+}
+
+/// Decodes whole zlib streams of small objects by hand (see the module docs): tables sized
+/// for every symbol of an object rather than a prefix, kept by a caller that decodes many.
+#[derive(Debug, Clone)]
+pub struct WholeDecoder {
+    lit: WholeLitCode,
+    dist: WholeDistCode,
+    header: HeaderScratch,
+}
+
+impl Default for WholeDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl WholeDecoder {
+    /// A decoder (about 4 KiB, no heap of its own).
+    pub fn new() -> Self {
+        Self {
+            lit: WholeLitCode::new(),
+            dist: WholeDistCode::new(),
+            header: HeaderScratch::new(),
+        }
+    }
+
+    /// Decode the whole zlib stream at the start of `stream`, whose data must be exactly
+    /// `size` bytes, into `out` (cleared first, then exactly those bytes), checking its
+    /// Adler-32; the stream's length (header to Adler-32 included). [`FallBack`] for anything
+    /// to leave to zlib, as [`inflate_prefix()`], and for data longer or shorter than `size`
+    /// or a wrong Adler-32; `out` then holds no promise.
+    ///
+    /// ```
+    /// use gitmq::git::odb::hand_inflate::WholeDecoder;
+    /// use std::io::Write;
+    ///
+    /// let data = b"tree 4b825dc642cb6eb9a060e54bf8d69288fbee4904\nauthor ...";
+    /// let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    /// zlib.write_all(data).unwrap();
+    /// let stream = zlib.finish().unwrap();
+    /// let mut out = Vec::new();
+    /// let len = WholeDecoder::new().inflate(&stream, data.len(), &mut out).unwrap();
+    /// assert_eq!((out.as_slice(), len), (&data[..], stream.len()));
+    /// ```
+    pub fn inflate(
+        &mut self,
+        stream: &[u8],
+        size: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, FallBack> {
+        out.clear();
+        let body = zlib_body(stream)?;
+        out.resize(size + COPY_CHUNK, 0);
+        let mut written = 0;
+        let mut bits = Bits::new(body);
+        loop {
+            let last = bits.take(1)? == 1;
+            match bits.take(2)? {
+                0 => {
+                    bits.align();
+                    let len = bits.take(16)?;
+                    let nlen = bits.take(16)?;
+                    if len != !nlen & 0xffff {
+                        return Err(FallBack);
+                    }
+                    let end = written + len as usize;
+                    if end > size {
+                        return Err(FallBack);
+                    }
+                    out.get_mut(written..end)
+                        .ok_or(FallBack)?
+                        .copy_from_slice(bits.bytes(len as usize)?);
+                    written = end;
+                }
+                1 => {
+                    let (lit, dist) = fixed_codes();
+                    written = codes_into(&mut bits, lit, dist, out, written, size)?;
+                }
+                2 => {
+                    self.header.read(&mut bits, &mut self.lit, &mut self.dist)?;
+                    written = codes_into(&mut bits, &self.lit, &self.dist, out, written, size)?;
+                }
+                _ => return Err(FallBack),
+            }
+            if last {
+                break;
+            }
+        }
+        if written != size {
+            return Err(FallBack);
+        }
+        out.truncate(size);
+        bits.align();
+        let trailer = bits.bytes(ADLER_LEN)?;
+        let adler = u32::from_be_bytes(trailer.try_into().map_err(|_| FallBack)?);
+        if zlib_rs::adler32::adler32(1, out) != adler {
+            return Err(FallBack);
+        }
+        Ok(ZLIB_HEADER_LEN + bits.at)
+    }
+}
+
+/// Bytes a match copies at a time when it can (see `codes_into`).
+const COPY_CHUNK: usize = 8;
+/// Bytes of the Adler-32 after the last block.
+const ADLER_LEN: usize = 4;
+
+/// The deflate data after a zlib header this module decodes (see [`inflate_prefix()`]).
+fn zlib_body(stream: &[u8]) -> Result<&[u8], FallBack> {
+    let (header, body) = stream.split_at_checked(ZLIB_HEADER_LEN).ok_or(FallBack)?;
+    let &[cmf, flg] = header else {
+        return Err(FallBack);
+    };
+    if cmf & 0x0f != ZLIB_CM_DEFLATE
+        || cmf >> 4 > ZLIB_MAX_CINFO
+        || (u16::from(cmf) << 8 | u16::from(flg)) % 31 != 0
+        || flg & ZLIB_FDICT != 0
+    {
+        return Err(FallBack);
+    }
+    Ok(body)
+}
+
+/// The codes of a Huffman block into `out` from `written` to the block's end: where its
+/// data ends. [`FallBack`] for data past `size` (`out` has [`COPY_CHUNK`] bytes of room
+/// past it, for copies). Not inlined: the loop gets the
+/// registers to itself (inlined into its caller it kept its state on the stack).
+#[inline(never)]
+fn codes_into<const L: usize, const LT: usize, const D: usize, const DT: usize>(
+    bits: &mut Bits<'_>,
+    lit: &Huffman<L, LT>,
+    dist: &Huffman<D, DT>,
+    out: &mut [u8],
+    written: usize,
+    size: usize,
+) -> Result<usize, FallBack> {
+    // The loop works on a copy, which stays in registers (nothing it calls takes its
+    // address), and hands it back.
+    let (result, local) = codes_into_copy(*bits, lit, dist, out, written, size);
+    *bits = local;
+    result
+}
+
+#[inline(always)]
+fn codes_into_copy<'a, const L: usize, const LT: usize, const D: usize, const DT: usize>(
+    mut bits: Bits<'a>,
+    lit: &Huffman<L, LT>,
+    dist: &Huffman<D, DT>,
+    out: &mut [u8],
+    mut written: usize,
+    size: usize,
+) -> (Result<usize, FallBack>, Bits<'a>) {
+    macro_rules! ok_or_fall_back {
+        ($e:expr) => {
+            match $e {
+                Some(value) => value,
+                None => return (Err(FallBack), bits),
+            }
+        };
+    }
+    macro_rules! or_fall_back {
+        ($e:expr) => {
+            match $e {
+                Ok(value) => value,
+                Err(FallBack) => return (Err(FallBack), bits),
+            }
+        };
+    }
+    loop {
+        let symbol = or_fall_back!(lit.decode(&mut bits));
+        if symbol < END_OF_BLOCK {
+            if written == size {
+                return (Err(FallBack), bits);
+            }
+            *ok_or_fall_back!(out.get_mut(written)) = symbol as u8;
+            written += 1;
+            continue;
+        }
+        if symbol == END_OF_BLOCK {
+            return (Ok(written), bits);
+        }
+        let &(base, extra) = ok_or_fall_back!(LENGTHS.get(usize::from(symbol - 257)));
+        let len = usize::from(base) + or_fall_back!(bits.take(u32::from(extra))) as usize;
+        let symbol = or_fall_back!(dist.decode(&mut bits));
+        let &(base, extra) = ok_or_fall_back!(DISTANCES.get(usize::from(symbol)));
+        let distance = usize::from(base) + or_fall_back!(bits.take(u32::from(extra))) as usize;
+        let start = ok_or_fall_back!(written.checked_sub(distance));
+        let end = written + len;
+        if end > size {
+            return (Err(FallBack), bits);
+        }
+        if distance >= COPY_CHUNK {
+            // Eight bytes at a time, the last chunk into the room past `size`: a chunk
+            // reads only bytes written before it (the distance is at least a chunk), and
+            // a library copy costs more than these few for a match of a few bytes.
+            let (mut from, mut to) = (start, written);
+            while to < end {
+                let chunk: [u8; COPY_CHUNK] = ok_or_fall_back!(out
+                    .get(from..from + COPY_CHUNK)
+                    .and_then(|c| c.try_into().ok()));
+                ok_or_fall_back!(out.get_mut(to..to + COPY_CHUNK)).copy_from_slice(&chunk);
+                from += COPY_CHUNK;
+                to += COPY_CHUNK;
+            }
+        } else {
+            // Overlapping: each byte may be one this copy wrote.
+            for at in start..start + len {
+                let byte = *ok_or_fall_back!(out.get(at));
+                *ok_or_fall_back!(out.get_mut(at + distance)) = byte;
+            }
+        }
+        written = end;
+    }
+}
+
+/// What reading a dynamic block's header needs besides the codes it builds: the code-length
+/// code and the list of used symbols (kept with a decoder so nothing is zeroed per stream).
+#[derive(Debug, Clone)]
+struct HeaderScratch {
+    code_len: CodeLenCode,
+    /// A dynamic header's used symbols (code length not 0) and their lengths, in symbol
+    /// order: literal/length symbols, then distance symbols (numbered after them).
+    used: [(u16, u8); MAX_LIT_CODES + MAX_DIST_CODES],
+}
+
+impl HeaderScratch {
+    fn new() -> Self {
+        Self {
+            code_len: CodeLenCode::new(),
+            used: [(0, 0); MAX_LIT_CODES + MAX_DIST_CODES],
+        }
+    }
 
     /// The literal/length and distance codes of a dynamic block, read from its header.
-    fn dynamic_header(&mut self, bits: &mut Bits<'_>) -> Result<(), FallBack> {
+    fn read<const LT: usize, const DT: usize>(
+        &mut self,
+        bits: &mut Bits<'_>,
+        lit_code: &mut Huffman<MAX_LIT_CODES, LT>,
+        dist_code: &mut Huffman<MAX_DIST_CODES, DT>,
+    ) -> Result<(), FallBack> {
         let nlit = bits.take(5)? as usize + 257;
         let ndist = bits.take(5)? as usize + 1;
         let ncode = bits.take(4)? as usize + 4;
@@ -301,8 +549,8 @@ impl PrefixDecoder {
         if !lit.iter().any(|&(symbol, _)| symbol == END_OF_BLOCK) {
             return Err(FallBack);
         }
-        self.lit.build_from(&lit_count, lit, 0)?;
-        self.dist.build_from(&dist_count, dist, nlit as u16)
+        lit_code.build_from(&lit_count, lit, 0)?;
+        dist_code.build_from(&dist_count, dist, nlit as u16)
     }
 }
 
@@ -401,6 +649,10 @@ struct Huffman<const N: usize, const T: usize> {
 type LitCode = Huffman<MAX_LIT_CODES, 64>;
 /// A dynamic block's distance code: no table (a prefix holds few back-references).
 type DistCode = Huffman<MAX_DIST_CODES, 1>;
+/// A whole object's literal/length code.
+type WholeLitCode = Huffman<MAX_LIT_CODES, 256>;
+/// A whole object's distance code.
+type WholeDistCode = Huffman<MAX_DIST_CODES, 32>;
 /// The code-length code (at most 7 bits): all of it in a table.
 type CodeLenCode = Huffman<CODE_LEN_CODES, 128>;
 /// The fixed literal/length code (7 to 9 bits): all of it in a table.
@@ -486,21 +738,28 @@ impl<const N: usize, const T: usize> Huffman<N, T> {
     }
 
     /// Enter every code of at most `log2(T)` bits in the table, at each index whose low bits
-    /// are the code as sent (first bit lowest).
+    /// are the code as sent (first bit lowest). The table grows by doubling: the first
+    /// `2^len` entries hold every code of at most `len` bits at its one index below `2^len`
+    /// (0 elsewhere); a copy of them above makes that true of `len + 1` bits but for the
+    /// codes of `len + 1` bits, then entered once each. So every entry is written about
+    /// twice, by a copy, where entering each code at all its indices wrote one at a time.
     fn fill_table(&mut self, count: &[u16; MAX_BITS + 1]) {
-        self.table.fill(0);
         let table_bits = T.trailing_zeros() as usize;
+        if let Some(first) = self.table.first_mut() {
+            *first = 0;
+        }
+        let mut filled = 1;
         let mut code = 0u16;
         let mut index = 0;
         for (len, &n) in count.iter().enumerate().take(table_bits + 1).skip(1) {
+            self.table.copy_within(0..filled, filled);
+            filled *= 2;
             for _ in 0..n {
                 let symbol = self.symbols.get(index).copied().unwrap_or(0);
                 index += 1;
-                let entry = symbol << ENTRY_SYMBOL_SHIFT | len as u16;
-                let mut at = usize::from(code.reverse_bits() >> (16 - len));
-                while let Some(slot) = self.table.get_mut(at) {
-                    *slot = entry;
-                    at += 1 << len;
+                let at = usize::from(code.reverse_bits() >> (16 - len));
+                if let Some(slot) = self.table.get_mut(at) {
+                    *slot = symbol << ENTRY_SYMBOL_SHIFT | len as u16;
                 }
                 code += 1;
             }
@@ -521,31 +780,36 @@ impl<const N: usize, const T: usize> Huffman<N, T> {
             bits.consume(len);
             return Ok(entry >> ENTRY_SYMBOL_SHIFT);
         }
-        self.decode_long(bits)
+        let (symbol, len) = self.decode_long(bits.buf, bits.count)?;
+        bits.consume(len);
+        Ok(symbol)
     }
 
-    /// The next symbol, its code longer than the table (or the input ending inside it).
+    /// The next symbol and its code's length, the code longer than the table (or the input
+    /// ending inside it), from the stream's next `count` bits in `buf` (passed by value, so
+    /// that a caller's bit reader can stay in registers).
     #[cold]
-    fn decode_long(&self, bits: &mut Bits<'_>) -> Result<u16, FallBack> {
+    #[inline(never)]
+    fn decode_long(&self, buf: u64, count: u32) -> Result<(u16, u32), FallBack> {
         // The next 15 stream bits, the first one as the most significant (codes are sent
         // from their most significant bit).
-        let peek = u32::from((bits.buf as u16).reverse_bits() >> 1);
+        let peek = u32::from((buf as u16).reverse_bits() >> 1);
         let mut len = self.min_len;
         while peek >= *self.limit.get(len).ok_or(FallBack)? {
             len += 1;
         }
-        if len as u32 > bits.count {
+        if len as u32 > count {
             return Err(FallBack); // the input ends inside this code
         }
         let code = peek >> (MAX_BITS - len);
         let index = self.offset.get(len).ok_or(FallBack)?.wrapping_add(code);
         let symbol = *self.symbols.get(index as usize).ok_or(FallBack)?;
-        bits.consume(len as u32);
-        Ok(symbol)
+        Ok((symbol, len as u32))
     }
 }
 
 /// Reads a deflate stream's bits, least significant first.
+#[derive(Clone, Copy)]
 struct Bits<'a> {
     input: &'a [u8],
     at: usize,
@@ -634,7 +898,7 @@ impl<'a> Bits<'a> {
 mod tests {
     use std::io::{Read, Write};
 
-    use super::{inflate_prefix, FallBack};
+    use super::{inflate_prefix, FallBack, WholeDecoder};
 
     fn deflate(data: &[u8], level: u32) -> Vec<u8> {
         let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(level));
@@ -656,9 +920,31 @@ mod tests {
         inflate_prefix(stream, want, &mut out).map(|()| out)
     }
 
-    /// Asserts the prefix of every length up to the whole data (and past it) is zlib's.
+    /// The whole stream as this module decodes it, told its data is `size` bytes, and the
+    /// stream's length.
+    fn whole(stream: &[u8], size: usize) -> Result<(Vec<u8>, usize), FallBack> {
+        let mut out = vec![1, 2, 3];
+        WholeDecoder::new()
+            .inflate(stream, size, &mut out)
+            .map(|len| (out, len))
+    }
+
+    /// Asserts the prefix of every length up to the whole data (and past it) is zlib's, and
+    /// so is the whole data, decoded only when told its size, with bytes after the stream
+    /// left alone.
     fn agrees_with_zlib(stream: &[u8]) {
         let full = inflate(stream);
+        assert_eq!(whole(stream, full.len()), Ok((full.clone(), stream.len())));
+        let mut followed = stream.to_vec();
+        followed.extend_from_slice(b"next entry");
+        assert_eq!(
+            whole(&followed, full.len()),
+            Ok((full.clone(), stream.len()))
+        );
+        assert_eq!(whole(stream, full.len() + 1), Err(FallBack), "too short");
+        if let Some(shorter) = full.len().checked_sub(1) {
+            assert_eq!(whole(stream, shorter), Err(FallBack), "too long");
+        }
         for want in (0..full.len() + 3)
             .step_by(7)
             .chain([full.len(), usize::MAX])
@@ -765,6 +1051,26 @@ mod tests {
         assert_eq!(prefix(&stored[..50], 10), Ok(data[..10].to_vec()));
         assert_eq!(prefix(&[], 1), Err(FallBack));
         assert_eq!(prefix(&[0x78], 1), Err(FallBack));
+        // Whole: any cut, even one inside the Adler-32 only, falls back.
+        for cut in 0..stream.len() {
+            assert_eq!(
+                whole(&stream[..cut], data.len()),
+                Err(FallBack),
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_wrong_adler32_falls_back_whole() {
+        let data = commit(8);
+        for level in [0, 1, 6, 9] {
+            let mut stream = deflate(&data, level);
+            assert!(whole(&stream, data.len()).is_ok());
+            let last = stream.len() - 1;
+            stream[last] ^= 1;
+            assert_eq!(whole(&stream, data.len()), Err(FallBack), "level {level}");
+        }
     }
 
     #[test]
@@ -819,6 +1125,13 @@ mod tests {
             if let (Ok(ours), true) = (prefix(&flipped, 94), zlib_ok) {
                 assert_eq!(ours, zlib[..94.min(zlib.len())], "bit {bit}");
             }
+            if let Ok((ours, _)) = whole(&flipped, data.len()) {
+                assert!(
+                    zlib_ok,
+                    "bit {bit}: accepted whole only if zlib inflates it"
+                );
+                assert_eq!(ours, zlib, "bit {bit}");
+            }
         }
         assert_eq!(full, data);
     }
@@ -848,6 +1161,11 @@ mod tests {
                 .collect();
             for level in 0..=9 {
                 let stream = deflate(&data, level);
+                assert_eq!(
+                    whole(&stream, len),
+                    Ok((data.clone(), stream.len())),
+                    "round {round}, level {level}, whole"
+                );
                 for want in [0, 1, 94, len / 2, len, len + 1] {
                     assert_eq!(
                         prefix(&stream, want).as_deref(),

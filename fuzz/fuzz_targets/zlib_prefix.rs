@@ -1,6 +1,0 @@
-//! libFuzzer entry for [`gitmq_fuzz::zlib_prefix`]; the check itself lives in the library so the
-//! stable replay test (`tests/integration/fuzz_replay.rs`) runs exactly the same code.
-
-#![no_main]
-
-libfuzzer_sys::fuzz_target!(|data: &[u8]| gitmq_fuzz::zlib_prefix(data));
